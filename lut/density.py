@@ -69,7 +69,7 @@ def jnd_range(
 ) -> tuple[float, float]:
     """JND indices of the darkest (Max Density) and lightest (Min Density) patches."""
     lmin, lmax = density_to_luminance([max_density, min_density], illumination, ambient)
-    jmin, jmax = gsdf.jnd_index([lmin, lmax])
+    jmin, jmax = gsdf.jnd_index_exact([lmin, lmax])
     return float(jmin), float(jmax)
 
 
@@ -92,8 +92,8 @@ def pvalue_to_density(
     frac = np.asarray(p, dtype=np.float64) / float((1 << bits) - 1)
     j = jmin + frac * (jmax - jmin)
     d = luminance_to_density(gsdf.luminance(j), illumination, ambient)
-    # The GSDF's forward and inverse formulas differ by ~0.03 JND; pin the ends so
-    # P-value 0 and the top P-value land exactly on Max and Min Density.
+    # The JND range comes from the exact inverse of eq. 7.1, so the ends already
+    # land on Max and Min Density; the clip only removes rounding noise.
     return np.clip(d, min_density, max_density)
 
 
@@ -113,6 +113,6 @@ def density_to_pvalue(
     _check_range(bits, min_density, max_density, illumination, ambient)
     jmin, jmax = jnd_range(min_density, max_density, illumination, ambient)
     d = np.clip(np.asarray(density, dtype=np.float64), min_density, max_density)
-    j = gsdf.jnd_index(density_to_luminance(d, illumination, ambient))
+    j = gsdf.jnd_index_exact(density_to_luminance(d, illumination, ambient))
     frac = np.clip((j - jmin) / (jmax - jmin), 0.0, 1.0)
     return frac * float((1 << bits) - 1)

@@ -11,7 +11,7 @@ Conformance Statement.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from printscp.printing.errors import InvalidAttributeValue
 
@@ -20,7 +20,7 @@ KEYWORD = "ImageDisplayFormat"
 MAX_PER_AXIS = 16
 
 
-class DisplayFormatKind(str, Enum):
+class DisplayFormatKind(StrEnum):
     STANDARD = "STANDARD"  #: STANDARD\C,R: R rows of C equal boxes
     ROW = "ROW"  #: ROW\R1,R2,...: row i holds Ri boxes
     COL = "COL"  #: COL\C1,C2,...: column i holds Ci boxes

@@ -7,10 +7,10 @@ standard's exact strings so they can be written back into responses unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class FilmOrientation(str, Enum):
+class FilmOrientation(StrEnum):
     """Film Orientation (2010,0040), enumerated values."""
 
     PORTRAIT = "PORTRAIT"  #: vertical film position
@@ -26,7 +26,7 @@ class _FilmDimensions:
 _INCH = 25.4
 
 
-class FilmSize(str, Enum):
+class FilmSize(StrEnum):
     """Film Size ID (2010,0050), defined terms, with the physical size in portrait.
 
     Sizes in inches are converted at exactly 25.4 mm; 10INX14IN is the
@@ -69,7 +69,7 @@ _FILM_DIMENSIONS: dict[FilmSize, _FilmDimensions] = {
 }
 
 
-class MagnificationType(str, Enum):
+class MagnificationType(StrEnum):
     """Magnification Type (2010,0060), defined terms: how pixels are interpolated."""
 
     REPLICATE = "REPLICATE"  #: replicated pixels (nearest neighbour)
@@ -78,21 +78,21 @@ class MagnificationType(str, Enum):
     NONE = "NONE"  #: no interpolation: one image pixel per printer pixel
 
 
-class Polarity(str, Enum):
+class Polarity(StrEnum):
     """Polarity (2020,0020), enumerated values; NORMAL when absent (PS3.3 C.13.5)."""
 
     NORMAL = "NORMAL"  #: printed as the Photometric Interpretation says
     REVERSE = "REVERSE"  #: printed with the opposite polarity
 
 
-class Trim(str, Enum):
+class Trim(StrEnum):
     """Trim (2010,0140): whether a trim box is printed around each image."""
 
     YES = "YES"
     NO = "NO"
 
 
-class RequestedResolution(str, Enum):
+class RequestedResolution(StrEnum):
     """Requested Resolution ID (2020,0050), defined terms.
 
     PS3.3 describes STANDARD as about 4k x 5k printable pixels on a 14INX17IN
@@ -107,7 +107,7 @@ class RequestedResolution(str, Enum):
         return 300 if self is RequestedResolution.STANDARD else 600
 
 
-class DecimateCropBehavior(str, Enum):
+class DecimateCropBehavior(StrEnum):
     """Requested Decimate/Crop Behavior (2020,0040), enumerated values."""
 
     DECIMATE = "DECIMATE"  #: magnification factor < 1 applied to the image
@@ -115,7 +115,7 @@ class DecimateCropBehavior(str, Enum):
     FAIL = "FAIL"  #: the SCP refuses the image (status 0xC603)
 
 
-class MediumType(str, Enum):
+class MediumType(StrEnum):
     """Medium Type (2000,0030), defined terms."""
 
     PAPER = "PAPER"
@@ -125,7 +125,7 @@ class MediumType(str, Enum):
     MAMMO_BLUE_FILM = "MAMMO BLUE FILM"
 
 
-class PrintPriority(str, Enum):
+class PrintPriority(StrEnum):
     """Print Priority (2000,0020), enumerated values."""
 
     HIGH = "HIGH"
@@ -133,14 +133,14 @@ class PrintPriority(str, Enum):
     LOW = "LOW"
 
 
-class PresentationLUTShape(str, Enum):
+class PresentationLUTShape(StrEnum):
     """Presentation LUT Shape (2050,0020) for hardcopy (PS3.3 C.11.6)."""
 
     IDENTITY = "IDENTITY"  #: P-values are the pixel values
     LIN_OD = "LIN OD"  #: printed densities linear in the pixel values
 
 
-class PhotometricInterpretation(str, Enum):
+class PhotometricInterpretation(StrEnum):
     """Photometric Interpretation (0028,0004) values allowed in image boxes."""
 
     MONOCHROME1 = "MONOCHROME1"  #: minimum value is white
@@ -148,7 +148,7 @@ class PhotometricInterpretation(str, Enum):
     RGB = "RGB"  #: Basic Color Image Box only
 
 
-class DensityKeyword(str, Enum):
+class DensityKeyword(StrEnum):
     """Keywords of Border Density (2010,0100) and Empty Image Density (2010,0110)."""
 
     BLACK = "BLACK"  #: the film's Max Density

@@ -58,7 +58,9 @@ class FilmBox:
         if not isinstance(self.image_display_format, ImageDisplayFormat):
             self.image_display_format = ImageDisplayFormat.parse(self.image_display_format)
         count = self.image_display_format.image_box_count(self.custom_layouts)
-        self.film_orientation = parse_enum(FilmOrientation, "FilmOrientation", self.film_orientation)
+        self.film_orientation = parse_enum(
+            FilmOrientation, "FilmOrientation", self.film_orientation
+        )
         self.film_size_id = parse_enum(FilmSize, "FilmSizeID", self.film_size_id)
         self.magnification_type = parse_enum(
             MagnificationType, "MagnificationType", self.magnification_type
@@ -91,9 +93,9 @@ class FilmBox:
                 "AnnotationDisplayFormatID", self.annotation_display_format_id
             )
         if not self.image_boxes:
-            photometric = (
-                PhotometricInterpretation.RGB if self.color else PhotometricInterpretation.MONOCHROME2
-            )
+            photometric = PhotometricInterpretation.MONOCHROME2
+            if self.color:
+                photometric = PhotometricInterpretation.RGB
             self.image_boxes = [
                 ImageBox(position=i + 1, photometric_interpretation=photometric)
                 for i in range(count)

@@ -80,7 +80,9 @@ class ImageBox:
         )
         ratio = tuple(int(v) for v in self.pixel_aspect_ratio)
         if len(ratio) != 2 or min(ratio) <= 0:
-            raise InvalidAttributeValue("PixelAspectRatio", self.pixel_aspect_ratio, "row\\column > 0")
+            raise InvalidAttributeValue(
+                "PixelAspectRatio", self.pixel_aspect_ratio, "row\\column > 0"
+            )
         self.pixel_aspect_ratio = (ratio[0], ratio[1])
         if self.pixels is not None:
             self._check_pixels(self.pixels)
@@ -116,7 +118,8 @@ class ImageBox:
                 )
             if pixels.dtype == np.uint16 and pixels.size and int(pixels.max()) >> self.bits_stored:
                 raise InvalidAttributeValue(
-                    "PixelData", int(pixels.max()), f"values below 2^{self.bits_stored} (Bits Stored)"
+                    "PixelData", int(pixels.max()),
+                    f"values below 2^{self.bits_stored} (Bits Stored)"
                 )
         if min(pixels.shape[:2]) < 1:
             raise InvalidAttributeValue("PixelData", pixels.shape, "at least one row and column")

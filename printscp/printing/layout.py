@@ -8,7 +8,7 @@ edges (not its size), so neighbouring boxes tile without gaps or overlaps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from printscp.printing.display_format import Cell
 from printscp.printing.enums import DecimateCropBehavior, FilmOrientation, FilmSize
@@ -99,7 +99,7 @@ def film_geometry(
     return FilmGeometry(width, height, tuple(boxes), annotation_area)
 
 
-class FitOutcome(str, Enum):
+class FitOutcome(StrEnum):
     FITTED = "FITTED"  #: magnified (or kept) to fit the box
     DECIMATED = "DECIMATED"  #: more pixels than the box prints: reduced
     CROPPED = "CROPPED"  #: more pixels than the box prints: centre kept

@@ -1,0 +1,1 @@
+"""GSDF calibration measurement analysis for displays and printers (built on ``lut``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from printscp.cli import main
+
+sys.exit(main())

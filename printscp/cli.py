@@ -1,0 +1,131 @@
+"""The ``printscp`` command line: ``printscp film`` (more subcommands to come)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from printscp import __version__
+from printscp.printing.enums import (
+    FilmOrientation,
+    FilmSize,
+    MagnificationType,
+    Polarity,
+)
+from printscp.printing.errors import PrintAttributeError
+
+
+def _window(text: str) -> tuple[float, float]:
+    try:
+        center, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected CENTER,WIDTH, e.g. 40,400") from None
+    if width < 1:
+        raise argparse.ArgumentTypeError("window width must be >= 1")
+    return center, width
+
+
+def _density(text: str) -> int:
+    """Densities on the command line are OD (e.g. 0.2); the wire uses hundredths."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an optical density such as 0.2") from None
+    if not 0 <= value <= 655.35:
+        raise argparse.ArgumentTypeError("density out of range")
+    return round(value * 100)
+
+
+def _add_film_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "film", help="export DICOM images as films to a PDF",
+        description="Lay DICOM images out on films of true physical size, map them through "
+        "the GSDF to optical densities and write one PDF page per film.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="DICOM image files")
+    p.add_argument("-o", "--output", required=True, help="PDF file to write")
+    p.add_argument("--format", default="STANDARD\\1,1", metavar="FORMAT",
+                   help="Image Display Format: STANDARD\\C,R, ROW\\r1,r2,..., COL\\c1,c2,... "
+                   "(default STANDARD\\1,1)")
+    p.add_argument("--film-size", default=FilmSize.IN14X17.value, type=str.upper,
+                   choices=[s.value for s in FilmSize], metavar="SIZE",
+                   help="Film Size ID (default 14INX17IN): " + ", ".join(s.value for s in FilmSize))
+    p.add_argument("--orientation", default="PORTRAIT", type=str.upper,
+                   choices=[o.value for o in FilmOrientation])
+    p.add_argument("--magnification", default="BILINEAR", type=str.upper,
+                   choices=[m.value for m in MagnificationType])
+    p.add_argument("--window", type=_window, metavar="C,W",
+                   help="VOI window center,width for all images (default: each file's "
+                   "first window, else its VOI LUT, else its data range)")
+    p.add_argument("--polarity", default="NORMAL", type=str.upper,
+                   choices=[v.value for v in Polarity])
+    p.add_argument("--annotation", metavar="TEXT", help="text printed below the images")
+    p.add_argument("--dpi", type=float,
+                   help="resolution of the embedded images (default 300, Requested "
+                   "Resolution ID STANDARD)")
+    p.add_argument("--min-density", type=_density, default=20, metavar="OD",
+                   help="Min Density in OD (default 0.20)")
+    p.add_argument("--max-density", type=_density, default=300, metavar="OD",
+                   help="Max Density in OD (default 3.00)")
+    p.add_argument("--border", default="BLACK", metavar="DENSITY",
+                   help="Border Density: BLACK, WHITE or hundredths of OD (default BLACK)")
+    p.add_argument("--empty-image", default="BLACK", metavar="DENSITY",
+                   help="Empty Image Density: BLACK, WHITE or hundredths of OD (default BLACK)")
+    p.add_argument("--printer-profile", metavar="FILE",
+                   help="DCMTK characteristic file of the output device (default: the "
+                   "built-in pdf-srgb profile)")
+    p.set_defaults(func=_cmd_film)
+
+
+def _cmd_film(args: argparse.Namespace) -> int:
+    from printscp.film_export import export_pdf
+    from printscp.printing.film_box import FilmBox
+    from printscp.printing.profile import OutputProfile
+    from printscp.progress import Progress
+
+    film_attributes = dict(
+        image_display_format=args.format, film_size_id=args.film_size,
+        film_orientation=args.orientation, magnification_type=args.magnification,
+        min_density=args.min_density, max_density=args.max_density,
+        border_density=args.border, empty_image_density=args.empty_image,
+    )
+    try:
+        FilmBox(**film_attributes)  # validate before reading any image
+        profile = OutputProfile.from_file(args.printer_profile) if args.printer_profile else None
+    except (PrintAttributeError, OSError, ValueError) as err:
+        print(f"printscp film: {err}", file=sys.stderr)
+        return 2
+    with Progress(len(args.images), "reading") as progress:
+        result = export_pdf(
+            args.images, args.output, film_attributes=film_attributes,
+            image_attributes={"polarity": args.polarity}, window=args.window,
+            annotation=args.annotation, dpi=args.dpi, profile=profile,
+            on_file=progress.advance,
+        )
+    for err in result.errors:
+        print(f"printscp film: {err}", file=sys.stderr)
+    if result.films == 0:
+        print("printscp film: no printable images; nothing written", file=sys.stderr)
+        return 2
+    print(f"{args.output}: {result.films} film(s), {result.images} image(s)"
+          + (f", {len(result.errors)} file(s) skipped" if result.errors else ""))
+    return 1 if result.errors else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="printscp", description="DICOM print server with PS3.14 GSDF film rendering")
+    parser.add_argument("--version", action="version", version=f"printscp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_film_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Shared fixtures: the PS3.14 reference tables and the sample files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture(scope="session")
+def ps314_tables() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """PS3.14 2016a published tables as (first column, second column) float arrays."""
+    raw = json.loads((DATA / "ps314_tables.json").read_text())
+    out = {}
+    for name, table in raw.items():
+        if name.startswith("_"):
+            continue
+        keys = np.array([float(k) for k in table["values"]])
+        vals = np.array([float(v) for v in table["values"].values()])
+        out[name] = (keys, vals)
+    return out
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES

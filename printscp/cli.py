@@ -1,4 +1,4 @@
-"""The ``printscp`` command line: ``printscp film`` (more subcommands to come)."""
+"""The ``printscp`` command line: ``serve``, ``film`` and ``jobs``."""
 
 from __future__ import annotations
 
@@ -113,12 +113,105 @@ def _cmd_film(args: argparse.Namespace) -> int:
     return 1 if result.errors else 0
 
 
+def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="run the DICOM print server",
+        description="Run the printscp node: Verification and Print Management (grayscale, "
+        "Presentation LUT). Films are written as PDF under DATA_DIR/films/.",
+    )
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (docs/configuration.md)")
+    p.add_argument("--port", type=int, help="TCP port (default 11112)")
+    p.add_argument("--ae-title", help="our AE title (default PRINTSCP)")
+    p.add_argument("--bind", help="address to listen on (default 0.0.0.0, all interfaces)")
+    p.add_argument("--data-dir", help="where spool, films and logs go (default ./printscp-data)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each association and job")
+    p.add_argument("-d", "--debug", action="store_true", help="log DIMSE traffic too")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from printscp.config import ConfigError, load_config
+    from printscp.node import Node
+
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.debug:
+        logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
+    try:
+        config = load_config(args.config, port=args.port, ae_title=args.ae_title,
+                             bind=args.bind, data_dir=args.data_dir)
+        node = Node(config).start()
+    except (ConfigError, OSError, ValueError) as err:
+        print(f"printscp serve: {err}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    films = (config.data_path / "films").resolve()
+    print(f"printscp {__version__}: {config.ae_title} listening on {config.bind}:{node.port}; "
+          f"films go to {films}", flush=True)
+    stop.wait()
+    print("printscp: stopping (jobs not yet rendered stay spooled for the next start)",
+          flush=True)
+    node.stop()
+    return 0
+
+
+def _add_jobs_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("jobs", help="list print jobs and their films",
+                       description="List the print jobs of a data directory: spooled "
+                       "(PENDING) and finished (DONE or FAILURE) with their output.")
+    p.add_argument("--data-dir", default="./printscp-data")
+    p.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    p.add_argument("--json", action="store_true", help="one JSON array with every field")
+    p.set_defaults(func=_cmd_jobs)
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from printscp.config import ConfigError, load_config
+    from printscp.printing.spool import list_jobs
+
+    data_dir = Path(args.data_dir)
+    if args.config:
+        try:
+            data_dir = load_config(args.config).data_path
+        except ConfigError as err:
+            print(f"printscp jobs: {err}", file=sys.stderr)
+            return 2
+    jobs = list_jobs(data_dir)
+    if args.json:
+        print(json.dumps(jobs, indent=1))
+        return 0
+    if not jobs:
+        print(f"no print jobs in {data_dir}")
+        return 0
+    print(f"{'JOB':32} {'STATUS':8} {'CALLING AE':16} {'FILMS':>5} OUTPUT")
+    for job in jobs:
+        out = job.get("output") or job.get("error") or ""
+        print(f"{job.get('job_id', '?'):32} {job.get('status', '?'):8} "
+              f"{job.get('calling_ae', ''):16} {len(job.get('films', [])):>5} {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="printscp", description="DICOM print server with PS3.14 GSDF film rendering")
     parser.add_argument("--version", action="version", version=f"printscp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve_parser(sub)
     _add_film_parser(sub)
+    _add_jobs_parser(sub)
     return parser
 
 

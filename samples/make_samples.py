@@ -18,7 +18,7 @@ from pydicom.uid import (
 )
 
 HERE = Path(__file__).resolve().parent
-ROOT = "1.2.826.0.1.3680043.10.1372."  # printscp sample UID root
+ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, as generate_uid() uses
 
 
 def _dataset(pixels: np.ndarray, photometric: str, bits: int, name: str) -> Dataset:

@@ -30,3 +30,15 @@ def ps314_tables() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES
+
+
+@pytest.fixture
+def node(tmp_path):
+    """A running printscp node on a free loopback port, data in ``tmp_path``."""
+    from printscp.config import load_config
+    from printscp.node import Node
+
+    config = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path / "data"))
+    running = Node(config).start()
+    yield running
+    running.stop()

@@ -31,7 +31,7 @@ class FilmBox:
     does on N-CREATE (PS3.4 H.4.2.2.1).
     """
 
-    image_display_format: ImageDisplayFormat | str
+    image_display_format: ImageDisplayFormat | str | None = None
     film_orientation: FilmOrientation | str = FilmOrientation.PORTRAIT
     film_size_id: FilmSize | str = FilmSize.IN14X17
     magnification_type: MagnificationType | str = MagnificationType.BILINEAR

@@ -158,6 +158,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; films are for others to read
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -1,0 +1,123 @@
+"""Pixel data of an Image Box N-SET (Basic Grayscale/Color Image Sequence) to arrays.
+
+The item carries its own Image Pixel Module (PS3.3 C.13.5 / C.7.6.3).  Print
+clients send 8-bit data as OW too (DCMTK does, even in Explicit VR Big Endian),
+so the sample size comes from Bits Allocated, never from the VR; bits above Bits
+Stored are masked off as PS3.5 8.1.1 requires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from printscp.printing.errors import InvalidAttributeValue, MissingAttribute
+
+GRAYSCALE_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: NDArray
+    photometric_interpretation: str
+    bits_stored: int
+    pixel_aspect_ratio: tuple[int, int]
+
+
+def _required(item: Dataset, keyword: str) -> object:
+    value = item.get(keyword)
+    if value is None or value == "":
+        raise MissingAttribute(keyword, "is required in the image sequence item")
+    return value
+
+
+def _aspect(item: Dataset) -> tuple[int, int]:
+    ratio = item.get("PixelAspectRatio")
+    if not ratio:
+        return 1, 1
+    try:
+        row, col = (int(v) for v in ratio)
+    except (TypeError, ValueError):
+        raise InvalidAttributeValue("PixelAspectRatio", ratio, "row\\column integers") from None
+    if row <= 0 or col <= 0:
+        raise InvalidAttributeValue("PixelAspectRatio", ratio, "row\\column > 0")
+    return row, col
+
+
+def _raw(item: Dataset, count: int, itemsize: int, little_endian: bool) -> bytes:
+    data = item.get("PixelData")
+    if data is None:
+        raise MissingAttribute("PixelData")
+    data = bytes(data)
+    need = count * itemsize
+    if len(data) < need:
+        raise InvalidAttributeValue(
+            "PixelData", f"{len(data)} bytes", f"at least {need} bytes (Rows x Columns x samples)"
+        )
+    data = data[:need + (need & 1)]
+    if itemsize == 1 and not little_endian and item["PixelData"].VR == "OW":
+        # 8-bit samples in OW words, big endian: each byte pair is swapped (PS3.5 8.1.1).
+        words = np.frombuffer(data[: len(data) & ~1], dtype=">u2").astype("<u2")
+        data = words.tobytes()
+    return data[:need]
+
+
+def decode_grayscale(item: Dataset, little_endian: bool = True) -> DecodedImage:
+    """Decode a Basic Grayscale Image Sequence item (8 or 12 bits stored)."""
+    rows = int(_required(item, "Rows"))  # type: ignore[arg-type]
+    cols = int(_required(item, "Columns"))  # type: ignore[arg-type]
+    if int(item.get("SamplesPerPixel", 1)) != 1:
+        raise InvalidAttributeValue("SamplesPerPixel", item.SamplesPerPixel, "1")
+    photometric = str(_required(item, "PhotometricInterpretation")).strip()
+    if photometric not in GRAYSCALE_PHOTOMETRIC:
+        raise InvalidAttributeValue("PhotometricInterpretation", photometric,
+                                    GRAYSCALE_PHOTOMETRIC)
+    allocated = int(_required(item, "BitsAllocated"))  # type: ignore[arg-type]
+    stored = int(_required(item, "BitsStored"))  # type: ignore[arg-type]
+    if allocated not in (8, 16):
+        raise InvalidAttributeValue("BitsAllocated", allocated, ("8", "16"))
+    if (allocated, stored) not in ((8, 8), (16, 12)):
+        raise InvalidAttributeValue("BitsStored", stored, "8 with Bits Allocated 8, "
+                                    "12 with Bits Allocated 16")
+    high = int(item.get("HighBit", stored - 1))
+    if high != stored - 1:
+        raise InvalidAttributeValue("HighBit", high, str(stored - 1))
+    if int(item.get("PixelRepresentation", 0)) != 0:
+        raise InvalidAttributeValue("PixelRepresentation", item.PixelRepresentation, "0")
+    if rows < 1 or cols < 1:
+        raise InvalidAttributeValue("Rows", f"{rows}x{cols}", "at least 1 row and column")
+    itemsize = allocated // 8
+    raw = _raw(item, rows * cols, itemsize, little_endian)
+    if itemsize == 1:
+        pixels = np.frombuffer(raw, dtype=np.uint8).reshape(rows, cols).copy()
+    else:
+        dtype = "<u2" if little_endian else ">u2"
+        pixels = np.frombuffer(raw, dtype=dtype).astype(np.uint16).reshape(rows, cols)
+        pixels &= np.uint16((1 << stored) - 1)
+    return DecodedImage(pixels, photometric, stored, _aspect(item))
+
+
+def decode_color(item: Dataset, little_endian: bool = True) -> DecodedImage:
+    """Decode a Basic Color Image Sequence item: RGB, 8 bits, color-by-plane (PS3.3 C.13.5)."""
+    rows = int(_required(item, "Rows"))  # type: ignore[arg-type]
+    cols = int(_required(item, "Columns"))  # type: ignore[arg-type]
+    if int(_required(item, "SamplesPerPixel")) != 3:  # type: ignore[arg-type]
+        raise InvalidAttributeValue("SamplesPerPixel", item.SamplesPerPixel, "3")
+    if str(_required(item, "PhotometricInterpretation")).strip() != "RGB":
+        raise InvalidAttributeValue("PhotometricInterpretation", item.PhotometricInterpretation,
+                                    "RGB")
+    if int(_required(item, "BitsAllocated")) != 8 or int(_required(item, "BitsStored")) != 8:
+        raise InvalidAttributeValue("BitsStored", item.get("BitsStored"),
+                                    "8 (and Bits Allocated 8)")
+    planar = int(item.get("PlanarConfiguration", 1))
+    if planar not in (0, 1):
+        raise InvalidAttributeValue("PlanarConfiguration", planar, ("0", "1"))
+    raw = np.frombuffer(_raw(item, rows * cols * 3, 1, little_endian), dtype=np.uint8)
+    if planar == 1:
+        pixels = raw.reshape(3, rows, cols).transpose(1, 2, 0).copy()
+    else:
+        pixels = raw.reshape(rows, cols, 3).copy()
+    return DecodedImage(pixels, "RGB", 8, _aspect(item))

@@ -1,0 +1,262 @@
+"""The durable print spool and its worker.
+
+A print request is acknowledged only after its job is on disk: the job's record
+(``job.json``) and pixel arrays (``.npy``) are written into a temporary folder,
+each file fsynced, the folder renamed into ``spool/`` and the spool folder
+fsynced.  A background worker renders jobs in arrival order, writes the film
+(PDF) and a JSON sidecar into ``films/`` atomically, and only then removes the
+job from the spool.  After a crash or restart every job still in ``spool/`` is
+rendered again; half-written folders (``.tmp-*``) were never acknowledged and are
+deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from printscp.printing.output import atomic_write
+
+LOGGER = logging.getLogger("printscp.spool")
+
+PENDING = "PENDING"
+PRINTING = "PRINTING"
+DONE = "DONE"
+FAILURE = "FAILURE"
+
+
+class SpoolFull(Exception):
+    """The spool holds ``max_queued`` jobs already (print queue is full)."""
+
+
+@dataclass
+class PrintJob:
+    """A print request: who sent it, the session settings and the films to print."""
+
+    job_id: str
+    created: str
+    calling_ae: str
+    called_ae: str
+    peer: str
+    session: dict[str, Any]
+    films: list[dict[str, Any]]
+    status: str = PENDING
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id, "created": self.created, "calling_ae": self.calling_ae,
+            "called_ae": self.called_ae, "peer": self.peer, "session": self.session,
+            "films": self.films, "status": self.status, **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PrintJob:
+        known = {"job_id", "created", "calling_ae", "called_ae", "peer", "session", "films",
+                 "status"}
+        return cls(**{k: data[k] for k in known if k in data},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
+def new_job_id() -> str:
+    """Time-ordered, unique job id: UTC timestamp plus 8 random hex digits."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def film_file_stem(job: PrintJob) -> str:
+    """``YYYYMMDD-HHMMSS_<calling AE>[_<Film Session Label>]_<8 hex>``, filesystem-safe."""
+    stamp = job.job_id[:8] + "-" + job.job_id[9:15]
+    parts = [stamp, job.calling_ae.strip() or "UNKNOWN"]
+    label = str(job.session.get("film_session_label") or "").strip()
+    if label:
+        parts.append(label[:40])
+    parts.append(job.job_id.rsplit("-", 1)[-1])
+    return "_".join(_SAFE.sub("_", p).strip("_") or "_" for p in parts)
+
+
+Renderer = Callable[[PrintJob, dict[str, NDArray], Path], dict[str, Any]]
+
+
+class Spool:
+    """Durable queue of print jobs under ``data_dir`` with one rendering worker.
+
+    ``renderer(job, arrays, films_dir)`` renders a job and returns what goes into
+    its sidecar (output path, pages...); an exception marks the job FAILURE.
+    """
+
+    def __init__(self, data_dir: Path, renderer: Renderer, max_queued: int = 100) -> None:
+        self.spool_dir = Path(data_dir) / "spool"
+        self.films_dir = Path(data_dir) / "films"
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.films_dir.mkdir(parents=True, exist_ok=True)
+        self.renderer = renderer
+        self.max_queued = max_queued
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._queued: set[str] = set()
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.listeners: list[Callable[[PrintJob], None]] = []
+
+    # -- submission -----------------------------------------------------------------
+    def submit(self, job: PrintJob, arrays: dict[str, NDArray]) -> None:
+        """Write ``job`` durably into the spool and queue it; returns once on disk."""
+        with self._lock:
+            if len(self._queued) >= self.max_queued:
+                raise SpoolFull(f"{len(self._queued)} jobs already queued")
+            self._queued.add(job.job_id)
+        try:
+            tmp = self.spool_dir / f".tmp-{job.job_id}"
+            tmp.mkdir()
+            for name, array in arrays.items():
+                with open(tmp / f"{name}.npy", "wb") as f:
+                    np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+                    f.flush()
+                    os.fsync(f.fileno())
+            with open(tmp / "job.json", "w", encoding="utf-8") as f:
+                json.dump(job.to_json(), f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_dir(tmp)
+            os.rename(tmp, self.spool_dir / job.job_id)
+            _fsync_dir(self.spool_dir)
+        except BaseException:
+            with self._lock:
+                self._queued.discard(job.job_id)
+            shutil.rmtree(self.spool_dir / f".tmp-{job.job_id}", ignore_errors=True)
+            raise
+        self._queue.put(job.job_id)
+
+    # -- worker ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Recover jobs left in the spool, then start the worker."""
+        for leftover in self.spool_dir.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        recovered = sorted(p.name for p in self.spool_dir.iterdir()
+                           if p.is_dir() and not p.name.startswith("."))
+        with self._lock:
+            for job_id in recovered:
+                if job_id not in self._queued:
+                    self._queued.add(job_id)
+                    self._queue.put(job_id)
+        if recovered:
+            LOGGER.info("recovered %d spooled job(s)", len(recovered))
+        self._stopping.clear()
+        self._worker = threading.Thread(target=self._run, name="print-spool", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Finish the job being rendered, leave the rest spooled for the next start."""
+        self._stopping.set()
+        self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout)
+            self._worker = None
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until every queued job has been rendered (for tests and tools)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if not self._queued:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            job_id = self._queue.get()
+            if job_id is None:
+                break
+            try:
+                self._process(job_id)
+            except Exception:  # never let one job kill the worker
+                LOGGER.exception("print job %s could not be processed", job_id)
+            finally:
+                with self._lock:
+                    self._queued.discard(job_id)
+
+    def _process(self, job_id: str) -> None:
+        folder = self.spool_dir / job_id
+        job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
+        arrays = {p.stem: np.load(p, allow_pickle=False) for p in folder.glob("*.npy")}
+        started = now_iso()
+        t0 = time.perf_counter()
+        job.status = PRINTING
+        for listener in self.listeners:
+            listener(job)
+        sidecar = job.to_json()
+        try:
+            result = self.renderer(job, arrays, self.films_dir)
+            sidecar.update(result)
+            job.status = DONE
+        except Exception as exc:
+            LOGGER.error("print job %s failed: %s", job_id, exc)
+            sidecar["error"] = f"{type(exc).__name__}: {exc}"
+            job.status = FAILURE
+        sidecar.update(status=job.status, started=started, finished=now_iso(),
+                       render_seconds=round(time.perf_counter() - t0, 3))
+        atomic_write(self.films_dir / f"{film_file_stem(job)}.json",
+                     json.dumps(sidecar, indent=1).encode("utf-8"))
+        shutil.rmtree(folder)
+        _fsync_dir(self.spool_dir)
+        for listener in self.listeners:
+            listener(job)
+        LOGGER.info("print job %s %s: %s", job_id, job.status,
+                    sidecar.get("output", sidecar.get("error")))
+
+
+def list_jobs(data_dir: Path) -> list[dict[str, Any]]:
+    """Every job known under ``data_dir``: spooled ones (PENDING) and finished ones."""
+    data_dir = Path(data_dir)
+    jobs: list[dict[str, Any]] = []
+    spool = data_dir / "spool"
+    if spool.is_dir():
+        for folder in sorted(spool.iterdir()):
+            if folder.name.startswith(".") or not (folder / "job.json").is_file():
+                continue
+            try:
+                data = json.loads((folder / "job.json").read_text("utf-8"))
+            except (OSError, ValueError):
+                continue
+            data["status"] = PENDING
+            jobs.append(data)
+    films = data_dir / "films"
+    if films.is_dir():
+        for side in sorted(films.glob("*.json")):
+            try:
+                jobs.append(json.loads(side.read_text("utf-8")))
+            except (OSError, ValueError):
+                continue
+    jobs.sort(key=lambda j: j.get("job_id", ""))
+    return jobs

@@ -1,0 +1,607 @@
+"""Print Management SCP (PS3.4 Annex H): Film Session, Film Box, Image Box,
+Presentation LUT and Printer, dispatched by the SOP Class of each request.
+
+Every association has its own object hierarchy (PS3.4 H.4: a Film Session lives
+for one association); it is discarded when the association ends, so an abort
+loses only what that modality had not printed.  Printing (N-ACTION) writes the
+job durably into the spool before the response goes out.
+
+Handlers are plain functions bound with the :class:`PrintService` as argument
+(``evt_handlers=[(evt.EVT_N_CREATE, handle_n_create, [service])]``).  Each returns
+the standard's status; see ``docs/conformance.md`` for the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
+
+from printscp import __version__, status, uids
+from printscp.config import NodeConfig
+from printscp.printing.enums import DecimateCropBehavior, MagnificationType
+from printscp.printing.errors import InvalidAttributeValue
+from printscp.printing.film_box import FilmBox
+from printscp.printing.film_session import FilmSession
+from printscp.printing.image_box import ImageBox
+from printscp.printing.layout import FitOutcome, film_geometry, place_image
+from printscp.printing.pixel_data import decode_color, decode_grayscale
+from printscp.printing.presentation_lut import PresentationLUT
+from printscp.printing.records import film_box_record, session_record
+from printscp.printing.spool import PrintJob, Spool, SpoolFull, new_job_id, now_iso
+from printscp.services.dimse import (
+    DimseError,
+    dataset_values,
+    guarded,
+    referenced_uid,
+)
+
+LOGGER = logging.getLogger("printscp.print")
+
+# DICOM keyword -> constructor argument, per object and operation (PS3.4 H.4).
+SESSION_ATTRIBUTES = {
+    "NumberOfCopies": "number_of_copies", "PrintPriority": "print_priority",
+    "MediumType": "medium_type", "FilmDestination": "film_destination",
+    "FilmSessionLabel": "film_session_label", "MemoryAllocation": "memory_allocation",
+    "OwnerID": "owner_id", "Illumination": "illumination",
+    "ReflectedAmbientLight": "reflected_ambient_light",
+    "ReferencedPresentationLUTSequence": "",
+}
+FILM_BOX_SET_ATTRIBUTES = {
+    "MagnificationType": "magnification_type", "SmoothingType": "smoothing_type",
+    "BorderDensity": "border_density", "EmptyImageDensity": "empty_image_density",
+    "MinDensity": "min_density", "MaxDensity": "max_density", "Trim": "trim",
+    "ConfigurationInformation": "configuration_information", "Illumination": "illumination",
+    "ReflectedAmbientLight": "reflected_ambient_light",
+    "ReferencedPresentationLUTSequence": "",
+}
+FILM_BOX_CREATE_ATTRIBUTES = {
+    **FILM_BOX_SET_ATTRIBUTES,
+    "ImageDisplayFormat": "image_display_format",
+    "AnnotationDisplayFormatID": "annotation_display_format_id",
+    "FilmOrientation": "film_orientation", "FilmSizeID": "film_size_id",
+    "RequestedResolutionID": "requested_resolution_id",
+    "ReferencedFilmSessionSequence": "",
+}
+IMAGE_BOX_ATTRIBUTES = {
+    "ImageBoxPosition": "", "Polarity": "polarity", "MagnificationType": "magnification_type",
+    "SmoothingType": "smoothing_type", "ConfigurationInformation": "configuration_information",
+    "RequestedImageSize": "requested_image_size",
+    "RequestedDecimateCropBehavior": "requested_decimate_crop_behavior",
+    "BasicGrayscaleImageSequence": "", "BasicColorImageSequence": "",
+}
+PLUT_ATTRIBUTES = {"PresentationLUTSequence": "", "PresentationLUTShape": "shape"}
+
+#: Attributes of the Printer SOP Instance (PS3.3 C.13.9) returned by N-GET.
+PRINTER_ATTRIBUTES = (
+    "PrinterStatus", "PrinterStatusInfo", "PrinterName", "Manufacturer",
+    "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions",
+    "DateOfLastCalibration", "TimeOfLastCalibration",
+)
+
+PRINT_ACTION = 1  #: Action Type ID of "print" on Film Session and Film Box
+
+
+@dataclass
+class FilmBoxEntry:
+    film_box: FilmBox
+    image_box_uids: list[str]
+    plut_uid: str | None = None
+    printed: bool = False
+
+
+@dataclass
+class AssociationState:
+    """The print objects one association has created."""
+
+    calling_ae: str
+    called_ae: str
+    peer: str
+    session_uid: str | None = None
+    session: FilmSession | None = None
+    session_plut_uid: str | None = None
+    film_boxes: dict[str, FilmBoxEntry] = field(default_factory=dict)
+    image_boxes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    pluts: dict[str, PresentationLUT] = field(default_factory=dict)
+
+    def class_of(self, uid: str) -> str | None:
+        if uid == self.session_uid:
+            return uids.BASIC_FILM_SESSION
+        if uid in self.film_boxes:
+            return uids.BASIC_FILM_BOX
+        if uid in self.image_boxes:
+            fb_uid, _ = self.image_boxes[uid]
+            color = self.film_boxes[fb_uid].film_box.color
+            return uids.BASIC_COLOR_IMAGE_BOX if color else uids.BASIC_GRAYSCALE_IMAGE_BOX
+        if uid in self.pluts:
+            return uids.PRESENTATION_LUT
+        return None
+
+
+@dataclass
+class PrinterInfo:
+    """What Printer N-GET reports; status changes as the node's state does."""
+
+    status: str = "NORMAL"
+    status_info: str = "NORMAL"
+    calibration: datetime | None = None
+
+
+class PrintService:
+    """Print Management state of a node: association hierarchies, printer, spool."""
+
+    def __init__(self, config: NodeConfig, spool: Spool) -> None:
+        self.config = config
+        self.spool = spool
+        self.printer = PrinterInfo()
+        self._states: dict[int, AssociationState] = {}
+        self._lock = threading.Lock()
+
+    # -- association bookkeeping ------------------------------------------------------
+    def state(self, assoc: Any) -> AssociationState:
+        with self._lock:
+            st = self._states.get(id(assoc))
+            if st is None:
+                st = AssociationState(
+                    calling_ae=str(assoc.requestor.ae_title).strip(),
+                    called_ae=str(assoc.acceptor.ae_title).strip(),
+                    peer=f"{assoc.requestor.address}:{assoc.requestor.port}",
+                )
+                self._states[id(assoc)] = st
+            return st
+
+    def forget(self, assoc: Any) -> None:
+        """Drop an ended association's unprinted objects."""
+        with self._lock:
+            st = self._states.pop(id(assoc), None)
+        if st is not None:
+            unprinted = sum(not e.printed for e in st.film_boxes.values())
+            if unprinted:
+                LOGGER.info("%s: association ended, %d unprinted film box(es) discarded",
+                            st.calling_ae, unprinted)
+
+    @property
+    def dpi(self) -> float | None:
+        return self.config.printer.dpi or None
+
+    # -- N-CREATE -----------------------------------------------------------------------
+    def create(self, assoc: Any, sop_class: str, uid: str | None, ds: Dataset,
+               little_endian: bool = True) -> Dataset:
+        st = self.state(assoc)
+        if uid and st.class_of(uid) is not None:
+            raise DimseError(status.DUPLICATE_SOP_INSTANCE, f"SOP Instance {uid} exists")
+        uid = uid or generate_uid(uids.UID_ROOT)
+        if sop_class == uids.BASIC_FILM_SESSION:
+            return self._create_session(st, uid, ds)
+        if sop_class == uids.BASIC_FILM_BOX:
+            return self._create_film_box(st, uid, ds)
+        if sop_class == uids.PRESENTATION_LUT:
+            return self._create_plut(st, uid, ds, little_endian)
+        raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-CREATE not supported for {sop_class}")
+
+    def _session_plut(self, st: AssociationState, ds: Dataset) -> str | None:
+        uid = referenced_uid(ds, "ReferencedPresentationLUTSequence", uids.PRESENTATION_LUT,
+                             required=False)
+        if uid is not None and uid not in st.pluts:
+            raise InvalidAttributeValue("ReferencedPresentationLUTSequence", uid,
+                                        "a Presentation LUT created on this association")
+        return uid
+
+    def _create_session(self, st: AssociationState, uid: str, ds: Dataset) -> Dataset:
+        if st.session is not None:
+            raise DimseError(status.PROCESSING_FAILURE,
+                             "a Film Session already exists on this association")
+        values = dataset_values(ds, SESSION_ATTRIBUTES, "Film Session N-CREATE")
+        plut_uid = self._session_plut(st, ds)
+        st.session = FilmSession(**{**self.config.printer.film_session_defaults, **values})
+        st.session_uid = uid
+        st.session_plut_uid = plut_uid
+        return self._session_dataset(st)
+
+    def _session_dataset(self, st: AssociationState) -> Dataset:
+        s = st.session
+        assert s is not None
+        out = Dataset()
+        out.NumberOfCopies = str(s.number_of_copies)
+        out.PrintPriority = s.print_priority.value  # type: ignore[union-attr]
+        out.MediumType = s.medium_type.value  # type: ignore[union-attr]
+        out.FilmDestination = s.film_destination
+        out.FilmSessionLabel = s.film_session_label
+        if s.memory_allocation is not None:
+            out.MemoryAllocation = str(s.memory_allocation)
+        if s.owner_id:
+            out.OwnerID = s.owner_id
+        out.AffectedSOPInstanceUID = st.session_uid
+        return out
+
+    def _film_box_plut(self, st: AssociationState, ds: Dataset) -> str | None:
+        return self._session_plut(st, ds)
+
+    def _create_film_box(self, st: AssociationState, uid: str, ds: Dataset) -> Dataset:
+        if st.session is None:
+            raise DimseError(status.INVALID_ATTRIBUTE_VALUE,
+                             "no Film Session exists on this association",
+                             [0x20100500])
+        values = dataset_values(ds, FILM_BOX_CREATE_ATTRIBUTES, "Film Box N-CREATE")
+        session_uid = referenced_uid(ds, "ReferencedFilmSessionSequence",
+                                     uids.BASIC_FILM_SESSION, required=True)
+        if session_uid != st.session_uid:
+            raise InvalidAttributeValue("ReferencedFilmSessionSequence", session_uid,
+                                        "the Film Session of this association")
+        plut_uid = self._film_box_plut(st, ds) or st.session_plut_uid
+        defaults = dict(self.config.printer.film_box_defaults)
+        if st.session.illumination is not None:
+            defaults["illumination"] = st.session.illumination
+        if st.session.reflected_ambient_light is not None:
+            defaults["reflected_ambient_light"] = st.session.reflected_ambient_light
+        fb = FilmBox(**{**defaults, **values},
+                     presentation_lut=st.pluts.get(plut_uid) if plut_uid else None)
+        box_uids = [generate_uid(uids.UID_ROOT) for _ in fb.image_boxes]
+        st.film_boxes[uid] = FilmBoxEntry(fb, box_uids, plut_uid)
+        for position, box_uid in enumerate(box_uids, start=1):
+            st.image_boxes[box_uid] = (uid, position)
+        out = self._film_box_dataset(st, uid)
+        out.AffectedSOPInstanceUID = uid
+        return out
+
+    def _film_box_dataset(self, st: AssociationState, uid: str) -> Dataset:
+        entry = st.film_boxes[uid]
+        fb = entry.film_box
+        out = Dataset()
+        out.ImageDisplayFormat = str(fb.image_display_format)
+        if fb.annotation_display_format_id:
+            out.AnnotationDisplayFormatID = fb.annotation_display_format_id
+        out.FilmOrientation = fb.film_orientation.value  # type: ignore[union-attr]
+        out.FilmSizeID = fb.film_size_id.value  # type: ignore[union-attr]
+        out.MagnificationType = fb.magnification_type.value  # type: ignore[union-attr]
+        if fb.smoothing_type:
+            out.SmoothingType = fb.smoothing_type
+        out.BorderDensity = str(fb.border_density)
+        out.EmptyImageDensity = str(fb.empty_image_density)
+        out.MinDensity = fb.min_density
+        out.MaxDensity = fb.max_density
+        out.Trim = fb.trim.value  # type: ignore[union-attr]
+        if fb.configuration_information:
+            out.ConfigurationInformation = fb.configuration_information
+        out.Illumination = fb.illumination
+        out.ReflectedAmbientLight = fb.reflected_ambient_light
+        out.RequestedResolutionID = fb.requested_resolution_id.value  # type: ignore[union-attr]
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
+        ref.ReferencedSOPInstanceUID = st.session_uid
+        out.ReferencedFilmSessionSequence = Sequence([ref])
+        box_class = uids.BASIC_COLOR_IMAGE_BOX if fb.color else uids.BASIC_GRAYSCALE_IMAGE_BOX
+        items = []
+        for box_uid in entry.image_box_uids:
+            item = Dataset()
+            item.ReferencedSOPClassUID = box_class
+            item.ReferencedSOPInstanceUID = box_uid
+            items.append(item)
+        out.ReferencedImageBoxSequence = Sequence(items)
+        if entry.plut_uid:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = uids.PRESENTATION_LUT
+            ref.ReferencedSOPInstanceUID = entry.plut_uid
+            out.ReferencedPresentationLUTSequence = Sequence([ref])
+        return out
+
+    def _create_plut(self, st: AssociationState, uid: str, ds: Dataset,
+                     little_endian: bool = True) -> Dataset:
+        values = dataset_values(ds, PLUT_ATTRIBUTES, "Presentation LUT N-CREATE")
+        seq = ds.get("PresentationLUTSequence") if ds is not None else None
+        if seq:
+            item = seq[0]
+            descriptor = item.get("LUTDescriptor")
+            data = item.get("LUTData")
+            values.update(
+                lut_descriptor=tuple(int(v) for v in descriptor) if descriptor else None,
+                lut_data=_lut_words(item["LUTData"], little_endian) if data is not None
+                else None,
+                lut_explanation=str(item.get("LUTExplanation", "") or ""),
+            )
+        st.pluts[uid] = PresentationLUT(**values)
+        out = Dataset()
+        out.AffectedSOPInstanceUID = uid
+        return out
+
+    # -- N-SET ---------------------------------------------------------------------------
+    def set(self, assoc: Any, sop_class: str, uid: str, ds: Dataset,
+            little_endian: bool) -> tuple[int, Dataset | None]:
+        st = self.state(assoc)
+        self._check_instance(st, sop_class, uid)
+        if sop_class == uids.BASIC_FILM_SESSION:
+            values = dataset_values(ds, SESSION_ATTRIBUTES, "Film Session N-SET")
+            plut_uid = self._session_plut(st, ds)
+            st.session = replace(st.session, **values)  # type: ignore[type-var]
+            if plut_uid:
+                st.session_plut_uid = plut_uid
+            return status.SUCCESS, None
+        if sop_class == uids.BASIC_FILM_BOX:
+            values = dataset_values(ds, FILM_BOX_SET_ATTRIBUTES, "Film Box N-SET")
+            entry = st.film_boxes[uid]
+            plut_uid = self._film_box_plut(st, ds)
+            if plut_uid:
+                values["presentation_lut"] = st.pluts[plut_uid]
+                entry.plut_uid = plut_uid
+            entry.film_box = replace(entry.film_box, **values)
+            return status.SUCCESS, None
+        if sop_class in (uids.BASIC_GRAYSCALE_IMAGE_BOX, uids.BASIC_COLOR_IMAGE_BOX):
+            return self._set_image_box(st, uid, ds, little_endian), None
+        raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-SET not supported for {sop_class}")
+
+    def _set_image_box(self, st: AssociationState, uid: str, ds: Dataset,
+                       little_endian: bool) -> int:
+        fb_uid, position = st.image_boxes[uid]
+        fb = st.film_boxes[fb_uid].film_box
+        values = dataset_values(ds, IMAGE_BOX_ATTRIBUTES, "Image Box N-SET")
+        given = ds.get("ImageBoxPosition") if ds is not None else None
+        if given not in (None, "") and int(given) != position:
+            raise InvalidAttributeValue("ImageBoxPosition", int(given), str(position))
+        seq_kw = "BasicColorImageSequence" if fb.color else "BasicGrayscaleImageSequence"
+        other = "BasicGrayscaleImageSequence" if fb.color else "BasicColorImageSequence"
+        if ds is not None and other in ds:
+            raise DimseError(status.NO_SUCH_ATTRIBUTE, f"{other} not allowed in this image box",
+                             [ds[other].tag])
+        seq = ds.get(seq_kw) if ds is not None else None
+        explicit_behavior = "requested_decimate_crop_behavior" in values
+        values.setdefault("requested_decimate_crop_behavior",
+                          self.config.printer.decimate_crop_default)
+        if seq is None:
+            box = fb.image_box(position)
+            updated = replace(box, **values)
+            fb.set_image(position, updated)
+            return status.SUCCESS
+        if len(seq) != 1:
+            raise InvalidAttributeValue(seq_kw, f"{len(seq)} items", "exactly one item")
+        decoded = (decode_color if fb.color else decode_grayscale)(seq[0], little_endian)
+        box = ImageBox(position=position, pixels=decoded.pixels,
+                       photometric_interpretation=decoded.photometric_interpretation,
+                       bits_stored=decoded.bits_stored,
+                       pixel_aspect_ratio=decoded.pixel_aspect_ratio, **values)
+        outcome = self._check_fit(fb, box)
+        fb.set_image(position, box)
+        if explicit_behavior and outcome is FitOutcome.CROPPED:
+            return status.IMAGE_CROPPED
+        if explicit_behavior and outcome is FitOutcome.DECIMATED:
+            return status.IMAGE_DECIMATED
+        return status.SUCCESS
+
+    def _check_fit(self, fb: FilmBox, box: ImageBox) -> FitOutcome:
+        """Where the image lands; raises ImageTooLarge (0xC603) for FAIL."""
+        geometry = film_geometry(fb.film_size_id, fb.film_orientation,  # type: ignore[arg-type]
+                                 fb.image_display_format.cells(fb.custom_layouts),  # type: ignore[union-attr]
+                                 annotation=bool(fb.annotations))
+        dpi = self.dpi or fb.requested_resolution_id.dpi  # type: ignore[union-attr]
+        magnification = box.magnification_type or fb.magnification_type
+        return place_image(
+            geometry.boxes[box.position - 1], box.rows, box.columns, dpi,
+            pixel_aspect_ratio=box.pixel_aspect_ratio,
+            requested_width_mm=box.requested_image_size,  # type: ignore[arg-type]
+            no_magnification=magnification is MagnificationType.NONE,
+            behavior=DecimateCropBehavior(box.requested_decimate_crop_behavior),
+        ).outcome
+
+    def _check_instance(self, st: AssociationState, sop_class: str, uid: str) -> None:
+        actual = st.class_of(uid)
+        if actual is None:
+            raise DimseError(status.NO_SUCH_SOP_INSTANCE, f"no SOP Instance {uid}")
+        if actual != sop_class:
+            raise DimseError(status.CLASS_INSTANCE_CONFLICT,
+                             f"{uid} is not an instance of {sop_class}")
+
+    # -- N-ACTION -----------------------------------------------------------------------
+    def action(self, assoc: Any, sop_class: str, uid: str, action_type: int) -> int:
+        st = self.state(assoc)
+        self._check_instance(st, sop_class, uid)
+        if action_type != PRINT_ACTION:
+            raise DimseError(status.NO_SUCH_ACTION, f"Action Type ID {action_type} not supported")
+        if sop_class == uids.BASIC_FILM_SESSION:
+            entries = list(st.film_boxes.values())
+            if not entries:
+                raise DimseError(status.NO_FILM_BOXES, "the Film Session has no Film Box")
+        elif sop_class == uids.BASIC_FILM_BOX:
+            entries = [st.film_boxes[uid]]
+        else:
+            raise DimseError(status.NO_SUCH_ACTION, f"N-ACTION not supported for {sop_class}")
+        self._print(st, entries)
+        empty = any(all(b.is_empty for b in e.film_box.image_boxes) for e in entries)
+        return status.EMPTY_FILM_BOX if empty else status.SUCCESS
+
+    def _print(self, st: AssociationState, entries: list[FilmBoxEntry]) -> PrintJob:
+        assert st.session is not None
+        arrays: dict = {}
+        job = PrintJob(
+            job_id=new_job_id(), created=now_iso(), calling_ae=st.calling_ae,
+            called_ae=st.called_ae, peer=st.peer, session=session_record(st.session),
+            films=[film_box_record(e.film_box, arrays, f"film{i}")
+                   for i, e in enumerate(entries, start=1)],
+        )
+        try:
+            self.spool.submit(job, arrays)
+        except SpoolFull as exc:
+            raise DimseError(status.PRINT_QUEUE_FULL, f"print queue is full ({exc})") from None
+        except OSError as exc:
+            raise DimseError(status.RESOURCE_LIMITATION,
+                             f"cannot spool the job: {exc.strerror}") from None
+        for e in entries:
+            e.printed = True
+        LOGGER.info("%s: print job %s spooled (%d film(s))", st.calling_ae, job.job_id,
+                    len(entries))
+        return job
+
+    # -- N-DELETE -----------------------------------------------------------------------
+    def delete(self, assoc: Any, sop_class: str, uid: str) -> int:
+        st = self.state(assoc)
+        self._check_instance(st, sop_class, uid)
+        if sop_class == uids.BASIC_FILM_SESSION:
+            st.session = None
+            st.session_uid = None
+            st.session_plut_uid = None
+            st.film_boxes.clear()
+            st.image_boxes.clear()
+        elif sop_class == uids.BASIC_FILM_BOX:
+            entry = st.film_boxes.pop(uid)
+            for box_uid in entry.image_box_uids:
+                st.image_boxes.pop(box_uid, None)
+        elif sop_class == uids.PRESENTATION_LUT:
+            st.pluts.pop(uid)
+        else:
+            raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-DELETE not supported for {sop_class}")
+        return status.SUCCESS
+
+    # -- N-GET (Printer) ----------------------------------------------------------------
+    def get(self, sop_class: str, uid: str, tags: list[int] | None) -> Dataset:
+        if sop_class != uids.PRINTER:
+            raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-GET not supported for {sop_class}")
+        if uid != uids.PRINTER_INSTANCE:
+            raise DimseError(status.NO_SUCH_SOP_INSTANCE,
+                             f"the Printer SOP Instance is {uids.PRINTER_INSTANCE}")
+        full = self.printer_dataset()
+        if not tags:
+            return full
+        out = Dataset()
+        for tag in tags:
+            if tag in full:
+                out[tag] = full[tag]
+            else:  # unknown or unsupported: returned empty, never failed
+                try:
+                    vr = dictionary_VR(tag)
+                except KeyError:
+                    vr = "UN"
+                keyword = keyword_for_tag(tag)
+                if keyword:
+                    setattr(out, keyword, None)
+                else:
+                    out.add_new(tag, vr, None)
+        return out
+
+    def printer_dataset(self) -> Dataset:
+        p = self.config.printer
+        ds = Dataset()
+        ds.PrinterStatus = self.printer.status
+        ds.PrinterStatusInfo = self.printer.status_info
+        ds.PrinterName = p.name[:16]
+        ds.Manufacturer = p.manufacturer
+        ds.ManufacturerModelName = p.model
+        ds.DeviceSerialNumber = p.serial_number
+        ds.SoftwareVersions = f"printscp {__version__}"
+        cal = self.printer.calibration
+        ds.DateOfLastCalibration = cal.strftime("%Y%m%d") if cal else None
+        ds.TimeOfLastCalibration = cal.strftime("%H%M%S") if cal else None
+        return ds
+
+
+def _lut_words(elem: Any, little_endian: bool) -> NDArray:
+    """LUT Data (0028,3006) as integers: OW bytes in the transfer syntax's byte order,
+    or the US values pydicom already decoded (Implicit VR)."""
+    value = elem.value
+    if isinstance(value, bytes | bytearray):
+        return np.frombuffer(bytes(value), dtype="<u2" if little_endian else ">u2")
+    if isinstance(value, int):
+        return np.asarray([value])
+    return np.asarray(list(value))
+
+
+# -- event handlers (bound with the service) -----------------------------------------
+def _sop_class(req: Any, affected: bool) -> str:
+    value = req.AffectedSOPClassUID if affected else req.RequestedSOPClassUID
+    return str(value or "")
+
+
+def _sop_instance(req: Any, affected: bool) -> str:
+    value = req.AffectedSOPInstanceUID if affected else req.RequestedSOPInstanceUID
+    return str(value or "")
+
+
+def _little_endian(event: Any) -> bool:
+    return bool(event.context.transfer_syntax.is_little_endian)
+
+
+def _decode(event: Any, name: str) -> Dataset:
+    """The request's data set; an undecodable one aborts only this association."""
+    try:
+        return getattr(event, name)
+    except Exception as exc:
+        LOGGER.error("malformed data set from %s (%s); aborting the association",
+                     event.assoc.requestor.ae_title, exc)
+        event.assoc.abort()
+        raise DimseError(status.PROCESSING_FAILURE, "malformed data set") from None
+
+
+def _with_none(result: Dataset) -> tuple[Dataset, None]:
+    return result, None
+
+
+def handle_n_create(event: Any, service: PrintService) -> tuple[Any, Dataset | None]:
+    req = event.request
+    ds = _decode(event, "attribute_list")
+    requested_uid = _sop_instance(req, True) or None
+    out = service.create(event.assoc, _sop_class(req, True), requested_uid, ds,
+                         _little_endian(event))
+    if requested_uid is not None:
+        # pynetdicom echoes the request's UID itself and would leave ours in the data set.
+        del out.AffectedSOPInstanceUID
+    return status.SUCCESS, out
+
+
+def handle_n_set(event: Any, service: PrintService) -> tuple[Any, Dataset | None]:
+    req = event.request
+    ds = _decode(event, "modification_list")
+    code, out = service.set(event.assoc, _sop_class(req, False), _sop_instance(req, False), ds,
+                            _little_endian(event))
+    return code, out
+
+
+def handle_n_action(event: Any, service: PrintService) -> tuple[Any, Dataset | None]:
+    req = event.request
+    code = service.action(event.assoc, _sop_class(req, False), _sop_instance(req, False),
+                          int(req.ActionTypeID or 0))
+    return code, None
+
+
+def handle_n_delete(event: Any, service: PrintService) -> Any:
+    req = event.request
+    return service.delete(event.assoc, _sop_class(req, False), _sop_instance(req, False))
+
+
+def handle_n_get(event: Any, service: PrintService) -> tuple[Any, Dataset | None]:
+    req = event.request
+    tags = req.AttributeIdentifierList or []
+    if not isinstance(tags, list | tuple):  # a single tag decodes as one BaseTag
+        tags = [tags]
+    return status.SUCCESS, service.get(_sop_class(req, False), _sop_instance(req, False), tags)
+
+
+def handle_association_end(event: Any, service: PrintService) -> None:
+    service.forget(event.assoc)
+
+
+HANDLERS: list[tuple[str, Callable[..., Any], Callable[[Dataset], Any]]] = [
+    ("EVT_N_CREATE", handle_n_create, _with_none),
+    ("EVT_N_SET", handle_n_set, _with_none),
+    ("EVT_N_ACTION", handle_n_action, _with_none),
+    ("EVT_N_DELETE", handle_n_delete, lambda ds: ds),
+    ("EVT_N_GET", handle_n_get, _with_none),
+]
+
+
+def event_handlers(service: PrintService) -> list[tuple[Any, Callable[..., Any], list[Any]]]:
+    """pynetdicom ``evt_handlers`` for the Print Management service."""
+    from pynetdicom import evt
+
+    bound = [(getattr(evt, name), guarded(fn, failure), [service])
+             for name, fn, failure in HANDLERS]
+    bound += [(evt.EVT_RELEASED, handle_association_end, [service]),
+              (evt.EVT_ABORTED, handle_association_end, [service]),
+              (evt.EVT_CONN_CLOSE, handle_association_end, [service])]
+    return bound

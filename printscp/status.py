@@ -1,0 +1,55 @@
+"""DIMSE status codes used by printscp (PS3.7 Annex C, PS3.4 H.4), one table for all.
+
+Each constant is documented with the standard's meaning; :data:`DESCRIPTIONS` is
+the table the docs and the conformance statement are generated from.
+"""
+
+from __future__ import annotations
+
+SUCCESS = 0x0000
+
+# General failures (PS3.7 C.4)
+NO_SUCH_ATTRIBUTE = 0x0105  #: Failure: the attribute is not supported for this operation
+INVALID_ATTRIBUTE_VALUE = 0x0106  #: Failure: the attribute value is not allowed
+PROCESSING_FAILURE = 0x0110  #: Failure: a general failure in processing the operation
+DUPLICATE_SOP_INSTANCE = 0x0111  #: Failure: the new SOP Instance UID is already in use
+NO_SUCH_SOP_INSTANCE = 0x0112  #: Failure: the SOP Instance is not known
+NO_SUCH_SOP_CLASS = 0x0118  #: Failure: the SOP Class is not supported
+CLASS_INSTANCE_CONFLICT = 0x0119  #: Failure: the instance does not belong to the class
+MISSING_ATTRIBUTE = 0x0120  #: Failure: a required attribute is missing
+MISSING_ATTRIBUTE_VALUE = 0x0121  #: Failure: a required attribute has no value
+NO_SUCH_ACTION = 0x0123  #: Failure: the Action Type ID is not supported
+RESOURCE_LIMITATION = 0x0213  #: Failure: the SCP lacks the resources (e.g. disk)
+
+# Print Management specific (PS3.4 H.4)
+EMPTY_FILM_BOX = 0xB603  #: Warning: Film Box hierarchy has no Image Box with an image (empty page)
+IMAGE_CROPPED = 0xB609  #: Warning: image larger than its box, cropped to fit
+IMAGE_DECIMATED = 0xB60A  #: Warning: image larger than its box, decimated to fit
+NO_FILM_BOXES = 0xC600  #: Failure: Film Session hierarchy has no Film Box
+PRINT_QUEUE_FULL = 0xC602  #: Failure: unable to create the Print Job; print queue is full
+IMAGE_TOO_LARGE = 0xC603  #: Failure: image size is larger than the image box size
+
+DESCRIPTIONS: dict[int, tuple[str, str]] = {
+    SUCCESS: ("Success", "Operation completed"),
+    NO_SUCH_ATTRIBUTE: ("Failure", "No such attribute"),
+    INVALID_ATTRIBUTE_VALUE: ("Failure", "Invalid attribute value"),
+    PROCESSING_FAILURE: ("Failure", "Processing failure"),
+    DUPLICATE_SOP_INSTANCE: ("Failure", "Duplicate SOP Instance"),
+    NO_SUCH_SOP_INSTANCE: ("Failure", "No such SOP Instance"),
+    NO_SUCH_SOP_CLASS: ("Failure", "No such SOP Class"),
+    CLASS_INSTANCE_CONFLICT: ("Failure", "Class-instance conflict"),
+    MISSING_ATTRIBUTE: ("Failure", "Missing attribute"),
+    MISSING_ATTRIBUTE_VALUE: ("Failure", "Missing attribute value"),
+    NO_SUCH_ACTION: ("Failure", "No such action type"),
+    RESOURCE_LIMITATION: ("Failure", "Resource limitation"),
+    EMPTY_FILM_BOX: ("Warning", "Film Box SOP Instance hierarchy does not contain Image Box "
+                     "SOP Instances (empty page)"),
+    IMAGE_CROPPED: ("Warning", "Image size is larger than the image box size, the image has "
+                    "been cropped to fit"),
+    IMAGE_DECIMATED: ("Warning", "Image size is larger than the image box size, the image has "
+                      "been decimated to fit"),
+    NO_FILM_BOXES: ("Failure", "Film Session SOP Instance hierarchy does not contain Film Box "
+                    "SOP Instances"),
+    PRINT_QUEUE_FULL: ("Failure", "Unable to create Print Job SOP Instance; print queue is full"),
+    IMAGE_TOO_LARGE: ("Failure", "Image size is larger than image box size"),
+}

@@ -1,0 +1,132 @@
+"""A small pynetdicom Print SCU for the tests, and a running-node fixture helper.
+
+pynetdicom's ``send_n_create`` does not return the response's Affected SOP
+Instance UID (it is in the command set), so the SCU records every received
+command set.  Requests go over the Grayscale Print Meta context as real clients
+send them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pynetdicom import AE, evt
+
+from printscp import uids
+
+META = uids.BASIC_GRAYSCALE_PRINT_META
+
+
+def gray_item(pixels: np.ndarray, bits: int = 12, photometric: str = "MONOCHROME2",
+              big_endian: bool = False) -> Dataset:
+    """An image sequence item; pydicom writes OW bytes as given, so the byte order of
+    the words must match the transfer syntax."""
+    item = Dataset()
+    item.SamplesPerPixel = 1
+    item.PhotometricInterpretation = photometric
+    item.Rows, item.Columns = pixels.shape
+    item.BitsAllocated = 8 if bits == 8 else 16
+    item.BitsStored = bits
+    item.HighBit = bits - 1
+    item.PixelRepresentation = 0
+    word = ">u2" if big_endian else "<u2"
+    item.PixelData = pixels.astype(np.uint8 if bits == 8 else word).tobytes()
+    return item
+
+
+class PrintSCU:
+    def __init__(self, port: int, calling: str = "TESTSCU", called: str = "PRINTSCP",
+                 contexts: tuple[str, ...] = (META, uids.PRESENTATION_LUT, uids.VERIFICATION),
+                 transfer_syntax: list[str] | None = None) -> None:
+        self.responses: list[Dataset] = []
+        ae = AE(ae_title=calling)
+        for c in contexts:
+            if transfer_syntax:
+                ae.add_requested_context(c, transfer_syntax)
+            else:
+                ae.add_requested_context(c)
+        ae.dimse_timeout = 20
+        self.assoc = ae.associate("127.0.0.1", port, ae_title=called,
+                                  evt_handlers=[(evt.EVT_DIMSE_RECV, self._record)])
+
+    def _record(self, event: Any) -> None:
+        self.responses.append(event.message.command_set)
+
+    @property
+    def last_uid(self) -> str:
+        return str(self.responses[-1].AffectedSOPInstanceUID)
+
+    def close(self) -> None:
+        if self.assoc.is_established:
+            self.assoc.release()
+
+    def __enter__(self) -> PrintSCU:
+        assert self.assoc.is_established, "association refused"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- operations returning (status, dataset) -----------------------------------
+    def create(self, sop_class: str, ds: Dataset | None, uid: str | None = None):
+        meta = None if sop_class == uids.PRESENTATION_LUT else META
+        return self.assoc.send_n_create(ds, sop_class, uid, meta_uid=meta)
+
+    def set(self, sop_class: str, uid: str, ds: Dataset):
+        return self.assoc.send_n_set(ds, sop_class, uid, meta_uid=META)
+
+    def action(self, sop_class: str, uid: str, action_type: int = 1):
+        return self.assoc.send_n_action(None, action_type, sop_class, uid, meta_uid=META)
+
+    def delete(self, sop_class: str, uid: str):
+        meta = None if sop_class == uids.PRESENTATION_LUT else META
+        return self.assoc.send_n_delete(sop_class, uid, meta_uid=meta)
+
+    def get_printer(self, tags: list[int] | None = None):
+        return self.assoc.send_n_get(tags or [], uids.PRINTER, uids.PRINTER_INSTANCE,
+                                     meta_uid=META)
+
+    # -- the DCMTK-like sequence --------------------------------------------------
+    def film_session(self, **attrs: Any) -> str:
+        ds = None
+        if attrs:
+            ds = Dataset()
+            for k, v in attrs.items():
+                setattr(ds, k, v)
+        st, _ = self.create(uids.BASIC_FILM_SESSION, ds)
+        assert st.Status == 0, f"film session: 0x{st.Status:04X} {st.get('ErrorComment')}"
+        self.session_uid = self.last_uid
+        return self.session_uid
+
+    def film_box(self, fmt: str = "STANDARD\\1,1", plut_uid: str | None = None,
+                 **attrs: Any) -> tuple[str, list[str], Dataset]:
+        ds = Dataset()
+        ds.ImageDisplayFormat = fmt
+        for k, v in attrs.items():
+            setattr(ds, k, v)
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
+        ref.ReferencedSOPInstanceUID = self.session_uid
+        ds.ReferencedFilmSessionSequence = Sequence([ref])
+        if plut_uid:
+            p = Dataset()
+            p.ReferencedSOPClassUID = uids.PRESENTATION_LUT
+            p.ReferencedSOPInstanceUID = plut_uid
+            ds.ReferencedPresentationLUTSequence = Sequence([p])
+        st, rsp = self.create(uids.BASIC_FILM_BOX, ds)
+        assert st.Status == 0, f"film box: 0x{st.Status:04X} {st.get('ErrorComment')}"
+        boxes = [str(i.ReferencedSOPInstanceUID) for i in rsp.ReferencedImageBoxSequence]
+        return self.last_uid, boxes, rsp
+
+    def image(self, box_uid: str, position: int, pixels: np.ndarray, bits: int = 12,
+              photometric: str = "MONOCHROME2", big_endian: bool = False, **attrs: Any):
+        ds = Dataset()
+        ds.ImageBoxPosition = position
+        for k, v in attrs.items():
+            setattr(ds, k, v)
+        ds.BasicGrayscaleImageSequence = Sequence(
+            [gray_item(pixels, bits, photometric, big_endian)])
+        return self.set(uids.BASIC_GRAYSCALE_IMAGE_BOX, box_uid, ds)

@@ -1,0 +1,80 @@
+"""``printscp serve`` as a process: startup line, clean SIGTERM, kill -9 and restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from print_scu import PrintSCU
+
+from printscp import uids
+
+
+def start(data: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "printscp", "serve", "--port", "0", "--bind", "127.0.0.1",
+         "--data-dir", str(data), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"listening on 127\.0\.0\.1:(\d+); films go to (.+)$", line)
+    assert match, line + proc.stderr.read()
+    assert Path(match.group(2)) == (data / "films").resolve()
+    return proc, int(match.group(1))
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    proc, port = start(tmp_path / "data")
+    with PrintSCU(port) as scu:
+        assert scu.assoc.send_c_echo().Status == 0
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "stopping" in out
+
+
+def test_job_spooled_before_kill_9_is_rendered_after_restart(tmp_path):
+    data = tmp_path / "data"
+    proc, port = start(data)
+    rng = np.random.default_rng(0)
+    try:
+        with PrintSCU(port) as scu:
+            scu.film_session(FilmSessionLabel="BEFORE CRASH")
+            # A HIGH resolution 14x17 film of 20 images takes seconds to render.
+            fb, boxes, _ = scu.film_box("STANDARD\\4,5", RequestedResolutionID="HIGH")
+            for pos, uid in enumerate(boxes, start=1):
+                scu.image(uid, pos, rng.integers(0, 4096, (512, 512)).astype(np.uint16))
+            assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+            os.kill(proc.pid, signal.SIGKILL)  # acknowledged, not yet rendered
+    finally:
+        proc.wait(10)
+    spooled = [p for p in (data / "spool").iterdir() if not p.name.startswith(".")]
+    assert len(spooled) == 1 and (spooled[0] / "job.json").is_file()
+    assert not list((data / "films").glob("*.pdf"))
+
+    jobs = subprocess.run([sys.executable, "-m", "printscp", "jobs", "--data-dir", str(data)],
+                          capture_output=True, text=True, check=True).stdout
+    assert "PENDING" in jobs
+
+    proc, port = start(data)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list((data / "films").glob("*.json")):
+            time.sleep(0.2)
+        [sidecar] = (data / "films").glob("*.json")
+        job = json.loads(sidecar.read_text())
+        assert job["status"] == "DONE" and "BEFORE_CRASH" in job["output"]
+        assert Path(job["output"]).stat().st_size > 100_000
+        assert not [p for p in (data / "spool").iterdir() if not p.name.startswith(".")]
+        listing = json.loads(subprocess.run(
+            [sys.executable, "-m", "printscp", "jobs", "--json", "--data-dir", str(data)],
+            capture_output=True, text=True, check=True).stdout)
+        assert [j["status"] for j in listing] == ["DONE"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)

@@ -2,17 +2,22 @@
 
 Builds the AE from :class:`~printscp.config.NodeConfig` (presentation contexts,
 handlers, access rules), starts the spool worker and the association server,
-and stops both cleanly.  Every accepted socket gets TCP_NODELAY: DCMTK-based
-clients write a PDU header and its data separately, and without it each message
-can wait ~40 ms on the peer's delayed ACK.
+and stops both cleanly.  Films are rendered in a separate process, so the
+threads receiving images never wait on rendering.  Every accepted socket gets
+TCP_NODELAY: DCMTK-based clients write a PDU header and its data separately, and
+without it each message can wait ~40 ms on the peer's delayed ACK.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import multiprocessing
 import socket
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -22,7 +27,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from printscp import uids
 from printscp.access import AccessPolicy
 from printscp.config import NodeConfig
-from printscp.printing.job_render import pdf_renderer
+from printscp.printing import job_render
 from printscp.printing.profile import OutputProfile
 from printscp.printing.spool import Spool
 from printscp.services import print_management, verification
@@ -48,6 +53,14 @@ class _NoDelayServer(ThreadedAssociationServer):
         return sock, address
 
 
+def _render_process() -> ProcessPoolExecutor:
+    """One render process (spawned, not forked: the server has threads), warmed up so
+    the first film does not pay for the imports."""
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(job_render.warm_up)
+    return pool
+
+
 class Node:
     """A running printscp node; ``start()`` then ``stop()`` (or use as a context)."""
 
@@ -55,10 +68,14 @@ class Node:
         self.config = config
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
-        profile = (OutputProfile.from_file(config.printer.output_profile)
-                   if config.printer.output_profile else None)
-        self.spool = Spool(data, pdf_renderer(profile, config.printer.dpi or None),
-                           max_queued=config.max_queued_jobs)
+        profile_path = config.printer.output_profile
+        if profile_path:
+            OutputProfile.from_file(profile_path)  # refuse a bad profile at start-up
+            profile_path = str(Path(profile_path).resolve())
+        renderer = functools.partial(job_render.render_job, profile_path=profile_path,
+                                     dpi=config.printer.dpi or None)
+        self.spool = Spool(data, renderer, max_queued=config.max_queued_jobs,
+                           executor_factory=_render_process)
         self.print_service = print_management.PrintService(config, self.spool)
         self.access = AccessPolicy(config.ae_title, config.access.calling_ae_titles,
                                    config.access.require_called_ae)

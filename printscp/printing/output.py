@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,9 +24,14 @@ from reportlab.pdfgen import canvas as rl_canvas
 from printscp.printing.layout import MM_PER_INCH, Rect
 from printscp.printing.render import RenderedFilm
 
+try:  # Intel ISA-L deflate: same Flate stream, ~5x faster than zlib on film images
+    from isal import isal_zlib as _deflate
+except ImportError:  # pragma: no cover - platforms without isal wheels
+    import zlib as _deflate
+
 POINTS_PER_MM = 72.0 / MM_PER_INCH
-#: zlib level for image data: level 1 is ~4x faster than 6 on film images and
-#: costs about 10 % in size, the better trade for a print spool.
+#: Deflate level for image data: level 1 is several times faster than 6 on film
+#: images for a few percent in size, the better trade for a print spool.
 FLATE_LEVEL = 1
 
 
@@ -36,7 +40,7 @@ def flate_image(levels: NDArray) -> tuple[bytes, int, int, str]:
     data = np.ascontiguousarray(levels, dtype=np.uint8)
     h, w = data.shape[:2]
     space = "DeviceRGB" if data.ndim == 3 else "DeviceGray"
-    return zlib.compress(data.tobytes(), FLATE_LEVEL), w, h, space
+    return _deflate.compress(data, FLATE_LEVEL), w, h, space
 
 
 class _FlateImage(pdfdoc.PDFImageXObject):

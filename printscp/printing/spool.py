@@ -22,6 +22,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,17 +106,22 @@ def film_file_stem(job: PrintJob) -> str:
     return "_".join(_SAFE.sub("_", p).strip("_") or "_" for p in parts)
 
 
-Renderer = Callable[[PrintJob, dict[str, NDArray], Path], dict[str, Any]]
+#: ``renderer(job_folder, films_dir)`` renders the job in its spool folder and
+#: returns what goes into its sidecar (output path, pages...).
+Renderer = Callable[[Path, Path], dict[str, Any]]
 
 
 class Spool:
     """Durable queue of print jobs under ``data_dir`` with one rendering worker.
 
-    ``renderer(job, arrays, films_dir)`` renders a job and returns what goes into
-    its sidecar (output path, pages...); an exception marks the job FAILURE.
+    The worker thread hands each job to ``renderer``, on ``executor`` when one is
+    given (the node uses a process pool) or on its own thread; an exception marks
+    the job FAILURE, and a dead render process is replaced and the job tried once
+    more.  ``executor_factory`` makes a new executor after such a crash.
     """
 
-    def __init__(self, data_dir: Path, renderer: Renderer, max_queued: int = 100) -> None:
+    def __init__(self, data_dir: Path, renderer: Renderer, max_queued: int = 100,
+                 executor_factory: Callable[[], Executor] | None = None) -> None:
         self.spool_dir = Path(data_dir) / "spool"
         self.films_dir = Path(data_dir) / "films"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +134,8 @@ class Spool:
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
         self.listeners: list[Callable[[PrintJob], None]] = []
+        self._executor_factory = executor_factory
+        self._executor: Executor | None = None
 
     # -- submission -----------------------------------------------------------------
     def submit(self, job: PrintJob, arrays: dict[str, NDArray]) -> None:
@@ -172,6 +181,8 @@ class Spool:
         if recovered:
             LOGGER.info("recovered %d spooled job(s)", len(recovered))
         self._stopping.clear()
+        if self._executor_factory is not None and self._executor is None:
+            self._executor = self._executor_factory()
         self._worker = threading.Thread(target=self._run, name="print-spool", daemon=True)
         self._worker.start()
 
@@ -182,6 +193,9 @@ class Spool:
         if self._worker is not None:
             self._worker.join(timeout)
             self._worker = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until every queued job has been rendered (for tests and tools)."""
@@ -206,10 +220,20 @@ class Spool:
                 with self._lock:
                     self._queued.discard(job_id)
 
+    def _render(self, folder: Path) -> dict[str, Any]:
+        if self._executor is None:
+            return self.renderer(folder, self.films_dir)
+        try:
+            return self._executor.submit(self.renderer, folder, self.films_dir).result()
+        except BrokenProcessPool:
+            LOGGER.error("render process died; starting a new one and retrying %s", folder.name)
+            assert self._executor_factory is not None
+            self._executor = self._executor_factory()
+            return self._executor.submit(self.renderer, folder, self.films_dir).result()
+
     def _process(self, job_id: str) -> None:
         folder = self.spool_dir / job_id
         job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
-        arrays = {p.stem: np.load(p, allow_pickle=False) for p in folder.glob("*.npy")}
         started = now_iso()
         t0 = time.perf_counter()
         job.status = PRINTING
@@ -217,7 +241,7 @@ class Spool:
             listener(job)
         sidecar = job.to_json()
         try:
-            result = self.renderer(job, arrays, self.films_dir)
+            result = self._render(folder)
             sidecar.update(result)
             job.status = DONE
         except Exception as exc:

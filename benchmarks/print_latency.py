@@ -1,0 +1,138 @@
+"""Benchmark: Print SCP latency (N-ACTION -> PDF on disk) and throughput with 4 clients.
+
+Run:  python benchmarks/print_latency.py [--films N]
+
+Starts ``printscp serve`` as its own process on a free loopback port, then prints
+14INX17IN STANDARD\\4,5 films of twenty 512x512 12-bit images with pynetdicom
+SCUs (one association per film, as modalities do; each client its own process).
+Clients and server share the machine's cores, as they do in the tests.  Reports the median latency
+from sending N-ACTION to the film's PDF being complete on disk, and films per
+minute with one client and with four clients at once.
+Targets (issue 3): latency <= 1 s median; 4-client throughput >= 1.6x one client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from print_scu import PrintSCU  # noqa: E402
+
+from printscp import uids  # noqa: E402
+
+
+def images(n: int = 20, size: int = 512) -> list[np.ndarray]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from film_render import ct_like_images
+
+    return ct_like_images(n, size)
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-m", "printscp", "serve", "--port", "0",
+                             "--bind", "127.0.0.1", "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    port = int(re.search(r":(\d+);", line).group(1))
+    return proc, port
+
+
+def pdf_count(films: Path) -> int:
+    return len(list(films.glob("*.json")))  # the sidecar is written after the PDF
+
+
+def print_film(port: int, pixels: list[np.ndarray], calling: str) -> float:
+    """Send one film; return the time N-ACTION was sent."""
+    with PrintSCU(port, calling=calling) as scu:
+        scu.film_session()
+        fb, boxes, _ = scu.film_box("STANDARD\\4,5", FilmSizeID="14INX17IN")
+        for pos, (uid, px) in enumerate(zip(boxes, pixels, strict=True), start=1):
+            scu.image(uid, pos, px)
+        t = time.perf_counter()
+        st, _ = scu.action(uids.BASIC_FILM_BOX, fb)
+        assert st.Status == 0, hex(st.Status)
+        return t
+
+
+def client_loop(port: int, name: str, films: int, ready) -> None:
+    pixels = images()
+    ready.wait()
+    for _ in range(films):
+        print_film(port, pixels, name)
+
+
+def wait_for(films: Path, count: int, timeout: float = 120) -> float:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pdf_count(films) >= count:
+            return time.perf_counter()
+        time.sleep(0.002)
+    raise TimeoutError(f"{count} films not written")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--films", type=int, default=8, help="films per measurement")
+    args = ap.parse_args()
+    pixels = images()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        proc, port = start_server(data)
+        films = data / "films"
+        try:
+            print_film(port, pixels, "WARMUP")
+            wait_for(films, 1)
+            done = 1
+            latencies = []
+            for _ in range(args.films):
+                t_action = print_film(port, pixels, "LATENCY")
+                done += 1
+                latencies.append(wait_for(films, done) - t_action)
+            print("print: 14INX17IN STANDARD\\4,5, 20 x 512x512 12-bit, pynetdicom SCU")
+            print(f"  N-ACTION -> PDF on disk: median {statistics.median(latencies):.3f} s "
+                  f"(min {min(latencies):.3f}, max {max(latencies):.3f}, n={len(latencies)})")
+
+            rates = {}
+            for clients in (1, 4):
+                per_client = max(1, args.films // clients) if clients > 1 else args.films
+                start_count = pdf_count(films)
+
+                # Each client is its own process, as separate modalities are: the
+                # server, not one client process's GIL, is what is measured.
+                ready = multiprocessing.Barrier(clients + 1)
+                workers = [multiprocessing.Process(target=client_loop,
+                                                   args=(port, f"CLIENT{i}", per_client, ready))
+                           for i in range(clients)]
+                for w in workers:
+                    w.start()
+                ready.wait()  # every client has imported and built its images
+                t0 = time.perf_counter()
+                for w in workers:
+                    w.join()
+                    assert w.exitcode == 0
+                total = per_client * clients
+                t1 = wait_for(films, start_count + total)
+                rates[clients] = total / (t1 - t0) * 60
+                print(f"  {clients} client(s): {total} films in {t1 - t0:.2f} s = "
+                      f"{rates[clients]:.1f} films/min")
+            print(f"  throughput 4 clients / 1 client: {rates[4] / rates[1]:.2f}x")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from pynetdicom import AE, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
-from printscp import uids
+from printscp import __version__, uids
 from printscp.access import AccessPolicy
 from printscp.config import NodeConfig
 from printscp.printing import job_render
@@ -37,6 +37,9 @@ LOGGER = logging.getLogger("printscp.node")
 #: Explicit VR Little Endian first: pynetdicom picks the first of the acceptor's
 #: syntaxes that the requestor proposed.
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
+
+#: (0000,0013)-style Implementation Version Name sent in A-ASSOCIATE-AC (16 chars).
+IMPLEMENTATION_VERSION_NAME = f"PRINTSCP_{__version__}"[:16]
 
 SUPPORTED_CLASSES = [
     uids.VERIFICATION,
@@ -86,6 +89,7 @@ class Node:
     def _build_ae(self) -> AE:
         c = self.config
         ae = AE(ae_title=c.ae_title)
+        ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         for uid in SUPPORTED_CLASSES:
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
         ae.maximum_pdu_size = c.max_pdu

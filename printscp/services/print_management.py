@@ -35,7 +35,7 @@ from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
 from printscp.printing.image_box import ImageBox
 from printscp.printing.layout import FitOutcome, film_geometry, place_image
-from printscp.printing.pixel_data import decode_color, decode_grayscale
+from printscp.printing.pixel_data import decode_grayscale
 from printscp.printing.presentation_lut import PresentationLUT
 from printscp.printing.records import film_box_record, session_record
 from printscp.printing.spool import PrintJob, Spool, SpoolFull, new_job_id, now_iso
@@ -78,7 +78,7 @@ IMAGE_BOX_ATTRIBUTES = {
     "SmoothingType": "smoothing_type", "ConfigurationInformation": "configuration_information",
     "RequestedImageSize": "requested_image_size",
     "RequestedDecimateCropBehavior": "requested_decimate_crop_behavior",
-    "BasicGrayscaleImageSequence": "", "BasicColorImageSequence": "",
+    "BasicGrayscaleImageSequence": "",
 }
 PLUT_ATTRIBUTES = {"PresentationLUTSequence": "", "PresentationLUTShape": "shape"}
 
@@ -347,11 +347,7 @@ class PrintService:
         given = ds.get("ImageBoxPosition") if ds is not None else None
         if given not in (None, "") and int(given) != position:
             raise InvalidAttributeValue("ImageBoxPosition", int(given), str(position))
-        seq_kw = "BasicColorImageSequence" if fb.color else "BasicGrayscaleImageSequence"
-        other = "BasicGrayscaleImageSequence" if fb.color else "BasicColorImageSequence"
-        if ds is not None and other in ds:
-            raise DimseError(status.NO_SUCH_ATTRIBUTE, f"{other} not allowed in this image box",
-                             [ds[other].tag])
+        seq_kw = "BasicGrayscaleImageSequence"
         seq = ds.get(seq_kw) if ds is not None else None
         explicit_behavior = "requested_decimate_crop_behavior" in values
         values.setdefault("requested_decimate_crop_behavior",
@@ -363,7 +359,7 @@ class PrintService:
             return status.SUCCESS
         if len(seq) != 1:
             raise InvalidAttributeValue(seq_kw, f"{len(seq)} items", "exactly one item")
-        decoded = (decode_color if fb.color else decode_grayscale)(seq[0], little_endian)
+        decoded = decode_grayscale(seq[0], little_endian)
         box = ImageBox(position=position, pixels=decoded.pixels,
                        photometric_interpretation=decoded.photometric_interpretation,
                        bits_stored=decoded.bits_stored,

@@ -1,0 +1,69 @@
+"""docs/conformance.md and docs/configuration.md against the code, so they cannot drift."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.tag import Tag
+
+from printscp import status
+from printscp.config import AccessConfig, NodeConfig, PrinterConfig, load_config
+from printscp.node import SUPPORTED_CLASSES, TRANSFER_SYNTAXES
+from printscp.printing.enums import FilmSize, MagnificationType, MediumType
+from printscp.services import print_management as pm
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_every_status_code_is_documented():
+    text = (DOCS / "conformance.md").read_text()
+    for code in status.DESCRIPTIONS:
+        assert f"0x{code:04X}" in text, f"status 0x{code:04X} missing"
+
+
+def test_sop_classes_and_transfer_syntaxes_are_documented():
+    text = (DOCS / "conformance.md").read_text()
+    for uid in SUPPORTED_CLASSES + [str(t) for t in TRANSFER_SYNTAXES]:
+        assert uid in text
+    for uid in (pm.uids.BASIC_FILM_SESSION, pm.uids.BASIC_FILM_BOX,
+                pm.uids.BASIC_GRAYSCALE_IMAGE_BOX, pm.uids.PRINTER, pm.uids.PRINTER_INSTANCE):
+        assert uid in text
+
+
+def test_every_accepted_attribute_is_documented_with_its_tag():
+    text = (DOCS / "conformance.md").read_text()
+    tables = [pm.SESSION_ATTRIBUTES, pm.FILM_BOX_CREATE_ATTRIBUTES, pm.IMAGE_BOX_ATTRIBUTES,
+              pm.PLUT_ATTRIBUTES]
+    for table in tables:
+        for keyword in table:
+            tag = Tag(tag_for_keyword(keyword))
+            assert f"({tag.group:04X},{tag.element:04X})" in text, keyword
+    for keyword in pm.PRINTER_ATTRIBUTES:
+        tag = Tag(tag_for_keyword(keyword))
+        assert f"({tag.group:04X},{tag.element:04X})" in text, keyword
+
+
+def test_defined_terms_are_documented():
+    text = (DOCS / "conformance.md").read_text()
+    for enum in (FilmSize, MagnificationType, MediumType):
+        for member in enum:
+            assert member.value in text
+
+
+def test_every_configuration_key_is_documented_and_the_example_loads():
+    text = (DOCS / "configuration.md").read_text()
+    for cls in (NodeConfig, AccessConfig, PrinterConfig):
+        for f in dataclasses.fields(cls):
+            if f.name not in ("access", "printer"):
+                assert f"`{f.name}`" in text, f.name
+    example = DOCS / "printscp.example.toml"
+    config = load_config(example)
+    assert config == NodeConfig().validate()
+    raw = tomllib.loads(example.read_text())
+    assert set(raw["node"]) == {f.name for f in dataclasses.fields(NodeConfig)} - {
+        "access", "printer"}
+    for key in PrinterConfig().film_box_defaults:
+        assert key in raw["printer"]["film_box_defaults"] and f"`{key}`" in text

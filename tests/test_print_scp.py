@@ -399,3 +399,48 @@ def test_access_rules_reject_with_the_proper_reason(tmp_path):
         assert not ok and (rj.result, rj.result_source, rj.diagnostic) == (1, 1, 3)
         ok, rj = attempt("MODALITY", "OTHER")
         assert not ok and (rj.result, rj.result_source, rj.diagnostic) == (1, 1, 7)
+
+
+def test_n_set_and_n_action_responses_carry_class_and_instance(node):
+    with PrintSCU(node.port) as scu:
+        scu.film_session()
+        fb, boxes, _ = scu.film_box()
+        assert scu.image(boxes[0], 1, wedge())[0].Status == 0
+        cmd = scu.responses[-1]
+        assert cmd.AffectedSOPClassUID == uids.BASIC_GRAYSCALE_IMAGE_BOX
+        assert cmd.AffectedSOPInstanceUID == boxes[0]
+        assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+        cmd = scu.responses[-1]
+        assert cmd.AffectedSOPClassUID == uids.BASIC_FILM_BOX
+        assert cmd.AffectedSOPInstanceUID == fb
+
+
+def test_accepted_sockets_have_tcp_nodelay(node):
+    with PrintSCU(node.port) as scu:
+        assert scu.assoc.send_c_echo().Status == 0
+        [server_side] = [a for a in node.ae.active_associations if a.is_acceptor]
+        sock = server_side.dul.socket.socket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+def test_full_print_queue_is_c602(tmp_path):
+    from printscp.config import load_config
+    from printscp.node import Node
+
+    config = replace(load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path)),
+                     max_queued_jobs=1)
+    n = Node(config)
+    n.start()
+    n.spool.stop()  # nothing renders: the first job stays queued
+    try:
+        with PrintSCU(n.port) as scu:
+            scu.film_session()
+            fb, boxes, _ = scu.film_box()
+            scu.image(boxes[0], 1, wedge())
+            assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+            st, _ = scu.action(uids.BASIC_FILM_BOX, fb)
+            assert st.Status == status.PRINT_QUEUE_FULL
+    finally:
+        n.stop()
+    # The acknowledged job is still on disk for the next start.
+    assert len([p for p in (tmp_path / "spool").iterdir() if not p.name.startswith(".")]) == 1

@@ -49,8 +49,8 @@ def luminance_to_density(
     return -np.log10((lum - ambient) / illumination)
 
 
-def _check_range(bits: int, min_density: float, max_density: float,
-                 illumination: float, ambient: float) -> None:
+def _checked_jnd_range(bits: int, min_density: float, max_density: float,
+                       illumination: float, ambient: float) -> tuple[float, float]:
     if not 1 <= bits <= 16:
         raise ValueError(f"P-value bit depth must be 1..16, not {bits}")
     if not 0 <= min_density < max_density:
@@ -59,6 +59,7 @@ def _check_range(bits: int, min_density: float, max_density: float,
         )
     if illumination <= 0 or ambient < 0:
         raise ValueError("Illumination must be > 0 and Reflected Ambient Light >= 0")
+    return jnd_range(min_density, max_density, illumination, ambient)
 
 
 def jnd_range(
@@ -87,8 +88,7 @@ def pvalue_to_density(
     between the JND index is linear in the P-value (PS3.14 Annex D.2.3).
     ``p`` may be fractional (the renderer passes normalised values times the range).
     """
-    _check_range(bits, min_density, max_density, illumination, ambient)
-    jmin, jmax = jnd_range(min_density, max_density, illumination, ambient)
+    jmin, jmax = _checked_jnd_range(bits, min_density, max_density, illumination, ambient)
     frac = np.asarray(p, dtype=np.float64) / float((1 << bits) - 1)
     j = jmin + frac * (jmax - jmin)
     d = luminance_to_density(gsdf.luminance(j), illumination, ambient)
@@ -110,8 +110,7 @@ def density_to_pvalue(
     Inverse of :func:`pvalue_to_density`; densities outside [Min, Max] are clipped,
     since the film cannot render them.  Used for the LIN OD Presentation LUT.
     """
-    _check_range(bits, min_density, max_density, illumination, ambient)
-    jmin, jmax = jnd_range(min_density, max_density, illumination, ambient)
+    jmin, jmax = _checked_jnd_range(bits, min_density, max_density, illumination, ambient)
     d = np.clip(np.asarray(density, dtype=np.float64), min_density, max_density)
     j = gsdf.jnd_index_exact(density_to_luminance(d, illumination, ambient))
     frac = np.clip((j - jmin) / (jmax - jmin), 0.0, 1.0)

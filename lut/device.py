@@ -40,6 +40,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -912,57 +913,22 @@ def calibration_lut(
     ).lut
 
 
-def pvalue_to_ddl(
-    curve: CharacteristicCurve,
-    n_entries: int,
-    *,
-    ambient: float | None = None,
-    illumination: float | None = None,
-    min_density: float | None = None,
-    max_density: float | None = None,
-    lum_range: tuple[float | None, float | None] | None = None,
-    order: int | None = None,
-) -> NDArray[np.uint16]:
+def pvalue_to_ddl(curve: CharacteristicCurve, n_entries: int, **options: Any
+                  ) -> NDArray[np.uint16]:
     """DDL to drive for each of ``n_entries`` equally spaced P-values (forward LUT).
 
     The film renderer's entry point: any table size (4096, 65536 ...), always the
     forward direction, DCMTK's algorithm, vectorised.  Callers cache the result.
+    ``options`` are those of :func:`calibrate` (ambient, illumination, densities...).
     """
-    return calibrate(
-        curve,
-        n_entries,
-        ambient=ambient,
-        illumination=illumination,
-        min_density=min_density,
-        max_density=max_density,
-        lum_range=lum_range,
-        order=order,
-        inverse=False,
-    ).lut
+    return calibrate(curve, n_entries, inverse=False, **options).lut
 
 
-def gsdf_target_luminance(
-    curve: CharacteristicCurve,
-    n_entries: int,
-    *,
-    ambient: float | None = None,
-    illumination: float | None = None,
-    min_density: float | None = None,
-    max_density: float | None = None,
-    lum_range: tuple[float | None, float | None] | None = None,
-) -> NDArray[np.float64]:
+def gsdf_target_luminance(curve: CharacteristicCurve, n_entries: int, **options: Any
+                          ) -> NDArray[np.float64]:
     """GSDF luminance (cd/m², ambient included) each of ``n_entries`` P-values should get.
 
     Float counterpart of :func:`pvalue_to_ddl` (dcmdspfn's GSDF column): the ideal the
     calibrated device approximates with its discrete DDLs.
     """
-    return calibrate(
-        curve,
-        n_entries,
-        ambient=ambient,
-        illumination=illumination,
-        min_density=min_density,
-        max_density=max_density,
-        lum_range=lum_range,
-        inverse=False,
-    ).target
+    return calibrate(curve, n_entries, inverse=False, **options).target

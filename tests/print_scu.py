@@ -48,7 +48,8 @@ class PrintSCU:
                 ae.add_requested_context(c, transfer_syntax)
             else:
                 ae.add_requested_context(c)
-        ae.dimse_timeout = 20
+        ae.dimse_timeout = 30
+        ae.acse_timeout = 30
         self.assoc = ae.associate("127.0.0.1", port, ae_title=called,
                                   evt_handlers=[(evt.EVT_DIMSE_RECV, self._record)])
 

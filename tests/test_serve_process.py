@@ -63,14 +63,19 @@ def test_job_spooled_before_kill_9_is_rendered_after_restart(tmp_path):
 
     proc, port = start(data)
     try:
+        def spool_empty() -> bool:
+            return not [p for p in (data / "spool").iterdir() if not p.name.startswith(".")]
+
+        # The sidecar is written first, then the job leaves the spool: wait for both.
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list((data / "films").glob("*.json")):
+        while time.monotonic() < deadline and not (
+                list((data / "films").glob("*.json")) and spool_empty()):
             time.sleep(0.2)
         [sidecar] = (data / "films").glob("*.json")
         job = json.loads(sidecar.read_text())
         assert job["status"] == "DONE" and "BEFORE_CRASH" in job["output"]
         assert Path(job["output"]).stat().st_size > 100_000
-        assert not [p for p in (data / "spool").iterdir() if not p.name.startswith(".")]
+        assert spool_empty()
         listing = json.loads(subprocess.run(
             [sys.executable, "-m", "printscp", "jobs", "--json", "--data-dir", str(data)],
             capture_output=True, text=True, check=True).stdout)

@@ -12,13 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from printscp.printing.output import flate_image, write_pdf
 from printscp.printing.profile import OutputProfile
 from printscp.printing.records import film_box_from_record
 from printscp.printing.render import render_film
-from printscp.printing.spool import PrintJob, film_file_stem
+from printscp.printing.spool import PrintJob, film_file_stem, load_arrays
 
 
 @functools.lru_cache(maxsize=8)
@@ -35,7 +33,7 @@ def render_job(folder: str | Path, films_dir: str | Path, profile_path: str = ""
     """
     folder = Path(folder)
     job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
-    arrays = {p.stem: np.load(p, allow_pickle=False) for p in folder.glob("*.npy")}
+    arrays = load_arrays(folder)
     profile = _profile(profile_path)
     films = [film_box_from_record(rec, arrays) for rec in job.films]
     rendered = [render_film(fb, dpi=dpi, profile=profile, postprocess=flate_image,

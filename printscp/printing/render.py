@@ -71,6 +71,10 @@ def magnify(pixels: NDArray, size: tuple[int, int], magnification: Magnification
         method = cv2.INTER_AREA
     return cv2.resize(np.ascontiguousarray(pixels), size, interpolation=method)
 
+# Image boxes are already rendered in parallel; OpenCV's own threads on top of
+# that only oversubscribe the cores.
+cv2.setNumThreads(1)
+
 #: Width of the trim box drawn round each image when Trim is YES.
 TRIM_MM = 0.5
 

@@ -1,7 +1,7 @@
 """The durable print spool and its worker.
 
 A print request is acknowledged only after its job is on disk: the job's record
-(``job.json``) and pixel arrays (``.npy``) are written into a temporary folder,
+(``job.json``) and pixel arrays (``pixels.npz``) are written into a temporary folder,
 each file fsynced, the folder renamed into ``spool/`` and the spool folder
 fsynced.  A background worker renders jobs in arrival order, writes the film
 (PDF) and a JSON sidecar into ``films/`` atomically, and only then removes the
@@ -40,6 +40,16 @@ PENDING = "PENDING"
 PRINTING = "PRINTING"
 DONE = "DONE"
 FAILURE = "FAILURE"
+
+
+#: File of a spooled job holding its pixel arrays by name.
+PIXELS = "pixels.npz"
+
+
+def load_arrays(folder: Path) -> dict[str, NDArray]:
+    """The pixel arrays of the job in spool ``folder``."""
+    with np.load(Path(folder) / PIXELS, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
 
 
 class SpoolFull(Exception):
@@ -147,11 +157,11 @@ class Spool:
         try:
             tmp = self.spool_dir / f".tmp-{job.job_id}"
             tmp.mkdir()
-            for name, array in arrays.items():
-                with open(tmp / f"{name}.npy", "wb") as f:
-                    np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-                    f.flush()
-                    os.fsync(f.fileno())
+            # One uncompressed archive: one fsync for all the pixels of the job.
+            with open(tmp / PIXELS, "wb") as f:
+                np.savez(f, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
+                f.flush()
+                os.fsync(f.fileno())
             with open(tmp / "job.json", "w", encoding="utf-8") as f:
                 json.dump(job.to_json(), f, indent=1)
                 f.flush()

@@ -140,6 +140,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> NodeConfig:
                 node[section] = raw.pop(section)
         if raw:
             raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(raw))}")
+        printer = node.get("printer", {})
+        profile = printer.get("output_profile")
+        if profile and not Path(profile).is_absolute():
+            # A profile named in a config file is found next to that file.
+            printer = {**printer, "output_profile": str(Path(path).parent / profile)}
+            node["printer"] = printer
         config = _section(NodeConfig, node, "node")
     changes = {k: v for k, v in overrides.items() if v is not None}
     if changes:

@@ -444,3 +444,16 @@ def test_full_print_queue_is_c602(tmp_path):
         n.stop()
     # The acknowledged job is still on disk for the next start.
     assert len([p for p in (tmp_path / "spool").iterdir() if not p.name.startswith(".")]) == 1
+
+
+def test_printer_reports_the_recorded_calibration(node):
+    from datetime import datetime
+
+    from printscp.printer_state import Calibration, record_calibration
+
+    with PrintSCU(node.port) as scu:
+        _, ds = scu.get_printer([0x00181200, 0x00181201])
+        assert ds.DateOfLastCalibration == "" and ds.TimeOfLastCalibration == ""
+        record_calibration(node.config.data_path, Calibration(datetime(2026, 11, 26, 9, 30, 5)))
+        _, ds = scu.get_printer([0x00181200, 0x00181201])
+        assert ds.DateOfLastCalibration == "20261126" and ds.TimeOfLastCalibration == "093005"

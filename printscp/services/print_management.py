@@ -17,7 +17,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from pydicom.uid import generate_uid
 
 from printscp import __version__, status, uids
 from printscp.config import NodeConfig
+from printscp.printer_state import last_calibration
 from printscp.printing.enums import DecimateCropBehavior, MagnificationType
 from printscp.printing.errors import InvalidAttributeValue
 from printscp.printing.film_box import FilmBox
@@ -134,7 +134,6 @@ class PrinterInfo:
 
     status: str = "NORMAL"
     status_info: str = "NORMAL"
-    calibration: datetime | None = None
 
 
 class PrintService:
@@ -491,9 +490,9 @@ class PrintService:
         ds.ManufacturerModelName = p.model
         ds.DeviceSerialNumber = p.serial_number
         ds.SoftwareVersions = f"printscp {__version__}"
-        cal = self.printer.calibration
-        ds.DateOfLastCalibration = cal.strftime("%Y%m%d") if cal else None
-        ds.TimeOfLastCalibration = cal.strftime("%H%M%S") if cal else None
+        cal = last_calibration(self.config.data_path)
+        ds.DateOfLastCalibration = cal.when.strftime("%Y%m%d") if cal else None
+        ds.TimeOfLastCalibration = cal.when.strftime("%H%M%S") if cal else None
         return ds
 
 

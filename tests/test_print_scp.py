@@ -6,6 +6,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -457,3 +458,30 @@ def test_printer_reports_the_recorded_calibration(node):
         record_calibration(node.config.data_path, Calibration(datetime(2026, 11, 26, 9, 30, 5)))
         _, ds = scu.get_printer([0x00181200, 0x00181201])
         assert ds.DateOfLastCalibration == "20261126" and ds.TimeOfLastCalibration == "093005"
+
+
+def test_malformed_data_set_aborts_only_its_association(node):
+    from io import BytesIO
+
+    from pynetdicom.dimse_primitives import N_SET
+
+    with PrintSCU(node.port) as good:
+        good.film_session()
+        _, boxes, _ = good.film_box()
+        bad = PrintSCU(node.port, calling="BROKEN")
+        bad.film_session()
+        _, bad_boxes, _ = bad.film_box()
+        req = N_SET()
+        req.MessageID = 7
+        req.RequestedSOPClassUID = uids.BASIC_GRAYSCALE_IMAGE_BOX
+        req.RequestedSOPInstanceUID = bad_boxes[0]
+        # (2020,0010) with the VR "ZZ", which no decoder can read.
+        req.ModificationList = BytesIO(b"\x20\x20\x10\x00ZZ\x02\x00\x01\x00")
+        cx = bad.assoc.accepted_contexts[0].context_id
+        bad.assoc.dimse.send_msg(req, cx)
+        deadline = time.monotonic() + 10
+        while bad.assoc.is_established and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bad.assoc.is_aborted
+        # The other modality goes on printing.
+        assert good.image(boxes[0], 1, wedge())[0].Status == 0

@@ -523,12 +523,19 @@ def _little_endian(event: Any) -> bool:
 
 
 def _decode(event: Any, name: str) -> Dataset:
-    """The request's data set; an undecodable one aborts only this association."""
+    """The request's data set, fully decoded; an undecodable one aborts the association.
+
+    pydicom decodes lazily, so every element (sequences included) is read here: a
+    malformed message must end its own association, not surface later as a
+    half-applied request.
+    """
     try:
-        return getattr(event, name)
+        ds = getattr(event, name)
+        ds.walk(lambda _ds, elem: elem.value)
+        return ds
     except Exception as exc:
         LOGGER.error("malformed data set from %s (%s); aborting the association",
-                     event.assoc.requestor.ae_title, exc)
+                     str(event.assoc.requestor.ae_title).strip(), exc)
         event.assoc.abort()
         raise DimseError(status.PROCESSING_FAILURE, "malformed data set") from None
 

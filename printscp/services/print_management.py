@@ -188,7 +188,7 @@ class PrintService:
             return self._create_plut(st, uid, ds, little_endian)
         raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-CREATE not supported for {sop_class}")
 
-    def _session_plut(self, st: AssociationState, ds: Dataset) -> str | None:
+    def _referenced_plut(self, st: AssociationState, ds: Dataset) -> str | None:
         uid = referenced_uid(ds, "ReferencedPresentationLUTSequence", uids.PRESENTATION_LUT,
                              required=False)
         if uid is not None and uid not in st.pluts:
@@ -201,7 +201,7 @@ class PrintService:
             raise DimseError(status.PROCESSING_FAILURE,
                              "a Film Session already exists on this association")
         values = dataset_values(ds, SESSION_ATTRIBUTES, "Film Session N-CREATE")
-        plut_uid = self._session_plut(st, ds)
+        plut_uid = self._referenced_plut(st, ds)
         st.session = FilmSession(**{**self.config.printer.film_session_defaults, **values})
         st.session_uid = uid
         st.session_plut_uid = plut_uid
@@ -223,9 +223,6 @@ class PrintService:
         out.AffectedSOPInstanceUID = st.session_uid
         return out
 
-    def _film_box_plut(self, st: AssociationState, ds: Dataset) -> str | None:
-        return self._session_plut(st, ds)
-
     def _create_film_box(self, st: AssociationState, uid: str, ds: Dataset) -> Dataset:
         if st.session is None:
             raise DimseError(status.INVALID_ATTRIBUTE_VALUE,
@@ -237,7 +234,7 @@ class PrintService:
         if session_uid != st.session_uid:
             raise InvalidAttributeValue("ReferencedFilmSessionSequence", session_uid,
                                         "the Film Session of this association")
-        plut_uid = self._film_box_plut(st, ds) or st.session_plut_uid
+        plut_uid = self._referenced_plut(st, ds) or st.session_plut_uid
         defaults = dict(self.config.printer.film_box_defaults)
         if st.session.illumination is not None:
             defaults["illumination"] = st.session.illumination
@@ -320,7 +317,7 @@ class PrintService:
         self._check_instance(st, sop_class, uid)
         if sop_class == uids.BASIC_FILM_SESSION:
             values = dataset_values(ds, SESSION_ATTRIBUTES, "Film Session N-SET")
-            plut_uid = self._session_plut(st, ds)
+            plut_uid = self._referenced_plut(st, ds)
             st.session = replace(st.session, **values)  # type: ignore[type-var]
             if plut_uid:
                 st.session_plut_uid = plut_uid
@@ -328,7 +325,7 @@ class PrintService:
         if sop_class == uids.BASIC_FILM_BOX:
             values = dataset_values(ds, FILM_BOX_SET_ATTRIBUTES, "Film Box N-SET")
             entry = st.film_boxes[uid]
-            plut_uid = self._film_box_plut(st, ds)
+            plut_uid = self._referenced_plut(st, ds)
             if plut_uid:
                 values["presentation_lut"] = st.pluts[plut_uid]
                 entry.plut_uid = plut_uid

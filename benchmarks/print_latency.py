@@ -8,6 +8,8 @@ SCUs (one association per film, as modalities do; each client its own process).
 Clients and server share the machine's cores, as they do in the tests.  Reports the median latency
 from sending N-ACTION to the film's PDF being complete on disk, and films per
 minute with one client and with four clients at once.
+With Debian's dcmtk installed it also prints the film with DCMTK's dcmprscu (a C
+client, run as modalities run it: without TCP_NODELAY) one at a time and four at once.
 Targets (issue 3): latency <= 1 s median; 4-client throughput >= 1.6x one client.
 """
 
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +87,63 @@ def wait_for(films: Path, count: int, timeout: float = 120) -> float:
     raise TimeoutError(f"{count} films not written")
 
 
+def dcmtk_throughput(port: int, films: Path, tmp: Path, n_films: int, repeat: int) -> None:
+    """Films per minute with dcmprscu clients: 1 at a time, then 4 processes at once."""
+    import shutil
+
+    if not (shutil.which("dcmpsprt") and shutil.which("dcmprscu")):
+        print("  (dcmtk not installed: DCMTK client figures skipped)")
+        return
+    sys.path.insert(0, str(ROOT / "samples"))
+    from make_samples import _dataset
+
+    imgs = tmp / "imgs"
+    db = tmp / "db"
+    imgs.mkdir()
+    db.mkdir()
+    for i, px in enumerate(images()):
+        ds = _dataset(px, "MONOCHROME2", 12, f"bench{i}")
+        ds.WindowCenter, ds.WindowWidth = 2048, 4096
+        ds.save_as(imgs / f"ct{i:02d}.dcm", enforce_file_format=True)
+    cfg = tmp / "dcmtk.cfg"
+    cfg.write_text(f"[[GENERAL]]\n[DATABASE]\nDirectory = {db}\n[NETWORK]\naetitle = DCMTK\n"
+                   "[[COMMUNICATION]]\n[TARGET]\nType = PRINTER\nHostname = 127.0.0.1\n"
+                   f"Port = {port}\nAetitle = PRINTSCP\nDisplayFormat = 4,5\n"
+                   "SupportsPresentationLUT = true\n")
+    subprocess.run(["dcmpsprt", "-c", str(cfg), "-p", "TARGET", "--nospool", "--layout", "4",
+                    "5", *map(str, sorted(imgs.glob("*.dcm")))], check=True,
+                   capture_output=True)
+    [sp] = db.glob("SP_*.dcm")
+    env = {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
+
+    def send(count: int) -> None:
+        for _ in range(count):
+            out = subprocess.run(["dcmprscu", "-c", str(cfg), "-p", "TARGET", str(sp)],
+                                 capture_output=True, text=True, env=env)
+            assert not [ln for ln in (out.stdout + out.stderr).splitlines()
+                        if ln.startswith(("E:", "F:"))], out.stderr
+
+    rates: dict[int, list[float]] = {1: [], 4: []}
+    for _, clients in [(r, c) for r in range(repeat) for c in (1, 4)]:
+        per_client = max(1, n_films // clients)
+        start_count = pdf_count(films)
+        t0 = time.perf_counter()
+        workers = [threading.Thread(target=send, args=(per_client,)) for _ in range(clients)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        t1 = wait_for(films, start_count + per_client * clients)
+        rates[clients].append(per_client * clients / (t1 - t0) * 60)
+    print("  DCMTK dcmprscu clients (separate processes, no TCP_NODELAY):")
+    for clients, values in rates.items():
+        print(f"    {clients} client(s), {n_films} films: median "
+              f"{statistics.median(values):.1f} films/min "
+              f"(runs: {', '.join(f'{v:.0f}' for v in values)})")
+    ratio = statistics.median(rates[4]) / statistics.median(rates[1])
+    print(f"    throughput 4 clients / 1 client: {ratio:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--films", type=int, default=16, help="films per measurement")
@@ -134,6 +195,7 @@ def main() -> None:
                       f"(runs: {', '.join(f'{v:.0f}' for v in values)})")
             ratio = statistics.median(rates[4]) / statistics.median(rates[1])
             print(f"  throughput 4 clients / 1 client: {ratio:.2f}x")
+            dcmtk_throughput(port, films, Path(tmp), args.films, args.repeat)
         finally:
             proc.terminate()
             proc.wait(30)

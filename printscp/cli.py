@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from calibration.cli import add_calibrate_parser
 from printscp import __version__
 from printscp.printing.enums import (
     FilmOrientation,
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_parser(sub)
     _add_film_parser(sub)
     _add_jobs_parser(sub)
+    add_calibrate_parser(sub)
     return parser
 
 

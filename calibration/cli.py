@@ -1,0 +1,181 @@
+"""``printscp calibrate``: analyse measurements against the GSDF, write LUT/profile/report.
+
+Exit status of ``analyze``: 0 the device conforms, 1 it does not, 2 unusable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from calibration.analysis import DIAGNOSTIC_LIMIT, OTHER_LIMIT, TG18_INTERVALS
+
+LIMITS = {"diagnostic": DIAGNOSTIC_LIMIT, "other": OTHER_LIMIT}
+
+
+def _od(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an optical density such as 0.2") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError("density out of range 0..10 OD")
+    return value
+
+
+def _nonneg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``printscp calibrate analyze|patterns`` (called by printscp.cli)."""
+    p = sub.add_parser("calibrate", help="GSDF calibration of displays and printers",
+                       description="Analyse display or printer measurements against the "
+                       "DICOM GSDF (PS3.14), write the calibration LUT and a printer "
+                       "profile, and make the test patterns (docs/calibration.md).")
+    csub = p.add_subparsers(dest="calibrate_command", required=True)
+
+    a = csub.add_parser("analyze", help="check measurements and compute the calibration",
+                        description="Exit status: 0 conforms, 1 does not, 2 unusable input.")
+    a.add_argument("measurements", metavar="MEASUREMENTS",
+                   help="CSV (ddl,luminance or ddl,density), JSON, or DCMTK .lut file")
+    a.add_argument("--kind", choices=["display", "printer"],
+                   help="device kind (default: from the file)")
+    a.add_argument("--ambient", type=_nonneg, metavar="L",
+                   help="ambient luminance Lamb (display) or reflected ambient light La "
+                   "(printer), cd/m²; overrides the file")
+    a.add_argument("--illumination", type=_nonneg, metavar="L0",
+                   help="printer: light box luminance, cd/m² (default file, else 2000)")
+    a.add_argument("--includes-ambient", action="store_true",
+                   help="display luminances already include the ambient light")
+    a.add_argument("--max-ddl", type=int, metavar="N",
+                   help="largest driving level of the device (default 255, 1023... above "
+                   "the highest measured level)")
+    a.add_argument("--min-density", type=_od, metavar="OD",
+                   help="printer: the film's Min Density the printer must reach")
+    a.add_argument("--max-density", type=_od, metavar="OD",
+                   help="printer: the film's Max Density the printer must reach")
+    a.add_argument("--limit", choices=sorted(LIMITS), default="diagnostic",
+                   help="contrast error limit of the verdict: diagnostic ±10%% (default), "
+                   "other ±20%%")
+    a.add_argument("--intervals", type=int, default=TG18_INTERVALS, metavar="N",
+                   help=f"judge over N equal intervals of the measured levels (default "
+                   f"{TG18_INTERVALS}, TG18-LN); 0: every measured step")
+    a.add_argument("--input-bits", type=int, default=8, choices=range(1, 17), metavar="BITS",
+                   help="LUT input bits (default 8: 256 entries)")
+    a.add_argument("--report", metavar="PDF", help="write a PDF report (PNG plots beside it)")
+    a.add_argument("--lut", metavar="TXT", help="write the calibration LUT as 'input output'")
+    a.add_argument("--profile", metavar="TOML",
+                   help="write a printer profile for printscp serve --config")
+    a.add_argument("--json", metavar="FILE", help="write every figure as JSON")
+    a.add_argument("--record", action="store_true",
+                   help="record the calibration for Printer N-GET (Date/Time of Last "
+                   "Calibration)")
+    a.add_argument("--data-dir", default="./printscp-data",
+                   help="printscp data directory for --record (default ./printscp-data)")
+    a.set_defaults(func=cmd_analyze)
+
+    t = csub.add_parser("patterns", help="write the measurement test patterns",
+                        description="TG18-LN-style luminance patches and a printer step "
+                        "wedge, as Secondary Capture DICOM files and PNG.")
+    t.add_argument("-o", "--output", required=True, metavar="DIR")
+    t.add_argument("--levels", type=int, default=18, help="number of levels (default 18)")
+    t.add_argument("--bits", type=int, default=8, choices=(8, 10, 12, 16),
+                   help="bits per pixel (default 8)")
+    t.add_argument("--size", type=int, default=512, help="patch image size in pixels")
+    t.set_defaults(func=cmd_patterns)
+
+
+def cmd_patterns(args: argparse.Namespace) -> int:
+    from calibration.patterns import write_patterns
+
+    try:
+        files = write_patterns(args.output, levels=args.levels, bits=args.bits, size=args.size)
+    except (OSError, ValueError) as err:
+        print(f"printscp calibrate patterns: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.output}: {len(files)} files ({args.levels} luminance patterns and a "
+          "step wedge, DICOM and PNG)")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from calibration import analysis, export, report
+    from calibration.measurements import MeasurementError, read_measurements
+
+    prog = "printscp calibrate analyze"
+    try:
+        measured = read_measurements(
+            args.measurements, args.kind, ambient=args.ambient,
+            illumination=args.illumination, includes_ambient=args.includes_ambient,
+            max_ddl=args.max_ddl)
+        if not measured.is_printer and (args.min_density is not None
+                                        or args.max_density is not None):
+            raise MeasurementError("--min-density/--max-density apply to printers only")
+        dens = {"min_density": args.min_density, "max_density": args.max_density}
+        options = {"limit": LIMITS[args.limit], "intervals": args.intervals, **dens}
+        before = analysis.analyse(measured, **options)
+        cal = analysis.calibrate(measured, input_bits=args.input_bits, **dens)
+        after = analysis.predict(measured, cal, **options)
+    except (MeasurementError, ValueError) as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+
+    when = datetime.now()
+    print(report.summary(measured, before, after))
+    inputs: dict[str, Any] = {
+        "measurements": str(args.measurements), "kind": measured.kind,
+        "levels": int(measured.ddl.size), "max_ddl": measured.max_ddl,
+        "ambient": measured.ambient, "illumination": measured.illumination,
+        "includes_ambient": args.includes_ambient, "limit": args.limit,
+        "intervals": args.intervals, "input_bits": args.input_bits, **dens,
+    }
+    written: dict[str, str] = {}
+    try:
+        if args.lut:
+            comments = (f"GSDF calibration LUT from {measured.source}",
+                        f"{cal.lut.size} inputs -> DDL 0..{measured.max_ddl}, "
+                        f"JND {cal.jnd_range[0]:.2f}..{cal.jnd_range[1]:.2f} (DCMTK dcmdspfn)")
+            written["lut"] = str(export.write_lut(args.lut, cal.lut, comments))
+        profile_path = ""
+        if args.profile:
+            toml, curve = export.write_profile(args.profile, measured, **dens)
+            written["profile"] = str(toml)
+            written["characteristic_file"] = str(curve)
+            profile_path = str(curve.resolve())
+        if args.report:
+            plots = report.plot_files(measured, before, after, Path(args.report).with_suffix(""))
+            report.write_pdf(args.report, measured, before, after, plots, inputs=inputs,
+                             when=when)
+            written["report"] = args.report
+            written["plots"] = ", ".join(str(p) for p in plots)
+        if args.json:
+            data = {"date": when.isoformat(timespec="seconds"), "inputs": inputs,
+                    **before.to_dict(), "predicted": after.to_dict(),
+                    "lut": cal.lut.tolist(), "jnd_range": list(cal.jnd_range),
+                    "files": written}
+            Path(args.json).write_text(json.dumps(data, indent=1), encoding="utf-8")
+            written["json"] = args.json
+        if args.record:
+            from printscp.printer_state import Calibration, record_calibration
+
+            Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+            state = record_calibration(args.data_dir, Calibration(
+                when, profile=profile_path, conforms=before.conforms))
+            written["record"] = str(state)
+    except OSError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+    for what, where in written.items():
+        print(f"{what}: {where}")
+    return 0 if before.conforms else 1

@@ -125,6 +125,8 @@ def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ae-title", help="our AE title (default PRINTSCP)")
     p.add_argument("--bind", help="address to listen on (default 0.0.0.0, all interfaces)")
     p.add_argument("--data-dir", help="where spool, films and logs go (default ./printscp-data)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="receiving processes sharing the port (default: one per core, max 4)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each association and job")
     p.add_argument("-d", "--debug", action="store_true", help="log DIMSE traffic too")
     p.set_defaults(func=_cmd_serve)
@@ -137,6 +139,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from printscp.config import ConfigError, load_config
     from printscp.node import Node
+    from printscp.workers import WorkerPool
 
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -144,8 +147,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
     try:
         config = load_config(args.config, port=args.port, ae_title=args.ae_title,
-                             bind=args.bind, data_dir=args.data_dir)
-        node = Node(config).start()
+                             bind=args.bind, data_dir=args.data_dir, workers=args.workers)
+        workers = config.worker_count
+        node = Node(config).start() if workers == 1 else WorkerPool(config, workers).start()
     except (ConfigError, OSError, ValueError) as err:
         print(f"printscp serve: {err}", file=sys.stderr)
         return 2
@@ -158,7 +162,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     films = (config.data_path / "films").resolve()
     print(f"printscp {__version__}: {config.ae_title} listening on {config.bind}:{node.port}; "
-          f"films go to {films}", flush=True)
+          f"films go to {films} ({workers} worker process{'es' if workers > 1 else ''})",
+          flush=True)
     stop.wait()
     print("printscp: stopping (jobs not yet rendered stay spooled for the next start)",
           flush=True)

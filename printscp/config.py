@@ -7,6 +7,7 @@ a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -71,10 +72,17 @@ class NodeConfig:
     network_timeout: float = 60.0
     acse_timeout: float = 30.0
     dimse_timeout: float = 60.0
-    #: Print jobs waiting in the spool before new ones are refused (0xC602).
+    #: Print jobs waiting in a worker's spool queue before new ones are refused (0xC602).
     max_queued_jobs: int = 100
+    #: Processes receiving associations on the shared port (each with its own render
+    #: process); 0: one per CPU core, at most 4.
+    workers: int = 0
     access: AccessConfig = field(default_factory=AccessConfig)
     printer: PrinterConfig = field(default_factory=PrinterConfig)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or min(4, os.cpu_count() or 1)
 
     @property
     def data_path(self) -> Path:
@@ -86,6 +94,8 @@ class NodeConfig:
             raise ConfigError(f"node.ae_title: {self.ae_title!r} is not a valid AE title")
         if not 0 <= self.port <= 65535:  # 0: any free port (tests)
             raise ConfigError(f"node.port: {self.port} is not a TCP port")
+        if not 0 <= self.workers <= 64:
+            raise ConfigError(f"node.workers: {self.workers} outside 0..64")
         if self.max_pdu and not 4096 <= self.max_pdu <= 1 << 22:
             raise ConfigError(f"node.max_pdu: {self.max_pdu} outside 4096..4194304 (or 0)")
         try:

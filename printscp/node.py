@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import signal
 import socket
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -71,6 +72,13 @@ class _QuickAckSocket:
 
 
 class _NoDelayServer(ThreadedAssociationServer):
+    reuse_port = False
+
+    def server_bind(self) -> None:
+        if self.reuse_port:  # several worker processes share the port (SO_REUSEPORT)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
     def get_request(self) -> tuple[Any, tuple[str, int]]:
         sock, address = super().get_request()
         try:
@@ -85,16 +93,37 @@ class _NoDelayServer(ThreadedAssociationServer):
 def _render_process() -> ProcessPoolExecutor:
     """One render process (spawned, not forked: the server has threads), warmed up so
     the first film does not pay for the imports."""
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent)
     pool.submit(job_render.warm_up)
     return pool
 
 
-class Node:
-    """A running printscp node; ``start()`` then ``stop()`` (or use as a context)."""
+class _SharedPortServer(_NoDelayServer):
+    reuse_port = True
 
-    def __init__(self, config: NodeConfig) -> None:
+
+def die_with_parent() -> None:
+    """Linux: have the kernel kill this process when its parent dies, so no orphan
+    worker keeps serving (or rendering) after the node crashed."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class Node:
+    """A running printscp node; ``start()`` then ``stop()`` (or use as a context).
+
+    ``reuse_port`` lets several worker processes listen on one port (see
+    :mod:`printscp.workers`); ``recover`` is false in all but one of them.
+    """
+
+    def __init__(self, config: NodeConfig, *, reuse_port: bool = False,
+                 recover: bool = True) -> None:
         self.config = config
+        self.reuse_port = reuse_port
+        self.recover = recover
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
         profile_path = config.printer.output_profile
@@ -153,10 +182,10 @@ class Node:
         return int(self.server.server_address[1])
 
     def start(self) -> Node:
-        self.spool.start()
+        self.spool.start(recover=self.recover)
         self.server = self.ae.make_server(
             (self.config.bind, self.config.port), evt_handlers=self.handlers(),
-            server_class=_NoDelayServer,
+            server_class=_SharedPortServer if self.reuse_port else _NoDelayServer,
         )
         # Registered like AE.start_server does, so shutdown() and ae.shutdown() find it.
         self.ae._servers.append(self.server)

@@ -422,9 +422,8 @@ def test_accepted_sockets_have_tcp_nodelay(node):
         [server_side] = [a for a in node.ae.active_associations if a.is_acceptor]
         sock = server_side.dul.socket.socket
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
-        if hasattr(socket, "TCP_QUICKACK"):  # Linux: every read is acknowledged at once
+        if hasattr(socket, "TCP_QUICKACK"):  # Linux: quick-ack re-armed after every read
             assert type(sock).__name__ == "_QuickAckSocket"
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
 
 
 def test_full_print_queue_is_c602(tmp_path):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from print_scu import PrintSCU
 
 from printscp import uids
@@ -21,21 +22,51 @@ def start(data: Path, *extra: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "printscp", "serve", "--port", "0", "--bind", "127.0.0.1",
          "--data-dir", str(data), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     line = proc.stdout.readline()
-    match = re.search(r"listening on 127\.0\.0\.1:(\d+); films go to (.+)$", line)
+    match = re.search(r"listening on 127\.0\.0\.1:(\d+); films go to (.+) \((\d) worker", line)
     assert match, line + proc.stderr.read()
     assert Path(match.group(2)) == (data / "films").resolve()
     return proc, int(match.group(1))
 
 
-def test_sigterm_stops_cleanly(tmp_path):
-    proc, port = start(tmp_path / "data")
+def children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_stops_cleanly(tmp_path, workers):
+    proc, port = start(tmp_path / "data", "--workers", workers)
     with PrintSCU(port) as scu:
         assert scu.assoc.send_c_echo().Status == 0
+    kids = children(proc.pid)
+    assert len(kids) >= int(workers)  # worker and/or render processes
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=20)
+    out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "stopping" in out
+
+    def alive() -> list[int]:
+        out = []
+        for k in kids:
+            try:
+                if ") Z" not in Path(f"/proc/{k}/stat").read_text():
+                    out.append(k)
+            except OSError:
+                pass
+        return out
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(), [Path(f"/proc/{k}/cmdline").read_bytes()[:120] for k in alive()]
 
 
 def test_job_spooled_before_kill_9_is_rendered_after_restart(tmp_path):
@@ -50,7 +81,8 @@ def test_job_spooled_before_kill_9_is_rendered_after_restart(tmp_path):
             for pos, uid in enumerate(boxes, start=1):
                 scu.image(uid, pos, rng.integers(0, 4096, (512, 512)).astype(np.uint16))
             assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
-            os.kill(proc.pid, signal.SIGKILL)  # acknowledged, not yet rendered
+            # A crash: every process of the node dies at once, acknowledged job unrendered.
+            os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(10)
     spooled = [p for p in (data / "spool").iterdir() if not p.name.startswith(".")]

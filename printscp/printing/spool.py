@@ -177,12 +177,15 @@ class Spool:
         self._queue.put(job.job_id)
 
     # -- worker ---------------------------------------------------------------------
-    def start(self) -> None:
-        """Recover jobs left in the spool, then start the worker."""
-        for leftover in self.spool_dir.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        recovered = sorted(p.name for p in self.spool_dir.iterdir()
-                           if p.is_dir() and not p.name.startswith("."))
+    def start(self, recover: bool = True) -> None:
+        """Recover jobs left in the spool (unless ``recover`` is false: another worker
+        process of the same node does it), then start the worker."""
+        recovered: list[str] = []
+        if recover:
+            for leftover in self.spool_dir.glob(".tmp-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+            recovered = sorted(p.name for p in self.spool_dir.iterdir()
+                               if p.is_dir() and not p.name.startswith("."))
         with self._lock:
             for job_id in recovered:
                 if job_id not in self._queued:

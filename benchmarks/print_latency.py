@@ -136,12 +136,16 @@ def dcmtk_throughput(port: int, films: Path, tmp: Path, n_films: int, repeat: in
         t1 = wait_for(films, start_count + per_client * clients)
         rates[clients].append(per_client * clients / (t1 - t0) * 60)
     print("  DCMTK dcmprscu clients (separate processes, no TCP_NODELAY):")
+    report_rates(rates, n_films, "    ")
+
+
+def report_rates(rates: dict[int, list[float]], n_films: int, indent: str) -> None:
     for clients, values in rates.items():
-        print(f"    {clients} client(s), {n_films} films: median "
+        print(f"{indent}{clients} client(s), {n_films} films: median "
               f"{statistics.median(values):.1f} films/min "
               f"(runs: {', '.join(f'{v:.0f}' for v in values)})")
     ratio = statistics.median(rates[4]) / statistics.median(rates[1])
-    print(f"    throughput 4 clients / 1 client: {ratio:.2f}x")
+    print(f"{indent}throughput 4 clients / 1 client: {ratio:.2f}x")
 
 
 def main() -> None:
@@ -189,12 +193,7 @@ def main() -> None:
                 total = per_client * clients
                 t1 = wait_for(films, start_count + total)
                 rates[clients].append(total / (t1 - t0) * 60)
-            for clients, values in rates.items():
-                print(f"  {clients} client(s), {args.films} films: median "
-                      f"{statistics.median(values):.1f} films/min "
-                      f"(runs: {', '.join(f'{v:.0f}' for v in values)})")
-            ratio = statistics.median(rates[4]) / statistics.median(rates[1])
-            print(f"  throughput 4 clients / 1 client: {ratio:.2f}x")
+            report_rates(rates, args.films, "  ")
             dcmtk_throughput(port, films, Path(tmp), args.films, args.repeat)
         finally:
             proc.terminate()

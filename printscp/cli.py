@@ -117,8 +117,8 @@ def _cmd_film(args: argparse.Namespace) -> int:
 def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve", help="run the DICOM print server",
-        description="Run the printscp node: Verification and Print Management (grayscale, "
-        "Presentation LUT). Films are written as PDF under DATA_DIR/films/.",
+        description="Run the printscp node: Verification and Print Management (grayscale "
+        "and color, Presentation LUT). Films are written as PDF under DATA_DIR/films/.",
     )
     p.add_argument("--config", metavar="FILE", help="TOML configuration (docs/configuration.md)")
     p.add_argument("--port", type=int, help="TCP port (default 11112)")

@@ -40,7 +40,8 @@ def gray_item(pixels: np.ndarray, bits: int = 12, photometric: str = "MONOCHROME
 class PrintSCU:
     def __init__(self, port: int, calling: str = "TESTSCU", called: str = "PRINTSCP",
                  contexts: tuple[str, ...] = (META, uids.PRESENTATION_LUT, uids.VERIFICATION),
-                 transfer_syntax: list[str] | None = None) -> None:
+                 transfer_syntax: list[str] | None = None, meta: str = META) -> None:
+        self.meta = meta
         self.responses: list[Dataset] = []
         ae = AE(ae_title=calling)
         for c in contexts:
@@ -73,22 +74,22 @@ class PrintSCU:
 
     # -- operations returning (status, dataset) -----------------------------------
     def create(self, sop_class: str, ds: Dataset | None, uid: str | None = None):
-        meta = None if sop_class == uids.PRESENTATION_LUT else META
+        meta = None if sop_class == uids.PRESENTATION_LUT else self.meta
         return self.assoc.send_n_create(ds, sop_class, uid, meta_uid=meta)
 
     def set(self, sop_class: str, uid: str, ds: Dataset):
-        return self.assoc.send_n_set(ds, sop_class, uid, meta_uid=META)
+        return self.assoc.send_n_set(ds, sop_class, uid, meta_uid=self.meta)
 
     def action(self, sop_class: str, uid: str, action_type: int = 1):
-        return self.assoc.send_n_action(None, action_type, sop_class, uid, meta_uid=META)
+        return self.assoc.send_n_action(None, action_type, sop_class, uid, meta_uid=self.meta)
 
     def delete(self, sop_class: str, uid: str):
-        meta = None if sop_class == uids.PRESENTATION_LUT else META
+        meta = None if sop_class == uids.PRESENTATION_LUT else self.meta
         return self.assoc.send_n_delete(sop_class, uid, meta_uid=meta)
 
     def get_printer(self, tags: list[int] | None = None):
         return self.assoc.send_n_get(tags or [], uids.PRINTER, uids.PRINTER_INSTANCE,
-                                     meta_uid=META)
+                                     meta_uid=self.meta)
 
     # -- the DCMTK-like sequence --------------------------------------------------
     def film_session(self, **attrs: Any) -> str:
@@ -131,3 +132,19 @@ class PrintSCU:
         ds.BasicGrayscaleImageSequence = Sequence(
             [gray_item(pixels, bits, photometric, big_endian)])
         return self.set(uids.BASIC_GRAYSCALE_IMAGE_BOX, box_uid, ds)
+
+
+def color_item(rgb: np.ndarray, planar: int = 1) -> Dataset:
+    """A Basic Color Image Sequence item: RGB, 8 bits, color-by-plane by default."""
+    item = Dataset()
+    item.SamplesPerPixel = 3
+    item.PhotometricInterpretation = "RGB"
+    item.PlanarConfiguration = planar
+    item.Rows, item.Columns = rgb.shape[:2]
+    item.BitsAllocated = 8
+    item.BitsStored = 8
+    item.HighBit = 7
+    item.PixelRepresentation = 0
+    data = rgb.transpose(2, 0, 1) if planar == 1 else rgb
+    item.PixelData = np.ascontiguousarray(data, dtype=np.uint8).tobytes()
+    return item

@@ -29,14 +29,15 @@ def test_sop_classes_and_transfer_syntaxes_are_documented():
     for uid in SUPPORTED_CLASSES + [str(t) for t in TRANSFER_SYNTAXES]:
         assert uid in text
     for uid in (pm.uids.BASIC_FILM_SESSION, pm.uids.BASIC_FILM_BOX,
-                pm.uids.BASIC_GRAYSCALE_IMAGE_BOX, pm.uids.PRINTER, pm.uids.PRINTER_INSTANCE):
+                pm.uids.BASIC_GRAYSCALE_IMAGE_BOX, pm.uids.BASIC_COLOR_IMAGE_BOX,
+                pm.uids.PRINTER, pm.uids.PRINTER_INSTANCE):
         assert uid in text
 
 
 def test_every_accepted_attribute_is_documented_with_its_tag():
     text = (DOCS / "conformance.md").read_text()
     tables = [pm.SESSION_ATTRIBUTES, pm.FILM_BOX_CREATE_ATTRIBUTES, pm.IMAGE_BOX_ATTRIBUTES,
-              pm.PLUT_ATTRIBUTES]
+              pm.COLOR_IMAGE_BOX_ATTRIBUTES, pm.PLUT_ATTRIBUTES]
     for table in tables:
         for keyword in table:
             tag = Tag(tag_for_keyword(keyword))

@@ -35,7 +35,7 @@ from lut import presentation as lut_presentation
 from lut.apply import apply_lut
 from printscp.printing import values
 from printscp.printing.display_format import Cell
-from printscp.printing.enums import MagnificationType, Trim
+from printscp.printing.enums import MagnificationType, Polarity, Trim
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
 from printscp.printing.layout import (
@@ -296,6 +296,8 @@ def _render_box(
         pv = apply_lut(table, pixels, threads=1)  # P-values at the image's own size
         levels = apply_lut(device, magnify(pv, size, magnification), threads=1)
     else:
+        if box.polarity is Polarity.REVERSE:
+            pixels = 255 - pixels  # color REVERSE: the complementary color
         levels = magnify(pixels, size, magnification)
         if bits == 16:
             levels = levels.astype(np.uint16) * 257

@@ -35,7 +35,7 @@ from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
 from printscp.printing.image_box import ImageBox
 from printscp.printing.layout import FitOutcome, film_geometry, place_image
-from printscp.printing.pixel_data import decode_grayscale
+from printscp.printing.pixel_data import decode_color, decode_grayscale
 from printscp.printing.presentation_lut import PresentationLUT
 from printscp.printing.records import film_box_record, session_record
 from printscp.printing.spool import PrintJob, Spool, SpoolFull, new_job_id, now_iso
@@ -73,13 +73,14 @@ FILM_BOX_CREATE_ATTRIBUTES = {
     "RequestedResolutionID": "requested_resolution_id",
     "ReferencedFilmSessionSequence": "",
 }
-IMAGE_BOX_ATTRIBUTES = {
+_IMAGE_BOX_COMMON = {
     "ImageBoxPosition": "", "Polarity": "polarity", "MagnificationType": "magnification_type",
     "SmoothingType": "smoothing_type", "ConfigurationInformation": "configuration_information",
     "RequestedImageSize": "requested_image_size",
     "RequestedDecimateCropBehavior": "requested_decimate_crop_behavior",
-    "BasicGrayscaleImageSequence": "",
 }
+IMAGE_BOX_ATTRIBUTES = {**_IMAGE_BOX_COMMON, "BasicGrayscaleImageSequence": ""}
+COLOR_IMAGE_BOX_ATTRIBUTES = {**_IMAGE_BOX_COMMON, "BasicColorImageSequence": ""}
 PLUT_ATTRIBUTES = {"PresentationLUTSequence": "", "PresentationLUTShape": "shape"}
 
 #: Attributes of the Printer SOP Instance (PS3.3 C.13.9) returned by N-GET.
@@ -175,7 +176,10 @@ class PrintService:
 
     # -- N-CREATE -----------------------------------------------------------------------
     def create(self, assoc: Any, sop_class: str, uid: str | None, ds: Dataset,
-               little_endian: bool = True) -> Dataset:
+               little_endian: bool = True,
+               meta: str = uids.BASIC_GRAYSCALE_PRINT_META) -> Dataset:
+        """N-CREATE; ``meta`` is the Meta SOP Class of the request's presentation context,
+        which decides whether a Film Box holds grayscale or color image boxes."""
         st = self.state(assoc)
         if uid and st.class_of(uid) is not None:
             raise DimseError(status.DUPLICATE_SOP_INSTANCE, f"SOP Instance {uid} exists")
@@ -183,7 +187,7 @@ class PrintService:
         if sop_class == uids.BASIC_FILM_SESSION:
             return self._create_session(st, uid, ds)
         if sop_class == uids.BASIC_FILM_BOX:
-            return self._create_film_box(st, uid, ds)
+            return self._create_film_box(st, uid, ds, color=meta == uids.BASIC_COLOR_PRINT_META)
         if sop_class == uids.PRESENTATION_LUT:
             return self._create_plut(st, uid, ds, little_endian)
         raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-CREATE not supported for {sop_class}")
@@ -223,7 +227,8 @@ class PrintService:
         out.AffectedSOPInstanceUID = st.session_uid
         return out
 
-    def _create_film_box(self, st: AssociationState, uid: str, ds: Dataset) -> Dataset:
+    def _create_film_box(self, st: AssociationState, uid: str, ds: Dataset,
+                         color: bool = False) -> Dataset:
         if st.session is None:
             raise DimseError(status.INVALID_ATTRIBUTE_VALUE,
                              "no Film Session exists on this association",
@@ -240,7 +245,7 @@ class PrintService:
             defaults["illumination"] = st.session.illumination
         if st.session.reflected_ambient_light is not None:
             defaults["reflected_ambient_light"] = st.session.reflected_ambient_light
-        fb = FilmBox(**{**defaults, **values},
+        fb = FilmBox(**{**defaults, **values}, color=color,
                      presentation_lut=st.pluts.get(plut_uid) if plut_uid else None)
         box_uids = [generate_uid(uids.UID_ROOT) for _ in fb.image_boxes]
         st.film_boxes[uid] = FilmBoxEntry(fb, box_uids, plut_uid)
@@ -339,11 +344,12 @@ class PrintService:
                        little_endian: bool) -> int:
         fb_uid, position = st.image_boxes[uid]
         fb = st.film_boxes[fb_uid].film_box
-        values = dataset_values(ds, IMAGE_BOX_ATTRIBUTES, "Image Box N-SET")
+        table = COLOR_IMAGE_BOX_ATTRIBUTES if fb.color else IMAGE_BOX_ATTRIBUTES
+        values = dataset_values(ds, table, "Image Box N-SET")
         given = ds.get("ImageBoxPosition") if ds is not None else None
         if given not in (None, "") and int(given) != position:
             raise InvalidAttributeValue("ImageBoxPosition", int(given), str(position))
-        seq_kw = "BasicGrayscaleImageSequence"
+        seq_kw = "BasicColorImageSequence" if fb.color else "BasicGrayscaleImageSequence"
         seq = ds.get(seq_kw) if ds is not None else None
         explicit_behavior = "requested_decimate_crop_behavior" in values
         values.setdefault("requested_decimate_crop_behavior",
@@ -355,7 +361,7 @@ class PrintService:
             return status.SUCCESS
         if len(seq) != 1:
             raise InvalidAttributeValue(seq_kw, f"{len(seq)} items", "exactly one item")
-        decoded = decode_grayscale(seq[0], little_endian)
+        decoded = (decode_color if fb.color else decode_grayscale)(seq[0], little_endian)
         box = ImageBox(position=position, pixels=decoded.pixels,
                        photometric_interpretation=decoded.photometric_interpretation,
                        bits_stored=decoded.bits_stored,
@@ -546,7 +552,7 @@ def handle_n_create(event: Any, service: PrintService) -> tuple[Any, Dataset | N
     ds = _decode(event, "attribute_list")
     requested_uid = _sop_instance(req, True) or None
     out = service.create(event.assoc, _sop_class(req, True), requested_uid, ds,
-                         _little_endian(event))
+                         _little_endian(event), meta=str(event.context.abstract_syntax))
     if requested_uid is not None:
         # pynetdicom echoes the request's UID itself and would leave ours in the data set.
         del out.AffectedSOPInstanceUID

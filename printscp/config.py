@@ -46,6 +46,11 @@ class PrinterConfig:
     dpi: float = 0.0
     #: What to do with an image larger than its box when the SCU does not say.
     decimate_crop_default: str = DecimateCropBehavior.FAIL.value
+    #: Annotation Display Format IDs: how many Basic Annotation Boxes each has
+    #: (laid left to right in the strip below the images).
+    annotation_formats: dict[str, int] = field(default_factory=lambda: {
+        "ANNOTATION": 1, "LABEL": 1, "BOTTOM2": 2, "BOTTOM3": 3, "BOTTOM4": 4,
+    })
     #: Film Box attributes used when the SCU does not send them.
     film_box_defaults: dict[str, Any] = field(default_factory=lambda: {
         "film_size_id": "14INX17IN", "film_orientation": "PORTRAIT",
@@ -108,6 +113,10 @@ class NodeConfig:
             FilmSession(**self.printer.film_session_defaults)
         except (PrintAttributeError, TypeError) as err:
             raise ConfigError(f"printer defaults: {err}") from None
+        for format_id, boxes in self.printer.annotation_formats.items():
+            if not 1 <= boxes <= 64 or not format_id or len(format_id) > 16:
+                raise ConfigError(f"printer.annotation_formats.{format_id}: 1..64 boxes and "
+                                  "an ID of at most 16 characters")
         for entry in self.access.calling_ae_titles:
             if not entry.split("@", 1)[0].strip():
                 raise ConfigError(f"access.calling_ae_titles: empty AE title in {entry!r}")
@@ -124,6 +133,8 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
             value = _section(AccessConfig, value, "access")
         elif key == "printer":
             value = _section(PrinterConfig, value, "printer")
+        elif key == "annotation_formats":
+            value = {str(k).strip().upper(): int(v) for k, v in value.items()}
         elif key in ("film_box_defaults", "film_session_defaults"):
             default = getattr(cls(), key)
             value = {**default, **value}

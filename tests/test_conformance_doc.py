@@ -37,7 +37,7 @@ def test_sop_classes_and_transfer_syntaxes_are_documented():
 def test_every_accepted_attribute_is_documented_with_its_tag():
     text = (DOCS / "conformance.md").read_text()
     tables = [pm.SESSION_ATTRIBUTES, pm.FILM_BOX_CREATE_ATTRIBUTES, pm.IMAGE_BOX_ATTRIBUTES,
-              pm.COLOR_IMAGE_BOX_ATTRIBUTES, pm.PLUT_ATTRIBUTES]
+              pm.COLOR_IMAGE_BOX_ATTRIBUTES, pm.PLUT_ATTRIBUTES, pm.ANNOTATION_BOX_ATTRIBUTES]
     for table in tables:
         for keyword in table:
             tag = Tag(tag_for_keyword(keyword))

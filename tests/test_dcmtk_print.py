@@ -246,3 +246,16 @@ def test_implicit_vr_only_client_and_session_print(node, dcmtk, samples):
     job = last_film(node)
     assert job["copies"] == 2 and job["pages"] == 2
     assert job["session"]["film_session_label"] == "DCMTK LABEL"
+
+
+def test_annotation_from_dcmtk_is_printed(node, dcmtk, samples):
+    log = dcmtk.print([samples / "wedge_12bit.dcm"],
+                      psprt=["--annotation", "DCMTK NOTE", "-pd", "-pn", "-pl"],
+                      Annotation="1\\ANNOTATION")
+    assert "not enough Annotation Boxes" not in log
+    job = last_film(node)
+    assert job["films"][0]["annotation_display_format_id"] == "ANNOTATION"
+    assert job["films"][0]["annotations"] == {"1": "DCMTK NOTE"}
+    text = subprocess.run(["pdftotext", job["output"], "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "DCMTK NOTE" in text

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import replace
@@ -487,3 +489,48 @@ def test_malformed_data_set_aborts_only_its_association(node):
         assert bad.assoc.is_aborted
         # The other modality goes on printing.
         assert good.image(boxes[0], 1, wedge())[0].Status == 0
+
+
+def test_annotation_boxes_are_created_set_and_drawn(node):
+    with PrintSCU(node.port, contexts=(uids.BASIC_GRAYSCALE_PRINT_META,
+                                       uids.BASIC_ANNOTATION_BOX)) as scu:
+        scu.film_session()
+        fb, boxes, rsp = scu.film_box("STANDARD\\1,1", AnnotationDisplayFormatID="BOTTOM2")
+        refs = rsp.ReferencedBasicAnnotationBoxSequence
+        assert [r.ReferencedSOPClassUID for r in refs] == [uids.BASIC_ANNOTATION_BOX] * 2
+        scu.image(boxes[0], 1, wedge())
+
+        def annotate(uid: str, position: int, text: str):
+            ds = Dataset()
+            ds.AnnotationPosition = position
+            ds.TextString = text
+            return scu.assoc.send_n_set(ds, uids.BASIC_ANNOTATION_BOX, uid)[0]
+
+        assert annotate(refs[0].ReferencedSOPInstanceUID, 1, "PATIENT^TEST").Status == 0
+        assert annotate(refs[1].ReferencedSOPInstanceUID, 2, "CT HEAD 2026").Status == 0
+        st = annotate(refs[1].ReferencedSOPInstanceUID, 1, "wrong box")
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "AnnotationPosition" in \
+            st.ErrorComment
+        assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+        st, _ = scu.create(uids.BASIC_FILM_BOX, _film_box_ds(scu, "NO_SUCH_FORMAT"))
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE
+        assert st.ErrorComment.startswith("AnnotationDisplayFormatID (2010,0030)")
+    [job] = films(node)
+    assert job["films"][0]["annotations"] == {"1": "PATIENT^TEST", "2": "CT HEAD 2026"}
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "-layout", job["output"], "-"],
+                              capture_output=True, text=True, check=True).stdout
+        line = next(ln for ln in text.splitlines() if "PATIENT^TEST" in ln)
+        # Position 1 on the left half, position 2 on the right half of the strip.
+        assert "CT HEAD 2026" in line and line.index("PATIENT") < line.index("CT HEAD")
+
+
+def _film_box_ds(scu: PrintSCU, format_id: str) -> Dataset:
+    ds = Dataset()
+    ds.ImageDisplayFormat = "STANDARD\\1,1"
+    ds.AnnotationDisplayFormatID = format_id
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
+    ref.ReferencedSOPInstanceUID = scu.session_uid
+    ds.ReferencedFilmSessionSequence = Sequence([ref])
+    return ds

@@ -46,6 +46,8 @@ class FilmBox:
     reflected_ambient_light: int | str = 10
     requested_resolution_id: RequestedResolution | str = RequestedResolution.STANDARD
     annotation_display_format_id: str = ""
+    #: Number of Basic Annotation Boxes the printer made for the format (0: none).
+    annotation_boxes: int = 0
     presentation_lut: PresentationLUT | None = None
     color: bool = False
     custom_layouts: dict[str, tuple[Cell, ...]] | None = None
@@ -92,6 +94,13 @@ class FilmBox:
             self.annotation_display_format_id = values.code_string(
                 "AnnotationDisplayFormatID", self.annotation_display_format_id
             )
+        if not 0 <= int(self.annotation_boxes) <= 64:
+            raise InvalidAttributeValue("AnnotationDisplayFormatID", self.annotation_boxes,
+                                        "a format with at most 64 annotation boxes")
+        for position, text in self.annotations.items():
+            if not 1 <= position <= max(int(self.annotation_boxes), 1, position):
+                raise InvalidAttributeValue("AnnotationPosition", position, "1 or more")
+            self.annotations[position] = values.text("TextString", text, 64)
         if not self.image_boxes:
             photometric = PhotometricInterpretation.MONOCHROME2
             if self.color:
@@ -105,6 +114,11 @@ class FilmBox:
                 "ImageDisplayFormat", str(self.image_display_format),
                 f"a format with {len(self.image_boxes)} image boxes",
             )
+
+    @property
+    def has_annotation_strip(self) -> bool:
+        """Whether the film reserves room for annotation text (boxes exist or text was set)."""
+        return bool(self.annotation_boxes or self.annotations)
 
     @property
     def min_density_od(self) -> float:

@@ -49,7 +49,7 @@ def film_box_record(fb: FilmBox, arrays: dict[str, NDArray], prefix: str) -> dic
     keys = ("film_orientation", "film_size_id", "magnification_type", "smoothing_type",
             "border_density", "empty_image_density", "min_density", "max_density", "trim",
             "configuration_information", "illumination", "reflected_ambient_light",
-            "requested_resolution_id", "annotation_display_format_id")
+            "requested_resolution_id", "annotation_display_format_id", "annotation_boxes")
     record: dict[str, Any] = {k: _plain(getattr(fb, k)) for k in keys}
     record["image_display_format"] = str(fb.image_display_format)
     record["presentation_lut"] = plut_record(fb.presentation_lut, arrays, f"{prefix}-plut")

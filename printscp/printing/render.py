@@ -216,7 +216,7 @@ def render_film(
     fb = film_box
     cells = fb.image_display_format.cells(custom_layouts or fb.custom_layouts)  # type: ignore[union-attr]
     geometry = film_geometry(fb.film_size_id, fb.film_orientation, cells,  # type: ignore[arg-type]
-                             margins, annotation=bool(fb.annotations))
+                             margins, annotation=fb.has_annotation_strip)
     dmin, dmax = fb.min_density_od, fb.max_density_od
     device = profile.table(bits, dmin, dmax, float(fb.illumination),
                            float(fb.reflected_ambient_light))
@@ -265,13 +265,16 @@ def render_film(
     film.trim_level = light if border_is_dark else dark
     film.text_level = film.trim_level
     if fb.annotations and geometry.annotation_area is not None:
-        film.annotations = _annotation_rects(geometry.annotation_area, fb.annotations)
+        film.annotations = _annotation_rects(geometry.annotation_area, fb.annotations,
+                                             int(fb.annotation_boxes))
     return film
 
 
-def _annotation_rects(area: Rect, texts: dict[int, str]) -> list[tuple[Rect, str]]:
-    """Annotation positions split the strip below the images into equal parts."""
-    n = max(texts)
+def _annotation_rects(area: Rect, texts: dict[int, str], boxes: int = 0
+                      ) -> list[tuple[Rect, str]]:
+    """Annotation positions split the strip below the images into equal parts, left to
+    right, one per annotation box of the format (or per position used)."""
+    n = max(boxes, *texts)
     w = area.width / n
     return [(Rect(area.x + (pos - 1) * w, area.y, w, area.height), text)
             for pos, text in sorted(texts.items()) if text]

@@ -30,7 +30,7 @@ from printscp import __version__, status, uids
 from printscp.config import NodeConfig
 from printscp.printer_state import last_calibration
 from printscp.printing.enums import DecimateCropBehavior, MagnificationType
-from printscp.printing.errors import InvalidAttributeValue
+from printscp.printing.errors import InvalidAttributeValue, MissingAttribute
 from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
 from printscp.printing.image_box import ImageBox
@@ -82,6 +82,7 @@ _IMAGE_BOX_COMMON = {
 IMAGE_BOX_ATTRIBUTES = {**_IMAGE_BOX_COMMON, "BasicGrayscaleImageSequence": ""}
 COLOR_IMAGE_BOX_ATTRIBUTES = {**_IMAGE_BOX_COMMON, "BasicColorImageSequence": ""}
 PLUT_ATTRIBUTES = {"PresentationLUTSequence": "", "PresentationLUTShape": "shape"}
+ANNOTATION_BOX_ATTRIBUTES = {"AnnotationPosition": "", "TextString": ""}
 
 #: Attributes of the Printer SOP Instance (PS3.3 C.13.9) returned by N-GET.
 PRINTER_ATTRIBUTES = (
@@ -98,6 +99,7 @@ class FilmBoxEntry:
     film_box: FilmBox
     image_box_uids: list[str]
     plut_uid: str | None = None
+    annotation_box_uids: list[str] = field(default_factory=list)
     printed: bool = False
 
 
@@ -113,6 +115,7 @@ class AssociationState:
     session_plut_uid: str | None = None
     film_boxes: dict[str, FilmBoxEntry] = field(default_factory=dict)
     image_boxes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    annotation_boxes: dict[str, tuple[str, int]] = field(default_factory=dict)
     pluts: dict[str, PresentationLUT] = field(default_factory=dict)
 
     def class_of(self, uid: str) -> str | None:
@@ -124,6 +127,8 @@ class AssociationState:
             fb_uid, _ = self.image_boxes[uid]
             color = self.film_boxes[fb_uid].film_box.color
             return uids.BASIC_COLOR_IMAGE_BOX if color else uids.BASIC_GRAYSCALE_IMAGE_BOX
+        if uid in self.annotation_boxes:
+            return uids.BASIC_ANNOTATION_BOX
         if uid in self.pluts:
             return uids.PRESENTATION_LUT
         return None
@@ -240,6 +245,13 @@ class PrintService:
             raise InvalidAttributeValue("ReferencedFilmSessionSequence", session_uid,
                                         "the Film Session of this association")
         plut_uid = self._referenced_plut(st, ds) or st.session_plut_uid
+        format_id = str(values.get("annotation_display_format_id", "")).strip().upper()
+        formats = self.config.printer.annotation_formats
+        if format_id and format_id not in formats:
+            raise InvalidAttributeValue("AnnotationDisplayFormatID", format_id,
+                                        sorted(formats) or "none (no annotation formats)")
+        if format_id:
+            values["annotation_boxes"] = int(formats[format_id])
         defaults = dict(self.config.printer.film_box_defaults)
         if st.session.illumination is not None:
             defaults["illumination"] = st.session.illumination
@@ -248,9 +260,13 @@ class PrintService:
         fb = FilmBox(**{**defaults, **values}, color=color,
                      presentation_lut=st.pluts.get(plut_uid) if plut_uid else None)
         box_uids = [generate_uid(uids.UID_ROOT) for _ in fb.image_boxes]
-        st.film_boxes[uid] = FilmBoxEntry(fb, box_uids, plut_uid)
+        annotation_uids = [generate_uid(uids.UID_ROOT)
+                           for _ in range(int(fb.annotation_boxes))]  # type: ignore[arg-type]
+        st.film_boxes[uid] = FilmBoxEntry(fb, box_uids, plut_uid, annotation_uids)
         for position, box_uid in enumerate(box_uids, start=1):
             st.image_boxes[box_uid] = (uid, position)
+        for position, box_uid in enumerate(annotation_uids, start=1):
+            st.annotation_boxes[box_uid] = (uid, position)
         out = self._film_box_dataset(st, uid)
         out.AffectedSOPInstanceUID = uid
         return out
@@ -289,6 +305,14 @@ class PrintService:
             item.ReferencedSOPInstanceUID = box_uid
             items.append(item)
         out.ReferencedImageBoxSequence = Sequence(items)
+        if entry.annotation_box_uids:
+            refs = []
+            for box_uid in entry.annotation_box_uids:
+                item = Dataset()
+                item.ReferencedSOPClassUID = uids.BASIC_ANNOTATION_BOX
+                item.ReferencedSOPInstanceUID = box_uid
+                refs.append(item)
+            out.ReferencedBasicAnnotationBoxSequence = Sequence(refs)
         if entry.plut_uid:
             ref = Dataset()
             ref.ReferencedSOPClassUID = uids.PRESENTATION_LUT
@@ -338,6 +362,9 @@ class PrintService:
             return status.SUCCESS, None
         if sop_class in (uids.BASIC_GRAYSCALE_IMAGE_BOX, uids.BASIC_COLOR_IMAGE_BOX):
             return self._set_image_box(st, uid, ds, little_endian), None
+        if sop_class == uids.BASIC_ANNOTATION_BOX:
+            self._set_annotation_box(st, uid, ds)
+            return status.SUCCESS, None
         raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-SET not supported for {sop_class}")
 
     def _set_image_box(self, st: AssociationState, uid: str, ds: Dataset,
@@ -374,11 +401,27 @@ class PrintService:
             return status.IMAGE_DECIMATED
         return status.SUCCESS
 
+    def _set_annotation_box(self, st: AssociationState, uid: str, ds: Dataset) -> None:
+        fb_uid, position = st.annotation_boxes[uid]
+        dataset_values(ds, ANNOTATION_BOX_ATTRIBUTES, "Annotation Box N-SET")
+        given = ds.get("AnnotationPosition") if ds is not None else None
+        if given in (None, ""):
+            raise MissingAttribute("AnnotationPosition")
+        if int(given) != position:
+            raise InvalidAttributeValue("AnnotationPosition", int(given), str(position))
+        text = str(ds.get("TextString", "") or "") if ds is not None else ""
+        fb = st.film_boxes[fb_uid].film_box
+        if text:
+            fb.annotations[position] = text
+        else:
+            fb.annotations.pop(position, None)
+        replace(fb)  # revalidate (Text String length)
+
     def _check_fit(self, fb: FilmBox, box: ImageBox) -> FitOutcome:
         """Where the image lands; raises ImageTooLarge (0xC603) for FAIL."""
         geometry = film_geometry(fb.film_size_id, fb.film_orientation,  # type: ignore[arg-type]
                                  fb.image_display_format.cells(fb.custom_layouts),  # type: ignore[union-attr]
-                                 annotation=bool(fb.annotations))
+                                 annotation=fb.has_annotation_strip)
         dpi = self.dpi or fb.requested_resolution_id.dpi  # type: ignore[union-attr]
         magnification = box.magnification_type or fb.magnification_type
         return place_image(
@@ -447,10 +490,13 @@ class PrintService:
             st.session_plut_uid = None
             st.film_boxes.clear()
             st.image_boxes.clear()
+            st.annotation_boxes.clear()
         elif sop_class == uids.BASIC_FILM_BOX:
             entry = st.film_boxes.pop(uid)
             for box_uid in entry.image_box_uids:
                 st.image_boxes.pop(box_uid, None)
+            for box_uid in entry.annotation_box_uids:
+                st.annotation_boxes.pop(box_uid, None)
         elif sop_class == uids.PRESENTATION_LUT:
             st.pluts.pop(uid)
         else:

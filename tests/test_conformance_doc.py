@@ -30,6 +30,7 @@ def test_sop_classes_and_transfer_syntaxes_are_documented():
         assert uid in text
     for uid in (pm.uids.BASIC_FILM_SESSION, pm.uids.BASIC_FILM_BOX,
                 pm.uids.BASIC_GRAYSCALE_IMAGE_BOX, pm.uids.BASIC_COLOR_IMAGE_BOX,
+                pm.uids.BASIC_ANNOTATION_BOX, pm.uids.PRINT_JOB,
                 pm.uids.PRINTER, pm.uids.PRINTER_INSTANCE):
         assert uid in text
 
@@ -42,7 +43,7 @@ def test_every_accepted_attribute_is_documented_with_its_tag():
         for keyword in table:
             tag = Tag(tag_for_keyword(keyword))
             assert f"({tag.group:04X},{tag.element:04X})" in text, keyword
-    for keyword in pm.PRINTER_ATTRIBUTES:
+    for keyword in pm.PRINTER_ATTRIBUTES + pm.PRINT_JOB_ATTRIBUTES:
         tag = Tag(tag_for_keyword(keyword))
         assert f"({tag.group:04X},{tag.element:04X})" in text, keyword
 

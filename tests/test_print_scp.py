@@ -534,3 +534,51 @@ def _film_box_ds(scu: PrintSCU, format_id: str) -> Dataset:
     ref.ReferencedSOPInstanceUID = scu.session_uid
     ds.ReferencedFilmSessionSequence = Sequence([ref])
     return ds
+
+
+def test_print_job_reference_and_n_get_from_a_later_association(node):
+    contexts = (uids.BASIC_GRAYSCALE_PRINT_META, uids.PRINT_JOB)
+    with PrintSCU(node.port, contexts=contexts) as scu:
+        scu.film_session(PrintPriority="HIGH")
+        fb, boxes, _ = scu.film_box()
+        scu.image(boxes[0], 1, wedge())
+        st, ds = scu.action(uids.BASIC_FILM_BOX, fb)
+        assert st.Status == 0
+        [ref] = ds[0x21000500].value
+        assert ref.ReferencedSOPClassUID == uids.PRINT_JOB
+        job_uid = ref.ReferencedSOPInstanceUID
+    node.spool.wait_idle()
+    with PrintSCU(node.port, calling="VIEWER", contexts=(uids.PRINT_JOB,)) as later:
+        st, job = later.assoc.send_n_get(
+            [0x21000020, 0x21000030, 0x20000020, 0x21000040, 0x21000050, 0x21100030,
+             0x21000070], uids.PRINT_JOB, job_uid)
+        assert st.Status == 0
+        assert job.ExecutionStatus == "DONE" and job.ExecutionStatusInfo == "NORMAL"
+        assert job.PrintPriority == "HIGH" and job.Originator == "TESTSCU"
+        assert job.PrinterName == "printscp" and len(job.CreationDate) == 8
+        st, _ = later.assoc.send_n_get([0x21000020], uids.PRINT_JOB,
+                                       uids.UID_ROOT + "1.20200101000000000000.1")
+        assert st.Status == status.NO_SUCH_SOP_INSTANCE
+    [sidecar] = films(node)
+    assert sidecar["print_job_uid"] == job_uid
+
+
+def test_print_job_is_pending_while_spooled(tmp_path):
+    from printscp.config import load_config
+    from printscp.node import Node
+
+    n = Node(load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path)))
+    n.start()
+    n.spool.stop()  # keep the job spooled
+    try:
+        with PrintSCU(n.port, contexts=(uids.BASIC_GRAYSCALE_PRINT_META,
+                                        uids.PRINT_JOB)) as scu:
+            scu.film_session()
+            fb, _, _ = scu.film_box()
+            _, ds = scu.action(uids.BASIC_FILM_BOX, fb)
+            job_uid = ds[0x21000500].value[0].ReferencedSOPInstanceUID
+            st, job = scu.assoc.send_n_get([0x21000020, 0x21000030], uids.PRINT_JOB, job_uid)
+            assert st.Status == 0
+            assert (job.ExecutionStatus, job.ExecutionStatusInfo) == ("PENDING", "QUEUED")
+    finally:
+        n.stop()

@@ -44,6 +44,8 @@ FAILURE = "FAILURE"
 
 #: File of a spooled job holding its pixel arrays by name.
 PIXELS = "pixels.npz"
+#: Marker in a job's spool folder while it is being rendered (Execution Status PRINTING).
+RENDERING_MARK = "rendering"
 
 
 def load_arrays(folder: Path) -> dict[str, NDArray]:
@@ -103,6 +105,48 @@ def _fsync_dir(path: Path) -> None:
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def print_job_uid(job_id: str, root: str) -> str:
+    """The Print Job SOP Instance UID of a job: derived from its id, so any process of
+    the node can find the job from the UID alone (``root`` ends with a dot)."""
+    stamp, _, suffix = job_id.partition("-")
+    digits = "".join(ch for ch in stamp if ch.isdigit())
+    return f"{root}1.{int(digits)}.{int(suffix, 16)}"
+
+
+def job_id_from_uid(uid: str, root: str) -> str | None:
+    """Inverse of :func:`print_job_uid`; None for a UID that is not one of ours."""
+    if not uid.startswith(root + "1."):
+        return None
+    try:
+        digits, number = uid[len(root) + 2:].split(".")
+        digits = digits.zfill(20)
+        stamp = f"{digits[:8]}T{digits[8:]}Z"
+        return f"{stamp}-{int(number):08x}"
+    except ValueError:
+        return None
+
+
+def find_job(data_dir: Path, job_id: str) -> dict[str, Any] | None:
+    """The current record of job ``job_id``: its spool entry (PENDING, or PRINTING while
+    it renders) or its sidecar once done (DONE or FAILURE); None if unknown."""
+    folder = Path(data_dir) / "spool" / job_id
+    try:
+        data = json.loads((folder / "job.json").read_text("utf-8"))
+        data["status"] = PRINTING if (folder / RENDERING_MARK).exists() else PENDING
+        return data
+    except (OSError, ValueError):
+        pass
+    suffix = job_id.rsplit("-", 1)[-1]
+    for side in (Path(data_dir) / "films").glob(f"*_{suffix}.json"):
+        try:
+            data = json.loads(side.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("job_id") == job_id:
+            return data
+    return None
 
 
 def film_file_stem(job: PrintJob) -> str:
@@ -249,6 +293,7 @@ class Spool:
         job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
         started = now_iso()
         t0 = time.perf_counter()
+        (folder / RENDERING_MARK).touch()
         job.status = PRINTING
         for listener in self.listeners:
             listener(job)

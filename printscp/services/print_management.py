@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,20 @@ from printscp.printing.layout import FitOutcome, film_geometry, place_image
 from printscp.printing.pixel_data import decode_color, decode_grayscale
 from printscp.printing.presentation_lut import PresentationLUT
 from printscp.printing.records import film_box_record, session_record
-from printscp.printing.spool import PrintJob, Spool, SpoolFull, new_job_id, now_iso
+from printscp.printing.spool import (
+    DONE,
+    FAILURE,
+    PENDING,
+    PRINTING,
+    PrintJob,
+    Spool,
+    SpoolFull,
+    find_job,
+    job_id_from_uid,
+    new_job_id,
+    now_iso,
+    print_job_uid,
+)
 from printscp.services.dimse import (
     DimseError,
     dataset_values,
@@ -92,6 +106,15 @@ PRINTER_ATTRIBUTES = (
 )
 
 PRINT_ACTION = 1  #: Action Type ID of "print" on Film Session and Film Box
+
+#: Print Job attributes returned by N-GET (PS3.3 C.13.8).
+PRINT_JOB_ATTRIBUTES = (
+    "ExecutionStatus", "ExecutionStatusInfo", "PrintPriority", "CreationDate",
+    "CreationTime", "PrinterName", "Originator",
+)
+#: Execution Status Info (2100,0030) per Execution Status (PS3.3 C.13.9.1 defined terms).
+EXECUTION_STATUS_INFO = {PENDING: "QUEUED", PRINTING: "NORMAL", DONE: "NORMAL",
+                         FAILURE: "INVALID PAGE DES"}
 
 
 @dataclass
@@ -441,7 +464,10 @@ class PrintService:
                              f"{uid} is not an instance of {sop_class}")
 
     # -- N-ACTION -----------------------------------------------------------------------
-    def action(self, assoc: Any, sop_class: str, uid: str, action_type: int) -> int:
+    def action(self, assoc: Any, sop_class: str, uid: str, action_type: int,
+               with_print_job: bool = False) -> tuple[int, Dataset | None]:
+        """Print; with ``with_print_job`` (the Print Job SOP Class was negotiated) the
+        answer carries Referenced Print Job Sequence (2100,0500)."""
         st = self.state(assoc)
         self._check_instance(st, sop_class, uid)
         if action_type != PRINT_ACTION:
@@ -454,18 +480,29 @@ class PrintService:
             entries = [st.film_boxes[uid]]
         else:
             raise DimseError(status.NO_SUCH_ACTION, f"N-ACTION not supported for {sop_class}")
-        self._print(st, entries)
+        job = self._print(st, entries)
         empty = any(all(b.is_empty for b in e.film_box.image_boxes) for e in entries)
-        return status.EMPTY_FILM_BOX if empty else status.SUCCESS
+        code = status.EMPTY_FILM_BOX if empty else status.SUCCESS
+        if not with_print_job:
+            return code, None
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = uids.PRINT_JOB
+        ref.ReferencedSOPInstanceUID = job.extra["print_job_uid"]
+        out = Dataset()
+        # (2100,0500): pydicom's keyword for it is ...PullStoredPrint; the tag is what counts.
+        out.add_new(0x21000500, "SQ", Sequence([ref]))
+        return code, out
 
     def _print(self, st: AssociationState, entries: list[FilmBoxEntry]) -> PrintJob:
         assert st.session is not None
         arrays: dict = {}
+        job_id = new_job_id()
         job = PrintJob(
-            job_id=new_job_id(), created=now_iso(), calling_ae=st.calling_ae,
+            job_id=job_id, created=now_iso(), calling_ae=st.calling_ae,
             called_ae=st.called_ae, peer=st.peer, session=session_record(st.session),
             films=[film_box_record(e.film_box, arrays, f"film{i}")
                    for i, e in enumerate(entries, start=1)],
+            extra={"print_job_uid": print_job_uid(job_id, uids.UID_ROOT)},
         )
         try:
             self.spool.submit(job, arrays)
@@ -505,29 +542,35 @@ class PrintService:
 
     # -- N-GET (Printer) ----------------------------------------------------------------
     def get(self, sop_class: str, uid: str, tags: list[int] | None) -> Dataset:
-        if sop_class != uids.PRINTER:
+        if sop_class == uids.PRINTER:
+            if uid != uids.PRINTER_INSTANCE:
+                raise DimseError(status.NO_SUCH_SOP_INSTANCE,
+                                 f"the Printer SOP Instance is {uids.PRINTER_INSTANCE}")
+            full = self.printer_dataset()
+        elif sop_class == uids.PRINT_JOB:
+            full = self.print_job_dataset(uid)
+        else:
             raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-GET not supported for {sop_class}")
-        if uid != uids.PRINTER_INSTANCE:
-            raise DimseError(status.NO_SUCH_SOP_INSTANCE,
-                             f"the Printer SOP Instance is {uids.PRINTER_INSTANCE}")
-        full = self.printer_dataset()
-        if not tags:
-            return full
-        out = Dataset()
-        for tag in tags:
-            if tag in full:
-                out[tag] = full[tag]
-            else:  # unknown or unsupported: returned empty, never failed
-                try:
-                    vr = dictionary_VR(tag)
-                except KeyError:
-                    vr = "UN"
-                keyword = keyword_for_tag(tag)
-                if keyword:
-                    setattr(out, keyword, None)
-                else:
-                    out.add_new(tag, vr, None)
-        return out
+        return _selected(full, tags)
+
+    def print_job_dataset(self, uid: str) -> Dataset:
+        """Print Job attributes (PS3.3 C.13.8) of any job of this node, from disk, so a
+        later association (or another worker process) sees the same state."""
+        job_id = job_id_from_uid(uid, uids.UID_ROOT)
+        job = find_job(self.config.data_path, job_id) if job_id else None
+        if job is None:
+            raise DimseError(status.NO_SUCH_SOP_INSTANCE, f"no Print Job {uid}")
+        execution = job.get("status", PENDING)
+        created = datetime.fromisoformat(job["created"]).astimezone()
+        ds = Dataset()
+        ds.ExecutionStatus = execution
+        ds.ExecutionStatusInfo = EXECUTION_STATUS_INFO[execution]
+        ds.PrintPriority = str(job.get("session", {}).get("print_priority") or "MED")
+        ds.CreationDate = created.strftime("%Y%m%d")
+        ds.CreationTime = created.strftime("%H%M%S")
+        ds.PrinterName = self.config.printer.name[:16]
+        ds.Originator = str(job.get("calling_ae", ""))[:16]
+        return ds
 
     def printer_dataset(self) -> Dataset:
         p = self.config.printer
@@ -543,6 +586,28 @@ class PrintService:
         ds.DateOfLastCalibration = cal.when.strftime("%Y%m%d") if cal else None
         ds.TimeOfLastCalibration = cal.when.strftime("%H%M%S") if cal else None
         return ds
+
+
+def _selected(full: Dataset, tags: list[int] | None) -> Dataset:
+    """The N-GET answer: everything, or the requested tags; unknown ones come back empty
+    (strict clients fail on 0x0105 for attributes the SCP does not know)."""
+    if not tags:
+        return full
+    out = Dataset()
+    for tag in tags:
+        if tag in full:
+            out[tag] = full[tag]
+            continue
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = "UN"
+        keyword = keyword_for_tag(tag)
+        if keyword:
+            setattr(out, keyword, None)
+        else:
+            out.add_new(tag, vr, None)
+    return out
 
 
 def _lut_words(elem: Any, little_endian: bool) -> NDArray:
@@ -615,9 +680,9 @@ def handle_n_set(event: Any, service: PrintService) -> tuple[Any, Dataset | None
 
 def handle_n_action(event: Any, service: PrintService) -> tuple[Any, Dataset | None]:
     req = event.request
-    code = service.action(event.assoc, _sop_class(req, False), _sop_instance(req, False),
-                          int(req.ActionTypeID or 0))
-    return code, None
+    negotiated = {str(cx.abstract_syntax) for cx in event.assoc.accepted_contexts}
+    return service.action(event.assoc, _sop_class(req, False), _sop_instance(req, False),
+                          int(req.ActionTypeID or 0), uids.PRINT_JOB in negotiated)
 
 
 def handle_n_delete(event: Any, service: PrintService) -> Any:

@@ -16,6 +16,9 @@ PRINTER = "1.2.840.10008.5.1.1.16"
 #: The Printer SOP Instance is well known (PS3.4 H.4.6).
 PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"
 PRESENTATION_LUT = "1.2.840.10008.5.1.1.23"
+PRINTER_CONFIGURATION_RETRIEVAL = "1.2.840.10008.5.1.1.16.376"
+#: The Printer Configuration Retrieval SOP Instance is well known too (PS3.4 H.4.11).
+PRINTER_CONFIGURATION_INSTANCE = "1.2.840.10008.5.1.1.17.376"
 
 #: Root of the instance UIDs printscp creates: pydicom's registered root, which
 #: pydicom's generate_uid() completes with a random suffix (PS3.5 B.2 style).

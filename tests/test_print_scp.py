@@ -582,3 +582,23 @@ def test_print_job_is_pending_while_spooled(tmp_path):
             assert (job.ExecutionStatus, job.ExecutionStatusInfo) == ("PENDING", "QUEUED")
     finally:
         n.stop()
+
+
+def test_printer_configuration_retrieval(node):
+    with PrintSCU(node.port, contexts=(uids.PRINTER_CONFIGURATION_RETRIEVAL,)) as scu:
+        st, ds = scu.assoc.send_n_get([], uids.PRINTER_CONFIGURATION_RETRIEVAL,
+                                      uids.PRINTER_CONFIGURATION_INSTANCE)
+        assert st.Status == 0
+        [item] = ds.PrinterConfigurationSequence
+        assert uids.BASIC_COLOR_PRINT_META in item.SOPClassesSupported
+        assert uids.PRINT_JOB in item.SOPClassesSupported
+        assert {m.FilmSizeID for m in item.MediaInstalledSequence} >= {"14INX17IN", "A4"}
+        fmt = next(f for f in item.SupportedImageDisplayFormatsSequence
+                   if f.FilmSizeID == "14INX17IN" and f.FilmOrientation == "PORTRAIT"
+                   and f.PrinterResolutionID == "STANDARD")
+        # 14x17 in at 300 DPI less the 4 mm edges: about 4106 x 5006 printable pixels.
+        assert abs(fmt.Columns - 4106) <= 2 and abs(fmt.Rows - 5006) <= 2
+        assert item.DefaultMagnificationType == "BILINEAR"
+        assert item.DecimateCropResult == "FAIL"
+        st, _ = scu.assoc.send_n_get([], uids.PRINTER_CONFIGURATION_RETRIEVAL, "1.2.3")
+        assert st.Status == status.NO_SUCH_SOP_INSTANCE

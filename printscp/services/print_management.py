@@ -30,7 +30,14 @@ from pydicom.uid import generate_uid
 from printscp import __version__, status, uids
 from printscp.config import NodeConfig
 from printscp.printer_state import last_calibration
-from printscp.printing.enums import DecimateCropBehavior, MagnificationType
+from printscp.printing.display_format import ImageDisplayFormat
+from printscp.printing.enums import (
+    DecimateCropBehavior,
+    FilmOrientation,
+    FilmSize,
+    MagnificationType,
+    RequestedResolution,
+)
 from printscp.printing.errors import InvalidAttributeValue, MissingAttribute
 from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
@@ -106,6 +113,14 @@ PRINTER_ATTRIBUTES = (
 )
 
 PRINT_ACTION = 1  #: Action Type ID of "print" on Film Session and Film Box
+
+#: SOP Classes of Print Management this printer supports (Printer Configuration).
+SUPPORTED_SOP_CLASSES = (
+    uids.BASIC_GRAYSCALE_PRINT_META, uids.BASIC_COLOR_PRINT_META, uids.BASIC_FILM_SESSION,
+    uids.BASIC_FILM_BOX, uids.BASIC_GRAYSCALE_IMAGE_BOX, uids.BASIC_COLOR_IMAGE_BOX,
+    uids.PRINTER, uids.PRESENTATION_LUT, uids.BASIC_ANNOTATION_BOX, uids.PRINT_JOB,
+    uids.PRINTER_CONFIGURATION_RETRIEVAL,
+)
 
 #: Print Job attributes returned by N-GET (PS3.3 C.13.8).
 PRINT_JOB_ATTRIBUTES = (
@@ -549,6 +564,11 @@ class PrintService:
             full = self.printer_dataset()
         elif sop_class == uids.PRINT_JOB:
             full = self.print_job_dataset(uid)
+        elif sop_class == uids.PRINTER_CONFIGURATION_RETRIEVAL:
+            if uid != uids.PRINTER_CONFIGURATION_INSTANCE:
+                raise DimseError(status.NO_SUCH_SOP_INSTANCE, "the Printer Configuration "
+                                 f"SOP Instance is {uids.PRINTER_CONFIGURATION_INSTANCE}")
+            full = self.printer_configuration_dataset()
         else:
             raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-GET not supported for {sop_class}")
         return _selected(full, tags)
@@ -571,6 +591,55 @@ class PrintService:
         ds.PrinterName = self.config.printer.name[:16]
         ds.Originator = str(job.get("calling_ae", ""))[:16]
         return ds
+
+    def printer_configuration_dataset(self) -> Dataset:
+        """Printer Configuration Module (PS3.3 C.13.11): what this printer supports."""
+        p = self.config.printer
+        box = p.film_box_defaults
+        session = p.film_session_defaults
+        item = Dataset()
+        item.SOPClassesSupported = list(SUPPORTED_SOP_CLASSES)
+        item.MemoryBitDepth = 16
+        item.PrintingBitDepth = 8
+        media = []
+        for number, size in enumerate(FilmSize, start=1):
+            m = Dataset()
+            m.ItemNumber = number
+            m.MediumType = str(session.get("medium_type", "BLUE FILM"))
+            m.FilmSizeID = size.value
+            m.MinDensity = int(box.get("min_density", 20))
+            m.MaxDensity = int(box.get("max_density", 300))
+            media.append(m)
+        item.MediaInstalledSequence = Sequence(media)
+        formats = []
+        for size in FilmSize:
+            for orientation in FilmOrientation:
+                for resolution in RequestedResolution:
+                    cells = ImageDisplayFormat.parse("STANDARD\\1,1").cells()
+                    area = film_geometry(size, orientation, cells).boxes[0]
+                    x0, y0, x1, y1 = area.pixels(self.dpi or resolution.dpi)
+                    f = Dataset()
+                    f.Rows, f.Columns = y1 - y0, x1 - x0
+                    f.ImageDisplayFormat = "STANDARD\\1,1"
+                    f.FilmOrientation = orientation.value
+                    f.FilmSizeID = size.value
+                    f.PrinterResolutionID = resolution.value
+                    spacing = round(25.4 / (self.dpi or resolution.dpi), 6)
+                    f.PrinterPixelSpacing = [spacing, spacing]
+                    f.RequestedImageSizeFlag = "YES"
+                    formats.append(f)
+        item.SupportedImageDisplayFormatsSequence = Sequence(formats)
+        item.DefaultPrinterResolutionID = str(box.get("requested_resolution_id", "STANDARD"))
+        default_mag = str(box.get("magnification_type", "BILINEAR"))
+        item.DefaultMagnificationType = default_mag
+        item.OtherMagnificationTypesAvailable = [m.value for m in MagnificationType
+                                                 if m.value != default_mag]
+        item.ConfigurationInformationDescription = (
+            "Configuration Information is recorded with the job and not interpreted.")
+        item.DecimateCropResult = p.decimate_crop_default
+        out = Dataset()
+        out.PrinterConfigurationSequence = Sequence([item])
+        return out
 
     def printer_dataset(self) -> Dataset:
         p = self.config.printer

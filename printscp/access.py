@@ -16,15 +16,16 @@ REJECT_CALLED_AE = (0x01, 0x01, 0x07)  #: called-AE-title-not-recognized
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """``calling`` entries are ``AE`` (any host) or ``AE@host``; empty allows anyone."""
+    """``calling`` entries are ``AE`` (any host) or ``AE@host``; empty allows anyone.
+    ``ae_titles`` are the called AE titles the node answers to (one per printer)."""
 
-    ae_title: str
+    ae_titles: tuple[str, ...]
     calling: tuple[str, ...] = ()
     require_called_ae: bool = False
 
     def check(self, calling_ae: str, called_ae: str, host: str) -> tuple[int, int, int] | None:
         """None to accept, else the (result, source, reason) to reject with."""
-        if self.require_called_ae and called_ae.strip() != self.ae_title.strip():
+        if self.require_called_ae and called_ae.strip() not in self.ae_titles:
             return REJECT_CALLED_AE
         if not self.calling:
             return None

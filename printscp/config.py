@@ -13,14 +13,21 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from printscp.printing.enums import DecimateCropBehavior
-from printscp.printing.errors import PrintAttributeError
+from printscp.printing.display_format import ImageDisplayFormat
+from printscp.printing.enums import DecimateCropBehavior, FilmSize, MagnificationType
+from printscp.printing.errors import PrintAttributeError, parse_enum
 from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
 
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key."""
+
+
+def _grid(columns: int, rows: int) -> tuple[tuple[float, float, float, float], ...]:
+    """Cells of a rows x columns grid in row-major order (SLIDE/SUPERSLIDE defaults)."""
+    return tuple((c / columns, r / rows, 1 / columns, 1 / rows)
+                 for r in range(rows) for c in range(columns))
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,12 @@ class AccessConfig:
 
 @dataclass(frozen=True)
 class PrinterConfig:
+    """One printer profile.  ``[printer]`` is the node's default printer; each
+    ``[printers.NAME]`` is another one, reached by its own called AE title."""
+
+    #: Called AE title that reaches this printer ("" for [printer]: the node's AE title;
+    #: a [printers.NAME] section defaults to NAME).
+    ae_title: str = ""
     name: str = "printscp"
     manufacturer: str = "printscp"
     model: str = "printscp virtual film printer"
@@ -46,6 +59,23 @@ class PrinterConfig:
     dpi: float = 0.0
     #: What to do with an image larger than its box when the SCU does not say.
     decimate_crop_default: str = DecimateCropBehavior.FAIL.value
+    #: Supported Film Size IDs; empty: all 12 defined terms.
+    film_sizes: tuple[str, ...] = ()
+    #: Supported Image Display Formats: kinds (STANDARD, ROW, COL, SLIDE, SUPERSLIDE,
+    #: CUSTOM) or exact formats ("CUSTOM\\1"); empty: STANDARD, ROW, COL and every
+    #: format of custom_layouts.
+    display_formats: tuple[str, ...] = ()
+    #: Supported Magnification Types; empty: all four.
+    magnification_types: tuple[str, ...] = ()
+    #: Accepted Smoothing Types; empty: any code string.
+    smoothing_types: tuple[str, ...] = ()
+    #: Ranges (hundredths of OD) the printer can produce for Min and Max Density.
+    min_density_range: tuple[int, int] = (0, 100)
+    max_density_range: tuple[int, int] = (150, 400)
+    #: Cells (x, y, width, height as fractions of the image area, in position order) of
+    #: the configuration-dependent formats: SLIDE, SUPERSLIDE, CUSTOM\\i.
+    custom_layouts: dict[str, tuple[tuple[float, float, float, float], ...]] = field(
+        default_factory=lambda: {"SLIDE": _grid(4, 5), "SUPERSLIDE": _grid(4, 4)})
     #: Annotation Display Format IDs: how many Basic Annotation Boxes each has
     #: (laid left to right in the strip below the images).
     annotation_formats: dict[str, int] = field(default_factory=lambda: {
@@ -84,6 +114,21 @@ class NodeConfig:
     workers: int = 0
     access: AccessConfig = field(default_factory=AccessConfig)
     printer: PrinterConfig = field(default_factory=PrinterConfig)
+    #: Further printer profiles by name, each reached by its own called AE title.
+    printers: dict[str, PrinterConfig] = field(default_factory=dict)
+
+    def printer_for(self, called_ae: str) -> PrinterConfig:
+        """The printer profile a called AE title reaches (the default one otherwise)."""
+        called = called_ae.strip()
+        for printer in self.printers.values():
+            if printer.ae_title == called:
+                return printer
+        return self.printer
+
+    @property
+    def called_ae_titles(self) -> tuple[str, ...]:
+        """Every AE title this node answers to."""
+        return (self.ae_title.strip(), *(p.ae_title for p in self.printers.values()))
 
     @property
     def worker_count(self) -> int:
@@ -103,24 +148,48 @@ class NodeConfig:
             raise ConfigError(f"node.workers: {self.workers} outside 0..64")
         if self.max_pdu and not 4096 <= self.max_pdu <= 1 << 22:
             raise ConfigError(f"node.max_pdu: {self.max_pdu} outside 4096..4194304 (or 0)")
-        try:
-            DecimateCropBehavior(self.printer.decimate_crop_default)
-        except ValueError:
-            raise ConfigError("printer.decimate_crop_default: must be DECIMATE, CROP or FAIL") \
-                from None
-        try:
-            FilmBox(image_display_format="STANDARD\\1,1", **self.printer.film_box_defaults)
-            FilmSession(**self.printer.film_session_defaults)
-        except (PrintAttributeError, TypeError) as err:
-            raise ConfigError(f"printer defaults: {err}") from None
-        for format_id, boxes in self.printer.annotation_formats.items():
-            if not 1 <= boxes <= 64 or not format_id or len(format_id) > 16:
-                raise ConfigError(f"printer.annotation_formats.{format_id}: 1..64 boxes and "
-                                  "an ID of at most 16 characters")
+        for where, printer in [("printer", self.printer),
+                               *((f"printers.{n}", p) for n, p in self.printers.items())]:
+            _validate_printer(where, printer)
+        titles = self.called_ae_titles
+        if len(set(titles)) != len(titles):
+            raise ConfigError(f"printers: called AE titles must differ, got {', '.join(titles)}")
         for entry in self.access.calling_ae_titles:
             if not entry.split("@", 1)[0].strip():
                 raise ConfigError(f"access.calling_ae_titles: empty AE title in {entry!r}")
         return self
+
+
+def _validate_printer(where: str, p: PrinterConfig) -> None:
+    try:
+        DecimateCropBehavior(p.decimate_crop_default)
+    except ValueError:
+        raise ConfigError(f"{where}.decimate_crop_default: must be DECIMATE, CROP or FAIL") \
+            from None
+    for format_id, boxes in p.annotation_formats.items():
+        if not 1 <= boxes <= 64 or not format_id or len(format_id) > 16:
+            raise ConfigError(f"{where}.annotation_formats.{format_id}: 1..64 boxes and "
+                              "an ID of at most 16 characters")
+    for key in ("min_density_range", "max_density_range"):
+        low, high = getattr(p, key)
+        if not 0 <= low <= high:
+            raise ConfigError(f"{where}.{key}: need 0 <= low <= high, got {low}, {high}")
+    try:
+        FilmBox(image_display_format="STANDARD\\1,1", **p.film_box_defaults)
+        FilmSession(**p.film_session_defaults)
+        for values, enum, key in [(p.film_sizes, FilmSize, "film_sizes"),
+                                  (p.magnification_types, MagnificationType,
+                                   "magnification_types")]:
+            for v in values:
+                parse_enum(enum, key, v)
+        for fmt, cells in p.custom_layouts.items():
+            ImageDisplayFormat.parse(fmt)
+            if not cells or any(len(c) != 4 or min(c) < 0 or c[0] + c[2] > 1 + 1e-9
+                                or c[1] + c[3] > 1 + 1e-9 for c in cells):
+                raise ConfigError(f"{where}.custom_layouts.{fmt}: cells must be "
+                                  "[x, y, width, height] fractions inside the image area")
+    except (PrintAttributeError, TypeError) as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _section(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -133,15 +202,33 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
             value = _section(AccessConfig, value, "access")
         elif key == "printer":
             value = _section(PrinterConfig, value, "printer")
+        elif key == "printers":
+            value = {name: replace(_section(PrinterConfig, section, f"printers.{name}"),
+                                   ae_title=str(section.get("ae_title", name)).strip())
+                     for name, section in value.items()}
         elif key == "annotation_formats":
             value = {str(k).strip().upper(): int(v) for k, v in value.items()}
         elif key in ("film_box_defaults", "film_session_defaults"):
             default = getattr(cls(), key)
             value = {**default, **value}
-        elif key == "calling_ae_titles":
-            value = tuple(str(v) for v in value)
+        elif key in ("calling_ae_titles", "film_sizes", "display_formats",
+                     "magnification_types", "smoothing_types"):
+            value = tuple(str(v).strip().upper() if key != "calling_ae_titles" else str(v)
+                          for v in value)
+        elif key in ("min_density_range", "max_density_range"):
+            value = tuple(int(v) for v in value)
+        elif key == "custom_layouts":
+            value = {str(k).strip().upper(): tuple(tuple(float(x) for x in c) for c in cells)
+                     for k, cells in value.items()}
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _resolve_profile(section: dict[str, Any], base: Path) -> dict[str, Any]:
+    profile = section.get("output_profile")
+    if profile and not Path(profile).is_absolute():
+        return {**section, "output_profile": str(base / profile)}
+    return section
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> NodeConfig:
@@ -156,17 +243,17 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> NodeConfig:
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: {err}") from None
         node = dict(raw.pop("node", {}))
-        for section in ("access", "printer"):
+        for section in ("access", "printer", "printers"):
             if section in raw:
                 node[section] = raw.pop(section)
         if raw:
             raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(raw))}")
-        printer = node.get("printer", {})
-        profile = printer.get("output_profile")
-        if profile and not Path(profile).is_absolute():
-            # A profile named in a config file is found next to that file.
-            printer = {**printer, "output_profile": str(Path(path).parent / profile)}
-            node["printer"] = printer
+        # A profile named in a config file is found next to that file.
+        node["printer"] = _resolve_profile(node.get("printer", {}), Path(path).parent)
+        node["printers"] = {name: _resolve_profile(section, Path(path).parent)
+                            for name, section in node.get("printers", {}).items()}
+        if not node["printers"]:
+            del node["printers"]
         config = _section(NodeConfig, node, "node")
     changes = {k: v for k, v in overrides.items() if v is not None}
     if changes:

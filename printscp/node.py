@@ -130,16 +130,18 @@ class Node:
         self.recover = recover
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
+        for printer in (config.printer, *config.printers.values()):
+            if printer.output_profile:  # refuse a bad profile at start-up
+                OutputProfile.from_file(printer.output_profile)
         profile_path = config.printer.output_profile
         if profile_path:
-            OutputProfile.from_file(profile_path)  # refuse a bad profile at start-up
             profile_path = str(Path(profile_path).resolve())
         renderer = functools.partial(job_render.render_job, profile_path=profile_path,
                                      dpi=config.printer.dpi or None)
         self.spool = Spool(data, renderer, max_queued=config.max_queued_jobs,
                            executor_factory=_render_process)
         self.print_service = print_management.PrintService(config, self.spool)
-        self.access = AccessPolicy(config.ae_title, config.access.calling_ae_titles,
+        self.access = AccessPolicy(config.called_ae_titles, config.access.calling_ae_titles,
                                    config.access.require_called_ae)
         self.ae = self._build_ae()
         self.server: ThreadedAssociationServer | None = None

@@ -59,13 +59,18 @@ def test_every_configuration_key_is_documented_and_the_example_loads():
     text = (DOCS / "configuration.md").read_text()
     for cls in (NodeConfig, AccessConfig, PrinterConfig):
         for f in dataclasses.fields(cls):
-            if f.name not in ("access", "printer"):
+            if f.name not in ("access", "printer", "printers"):
                 assert f"`{f.name}`" in text, f.name
     example = DOCS / "printscp.example.toml"
     config = load_config(example)
     assert config == NodeConfig().validate()
+    profiles = load_config(DOCS / "profiles" / "dry-film-imager.toml")
+    assert profiles.called_ae_titles == ("PRINTSCP", "PAPER")
     raw = tomllib.loads(example.read_text())
     assert set(raw["node"]) == {f.name for f in dataclasses.fields(NodeConfig)} - {
-        "access", "printer"}
+        "access", "printer", "printers"}
+    assert set(raw["printer"]) - {"film_box_defaults", "film_session_defaults"} == {
+        f.name for f in dataclasses.fields(PrinterConfig)} - {
+        "film_box_defaults", "film_session_defaults"}
     for key in PrinterConfig().film_box_defaults:
         assert key in raw["printer"]["film_box_defaults"] and f"`{key}`" in text

@@ -40,12 +40,12 @@ class Dcmtk:
         self.luts.mkdir()
 
     def config(self, **printer: str) -> Path:
-        keys = {"DisplayFormat": "1,1\\2,2\\3,4\\3,1\\2,1", "SupportsPresentationLUT": "true",
-                **printer}
+        keys = {"Aetitle": "PRINTSCP", "DisplayFormat": "1,1\\2,2\\3,4\\3,1\\2,1",
+                "SupportsPresentationLUT": "true", **printer}
         text = (f"[[GENERAL]]\n[DATABASE]\nDirectory = {self.db}\n[NETWORK]\naetitle = DCMTK_PRN\n"
                 f"[LUT]\nDirectory = {self.luts}\n"
                 "[[COMMUNICATION]]\n[TARGET]\nType = PRINTER\nHostname = 127.0.0.1\n"
-                f"Port = {self.port}\nAetitle = PRINTSCP\n"
+                f"Port = {self.port}\n"
                 + "".join(f"{k} = {v}\n" for k, v in keys.items())
                 + "[[LUT]]\n[GAMMA]\ndescription = test\nfilename = gamma.lut\n")
         path = self.tmp / "dcmtk.cfg"

@@ -34,7 +34,9 @@ def render_job(folder: str | Path, films_dir: str | Path, profile_path: str = ""
     folder = Path(folder)
     job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
     arrays = load_arrays(folder)
-    profile = _profile(profile_path)
+    # The printer that received the job decides; the node's settings are the fallback.
+    profile = _profile(job.extra.get("output_profile", profile_path))
+    dpi = job.extra.get("dpi", dpi)
     films = [film_box_from_record(rec, arrays) for rec in job.films]
     rendered = [render_film(fb, dpi=dpi, profile=profile, postprocess=flate_image,
                             keep_levels=False) for fb in films]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from printscp.printing.display_format import Cell
 from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
 from printscp.printing.image_box import ImageBox
@@ -52,6 +53,10 @@ def film_box_record(fb: FilmBox, arrays: dict[str, NDArray], prefix: str) -> dic
             "requested_resolution_id", "annotation_display_format_id", "annotation_boxes")
     record: dict[str, Any] = {k: _plain(getattr(fb, k)) for k in keys}
     record["image_display_format"] = str(fb.image_display_format)
+    fmt = str(fb.image_display_format)
+    if fb.custom_layouts and fmt in fb.custom_layouts:  # SLIDE, SUPERSLIDE, CUSTOM\i
+        record["custom_layouts"] = {fmt: [[c.x, c.y, c.width, c.height]
+                                          for c in fb.custom_layouts[fmt]]}
     record["presentation_lut"] = plut_record(fb.presentation_lut, arrays, f"{prefix}-plut")
     record["annotations"] = {str(k): v for k, v in fb.annotations.items()}
     boxes = []
@@ -75,6 +80,8 @@ def film_box_from_record(record: dict[str, Any], arrays: dict[str, NDArray]) -> 
     boxes = data.pop("image_boxes")
     annotations = {int(k): v for k, v in data.pop("annotations", {}).items()}
     plut = data.pop("presentation_lut", None)
+    layouts = {fmt: tuple(Cell(*c) for c in cells)
+               for fmt, cells in data.pop("custom_layouts", {}).items()} or None
     if plut is not None:
         plut = dict(plut)
         if "lut_data" in plut:
@@ -88,4 +95,4 @@ def film_box_from_record(record: dict[str, Any], arrays: dict[str, NDArray]) -> 
         b["pixel_aspect_ratio"] = tuple(b["pixel_aspect_ratio"])
         image_boxes.append(ImageBox(pixels=arrays[name] if name else None, **b))
     return FilmBox(presentation_lut=plut, image_boxes=image_boxes, annotations=annotations,
-                   **data)
+                   custom_layouts=layouts, **data)

@@ -28,9 +28,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
 from printscp import __version__, status, uids
-from printscp.config import NodeConfig
+from printscp.config import NodeConfig, PrinterConfig
 from printscp.printer_state import last_calibration
-from printscp.printing.display_format import ImageDisplayFormat
+from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.enums import (
     DecimateCropBehavior,
     FilmOrientation,
@@ -148,6 +148,7 @@ class AssociationState:
     calling_ae: str
     called_ae: str
     peer: str
+    printer: PrinterConfig
     session_uid: str | None = None
     session: FilmSession | None = None
     session_plut_uid: str | None = None
@@ -195,10 +196,14 @@ class PrintService:
         with self._lock:
             st = self._states.get(id(assoc))
             if st is None:
+                request = assoc.requestor.primitive
+                called = str(request.called_ae_title if request is not None
+                             else assoc.acceptor.ae_title).strip()
                 st = AssociationState(
                     calling_ae=str(assoc.requestor.ae_title).strip(),
-                    called_ae=str(assoc.acceptor.ae_title).strip(),
+                    called_ae=called,
                     peer=f"{assoc.requestor.address}:{assoc.requestor.port}",
+                    printer=self.config.printer_for(called),
                 )
                 self._states[id(assoc)] = st
             return st
@@ -213,9 +218,6 @@ class PrintService:
                 LOGGER.info("%s: association ended, %d unprinted film box(es) discarded",
                             st.calling_ae, unprinted)
 
-    @property
-    def dpi(self) -> float | None:
-        return self.config.printer.dpi or None
 
     # -- N-CREATE -----------------------------------------------------------------------
     def create(self, assoc: Any, sop_class: str, uid: str | None, ds: Dataset,
@@ -249,7 +251,7 @@ class PrintService:
                              "a Film Session already exists on this association")
         values = dataset_values(ds, SESSION_ATTRIBUTES, "Film Session N-CREATE")
         plut_uid = self._referenced_plut(st, ds)
-        st.session = FilmSession(**{**self.config.printer.film_session_defaults, **values})
+        st.session = FilmSession(**{**st.printer.film_session_defaults, **values})
         st.session_uid = uid
         st.session_plut_uid = plut_uid
         return self._session_dataset(st)
@@ -284,19 +286,21 @@ class PrintService:
                                         "the Film Session of this association")
         plut_uid = self._referenced_plut(st, ds) or st.session_plut_uid
         format_id = str(values.get("annotation_display_format_id", "")).strip().upper()
-        formats = self.config.printer.annotation_formats
+        formats = st.printer.annotation_formats
         if format_id and format_id not in formats:
             raise InvalidAttributeValue("AnnotationDisplayFormatID", format_id,
                                         sorted(formats) or "none (no annotation formats)")
         if format_id:
             values["annotation_boxes"] = int(formats[format_id])
-        defaults = dict(self.config.printer.film_box_defaults)
+        defaults = dict(st.printer.film_box_defaults)
         if st.session.illumination is not None:
             defaults["illumination"] = st.session.illumination
         if st.session.reflected_ambient_light is not None:
             defaults["reflected_ambient_light"] = st.session.reflected_ambient_light
         fb = FilmBox(**{**defaults, **values}, color=color,
+                     custom_layouts=_layouts(st.printer),
                      presentation_lut=st.pluts.get(plut_uid) if plut_uid else None)
+        check_profile(st.printer, fb)
         box_uids = [generate_uid(uids.UID_ROOT) for _ in fb.image_boxes]
         annotation_uids = [generate_uid(uids.UID_ROOT)
                            for _ in range(int(fb.annotation_boxes))]  # type: ignore[arg-type]
@@ -396,7 +400,9 @@ class PrintService:
             if plut_uid:
                 values["presentation_lut"] = st.pluts[plut_uid]
                 entry.plut_uid = plut_uid
-            entry.film_box = replace(entry.film_box, **values)
+            updated = replace(entry.film_box, **values)
+            check_profile(st.printer, updated)
+            entry.film_box = updated
             return status.SUCCESS, None
         if sop_class in (uids.BASIC_GRAYSCALE_IMAGE_BOX, uids.BASIC_COLOR_IMAGE_BOX):
             return self._set_image_box(st, uid, ds, little_endian), None
@@ -418,10 +424,11 @@ class PrintService:
         seq = ds.get(seq_kw) if ds is not None else None
         explicit_behavior = "requested_decimate_crop_behavior" in values
         values.setdefault("requested_decimate_crop_behavior",
-                          self.config.printer.decimate_crop_default)
+                          st.printer.decimate_crop_default)
         if seq is None:
             box = fb.image_box(position)
             updated = replace(box, **values)
+            check_image_profile(st.printer, updated)
             fb.set_image(position, updated)
             return status.SUCCESS
         if len(seq) != 1:
@@ -431,7 +438,8 @@ class PrintService:
                        photometric_interpretation=decoded.photometric_interpretation,
                        bits_stored=decoded.bits_stored,
                        pixel_aspect_ratio=decoded.pixel_aspect_ratio, **values)
-        outcome = self._check_fit(fb, box)
+        check_image_profile(st.printer, box)
+        outcome = self._check_fit(fb, box, st.printer)
         fb.set_image(position, box)
         if explicit_behavior and outcome is FitOutcome.CROPPED:
             return status.IMAGE_CROPPED
@@ -455,12 +463,12 @@ class PrintService:
             fb.annotations.pop(position, None)
         replace(fb)  # revalidate (Text String length)
 
-    def _check_fit(self, fb: FilmBox, box: ImageBox) -> FitOutcome:
+    def _check_fit(self, fb: FilmBox, box: ImageBox, printer: PrinterConfig) -> FitOutcome:
         """Where the image lands; raises ImageTooLarge (0xC603) for FAIL."""
         geometry = film_geometry(fb.film_size_id, fb.film_orientation,  # type: ignore[arg-type]
                                  fb.image_display_format.cells(fb.custom_layouts),  # type: ignore[union-attr]
                                  annotation=fb.has_annotation_strip)
-        dpi = self.dpi or fb.requested_resolution_id.dpi  # type: ignore[union-attr]
+        dpi = printer.dpi or fb.requested_resolution_id.dpi  # type: ignore[union-attr]
         magnification = box.magnification_type or fb.magnification_type
         return place_image(
             geometry.boxes[box.position - 1], box.rows, box.columns, dpi,
@@ -517,7 +525,9 @@ class PrintService:
             called_ae=st.called_ae, peer=st.peer, session=session_record(st.session),
             films=[film_box_record(e.film_box, arrays, f"film{i}")
                    for i, e in enumerate(entries, start=1)],
-            extra={"print_job_uid": print_job_uid(job_id, uids.UID_ROOT)},
+            extra={"print_job_uid": print_job_uid(job_id, uids.UID_ROOT),
+                   "printer": st.printer.name, "output_profile": st.printer.output_profile,
+                   "dpi": st.printer.dpi or None},
         )
         try:
             self.spool.submit(job, arrays)
@@ -556,24 +566,25 @@ class PrintService:
         return status.SUCCESS
 
     # -- N-GET (Printer) ----------------------------------------------------------------
-    def get(self, sop_class: str, uid: str, tags: list[int] | None) -> Dataset:
+    def get(self, assoc: Any, sop_class: str, uid: str, tags: list[int] | None) -> Dataset:
+        printer = self.state(assoc).printer
         if sop_class == uids.PRINTER:
             if uid != uids.PRINTER_INSTANCE:
                 raise DimseError(status.NO_SUCH_SOP_INSTANCE,
                                  f"the Printer SOP Instance is {uids.PRINTER_INSTANCE}")
-            full = self.printer_dataset()
+            full = self.printer_dataset(printer)
         elif sop_class == uids.PRINT_JOB:
-            full = self.print_job_dataset(uid)
+            full = self.print_job_dataset(uid, printer)
         elif sop_class == uids.PRINTER_CONFIGURATION_RETRIEVAL:
             if uid != uids.PRINTER_CONFIGURATION_INSTANCE:
                 raise DimseError(status.NO_SUCH_SOP_INSTANCE, "the Printer Configuration "
                                  f"SOP Instance is {uids.PRINTER_CONFIGURATION_INSTANCE}")
-            full = self.printer_configuration_dataset()
+            full = self.printer_configuration_dataset(printer)
         else:
             raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-GET not supported for {sop_class}")
         return _selected(full, tags)
 
-    def print_job_dataset(self, uid: str) -> Dataset:
+    def print_job_dataset(self, uid: str, printer: PrinterConfig) -> Dataset:
         """Print Job attributes (PS3.3 C.13.8) of any job of this node, from disk, so a
         later association (or another worker process) sees the same state."""
         job_id = job_id_from_uid(uid, uids.UID_ROOT)
@@ -588,13 +599,12 @@ class PrintService:
         ds.PrintPriority = str(job.get("session", {}).get("print_priority") or "MED")
         ds.CreationDate = created.strftime("%Y%m%d")
         ds.CreationTime = created.strftime("%H%M%S")
-        ds.PrinterName = self.config.printer.name[:16]
+        ds.PrinterName = str(job.get("printer") or printer.name)[:16]
         ds.Originator = str(job.get("calling_ae", ""))[:16]
         return ds
 
-    def printer_configuration_dataset(self) -> Dataset:
+    def printer_configuration_dataset(self, p: PrinterConfig) -> Dataset:
         """Printer Configuration Module (PS3.3 C.13.11): what this printer supports."""
-        p = self.config.printer
         box = p.film_box_defaults
         session = p.film_session_defaults
         item = Dataset()
@@ -602,7 +612,8 @@ class PrintService:
         item.MemoryBitDepth = 16
         item.PrintingBitDepth = 8
         media = []
-        for number, size in enumerate(FilmSize, start=1):
+        sizes = [FilmSize(v) for v in p.film_sizes] or list(FilmSize)
+        for number, size in enumerate(sizes, start=1):
             m = Dataset()
             m.ItemNumber = number
             m.MediumType = str(session.get("medium_type", "BLUE FILM"))
@@ -612,19 +623,19 @@ class PrintService:
             media.append(m)
         item.MediaInstalledSequence = Sequence(media)
         formats = []
-        for size in FilmSize:
+        for size in sizes:
             for orientation in FilmOrientation:
                 for resolution in RequestedResolution:
                     cells = ImageDisplayFormat.parse("STANDARD\\1,1").cells()
                     area = film_geometry(size, orientation, cells).boxes[0]
-                    x0, y0, x1, y1 = area.pixels(self.dpi or resolution.dpi)
+                    x0, y0, x1, y1 = area.pixels(p.dpi or resolution.dpi)
                     f = Dataset()
                     f.Rows, f.Columns = y1 - y0, x1 - x0
                     f.ImageDisplayFormat = "STANDARD\\1,1"
                     f.FilmOrientation = orientation.value
                     f.FilmSizeID = size.value
                     f.PrinterResolutionID = resolution.value
-                    spacing = round(25.4 / (self.dpi or resolution.dpi), 6)
+                    spacing = round(25.4 / (p.dpi or resolution.dpi), 6)
                     f.PrinterPixelSpacing = [spacing, spacing]
                     f.RequestedImageSizeFlag = "YES"
                     formats.append(f)
@@ -632,8 +643,9 @@ class PrintService:
         item.DefaultPrinterResolutionID = str(box.get("requested_resolution_id", "STANDARD"))
         default_mag = str(box.get("magnification_type", "BILINEAR"))
         item.DefaultMagnificationType = default_mag
-        item.OtherMagnificationTypesAvailable = [m.value for m in MagnificationType
-                                                 if m.value != default_mag]
+        item.OtherMagnificationTypesAvailable = [
+            m for m in (p.magnification_types or [t.value for t in MagnificationType])
+            if m != default_mag]
         item.ConfigurationInformationDescription = (
             "Configuration Information is recorded with the job and not interpreted.")
         item.DecimateCropResult = p.decimate_crop_default
@@ -641,8 +653,7 @@ class PrintService:
         out.PrinterConfigurationSequence = Sequence([item])
         return out
 
-    def printer_dataset(self) -> Dataset:
-        p = self.config.printer
+    def printer_dataset(self, p: PrinterConfig) -> Dataset:
         ds = Dataset()
         ds.PrinterStatus = self.printer.status
         ds.PrinterStatusInfo = self.printer.status_info
@@ -655,6 +666,43 @@ class PrintService:
         ds.DateOfLastCalibration = cal.when.strftime("%Y%m%d") if cal else None
         ds.TimeOfLastCalibration = cal.when.strftime("%H%M%S") if cal else None
         return ds
+
+
+def _layouts(printer: PrinterConfig) -> dict[str, tuple[Cell, ...]]:
+    return {fmt: tuple(Cell(*c) for c in cells) for fmt, cells in printer.custom_layouts.items()}
+
+
+def _one_of(keyword: str, value: str, allowed: tuple[str, ...]) -> None:
+    if allowed and value not in allowed:
+        raise InvalidAttributeValue(keyword, value, allowed)
+
+
+def check_profile(printer: PrinterConfig, fb: FilmBox) -> None:
+    """Refuse (0x0106) a Film Box value the printer profile does not support."""
+    _one_of("FilmSizeID", fb.film_size_id.value, printer.film_sizes)  # type: ignore[union-attr]
+    fmt = fb.image_display_format
+    allowed = printer.display_formats or ("STANDARD", "ROW", "COL", *printer.custom_layouts)
+    if fmt.kind.value not in allowed and str(fmt) not in allowed:  # type: ignore[union-attr]
+        raise InvalidAttributeValue("ImageDisplayFormat", str(fmt), allowed)
+    _one_of("MagnificationType", fb.magnification_type.value,  # type: ignore[union-attr]
+            printer.magnification_types)
+    if fb.smoothing_type:
+        _one_of("SmoothingType", fb.smoothing_type, printer.smoothing_types)
+    for keyword, value, (low, high) in [
+        ("MinDensity", fb.min_density, printer.min_density_range),
+        ("MaxDensity", fb.max_density, printer.max_density_range),
+    ]:
+        if not low <= int(value) <= high:  # type: ignore[call-overload]
+            raise InvalidAttributeValue(keyword, value, f"{low}..{high} on this printer")
+
+
+def check_image_profile(printer: PrinterConfig, box: ImageBox) -> None:
+    """Image Box overrides of magnification and smoothing must be supported too."""
+    if box.magnification_type is not None:
+        _one_of("MagnificationType", box.magnification_type.value,  # type: ignore[union-attr]
+                printer.magnification_types)
+    if box.smoothing_type:
+        _one_of("SmoothingType", box.smoothing_type, printer.smoothing_types)
 
 
 def _selected(full: Dataset, tags: list[int] | None) -> Dataset:
@@ -727,6 +775,13 @@ def _with_none(result: Dataset) -> tuple[Dataset, None]:
     return result, None
 
 
+def _create_failure(result: Dataset) -> tuple[Dataset, None]:
+    # N-CREATE-RSP has no Attribute Identifier List (PS3.7): the Error Comment names it.
+    if "AttributeIdentifierList" in result:
+        del result.AttributeIdentifierList
+    return result, None
+
+
 def handle_n_create(event: Any, service: PrintService) -> tuple[Any, Dataset | None]:
     req = event.request
     ds = _decode(event, "attribute_list")
@@ -764,7 +819,8 @@ def handle_n_get(event: Any, service: PrintService) -> tuple[Any, Dataset | None
     tags = req.AttributeIdentifierList or []
     if not isinstance(tags, list | tuple):  # a single tag decodes as one BaseTag
         tags = [tags]
-    return status.SUCCESS, service.get(_sop_class(req, False), _sop_instance(req, False), tags)
+    return status.SUCCESS, service.get(event.assoc, _sop_class(req, False),
+                                       _sop_instance(req, False), tags)
 
 
 def handle_association_end(event: Any, service: PrintService) -> None:
@@ -772,7 +828,7 @@ def handle_association_end(event: Any, service: PrintService) -> None:
 
 
 HANDLERS: list[tuple[str, Callable[..., Any], Callable[[Dataset], Any]]] = [
-    ("EVT_N_CREATE", handle_n_create, _with_none),
+    ("EVT_N_CREATE", handle_n_create, _create_failure),
     ("EVT_N_SET", handle_n_set, _with_none),
     ("EVT_N_ACTION", handle_n_action, _with_none),
     ("EVT_N_DELETE", handle_n_delete, lambda ds: ds),

@@ -1,0 +1,126 @@
+"""Printer profiles: several printers by called AE title, each with its own limits and
+layouts (docs/profiles/dry-film-imager.toml)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from print_scu import PrintSCU
+
+from printscp import status, uids
+from printscp.config import load_config
+from printscp.node import Node
+
+PROFILES = Path(__file__).resolve().parents[1] / "docs" / "profiles" / "dry-film-imager.toml"
+
+
+@pytest.fixture
+def profiled(tmp_path):
+    config = replace(load_config(PROFILES), port=0, bind="127.0.0.1",
+                     data_dir=str(tmp_path / "data")).validate()
+    with Node(config) as node:
+        yield node
+
+
+def jobs(node) -> list[dict]:
+    node.spool.wait_idle()
+    return sorted((json.loads(p.read_text()) for p in
+                   (node.config.data_path / "films").glob("*.json")), key=lambda j: j["job_id"])
+
+
+def test_each_called_ae_reaches_its_printer(profiled):
+    with PrintSCU(profiled.port, called="PAPER") as paper:
+        _, printer = paper.get_printer([0x21100030])
+        assert printer.PrinterName == "PAPER"
+        paper.film_session()
+        fb, boxes, rsp = paper.film_box()
+        assert rsp.FilmSizeID == "A4" and rsp.BorderDensity == "WHITE"
+        st, _ = paper.create(uids.BASIC_FILM_BOX, _fb(paper, FilmSizeID="14INX17IN"))
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE
+        assert st.ErrorComment.startswith("FilmSizeID (2010,0050)")
+        st, _ = paper.create(uids.BASIC_FILM_BOX, _fb(paper, MaxDensity=300))
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "MaxDensity" in st.ErrorComment
+        paper.image(boxes[0], 1, np.full((32, 32), 2048, np.uint16))
+        assert paper.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+    with PrintSCU(profiled.port, called="PRINTSCP") as film:
+        _, printer = film.get_printer([0x21100030])
+        assert printer.PrinterName == "DRYFILM"
+        film.film_session()
+        _, _, rsp = film.film_box()
+        assert rsp.FilmSizeID == "14INX17IN" and rsp.MagnificationType == "CUBIC"
+        st, _ = film.create(uids.BASIC_FILM_BOX, _fb(film, FilmSizeID="A4"))
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE
+        st, _ = film.create(uids.BASIC_FILM_BOX, _fb(film, SmoothingType="ULTRA"))
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "SmoothingType" in st.ErrorComment
+    [job] = jobs(profiled)
+    assert job["printer"] == "PAPER" and job["session"]["medium_type"] == "PAPER"
+
+
+def _fb(scu: PrintSCU, fmt: str = "STANDARD\\1,1", **attrs):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = Dataset()
+    ds.ImageDisplayFormat = fmt
+    for k, v in attrs.items():
+        setattr(ds, k, v)
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
+    ref.ReferencedSOPInstanceUID = scu.session_uid
+    ds.ReferencedFilmSessionSequence = Sequence([ref])
+    return ds
+
+
+def test_slide_formats_come_from_the_profile(profiled):
+    with PrintSCU(profiled.port) as scu:
+        scu.film_session()
+        _, boxes, _ = scu.film_box("SLIDE")
+        assert len(boxes) == 20
+        _, boxes, _ = scu.film_box("SUPERSLIDE")
+        assert len(boxes) == 16
+    with PrintSCU(profiled.port, called="PAPER") as paper:
+        paper.film_session()
+        st, _ = paper.create(uids.BASIC_FILM_BOX, _fb(paper, "SLIDE"))
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE
+        assert "ImageDisplayFormat" in st.ErrorComment
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
+def test_custom_layout_places_images_where_the_profile_says(profiled, tmp_path):
+    levels = [4095, 0, 2048]  # light, dark, mid
+    with PrintSCU(profiled.port) as scu:
+        scu.film_session()
+        fb, boxes, _ = scu.film_box("CUSTOM\\1", BorderDensity="100")
+        assert len(boxes) == 3
+        for pos, (uid, level) in enumerate(zip(boxes, levels, strict=True), start=1):
+            scu.image(uid, pos, np.full((64, 64), level, np.uint16))
+        assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+    [job] = jobs(profiled)
+    assert job["films"][0]["custom_layouts"]["CUSTOM\\1"][0] == [0.0, 0.0, 1.0, 0.6]
+    subprocess.run(["pdftoppm", "-r", "10", "-gray", "-png", job["output"],
+                    str(tmp_path / "p")], check=True)
+    page = np.asarray(Image.open(next(tmp_path.glob("p*.png"))).convert("L")).astype(int)
+    h, w = page.shape
+    top = page[int(h * 0.30), w // 2]  # position 1: the upper 60 %
+    left = page[int(h * 0.80), int(w * 0.25)]  # position 2: bottom left
+    right = page[int(h * 0.80), int(w * 0.75)]  # position 3: bottom right
+    assert top > right > left
+
+
+@pytest.mark.skipif(not shutil.which("dcmprscu"), reason="needs Debian's dcmtk")
+def test_dcmtk_prints_to_the_paper_printer_by_its_ae_title(profiled, tmp_path, samples):
+    from test_dcmtk_print import Dcmtk
+
+    client = Dcmtk(tmp_path, profiled.port)
+    client.print([samples / "CT_small.dcm"], psprt=["--filmsize", "A4"], Aetitle="PAPER")
+    [job] = jobs(profiled)
+    assert job["printer"] == "PAPER" and job["called_ae"] == "PAPER"
+    info = subprocess.run(["pdfinfo", job["output"]], capture_output=True, text=True).stdout
+    assert "pts (A4)" in info

@@ -59,6 +59,10 @@ class PrinterConfig:
     dpi: float = 0.0
     #: What to do with an image larger than its box when the SCU does not say.
     decimate_crop_default: str = DecimateCropBehavior.FAIL.value
+    #: Film Session N-ACTION prints all film boxes as one job (collation).  When false,
+    #: it prints them one by one with warning 0xB601, and a new Film Box while an
+    #: unprinted one exists is refused with 0xC616 (PS3.4 H.4).
+    collation: bool = True
     #: Supported Film Size IDs; empty: all 12 defined terms.
     film_sizes: tuple[str, ...] = ()
     #: Supported Image Display Formats: kinds (STANDARD, ROW, COL, SLIDE, SUPERSLIDE,

@@ -22,12 +22,15 @@ NO_SUCH_ACTION = 0x0123  #: Failure: the Action Type ID is not supported
 RESOURCE_LIMITATION = 0x0213  #: Failure: the SCP lacks the resources (e.g. disk)
 
 # Print Management specific (PS3.4 H.4)
+COLLATION_NOT_SUPPORTED = 0xB601  #: Warning: Film Session printing (collation) not supported
+EMPTY_FILM_SESSION = 0xB602  #: Warning: Film Session hierarchy has no Image Box (empty page)
 EMPTY_FILM_BOX = 0xB603  #: Warning: Film Box hierarchy has no Image Box with an image (empty page)
 IMAGE_CROPPED = 0xB609  #: Warning: image larger than its box, cropped to fit
 IMAGE_DECIMATED = 0xB60A  #: Warning: image larger than its box, decimated to fit
 NO_FILM_BOXES = 0xC600  #: Failure: Film Session hierarchy has no Film Box
 PRINT_QUEUE_FULL = 0xC602  #: Failure: unable to create the Print Job; print queue is full
 IMAGE_TOO_LARGE = 0xC603  #: Failure: image size is larger than the image box size
+UNPRINTED_FILM_BOX = 0xC616  #: Failure: an unprinted Film Box exists and collation is off
 
 DESCRIPTIONS: dict[int, tuple[str, str]] = {
     SUCCESS: ("Success", "Operation completed"),
@@ -42,6 +45,9 @@ DESCRIPTIONS: dict[int, tuple[str, str]] = {
     MISSING_ATTRIBUTE_VALUE: ("Failure", "Missing attribute value"),
     NO_SUCH_ACTION: ("Failure", "No such action type"),
     RESOURCE_LIMITATION: ("Failure", "Resource limitation"),
+    COLLATION_NOT_SUPPORTED: ("Warning", "Film session printing (collation) is not supported"),
+    EMPTY_FILM_SESSION: ("Warning", "Film Session SOP Instance hierarchy does not contain "
+                         "Image Box SOP Instances (empty page)"),
     EMPTY_FILM_BOX: ("Warning", "Film Box SOP Instance hierarchy does not contain Image Box "
                      "SOP Instances (empty page)"),
     IMAGE_CROPPED: ("Warning", "Image size is larger than the image box size, the image has "
@@ -52,4 +58,6 @@ DESCRIPTIONS: dict[int, tuple[str, str]] = {
                     "SOP Instances"),
     PRINT_QUEUE_FULL: ("Failure", "Unable to create Print Job SOP Instance; print queue is full"),
     IMAGE_TOO_LARGE: ("Failure", "Image size is larger than image box size"),
+    UNPRINTED_FILM_BOX: ("Failure", "There is an existing Film Box that has not been printed "
+                         "and N-ACTION at the Film Session level is not supported"),
 }

@@ -124,3 +124,31 @@ def test_dcmtk_prints_to_the_paper_printer_by_its_ae_title(profiled, tmp_path, s
     assert job["printer"] == "PAPER" and job["called_ae"] == "PAPER"
     info = subprocess.run(["pdfinfo", job["output"]], capture_output=True, text=True).stdout
     assert "pts (A4)" in info
+
+
+def test_printer_without_collation(tmp_path):
+    base = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path / "data"))
+    config = replace(base, printer=replace(base.printer, collation=False)).validate()
+    with Node(config) as node:
+        with PrintSCU(node.port) as scu:
+            scu.film_session()
+            fb1, boxes, _ = scu.film_box()
+            scu.image(boxes[0], 1, np.zeros((16, 16), np.uint16))
+            st, _ = scu.create(uids.BASIC_FILM_BOX, _fb(scu))
+            assert st.Status == status.UNPRINTED_FILM_BOX
+            assert scu.action(uids.BASIC_FILM_BOX, fb1)[0].Status == 0
+            scu.film_box()  # allowed now: the first one is printed
+            st, _ = scu.action(uids.BASIC_FILM_SESSION, scu.session_uid)
+            assert st.Status == status.COLLATION_NOT_SUPPORTED
+        # Film box 1 alone, then film boxes 1 and 2 as separate jobs: three films in all.
+        assert [j["film_count"] for j in jobs(node)] == [1, 1, 1]
+
+
+def test_collating_printer_prints_an_empty_session_with_b602(profiled):
+    with PrintSCU(profiled.port) as scu:
+        scu.film_session()
+        scu.film_box()
+        scu.film_box()
+        st, _ = scu.action(uids.BASIC_FILM_SESSION, scu.session_uid)
+        assert st.Status == status.EMPTY_FILM_SESSION
+    assert [j["film_count"] for j in jobs(profiled)] == [2]

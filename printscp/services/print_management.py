@@ -278,6 +278,9 @@ class PrintService:
             raise DimseError(status.INVALID_ATTRIBUTE_VALUE,
                              "no Film Session exists on this association",
                              [0x20100500])
+        if not st.printer.collation and any(not e.printed for e in st.film_boxes.values()):
+            raise DimseError(status.UNPRINTED_FILM_BOX, "a Film Box has not been printed yet "
+                             "and this printer does not collate")
         values = dataset_values(ds, FILM_BOX_CREATE_ATTRIBUTES, "Film Box N-CREATE")
         session_uid = referenced_uid(ds, "ReferencedFilmSessionSequence",
                                      uids.BASIC_FILM_SESSION, required=True)
@@ -495,7 +498,8 @@ class PrintService:
         self._check_instance(st, sop_class, uid)
         if action_type != PRINT_ACTION:
             raise DimseError(status.NO_SUCH_ACTION, f"Action Type ID {action_type} not supported")
-        if sop_class == uids.BASIC_FILM_SESSION:
+        session_level = sop_class == uids.BASIC_FILM_SESSION
+        if session_level:
             entries = list(st.film_boxes.values())
             if not entries:
                 raise DimseError(status.NO_FILM_BOXES, "the Film Session has no Film Box")
@@ -503,9 +507,16 @@ class PrintService:
             entries = [st.film_boxes[uid]]
         else:
             raise DimseError(status.NO_SUCH_ACTION, f"N-ACTION not supported for {sop_class}")
-        job = self._print(st, entries)
-        empty = any(all(b.is_empty for b in e.film_box.image_boxes) for e in entries)
-        code = status.EMPTY_FILM_BOX if empty else status.SUCCESS
+        if session_level and not st.printer.collation:
+            # No collation: each film box is its own job, and the SCU is told so.
+            jobs = [self._print(st, [e]) for e in entries]
+            job, code = jobs[0], status.COLLATION_NOT_SUPPORTED
+        else:
+            job = self._print(st, entries)
+            empty = any(all(b.is_empty for b in e.film_box.image_boxes) for e in entries)
+            code = status.SUCCESS
+            if empty:
+                code = status.EMPTY_FILM_SESSION if session_level else status.EMPTY_FILM_BOX
         if not with_print_job:
             return code, None
         ref = Dataset()

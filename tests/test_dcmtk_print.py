@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from lut.density import pvalue_to_density
-from printscp.printing.display_format import ImageDisplayFormat
+from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.enums import FilmOrientation, FilmSize
 from printscp.printing.layout import film_geometry
 
@@ -259,3 +259,18 @@ def test_annotation_from_dcmtk_is_printed(node, dcmtk, samples):
     text = subprocess.run(["pdftotext", job["output"], "-"], capture_output=True, text=True,
                           check=True).stdout
     assert "DCMTK NOTE" in text
+
+
+def test_slide_format_from_an_edited_stored_print(node, dcmtk, samples, tmp_path):
+    # 20 image boxes, as the default printer's SLIDE layout (4 x 5 slides) has.
+    dcmtk.print([samples / "wedge_12bit.dcm"] * 19, (4, 5), fmt="SLIDE",
+                DisplayFormat="4,5")
+    job = last_film(node)
+    assert job["films"][0]["image_display_format"] == "SLIDE"
+    img = page(job, tmp_path)
+    film = job["films"][0]
+    geo = film_geometry(FilmSize(film["film_size_id"]), FilmOrientation(film["film_orientation"]),
+                        ImageDisplayFormat.parse("SLIDE").cells(
+                            {"SLIDE": tuple(Cell(*c) for c in film["custom_layouts"]["SLIDE"])}))
+    found = [has_image(img, b.inset(3).pixels(DPI)) for b in geo.boxes]
+    assert found == [True] * 19 + [False]

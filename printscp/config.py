@@ -63,6 +63,10 @@ class PrinterConfig:
     #: it prints them one by one with warning 0xB601, and a new Film Box while an
     #: unprinted one exists is refused with 0xC616 (PS3.4 H.4).
     collation: bool = True
+    #: Film Box attributes whose unsupported values are replaced by the default (with
+    #: warning 0x0116 / 0xB605 on N-SET) instead of refused with 0x0106: any of
+    #: FilmSizeID, MagnificationType, SmoothingType, MinDensity, MaxDensity.
+    replace_unsupported: tuple[str, ...] = ()
     #: Supported Film Size IDs; empty: all 12 defined terms.
     film_sizes: tuple[str, ...] = ()
     #: Supported Image Display Formats: kinds (STANDARD, ROW, COL, SLIDE, SUPERSLIDE,
@@ -174,13 +178,30 @@ def _validate_printer(where: str, p: PrinterConfig) -> None:
         if not 1 <= boxes <= 64 or not format_id or len(format_id) > 16:
             raise ConfigError(f"{where}.annotation_formats.{format_id}: 1..64 boxes and "
                               "an ID of at most 16 characters")
+    replaceable = {"FilmSizeID", "MagnificationType", "SmoothingType", "MinDensity",
+                   "MaxDensity"}
+    for keyword in p.replace_unsupported:
+        if keyword not in replaceable:
+            raise ConfigError(f"{where}.replace_unsupported: {keyword!r} is not one of "
+                              + ", ".join(sorted(replaceable)))
     for key in ("min_density_range", "max_density_range"):
         low, high = getattr(p, key)
         if not 0 <= low <= high:
             raise ConfigError(f"{where}.{key}: need 0 <= low <= high, got {low}, {high}")
     try:
-        FilmBox(image_display_format="STANDARD\\1,1", **p.film_box_defaults)
+        box = FilmBox(image_display_format="STANDARD\\1,1", **p.film_box_defaults)
         FilmSession(**p.film_session_defaults)
+        for key, value, allowed in [("film_size_id", box.film_size_id, p.film_sizes),
+                                    ("magnification_type", box.magnification_type,
+                                     p.magnification_types)]:
+            if allowed and value.value not in allowed:  # type: ignore[union-attr]
+                raise ConfigError(f"{where}.film_box_defaults.{key}: {value.value} is not "  # type: ignore[union-attr]
+                                  "supported by this printer")
+        for key, value, (low, high) in [("min_density", box.min_density, p.min_density_range),
+                                        ("max_density", box.max_density, p.max_density_range)]:
+            if not low <= int(value) <= high:  # type: ignore[call-overload]
+                raise ConfigError(f"{where}.film_box_defaults.{key}: {value} outside the "
+                                  f"printer's range {low}..{high}")
         for values, enum, key in [(p.film_sizes, FilmSize, "film_sizes"),
                                   (p.magnification_types, MagnificationType,
                                    "magnification_types")]:
@@ -215,6 +236,8 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
         elif key in ("film_box_defaults", "film_session_defaults"):
             default = getattr(cls(), key)
             value = {**default, **value}
+        elif key == "replace_unsupported":
+            value = tuple(str(v).strip() for v in value)
         elif key in ("calling_ae_titles", "film_sizes", "display_formats",
                      "magnification_types", "smoothing_types"):
             value = tuple(str(v).strip().upper() if key != "calling_ae_titles" else str(v)

@@ -20,10 +20,12 @@ MISSING_ATTRIBUTE = 0x0120  #: Failure: a required attribute is missing
 MISSING_ATTRIBUTE_VALUE = 0x0121  #: Failure: a required attribute has no value
 NO_SUCH_ACTION = 0x0123  #: Failure: the Action Type ID is not supported
 RESOURCE_LIMITATION = 0x0213  #: Failure: the SCP lacks the resources (e.g. disk)
+ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116  #: Warning: a value was out of range and was replaced
 
 # Print Management specific (PS3.4 H.4)
 COLLATION_NOT_SUPPORTED = 0xB601  #: Warning: Film Session printing (collation) not supported
 EMPTY_FILM_SESSION = 0xB602  #: Warning: Film Session hierarchy has no Image Box (empty page)
+DENSITY_OUT_OF_RANGE = 0xB605  #: Warning: Min/Max Density outside the printer's range
 EMPTY_FILM_BOX = 0xB603  #: Warning: Film Box hierarchy has no Image Box with an image (empty page)
 IMAGE_CROPPED = 0xB609  #: Warning: image larger than its box, cropped to fit
 IMAGE_DECIMATED = 0xB60A  #: Warning: image larger than its box, decimated to fit
@@ -45,11 +47,14 @@ DESCRIPTIONS: dict[int, tuple[str, str]] = {
     MISSING_ATTRIBUTE_VALUE: ("Failure", "Missing attribute value"),
     NO_SUCH_ACTION: ("Failure", "No such action type"),
     RESOURCE_LIMITATION: ("Failure", "Resource limitation"),
+    ATTRIBUTE_VALUE_OUT_OF_RANGE: ("Warning", "Attribute value out of range"),
     COLLATION_NOT_SUPPORTED: ("Warning", "Film session printing (collation) is not supported"),
     EMPTY_FILM_SESSION: ("Warning", "Film Session SOP Instance hierarchy does not contain "
                          "Image Box SOP Instances (empty page)"),
     EMPTY_FILM_BOX: ("Warning", "Film Box SOP Instance hierarchy does not contain Image Box "
                      "SOP Instances (empty page)"),
+    DENSITY_OUT_OF_RANGE: ("Warning", "Requested Min Density or Max Density outside of the "
+                           "printer's operating range; the printer's default is used"),
     IMAGE_CROPPED: ("Warning", "Image size is larger than the image box size, the image has "
                     "been cropped to fit"),
     IMAGE_DECIMATED: ("Warning", "Image size is larger than the image box size, the image has "

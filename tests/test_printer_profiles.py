@@ -45,8 +45,6 @@ def test_each_called_ae_reaches_its_printer(profiled):
         st, _ = paper.create(uids.BASIC_FILM_BOX, _fb(paper, FilmSizeID="14INX17IN"))
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE
         assert st.ErrorComment.startswith("FilmSizeID (2010,0050)")
-        st, _ = paper.create(uids.BASIC_FILM_BOX, _fb(paper, MaxDensity=300))
-        assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "MaxDensity" in st.ErrorComment
         paper.image(boxes[0], 1, np.full((32, 32), 2048, np.uint16))
         assert paper.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
     with PrintSCU(profiled.port, called="PRINTSCP") as film:
@@ -59,6 +57,8 @@ def test_each_called_ae_reaches_its_printer(profiled):
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE
         st, _ = film.create(uids.BASIC_FILM_BOX, _fb(film, SmoothingType="ULTRA"))
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "SmoothingType" in st.ErrorComment
+        st, _ = film.create(uids.BASIC_FILM_BOX, _fb(film, MaxDensity=400))
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "MaxDensity" in st.ErrorComment
     [job] = jobs(profiled)
     assert job["printer"] == "PAPER" and job["session"]["medium_type"] == "PAPER"
 
@@ -152,3 +152,28 @@ def test_collating_printer_prints_an_empty_session_with_b602(profiled):
         st, _ = scu.action(uids.BASIC_FILM_SESSION, scu.session_uid)
         assert st.Status == status.EMPTY_FILM_SESSION
     assert [j["film_count"] for j in jobs(profiled)] == [2]
+
+
+def test_paper_printer_replaces_film_densities_by_its_own(profiled):
+    with PrintSCU(profiled.port, called="PAPER") as paper:
+        paper.film_session()
+        # N-CREATE: replaced silently (a warning would cost the client the new UID).
+        fb, boxes, rsp = paper.film_box(MaxDensity=300)
+        assert rsp.MaxDensity == 200 and rsp.MinDensity == 5
+        from pydicom.dataset import Dataset
+
+        ds = Dataset()
+        ds.MaxDensity = 320
+        st, _ = paper.set(uids.BASIC_FILM_BOX, fb, ds)
+        assert st.Status == status.DENSITY_OUT_OF_RANGE
+        ds = Dataset()
+        ds.MaxDensity = 180
+        st, _ = paper.set(uids.BASIC_FILM_BOX, fb, ds)
+        assert st.Status == 0
+        # Film size is not replaceable on this printer: still refused.
+        st, _ = paper.create(uids.BASIC_FILM_BOX, _fb(paper, FilmSizeID="14INX17IN"))
+        assert st.Status == status.INVALID_ATTRIBUTE_VALUE
+        paper.image(boxes[0], 1, np.zeros((16, 16), np.uint16))
+        assert paper.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+    [job] = jobs(profiled)
+    assert job["films"][0]["max_density"] == 180

@@ -303,7 +303,9 @@ class PrintService:
         fb = FilmBox(**{**defaults, **values}, color=color,
                      custom_layouts=_layouts(st.printer),
                      presentation_lut=st.pluts.get(plut_uid) if plut_uid else None)
-        check_profile(st.printer, fb)
+        # N-CREATE replaces silently: with a warning pynetdicom would drop the new
+        # instance's UID from the response (see docs/conformance.md).
+        fb, _ = check_profile(st.printer, fb)
         box_uids = [generate_uid(uids.UID_ROOT) for _ in fb.image_boxes]
         annotation_uids = [generate_uid(uids.UID_ROOT)
                            for _ in range(int(fb.annotation_boxes))]  # type: ignore[arg-type]
@@ -403,10 +405,9 @@ class PrintService:
             if plut_uid:
                 values["presentation_lut"] = st.pluts[plut_uid]
                 entry.plut_uid = plut_uid
-            updated = replace(entry.film_box, **values)
-            check_profile(st.printer, updated)
+            updated, replaced = check_profile(st.printer, replace(entry.film_box, **values))
             entry.film_box = updated
-            return status.SUCCESS, None
+            return replacement_status(replaced), None
         if sop_class in (uids.BASIC_GRAYSCALE_IMAGE_BOX, uids.BASIC_COLOR_IMAGE_BOX):
             return self._set_image_box(st, uid, ds, little_endian), None
         if sop_class == uids.BASIC_ANNOTATION_BOX:
@@ -688,23 +689,58 @@ def _one_of(keyword: str, value: str, allowed: tuple[str, ...]) -> None:
         raise InvalidAttributeValue(keyword, value, allowed)
 
 
-def check_profile(printer: PrinterConfig, fb: FilmBox) -> None:
-    """Refuse (0x0106) a Film Box value the printer profile does not support."""
-    _one_of("FilmSizeID", fb.film_size_id.value, printer.film_sizes)  # type: ignore[union-attr]
+#: Film Box attributes a profile may replace by its default instead of refusing them.
+REPLACEABLE = {"FilmSizeID": "film_size_id", "MagnificationType": "magnification_type",
+               "SmoothingType": "smoothing_type", "MinDensity": "min_density",
+               "MaxDensity": "max_density"}
+
+
+def check_profile(printer: PrinterConfig, fb: FilmBox) -> tuple[FilmBox, list[str]]:
+    """Check a Film Box against the printer profile.
+
+    An unsupported value is refused (0x0106) unless the profile lists the attribute in
+    ``replace_unsupported``: then the printer's default is used instead.  Returns the
+    film box to keep and the keywords that were replaced.
+    """
     fmt = fb.image_display_format
     allowed = printer.display_formats or ("STANDARD", "ROW", "COL", *printer.custom_layouts)
     if fmt.kind.value not in allowed and str(fmt) not in allowed:  # type: ignore[union-attr]
         raise InvalidAttributeValue("ImageDisplayFormat", str(fmt), allowed)
-    _one_of("MagnificationType", fb.magnification_type.value,  # type: ignore[union-attr]
-            printer.magnification_types)
-    if fb.smoothing_type:
-        _one_of("SmoothingType", fb.smoothing_type, printer.smoothing_types)
+    problems: dict[str, InvalidAttributeValue] = {}
+    for keyword, value, choices in [
+        ("FilmSizeID", fb.film_size_id.value, printer.film_sizes),  # type: ignore[union-attr]
+        ("MagnificationType", fb.magnification_type.value,  # type: ignore[union-attr]
+         printer.magnification_types),
+        ("SmoothingType", fb.smoothing_type or "", printer.smoothing_types),
+    ]:
+        if value and choices and value not in choices:
+            problems[keyword] = InvalidAttributeValue(keyword, value, choices)
     for keyword, value, (low, high) in [
         ("MinDensity", fb.min_density, printer.min_density_range),
         ("MaxDensity", fb.max_density, printer.max_density_range),
     ]:
         if not low <= int(value) <= high:  # type: ignore[call-overload]
-            raise InvalidAttributeValue(keyword, value, f"{low}..{high} on this printer")
+            problems[keyword] = InvalidAttributeValue(keyword, value, f"{low}..{high} on this "
+                                                      "printer")
+    for keyword, error in problems.items():
+        if keyword not in printer.replace_unsupported:
+            raise error
+    if not problems:
+        return fb, []
+    defaults = printer.film_box_defaults
+    changes = {REPLACEABLE[k]: defaults.get(REPLACEABLE[k]) for k in problems}
+    LOGGER.info("printer %s replaced unsupported %s by its defaults", printer.name,
+                ", ".join(problems))
+    return replace(fb, **changes), list(problems)
+
+
+def replacement_status(replaced: list[str]) -> int:
+    """The warning for values replaced by defaults on N-SET (PS3.4 H.4, PS3.7 C.4)."""
+    if not replaced:
+        return status.SUCCESS
+    if set(replaced) <= {"MinDensity", "MaxDensity"}:
+        return status.DENSITY_OUT_OF_RANGE
+    return status.ATTRIBUTE_VALUE_OUT_OF_RANGE
 
 
 def check_image_profile(printer: PrinterConfig, box: ImageBox) -> None:

@@ -103,8 +103,9 @@ class PrintSCU:
         self.session_uid = self.last_uid
         return self.session_uid
 
-    def film_box(self, fmt: str = "STANDARD\\1,1", plut_uid: str | None = None,
-                 **attrs: Any) -> tuple[str, list[str], Dataset]:
+    def film_box_dataset(self, fmt: str = "STANDARD\\1,1", plut_uid: str | None = None,
+                         **attrs: Any) -> Dataset:
+        """A Film Box N-CREATE data set referencing this SCU's Film Session."""
         ds = Dataset()
         ds.ImageDisplayFormat = fmt
         for k, v in attrs.items():
@@ -118,7 +119,11 @@ class PrintSCU:
             p.ReferencedSOPClassUID = uids.PRESENTATION_LUT
             p.ReferencedSOPInstanceUID = plut_uid
             ds.ReferencedPresentationLUTSequence = Sequence([p])
-        st, rsp = self.create(uids.BASIC_FILM_BOX, ds)
+        return ds
+
+    def film_box(self, fmt: str = "STANDARD\\1,1", plut_uid: str | None = None,
+                 **attrs: Any) -> tuple[str, list[str], Dataset]:
+        st, rsp = self.create(uids.BASIC_FILM_BOX, self.film_box_dataset(fmt, plut_uid, **attrs))
         assert st.Status == 0, f"film box: 0x{st.Status:04X} {st.get('ErrorComment')}"
         boxes = [str(i.ReferencedSOPInstanceUID) for i in rsp.ReferencedImageBoxSequence]
         return self.last_uid, boxes, rsp

@@ -512,7 +512,8 @@ def test_annotation_boxes_are_created_set_and_drawn(node):
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "AnnotationPosition" in \
             st.ErrorComment
         assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
-        st, _ = scu.create(uids.BASIC_FILM_BOX, _film_box_ds(scu, "NO_SUCH_FORMAT"))
+        st, _ = scu.create(uids.BASIC_FILM_BOX,
+                           scu.film_box_dataset(AnnotationDisplayFormatID="NO_SUCH_FORMAT"))
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE
         assert st.ErrorComment.startswith("AnnotationDisplayFormatID (2010,0030)")
     [job] = films(node)
@@ -523,17 +524,6 @@ def test_annotation_boxes_are_created_set_and_drawn(node):
         line = next(ln for ln in text.splitlines() if "PATIENT^TEST" in ln)
         # Position 1 on the left half, position 2 on the right half of the strip.
         assert "CT HEAD 2026" in line and line.index("PATIENT") < line.index("CT HEAD")
-
-
-def _film_box_ds(scu: PrintSCU, format_id: str) -> Dataset:
-    ds = Dataset()
-    ds.ImageDisplayFormat = "STANDARD\\1,1"
-    ds.AnnotationDisplayFormatID = format_id
-    ref = Dataset()
-    ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
-    ref.ReferencedSOPInstanceUID = scu.session_uid
-    ds.ReferencedFilmSessionSequence = Sequence([ref])
-    return ds
 
 
 def test_print_job_reference_and_n_get_from_a_later_association(node):

@@ -64,18 +64,7 @@ def test_each_called_ae_reaches_its_printer(profiled):
 
 
 def _fb(scu: PrintSCU, fmt: str = "STANDARD\\1,1", **attrs):
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
-
-    ds = Dataset()
-    ds.ImageDisplayFormat = fmt
-    for k, v in attrs.items():
-        setattr(ds, k, v)
-    ref = Dataset()
-    ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
-    ref.ReferencedSOPInstanceUID = scu.session_uid
-    ds.ReferencedFilmSessionSequence = Sequence([ref])
-    return ds
+    return scu.film_box_dataset(fmt, **attrs)
 
 
 def test_slide_formats_come_from_the_profile(profiled):

@@ -45,9 +45,10 @@ def images(n: int = 20, size: int = 512) -> list[np.ndarray]:
     return ct_like_images(n, size)
 
 
-def start_server(data: Path) -> tuple[subprocess.Popen, int]:
+def start_server(data: Path, workers: int | None = None) -> tuple[subprocess.Popen, int]:
+    extra = ["--workers", str(workers)] if workers else []
     proc = subprocess.Popen([sys.executable, "-m", "printscp", "serve", "--port", "0",
-                             "--bind", "127.0.0.1", "--data-dir", str(data)],
+                             "--bind", "127.0.0.1", "--data-dir", str(data), *extra],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     line = proc.stdout.readline()
     port = int(re.search(r":(\d+);", line).group(1))
@@ -151,13 +152,14 @@ def report_rates(rates: dict[int, list[float]], n_films: int, indent: str) -> No
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--films", type=int, default=16, help="films per measurement")
+    ap.add_argument("--workers", type=int, help="server worker processes (default: its own)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="throughput measurements per client count (median reported)")
     args = ap.parse_args()
     pixels = images()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        proc, port = start_server(data)
+        proc, port = start_server(data, args.workers)
         films = data / "films"
         try:
             print_film(port, pixels, "WARMUP")

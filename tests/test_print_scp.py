@@ -592,3 +592,12 @@ def test_printer_configuration_retrieval(node):
         assert item.DecimateCropResult == "FAIL"
         st, _ = scu.assoc.send_n_get([], uids.PRINTER_CONFIGURATION_RETRIEVAL, "1.2.3")
         assert st.Status == status.NO_SUCH_SOP_INSTANCE
+
+
+def test_n_get_on_a_class_without_n_get_is_0118(node):
+    with PrintSCU(node.port) as scu:
+        scu.film_session()
+        fb, _, _ = scu.film_box()
+        st, _ = scu.assoc.send_n_get([0x20100010], uids.BASIC_FILM_BOX, fb,
+                                     meta_uid=uids.BASIC_GRAYSCALE_PRINT_META)
+        assert st.Status == status.NO_SUCH_SOP_CLASS

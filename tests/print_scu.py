@@ -40,7 +40,8 @@ def gray_item(pixels: np.ndarray, bits: int = 12, photometric: str = "MONOCHROME
 class PrintSCU:
     def __init__(self, port: int, calling: str = "TESTSCU", called: str = "PRINTSCP",
                  contexts: tuple[str, ...] = (META, uids.PRESENTATION_LUT, uids.VERIFICATION),
-                 transfer_syntax: list[str] | None = None, meta: str = META) -> None:
+                 transfer_syntax: list[str] | None = None, meta: str = META,
+                 evt_handlers: list | None = None) -> None:
         self.meta = meta
         self.responses: list[Dataset] = []
         ae = AE(ae_title=calling)
@@ -52,7 +53,8 @@ class PrintSCU:
         ae.dimse_timeout = 30
         ae.acse_timeout = 30
         self.assoc = ae.associate("127.0.0.1", port, ae_title=called,
-                                  evt_handlers=[(evt.EVT_DIMSE_RECV, self._record)])
+                                  evt_handlers=[(evt.EVT_DIMSE_RECV, self._record),
+                                                *(evt_handlers or [])])
 
     def _record(self, event: Any) -> None:
         self.responses.append(event.message.command_set)

@@ -601,3 +601,36 @@ def test_n_get_on_a_class_without_n_get_is_0118(node):
         st, _ = scu.assoc.send_n_get([0x20100010], uids.BASIC_FILM_BOX, fb,
                                      meta_uid=uids.BASIC_GRAYSCALE_PRINT_META)
         assert st.Status == status.NO_SUCH_SOP_CLASS
+
+
+def test_print_job_events_reach_the_scu_while_it_keeps_working(node):
+    from pynetdicom import evt
+
+    received: list[tuple[int, str, str]] = []
+
+    def on_event(event):
+        info = event.event_information
+        received.append((event.request.EventTypeID, str(event.request.AffectedSOPInstanceUID),
+                         str(info.ExecutionStatusInfo)))
+        return 0x0000, None
+
+    contexts = (uids.BASIC_GRAYSCALE_PRINT_META, uids.PRINT_JOB)
+    with PrintSCU(node.port, contexts=contexts,
+                  evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_event)]) as scu:
+        scu.film_session()
+        fb, boxes, _ = scu.film_box()
+        scu.image(boxes[0], 1, wedge())
+        st, ds = scu.action(uids.BASIC_FILM_BOX, fb)
+        assert st.Status == 0
+        job_uid = ds[0x21000500].value[0].ReferencedSOPInstanceUID
+        # The SCU keeps sending requests while the events arrive: none may be lost.
+        for _ in range(10):
+            assert scu.delete(uids.BASIC_FILM_BOX, "1.2.3").Status == \
+                status.NO_SUCH_SOP_INSTANCE
+        deadline = time.monotonic() + 10
+        while len(received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert scu.delete(uids.BASIC_FILM_BOX, fb).Status == 0
+    assert [r[0] for r in received] == [1, 2, 3]  # PENDING, PRINTING, DONE
+    assert {r[1] for r in received} == {job_uid}
+    assert received[0][2] == "QUEUED" and received[-1][2] == "NORMAL"

@@ -66,6 +66,7 @@ from printscp.services.dimse import (
     guarded,
     referenced_uid,
 )
+from printscp.services.events import PRINT_JOB_EVENTS, EventReporter
 
 LOGGER = logging.getLogger("printscp.print")
 
@@ -190,6 +191,11 @@ class PrintService:
         self.printer = PrinterInfo()
         self._states: dict[int, AssociationState] = {}
         self._lock = threading.Lock()
+        #: job id -> (association, Print Job presentation context) awaiting events
+        self._watchers: dict[str, tuple[Any, Any]] = {}
+        self._events_lock = threading.Lock()  # keeps PENDING ahead of PRINTING
+        self.events = EventReporter()
+        spool.listeners.append(self._job_changed)
 
     # -- association bookkeeping ------------------------------------------------------
     def state(self, assoc: Any) -> AssociationState:
@@ -209,9 +215,12 @@ class PrintService:
             return st
 
     def forget(self, assoc: Any) -> None:
-        """Drop an ended association's unprinted objects."""
+        """Drop an ended association's unprinted objects (and its event subscriptions)."""
         with self._lock:
             st = self._states.pop(id(assoc), None)
+        with self._events_lock:
+            for job_id in [j for j, (a, _) in self._watchers.items() if a is assoc]:
+                del self._watchers[job_id]
         if st is not None:
             unprinted = sum(not e.printed for e in st.film_boxes.values())
             if unprinted:
@@ -491,6 +500,27 @@ class PrintService:
                              f"{uid} is not an instance of {sop_class}")
 
     # -- N-ACTION -----------------------------------------------------------------------
+    def _job_changed(self, job: PrintJob) -> None:
+        """Spool listener: report PRINTING, DONE and FAILURE to a watching SCU."""
+        with self._events_lock:
+            watcher = self._watchers.get(job.job_id)
+            if watcher is not None and job.status in (DONE, FAILURE):
+                del self._watchers[job.job_id]
+            if watcher is not None:
+                assoc, context = watcher
+                self._report(assoc, context, job.job_id, job.status,
+                             str(job.session.get("film_session_label") or ""),
+                             str(job.extra.get("printer") or ""))
+
+    def _report(self, assoc: Any, context: Any, job_id: str, execution: str, label: str,
+                printer: str) -> None:
+        info = Dataset()
+        info.ExecutionStatusInfo = EXECUTION_STATUS_INFO[execution]
+        info.FilmSessionLabel = label
+        info.PrinterName = printer[:16]
+        self.events.report(assoc, context, info, PRINT_JOB_EVENTS[execution], uids.PRINT_JOB,
+                           print_job_uid(job_id, uids.UID_ROOT))
+
     def action(self, assoc: Any, sop_class: str, uid: str, action_type: int,
                with_print_job: bool = False) -> tuple[int, Dataset | None]:
         """Print; with ``with_print_job`` (the Print Job SOP Class was negotiated) the
@@ -508,12 +538,16 @@ class PrintService:
             entries = [st.film_boxes[uid]]
         else:
             raise DimseError(status.NO_SUCH_ACTION, f"N-ACTION not supported for {sop_class}")
+        context = None
+        if with_print_job:
+            context = next((cx for cx in assoc.accepted_contexts
+                            if str(cx.abstract_syntax) == uids.PRINT_JOB), None)
         if session_level and not st.printer.collation:
             # No collation: each film box is its own job, and the SCU is told so.
-            jobs = [self._print(st, [e]) for e in entries]
+            jobs = [self._print(st, [e], assoc, context) for e in entries]
             job, code = jobs[0], status.COLLATION_NOT_SUPPORTED
         else:
-            job = self._print(st, entries)
+            job = self._print(st, entries, assoc, context)
             empty = any(all(b.is_empty for b in e.film_box.image_boxes) for e in entries)
             code = status.SUCCESS
             if empty:
@@ -528,7 +562,10 @@ class PrintService:
         out.add_new(0x21000500, "SQ", Sequence([ref]))
         return code, out
 
-    def _print(self, st: AssociationState, entries: list[FilmBoxEntry]) -> PrintJob:
+    def _print(self, st: AssociationState, entries: list[FilmBoxEntry], assoc: Any = None,
+               events_context: Any = None) -> PrintJob:
+        """Spool ``entries`` as one job; with ``events_context`` (the Print Job context of
+        ``assoc``) the SCU gets the job's N-EVENT-REPORTs, PENDING first."""
         assert st.session is not None
         arrays: dict = {}
         job_id = new_job_id()
@@ -542,7 +579,17 @@ class PrintService:
                    "dpi": st.printer.dpi or None},
         )
         try:
-            self.spool.submit(job, arrays)
+            with self._events_lock:
+                if events_context is not None:
+                    self._watchers[job.job_id] = (assoc, events_context)
+                try:
+                    self.spool.submit(job, arrays)
+                except BaseException:
+                    self._watchers.pop(job.job_id, None)
+                    raise
+                if events_context is not None:
+                    self._report(assoc, events_context, job.job_id, PENDING,
+                                 st.session.film_session_label, st.printer.name)
         except SpoolFull as exc:
             raise DimseError(status.PRINT_QUEUE_FULL, f"print queue is full ({exc})") from None
         except OSError as exc:

@@ -117,6 +117,10 @@ class NodeConfig:
     dimse_timeout: float = 60.0
     #: Print jobs waiting in a worker's spool queue before new ones are refused (0xC602).
     max_queued_jobs: int = 100
+    #: Free disk space (MiB) in the data directory below which the Printer reports
+    #: WARNING (SUPPLY LOW) and FAILURE (SUPPLY EMPTY), with N-EVENT-REPORTs.
+    disk_warning_mb: int = 1024
+    disk_failure_mb: int = 64
     #: Processes receiving associations on the shared port (each with its own render
     #: process); 0: one per CPU core, at most 4.
     workers: int = 0

@@ -189,6 +189,7 @@ class Node:
 
     def start(self) -> Node:
         self.spool.start(recover=self.recover)
+        self.print_service.start_monitor()
         self.server = self.ae.make_server(
             (self.config.bind, self.config.port), evt_handlers=self.handlers(),
             server_class=_SharedPortServer if self.reuse_port else _NoDelayServer,
@@ -209,6 +210,7 @@ class Node:
             self.server = None
         for assoc in list(self.ae.active_associations):
             assoc.abort()
+        self.print_service.stop_monitor()
         self.spool.stop()
 
     def __enter__(self) -> Node:

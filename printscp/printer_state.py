@@ -40,3 +40,23 @@ def last_calibration(data_dir: str | Path) -> Calibration | None:
                            str(data.get("profile") or ""), data.get("conforms"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+#: Printer Status (2110,0010) enumerated values and the Event Type ID of each
+#: Printer N-EVENT-REPORT (PS3.4 H.4.6.1.1).
+PRINTER_EVENTS = {"NORMAL": 1, "WARNING": 2, "FAILURE": 3}
+
+
+def printer_condition(free_bytes: int, warning_bytes: int, failure_bytes: int
+                      ) -> tuple[str, str]:
+    """(Printer Status, Printer Status Info) of a virtual printer whose supply is disk.
+
+    Its films and spool live on the data directory's disk, so free space plays the
+    part of film supply: below ``warning_bytes`` it reports WARNING / SUPPLY LOW, below
+    ``failure_bytes`` FAILURE / SUPPLY EMPTY (PS3.3 C.13.9.1 defined terms).
+    """
+    if free_bytes < failure_bytes:
+        return "FAILURE", "SUPPLY EMPTY"
+    if free_bytes < warning_bytes:
+        return "WARNING", "SUPPLY LOW"
+    return "NORMAL", "NORMAL"

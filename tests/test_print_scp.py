@@ -634,3 +634,31 @@ def test_print_job_events_reach_the_scu_while_it_keeps_working(node):
     assert [r[0] for r in received] == [1, 2, 3]  # PENDING, PRINTING, DONE
     assert {r[1] for r in received} == {job_uid}
     assert received[0][2] == "QUEUED" and received[-1][2] == "NORMAL"
+
+
+def test_printer_status_follows_free_disk_space_and_is_reported(node):
+    from pynetdicom import evt
+
+    received: list[tuple[int, str]] = []
+
+    def on_event(event):
+        received.append((event.request.EventTypeID,
+                         str(event.event_information.PrinterStatusInfo)))
+        return 0x0000, None
+
+    service = node.print_service
+    normal = service.config
+    with PrintSCU(node.port, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_event)]) as scu:
+        _, ds = scu.get_printer([0x21100010, 0x21100020])
+        assert (ds.PrinterStatus, ds.PrinterStatusInfo) == ("NORMAL", "NORMAL")
+        # Pretend the disk is nearly full: no real disk is filled.
+        service.config = replace(normal, disk_warning_mb=1 << 40)
+        _, ds = scu.get_printer([0x21100010, 0x21100020])
+        assert (ds.PrinterStatus, ds.PrinterStatusInfo) == ("WARNING", "SUPPLY LOW")
+        service.config = normal
+        service.check_printer()
+        deadline = time.monotonic() + 10
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert scu.assoc.send_c_echo().Status == 0
+    assert received == [(2, "SUPPLY LOW"), (1, "NORMAL")]

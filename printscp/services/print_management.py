@@ -14,6 +14,7 @@ the standard's status; see ``docs/conformance.md`` for the table.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -29,7 +30,7 @@ from pydicom.uid import generate_uid
 
 from printscp import __version__, status, uids
 from printscp.config import NodeConfig, PrinterConfig
-from printscp.printer_state import last_calibration
+from printscp.printer_state import PRINTER_EVENTS, last_calibration, printer_condition
 from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.enums import (
     DecimateCropBehavior,
@@ -115,6 +116,9 @@ PRINTER_ATTRIBUTES = (
 
 PRINT_ACTION = 1  #: Action Type ID of "print" on Film Session and Film Box
 
+#: Meta SOP Classes over which Printer events reach an SCU.
+META_CLASSES = (uids.BASIC_GRAYSCALE_PRINT_META, uids.BASIC_COLOR_PRINT_META)
+
 #: SOP Classes of Print Management this printer supports (Printer Configuration).
 SUPPORTED_SOP_CLASSES = (
     uids.BASIC_GRAYSCALE_PRINT_META, uids.BASIC_COLOR_PRINT_META, uids.BASIC_FILM_SESSION,
@@ -150,6 +154,7 @@ class AssociationState:
     called_ae: str
     peer: str
     printer: PrinterConfig
+    assoc: Any = None
     session_uid: str | None = None
     session: FilmSession | None = None
     session_plut_uid: str | None = None
@@ -196,6 +201,48 @@ class PrintService:
         self._events_lock = threading.Lock()  # keeps PENDING ahead of PRINTING
         self.events = EventReporter()
         spool.listeners.append(self._job_changed)
+        self._monitor_stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    # -- printer state --------------------------------------------------------------
+    def check_printer(self) -> tuple[str, str]:
+        """Recompute the Printer's status; report a change to every open association."""
+        free = shutil.disk_usage(self.config.data_path).free
+        condition = printer_condition(free, self.config.disk_warning_mb << 20,
+                                      self.config.disk_failure_mb << 20)
+        previous = (self.printer.status, self.printer.status_info)
+        self.printer.status, self.printer.status_info = condition
+        if condition != previous:
+            LOGGER.warning("printer status %s (%s): %d MiB free", *condition, free >> 20)
+            with self._lock:
+                states = list(self._states.values())
+            for st in states:
+                context = next((cx for cx in st.assoc.accepted_contexts if str(
+                    cx.abstract_syntax) in META_CLASSES), None) if st.assoc else None
+                if context is None or not st.assoc.is_established:
+                    continue
+                info = Dataset()
+                info.PrinterStatusInfo = condition[1]
+                info.PrinterName = st.printer.name[:16]
+                self.events.report(st.assoc, context, info, PRINTER_EVENTS[condition[0]],
+                                   uids.PRINTER, uids.PRINTER_INSTANCE)
+        return condition
+
+    def start_monitor(self, interval: float = 5.0) -> None:
+        def run() -> None:
+            while not self._monitor_stop.wait(interval):
+                try:
+                    self.check_printer()
+                except OSError:
+                    LOGGER.exception("cannot check the printer's state")
+
+        self.check_printer()
+        self._monitor = threading.Thread(target=run, name="printer-monitor", daemon=True)
+        self._monitor.start()
+
+    def stop_monitor(self) -> None:
+        self._monitor_stop.set()
+        self.events.stop()
 
     # -- association bookkeeping ------------------------------------------------------
     def state(self, assoc: Any) -> AssociationState:
@@ -210,6 +257,7 @@ class PrintService:
                     called_ae=called,
                     peer=f"{assoc.requestor.address}:{assoc.requestor.port}",
                     printer=self.config.printer_for(called),
+                    assoc=assoc,
                 )
                 self._states[id(assoc)] = st
             return st
@@ -713,9 +761,10 @@ class PrintService:
         return out
 
     def printer_dataset(self, p: PrinterConfig) -> Dataset:
+        status_now, info_now = self.check_printer()
         ds = Dataset()
-        ds.PrinterStatus = self.printer.status
-        ds.PrinterStatusInfo = self.printer.status_info
+        ds.PrinterStatus = status_now
+        ds.PrinterStatusInfo = info_now
         ds.PrinterName = p.name[:16]
         ds.Manufacturer = p.manufacturer
         ds.ManufacturerModelName = p.model

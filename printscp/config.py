@@ -75,8 +75,9 @@ class PrinterConfig:
     display_formats: tuple[str, ...] = ()
     #: Supported Magnification Types; empty: all four.
     magnification_types: tuple[str, ...] = ()
-    #: Accepted Smoothing Types; empty: any code string.
-    smoothing_types: tuple[str, ...] = ()
+    #: Accepted Smoothing Types (for CUBIC: SHARP Lanczos, MEDIUM cubic, SMOOTH
+    #: bilinear; other accepted terms print as MEDIUM); empty: any code string.
+    smoothing_types: tuple[str, ...] = ("SHARP", "MEDIUM", "SMOOTH")
     #: Ranges (hundredths of OD) the printer can produce for Min and Max Density.
     min_density_range: tuple[int, int] = (0, 100)
     max_density_range: tuple[int, int] = (150, 400)

@@ -23,6 +23,7 @@ RESOURCE_LIMITATION = 0x0213  #: Failure: the SCP lacks the resources (e.g. disk
 ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116  #: Warning: a value was out of range and was replaced
 
 # Print Management specific (PS3.4 H.4)
+MEMORY_ALLOCATION_NOT_SUPPORTED = 0xB600  #: Warning: Memory Allocation is not supported
 COLLATION_NOT_SUPPORTED = 0xB601  #: Warning: Film Session printing (collation) not supported
 EMPTY_FILM_SESSION = 0xB602  #: Warning: Film Session hierarchy has no Image Box (empty page)
 DENSITY_OUT_OF_RANGE = 0xB605  #: Warning: Min/Max Density outside the printer's range
@@ -48,6 +49,7 @@ DESCRIPTIONS: dict[int, tuple[str, str]] = {
     NO_SUCH_ACTION: ("Failure", "No such action type"),
     RESOURCE_LIMITATION: ("Failure", "Resource limitation"),
     ATTRIBUTE_VALUE_OUT_OF_RANGE: ("Warning", "Attribute value out of range"),
+    MEMORY_ALLOCATION_NOT_SUPPORTED: ("Warning", "Memory allocation not supported"),
     COLLATION_NOT_SUPPORTED: ("Warning", "Film session printing (collation) is not supported"),
     EMPTY_FILM_SESSION: ("Warning", "Film Session SOP Instance hierarchy does not contain "
                          "Image Box SOP Instances (empty page)"),

@@ -662,3 +662,15 @@ def test_printer_status_follows_free_disk_space_and_is_reported(node):
             time.sleep(0.05)
         assert scu.assoc.send_c_echo().Status == 0
     assert received == [(2, "SUPPLY LOW"), (1, "NORMAL")]
+
+
+def test_memory_allocation_is_recorded_with_b600_on_n_set(node):
+    with PrintSCU(node.port) as scu:
+        scu.film_session(MemoryAllocation="2048")
+        ds = Dataset()
+        ds.MemoryAllocation = "4096"
+        st, _ = scu.set(uids.BASIC_FILM_SESSION, scu.session_uid, ds)
+        assert st.Status == status.MEMORY_ALLOCATION_NOT_SUPPORTED
+        fb, _, _ = scu.film_box()
+        scu.action(uids.BASIC_FILM_BOX, fb)
+    assert films(node)[0]["session"]["memory_allocation"] == 4096

@@ -209,3 +209,36 @@ def test_pdf_pixels_match_the_rendered_film(tmp_path):
     np.testing.assert_array_equal(page[(y0 + y1) // 2, xs], raster[(y0 + y1) // 2, xs])
     assert page[5, 5] == raster[5, 5] == film.border_level  # border drawn in exact gray
     assert len(np.unique(raster[inner])) == 8
+
+
+def test_smoothing_type_refines_cubic():
+    px = np.kron(np.array([[0, 255], [255, 0]], np.uint8), np.ones((4, 4), np.uint8))
+    out = {}
+    for smoothing in ("SHARP", "MEDIUM", "SMOOTH", None):
+        fb = make_film("STANDARD\\1,1", magnification_type="CUBIC", smoothing_type=smoothing)
+        fb.set_image(1, ImageBox(position=1, pixels=px))
+        out[smoothing] = render_film(fb, dpi=DPI, profile=LINEAR_OD).images[0].levels
+    np.testing.assert_array_equal(out["MEDIUM"], out[None])
+    assert not np.array_equal(out["SHARP"], out["MEDIUM"])
+    assert not np.array_equal(out["SMOOTH"], out["MEDIUM"])
+    assert not np.array_equal(out["SHARP"], out["SMOOTH"])
+    # SMOOTH is plain bilinear: it matches Magnification Type BILINEAR exactly.
+    fb = make_film("STANDARD\\1,1", magnification_type="BILINEAR")
+    fb.set_image(1, ImageBox(position=1, pixels=px))
+    bilinear = render_film(fb, dpi=DPI, profile=LINEAR_OD).images[0].levels
+    np.testing.assert_array_equal(out["SMOOTH"], bilinear)
+
+
+@needs_poppler
+def test_requested_image_size_is_true_millimetres_on_the_pdf(tmp_path):
+    fb = make_film("STANDARD\\1,1", border_density="WHITE")
+    fb.set_image(1, ImageBox(position=1, pixels=np.zeros((64, 128), np.uint8),
+                             requested_image_size=100.0))
+    pdf = write_pdf([render_film(fb, dpi=DPI, profile=LINEAR_OD)], tmp_path / "f.pdf")
+    subprocess.run(["pdftoppm", "-r", "254", "-gray", "-png", str(pdf), str(tmp_path / "p")],
+                   check=True)
+    page = np.asarray(Image.open(next(tmp_path.glob("p*.png"))).convert("L"))
+    dark = np.argwhere(page < 128)
+    width_mm = (dark[:, 1].max() - dark[:, 1].min() + 1) / 10  # 254 DPI = 10 px/mm
+    height_mm = (dark[:, 0].max() - dark[:, 0].min() + 1) / 10
+    assert abs(width_mm - 100.0) <= 0.3 and abs(height_mm - 50.0) <= 0.3

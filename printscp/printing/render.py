@@ -61,12 +61,21 @@ _ENLARGE = {
 }
 
 
-def magnify(pixels: NDArray, size: tuple[int, int], magnification: MagnificationType) -> NDArray:
+#: Smoothing Type for CUBIC (the standard leaves the terms to the printer): SHARP is
+#: Lanczos (8x8), MEDIUM (and none) cubic convolution, SMOOTH bilinear.
+SMOOTHING_TYPES = {"SHARP": cv2.INTER_LANCZOS4, "MEDIUM": cv2.INTER_CUBIC,
+                   "SMOOTH": cv2.INTER_LINEAR}
+
+
+def magnify(pixels: NDArray, size: tuple[int, int], magnification: MagnificationType,
+            smoothing: str | None = None) -> NDArray:
     """Resize (rows, columns[, 3]) ``pixels`` to ``size`` = (width, height)."""
     h, w = pixels.shape[:2]
     if (w, h) == size:
         return pixels
     method = _ENLARGE[magnification]
+    if magnification is MagnificationType.CUBIC and smoothing in SMOOTHING_TYPES:
+        method = SMOOTHING_TYPES[smoothing]
     if method != cv2.INTER_NEAREST and (size[0] < w or size[1] < h):
         method = cv2.INTER_AREA
     return cv2.resize(np.ascontiguousarray(pixels), size, interpolation=method)
@@ -247,7 +256,7 @@ def render_film(
         jobs.append(_pool().submit(
             _render_box, box, placement, table, device, dpi,
             box.magnification_type or fb.magnification_type, bits, postprocess,
-            keep_levels or postprocess is None,
+            keep_levels or postprocess is None, box.smoothing_type or fb.smoothing_type,
         ))
         if fb.trim is Trim.YES:
             r = placement.rect
@@ -290,6 +299,7 @@ def _render_box(
     bits: int,
     postprocess: Callable[[NDArray], Any] | None,
     keep_levels: bool,
+    smoothing: str | None = None,
 ) -> PlacedImage:
     x0, y0, x1, y1 = placement.rect.pixels(dpi)
     size = (max(1, x1 - x0), max(1, y1 - y0))
@@ -297,11 +307,11 @@ def _render_box(
     pixels = box.pixels[r0:r1, c0:c1]  # type: ignore[index]
     if table is not None:
         pv = apply_lut(table, pixels, threads=1)  # P-values at the image's own size
-        levels = apply_lut(device, magnify(pv, size, magnification), threads=1)
+        levels = apply_lut(device, magnify(pv, size, magnification, smoothing), threads=1)
     else:
         if box.polarity is Polarity.REVERSE:
             pixels = 255 - pixels  # color REVERSE: the complementary color
-        levels = magnify(pixels, size, magnification)
+        levels = magnify(pixels, size, magnification, smoothing)
         if bits == 16:
             levels = levels.astype(np.uint16) * 257
     payload = postprocess(levels) if postprocess else None

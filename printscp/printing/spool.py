@@ -12,6 +12,7 @@ deleted.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -52,6 +53,18 @@ def load_arrays(folder: Path) -> dict[str, NDArray]:
     """The pixel arrays of the job in spool ``folder``."""
     with np.load(Path(folder) / PIXELS, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
+
+
+#: Print Priority (2000,0020) -> order of rendering.
+PRIORITY_RANK = {"HIGH": 0, "MED": 1, "LOW": 2}
+
+
+def _spooled_priority(folder: Path) -> str:
+    try:
+        job = json.loads((folder / "job.json").read_text("utf-8"))
+        return str(job.get("session", {}).get("print_priority") or "MED")
+    except (OSError, ValueError):
+        return "MED"
 
 
 class SpoolFull(Exception):
@@ -182,7 +195,9 @@ class Spool:
         self.films_dir.mkdir(parents=True, exist_ok=True)
         self.renderer = renderer
         self.max_queued = max_queued
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        # (priority rank, arrival, job id): HIGH before MED before LOW, in order of arrival.
+        self._queue: queue.PriorityQueue[tuple[int, int, str | None]] = queue.PriorityQueue()
+        self._arrivals = itertools.count()
         self._lock = threading.Lock()
         self._queued: set[str] = set()
         self._worker: threading.Thread | None = None
@@ -218,7 +233,7 @@ class Spool:
                 self._queued.discard(job.job_id)
             shutil.rmtree(self.spool_dir / f".tmp-{job.job_id}", ignore_errors=True)
             raise
-        self._queue.put(job.job_id)
+        self._enqueue(job.job_id, job.session.get("print_priority"))
 
     # -- worker ---------------------------------------------------------------------
     def start(self, recover: bool = True) -> None:
@@ -234,7 +249,7 @@ class Spool:
             for job_id in recovered:
                 if job_id not in self._queued:
                     self._queued.add(job_id)
-                    self._queue.put(job_id)
+                    self._enqueue(job_id, _spooled_priority(self.spool_dir / job_id))
         if recovered:
             LOGGER.info("recovered %d spooled job(s)", len(recovered))
         self._stopping.clear()
@@ -243,10 +258,14 @@ class Spool:
         self._worker = threading.Thread(target=self._run, name="print-spool", daemon=True)
         self._worker.start()
 
+    def _enqueue(self, job_id: str, priority: object) -> None:
+        self._queue.put((PRIORITY_RANK.get(str(priority or "MED"), 1), next(self._arrivals),
+                         job_id))
+
     def stop(self, timeout: float | None = 30.0) -> None:
         """Finish the job being rendered, leave the rest spooled for the next start."""
         self._stopping.set()
-        self._queue.put(None)
+        self._queue.put((-1, next(self._arrivals), None))  # ahead of every job
         if self._worker is not None:
             self._worker.join(timeout)
             self._worker = None
@@ -266,7 +285,7 @@ class Spool:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            job_id = self._queue.get()
+            _, _, job_id = self._queue.get()
             if job_id is None:
                 break
             try:

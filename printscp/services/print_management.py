@@ -454,6 +454,9 @@ class PrintService:
             st.session = replace(st.session, **values)  # type: ignore[type-var]
             if plut_uid:
                 st.session_plut_uid = plut_uid
+            # Memory is not reserved per session; the value is recorded (PS3.4 H.4.1).
+            if "memory_allocation" in values:
+                return status.MEMORY_ALLOCATION_NOT_SUPPORTED, None
             return status.SUCCESS, None
         if sop_class == uids.BASIC_FILM_BOX:
             values = dataset_values(ds, FILM_BOX_SET_ATTRIBUTES, "Film Box N-SET")

@@ -38,14 +38,8 @@ def _density(text: str) -> int:
     return round(value * 100)
 
 
-def _add_film_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "film", help="export DICOM images as films to a PDF",
-        description="Lay DICOM images out on films of true physical size, map them through "
-        "the GSDF to optical densities and write one PDF page per film.",
-    )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="DICOM image files")
-    p.add_argument("-o", "--output", required=True, help="PDF file to write")
+def _add_layout_options(p: argparse.ArgumentParser) -> None:
+    """Film and image options shared by ``printscp film`` and ``printscp print``."""
     p.add_argument("--format", default="STANDARD\\1,1", metavar="FORMAT",
                    help="Image Display Format: STANDARD\\C,R, ROW\\r1,r2,..., COL\\c1,c2,... "
                    "(default STANDARD\\1,1)")
@@ -61,10 +55,6 @@ def _add_film_parser(sub: argparse._SubParsersAction) -> None:
                    "first window, else its VOI LUT, else its data range)")
     p.add_argument("--polarity", default="NORMAL", type=str.upper,
                    choices=[v.value for v in Polarity])
-    p.add_argument("--annotation", metavar="TEXT", help="text printed below the images")
-    p.add_argument("--dpi", type=float,
-                   help="resolution of the embedded images (default 300, Requested "
-                   "Resolution ID STANDARD)")
     p.add_argument("--min-density", type=_density, default=20, metavar="OD",
                    help="Min Density in OD (default 0.20)")
     p.add_argument("--max-density", type=_density, default=300, metavar="OD",
@@ -73,6 +63,30 @@ def _add_film_parser(sub: argparse._SubParsersAction) -> None:
                    help="Border Density: BLACK, WHITE or hundredths of OD (default BLACK)")
     p.add_argument("--empty-image", default="BLACK", metavar="DENSITY",
                    help="Empty Image Density: BLACK, WHITE or hundredths of OD (default BLACK)")
+
+
+def _film_attributes(args: argparse.Namespace) -> dict[str, object]:
+    return dict(
+        image_display_format=args.format, film_size_id=args.film_size,
+        film_orientation=args.orientation, magnification_type=args.magnification,
+        min_density=args.min_density, max_density=args.max_density,
+        border_density=args.border, empty_image_density=args.empty_image,
+    )
+
+
+def _add_film_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "film", help="export DICOM images as films to a PDF",
+        description="Lay DICOM images out on films of true physical size, map them through "
+        "the GSDF to optical densities and write one PDF page per film.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="DICOM image files")
+    p.add_argument("-o", "--output", required=True, help="PDF file to write")
+    _add_layout_options(p)
+    p.add_argument("--annotation", metavar="TEXT", help="text printed below the images")
+    p.add_argument("--dpi", type=float,
+                   help="resolution of the embedded images (default 300, Requested "
+                   "Resolution ID STANDARD)")
     p.add_argument("--printer-profile", metavar="FILE",
                    help="DCMTK characteristic file of the output device (default: the "
                    "built-in pdf-srgb profile)")
@@ -85,12 +99,7 @@ def _cmd_film(args: argparse.Namespace) -> int:
     from printscp.printing.profile import OutputProfile
     from printscp.progress import Progress
 
-    film_attributes = dict(
-        image_display_format=args.format, film_size_id=args.film_size,
-        film_orientation=args.orientation, magnification_type=args.magnification,
-        min_density=args.min_density, max_density=args.max_density,
-        border_density=args.border, empty_image_density=args.empty_image,
-    )
+    film_attributes = _film_attributes(args)
     try:
         FilmBox(**film_attributes)  # validate before reading any image
         profile = OutputProfile.from_file(args.printer_profile) if args.printer_profile else None
@@ -210,6 +219,55 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_print_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "print", help="print DICOM images on a DICOM printer (Print SCU)",
+        description="Send DICOM images as films to a DICOM printer over Print Management "
+        "and report each step's status. Exit status: 0 printed, 1 some files skipped, 2 "
+        "nothing printed or the printer refused a step.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="DICOM image files")
+    p.add_argument("--to", required=True, metavar="AE@HOST:PORT", help="the printer")
+    p.add_argument("--calling-ae", default="PRINTSCU", help="our AE title (default PRINTSCU)")
+    p.add_argument("--copies", type=int, help="Number of Copies")
+    p.add_argument("--label", help="Film Session Label")
+    p.add_argument("--priority", type=str.upper, choices=["HIGH", "MED", "LOW"],
+                   help="Print Priority")
+    _add_layout_options(p)
+    p.set_defaults(func=_cmd_print)
+
+
+def _cmd_print(args: argparse.Namespace) -> int:
+    from printscp.film_export import films_from_images, read_images
+    from printscp.print_scu import PrintError, parse_destination, print_films
+
+    try:
+        destination = parse_destination(args.to)
+        films_attrs = _film_attributes(args)
+        errors: list = []
+        images = read_images(args.images, args.window, errors)
+        films = list(films_from_images(images, films_attrs, {"polarity": args.polarity}))
+    except (PrintAttributeError, ValueError) as err:
+        print(f"printscp print: {err}", file=sys.stderr)
+        return 2
+    for err in errors:
+        print(f"printscp print: {err}", file=sys.stderr)
+    if not films:
+        print("printscp print: no printable images", file=sys.stderr)
+        return 2
+    session = {k: v for k, v in (("NumberOfCopies", args.copies and str(args.copies)),
+                                 ("FilmSessionLabel", args.label),
+                                 ("PrintPriority", args.priority)) if v}
+    try:
+        result = print_films(films, destination, calling_ae=args.calling_ae, session=session,
+                             on_step=lambda step: print(step, flush=True))
+    except (PrintError, OSError) as err:
+        print(f"printscp print: failed: {err}", file=sys.stderr)
+        return 2
+    print(f"printed {result.films} film(s) on {args.to}; printer status {result.printer_status}")
+    return 1 if errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="printscp", description="DICOM print server with PS3.14 GSDF film rendering")
@@ -217,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve_parser(sub)
     _add_film_parser(sub)
+    _add_print_parser(sub)
     _add_jobs_parser(sub)
     add_calibrate_parser(sub)
     return parser

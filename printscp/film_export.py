@@ -26,13 +26,15 @@ class ExportResult:
     errors: list[ImageReadError] = field(default_factory=list)
 
 
-def _images(paths: Iterable[str], window: tuple[float, float] | None,
-            result: ExportResult, on_file: Callable[[], None]) -> Iterator[PrintImage]:
+def read_images(paths: Iterable[str], window: tuple[float, float] | None,
+                errors: list[ImageReadError],
+                on_file: Callable[[], None] = lambda: None) -> Iterator[PrintImage]:
+    """Every frame of every readable file; unreadable files are added to ``errors``."""
     for path in paths:
         try:
             frames = list(read_print_images(path, window))
         except ImageReadError as err:
-            result.errors.append(err)
+            errors.append(err)
             frames = []
         on_file()
         yield from frames
@@ -87,7 +89,7 @@ def export_pdf(
     """
     result = ExportResult()
     rendered: list[RenderedFilm] = []
-    images = _images(paths, window, result, on_file)
+    images = read_images(paths, window, result.errors, on_file)
     for film in films_from_images(images, film_attributes, image_attributes, annotation):
         # Keep only the compressed images: many pages must not hold every raster.
         rendered.append(render_film(film, dpi=dpi, profile=profile, postprocess=flate_image,

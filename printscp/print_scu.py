@@ -1,0 +1,209 @@
+"""``printscp print``: send images as films to a DICOM printer (Print SCU).
+
+The same Film Box and Image Box objects ``printscp film`` renders locally are sent
+over DICOM Print Management, in the order real modalities use (PS3.4 H): Printer
+N-GET, Presentation LUT (when the printer negotiates it and the film needs one),
+Film Session, then per film Film Box N-CREATE, an Image Box N-SET per image, N-ACTION
+and N-DELETE; finally the Film Session and Presentation LUT are deleted.  Every step's
+status is reported; any failure stops the print and makes it fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, evt
+from pynetdicom.status import code_to_category
+
+from printscp import uids
+from printscp.printing.film_box import FilmBox
+from printscp.printing.image_box import ImageBox
+
+
+class PrintError(Exception):
+    """A step of the print failed; the message names the step and the status."""
+
+
+@dataclass
+class Step:
+    name: str
+    status: int
+    comment: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.name}: 0x{self.status:04X} {code_to_category(self.status)}"
+        return text + (f" ({self.comment})" if self.comment else "")
+
+
+@dataclass
+class PrintResult:
+    steps: list[Step] = field(default_factory=list)
+    films: int = 0
+    printer_status: str = ""
+
+
+def parse_destination(text: str) -> tuple[str, str, int]:
+    """``AE@HOST:PORT`` -> (AE, HOST, PORT)."""
+    try:
+        ae, _, rest = text.partition("@")
+        host, _, port = rest.rpartition(":")
+        if not ae or not host:
+            raise ValueError
+        return ae, host, int(port)
+    except ValueError:
+        raise ValueError(f"destination {text!r} is not AE@HOST:PORT") from None
+
+
+def _film_box_dataset(fb: FilmBox, session_uid: str, plut_uid: str | None) -> Dataset:
+    ds = Dataset()
+    ds.ImageDisplayFormat = str(fb.image_display_format)
+    ds.FilmOrientation = fb.film_orientation.value  # type: ignore[union-attr]
+    ds.FilmSizeID = fb.film_size_id.value  # type: ignore[union-attr]
+    ds.MagnificationType = fb.magnification_type.value  # type: ignore[union-attr]
+    ds.BorderDensity = str(fb.border_density)
+    ds.EmptyImageDensity = str(fb.empty_image_density)
+    ds.MinDensity = fb.min_density
+    ds.MaxDensity = fb.max_density
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
+    ref.ReferencedSOPInstanceUID = session_uid
+    ds.ReferencedFilmSessionSequence = Sequence([ref])
+    if plut_uid:
+        p = Dataset()
+        p.ReferencedSOPClassUID = uids.PRESENTATION_LUT
+        p.ReferencedSOPInstanceUID = plut_uid
+        ds.ReferencedPresentationLUTSequence = Sequence([p])
+    return ds
+
+
+def _image_box_dataset(box: ImageBox) -> tuple[str, Dataset]:
+    px = box.pixels
+    assert px is not None
+    item = Dataset()
+    item.Rows, item.Columns = px.shape[:2]
+    item.PixelRepresentation = 0
+    if box.is_color:
+        item.SamplesPerPixel = 3
+        item.PhotometricInterpretation = "RGB"
+        item.PlanarConfiguration = 1  # color-by-plane, as PS3.3 requires
+        item.BitsAllocated = item.BitsStored = 8
+        item.HighBit = 7
+        data = np.ascontiguousarray(px.transpose(2, 0, 1), dtype=np.uint8).tobytes()
+        item.add_new(0x7FE00010, "OB", data)
+        sequence = "BasicColorImageSequence"
+    else:
+        item.SamplesPerPixel = 1
+        item.PhotometricInterpretation = box.photometric_interpretation.value  # type: ignore[union-attr]
+        eight = box.bits_stored == 8
+        item.BitsAllocated = 8 if eight else 16
+        item.BitsStored = box.bits_stored
+        item.HighBit = box.bits_stored - 1
+        data = px.astype(np.uint8 if eight else "<u2").tobytes()
+        item.add_new(0x7FE00010, "OB" if eight else "OW", data)
+        sequence = "BasicGrayscaleImageSequence"
+    if box.pixel_aspect_ratio != (1, 1):
+        item.PixelAspectRatio = list(box.pixel_aspect_ratio)
+    ds = Dataset()
+    ds.ImageBoxPosition = box.position
+    ds.Polarity = box.polarity.value  # type: ignore[union-attr]
+    setattr(ds, sequence, Sequence([item]))
+    return sequence, ds
+
+
+def print_films(
+    films: list[FilmBox],
+    destination: tuple[str, str, int],
+    *,
+    calling_ae: str = "PRINTSCU",
+    session: dict[str, Any] | None = None,
+    on_step: Callable[[Step], None] = lambda step: None,
+    timeout: float = 60.0,
+) -> PrintResult:
+    """Print ``films`` on the printer at ``destination`` (AE, host, port)."""
+    called, host, port = destination
+    color = any(b.is_color for fb in films for b in fb.image_boxes)
+    meta = uids.BASIC_COLOR_PRINT_META if color else uids.BASIC_GRAYSCALE_PRINT_META
+    ae = AE(ae_title=calling_ae)
+    ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = timeout
+    syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+    ae.add_requested_context(meta, syntaxes)
+    ae.add_requested_context(uids.PRESENTATION_LUT, syntaxes)
+    commands: list[Dataset] = []
+    result = PrintResult()
+    assoc = ae.associate(host, port, ae_title=called, evt_handlers=[
+        (evt.EVT_DIMSE_RECV, lambda event: commands.append(event.message.command_set))])
+    if not assoc.is_established:
+        raise PrintError(f"association with {called}@{host}:{port} was not accepted")
+
+    def step(name: str, status_ds: Dataset) -> int:
+        code = int(status_ds.get("Status", 0x0110)) if status_ds else 0x0110
+        item = Step(name, code, str(status_ds.get("ErrorComment", "")) if status_ds else
+                    "no response")
+        result.steps.append(item)
+        on_step(item)
+        if code_to_category(code) not in ("Success", "Warning"):
+            raise PrintError(str(item))
+        return code
+
+    def created_uid() -> str:
+        return str(commands[-1].AffectedSOPInstanceUID)
+
+    try:
+        st, printer = assoc.send_n_get([0x21100010, 0x21100020, 0x21100030], uids.PRINTER,
+                                       uids.PRINTER_INSTANCE, meta_uid=meta)
+        step("Printer N-GET", st)
+        if printer is not None and "PrinterStatus" in printer:
+            info = printer.get("PrinterStatusInfo", "")
+            result.printer_status = f"{printer.PrinterStatus} ({info})"
+        plut_accepted = any(str(cx.abstract_syntax) == uids.PRESENTATION_LUT
+                            for cx in assoc.accepted_contexts)
+        plut_uid = None
+        shape = films[0].effective_presentation_lut.shape if films else None
+        if plut_accepted and not color:
+            ds = Dataset()
+            ds.PresentationLUTShape = shape.value if shape is not None else "IDENTITY"
+            st, _ = assoc.send_n_create(ds, uids.PRESENTATION_LUT, None)
+            step("Presentation LUT N-CREATE", st)
+            plut_uid = created_uid()
+        ds = None
+        if session:
+            ds = Dataset()
+            for keyword, value in session.items():
+                setattr(ds, keyword, value)
+        st, _ = assoc.send_n_create(ds, uids.BASIC_FILM_SESSION, None, meta_uid=meta)
+        step("Film Session N-CREATE", st)
+        session_uid = created_uid()
+        for number, fb in enumerate(films, start=1):
+            st, rsp = assoc.send_n_create(_film_box_dataset(fb, session_uid, plut_uid),
+                                          uids.BASIC_FILM_BOX, None, meta_uid=meta)
+            step(f"film {number}: Film Box N-CREATE", st)
+            fb_uid = created_uid()
+            boxes = [i for i in rsp.ReferencedImageBoxSequence] if rsp else []
+            for box in fb.image_boxes:
+                if box.is_empty:
+                    continue
+                ref = boxes[box.position - 1]
+                _, ds = _image_box_dataset(box)
+                st, _ = assoc.send_n_set(ds, ref.ReferencedSOPClassUID,
+                                         ref.ReferencedSOPInstanceUID, meta_uid=meta)
+                step(f"film {number}: Image Box {box.position} N-SET", st)
+            st, _ = assoc.send_n_action(None, 1, uids.BASIC_FILM_BOX, fb_uid, meta_uid=meta)
+            step(f"film {number}: Film Box N-ACTION (print)", st)
+            result.films += 1
+            st = assoc.send_n_delete(uids.BASIC_FILM_BOX, fb_uid, meta_uid=meta)
+            step(f"film {number}: Film Box N-DELETE", st)
+        step("Film Session N-DELETE", assoc.send_n_delete(uids.BASIC_FILM_SESSION, session_uid,
+                                                          meta_uid=meta))
+        if plut_uid:
+            step("Presentation LUT N-DELETE", assoc.send_n_delete(uids.PRESENTATION_LUT,
+                                                                  plut_uid))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return result

@@ -141,13 +141,13 @@ def print_films(
     if not assoc.is_established:
         raise PrintError(f"association with {called}@{host}:{port} was not accepted")
 
-    def step(name: str, status_ds: Dataset) -> int:
+    def step(name: str, status_ds: Dataset, required: bool = True) -> int:
         code = int(status_ds.get("Status", 0x0110)) if status_ds else 0x0110
         item = Step(name, code, str(status_ds.get("ErrorComment", "")) if status_ds else
                     "no response")
         result.steps.append(item)
         on_step(item)
-        if code_to_category(code) not in ("Success", "Warning"):
+        if required and code_to_category(code) not in ("Success", "Warning"):
             raise PrintError(str(item))
         return code
 
@@ -155,9 +155,10 @@ def print_films(
         return str(commands[-1].AffectedSOPInstanceUID)
 
     try:
-        st, printer = assoc.send_n_get([0x21100010, 0x21100020, 0x21100030], uids.PRINTER,
-                                       uids.PRINTER_INSTANCE, meta_uid=meta)
-        step("Printer N-GET", st)
+        # No attribute list: some printers (DCMTK's) refuse optional ones with 0x0105.
+        # The printer's state is for the report; printing does not depend on it.
+        st, printer = assoc.send_n_get([], uids.PRINTER, uids.PRINTER_INSTANCE, meta_uid=meta)
+        step("Printer N-GET", st, required=False)
         if printer is not None and "PrinterStatus" in printer:
             info = printer.get("PrinterStatusInfo", "")
             result.printer_status = f"{printer.PrinterStatus} ({info})"

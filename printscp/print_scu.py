@@ -60,6 +60,14 @@ def parse_destination(text: str) -> tuple[str, str, int]:
         raise ValueError(f"destination {text!r} is not AE@HOST:PORT") from None
 
 
+def reference(sop_class: str, sop_instance: str) -> Sequence:
+    """A one-item Referenced ... Sequence (class and instance UID)."""
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_instance
+    return Sequence([item])
+
+
 def _film_box_dataset(fb: FilmBox, session_uid: str, plut_uid: str | None) -> Dataset:
     ds = Dataset()
     ds.ImageDisplayFormat = str(fb.image_display_format)
@@ -70,15 +78,9 @@ def _film_box_dataset(fb: FilmBox, session_uid: str, plut_uid: str | None) -> Da
     ds.EmptyImageDensity = str(fb.empty_image_density)
     ds.MinDensity = fb.min_density
     ds.MaxDensity = fb.max_density
-    ref = Dataset()
-    ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
-    ref.ReferencedSOPInstanceUID = session_uid
-    ds.ReferencedFilmSessionSequence = Sequence([ref])
+    ds.ReferencedFilmSessionSequence = reference(uids.BASIC_FILM_SESSION, session_uid)
     if plut_uid:
-        p = Dataset()
-        p.ReferencedSOPClassUID = uids.PRESENTATION_LUT
-        p.ReferencedSOPInstanceUID = plut_uid
-        ds.ReferencedPresentationLUTSequence = Sequence([p])
+        ds.ReferencedPresentationLUTSequence = reference(uids.PRESENTATION_LUT, plut_uid)
     return ds
 
 

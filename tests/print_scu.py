@@ -16,6 +16,7 @@ from pydicom.sequence import Sequence
 from pynetdicom import AE, evt
 
 from printscp import uids
+from printscp.print_scu import reference
 
 META = uids.BASIC_GRAYSCALE_PRINT_META
 
@@ -112,15 +113,9 @@ class PrintSCU:
         ds.ImageDisplayFormat = fmt
         for k, v in attrs.items():
             setattr(ds, k, v)
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
-        ref.ReferencedSOPInstanceUID = self.session_uid
-        ds.ReferencedFilmSessionSequence = Sequence([ref])
+        ds.ReferencedFilmSessionSequence = reference(uids.BASIC_FILM_SESSION, self.session_uid)
         if plut_uid:
-            p = Dataset()
-            p.ReferencedSOPClassUID = uids.PRESENTATION_LUT
-            p.ReferencedSOPInstanceUID = plut_uid
-            ds.ReferencedPresentationLUTSequence = Sequence([p])
+            ds.ReferencedPresentationLUTSequence = reference(uids.PRESENTATION_LUT, plut_uid)
         return ds
 
     def film_box(self, fmt: str = "STANDARD\\1,1", plut_uid: str | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -54,15 +54,19 @@ class _FlateImage(pdfdoc.PDFImageXObject):
         self.mask = None
 
 
-def _draw_image(c: rl_canvas.Canvas, name: str, payload: tuple[bytes, int, int, str],
+def _draw_image(c: rl_canvas.Canvas, name: str, payload: Callable[[], tuple[bytes, int, int, str]],
                 x: float, y: float, w: float, h: float) -> None:
-    # Mirrors what Canvas.drawImage does for a new image, with our own XObject.
+    # Mirrors what Canvas.drawImage does, with our own XObject: an image already
+    # registered under ``name`` is only referenced again, so a film drawn on several
+    # pages (tiles on paper) carries its image data once.  ``payload`` is only called
+    # for a new image.
     doc = c._doc
     reg_name = doc.getXObjectName(name)
-    obj = _FlateImage(name, payload)
-    c._setXObjects(obj)
-    doc.Reference(obj, reg_name)
-    doc.addForm(name, obj)
+    if doc.idToObject.get(reg_name) is None:
+        obj = _FlateImage(name, payload())
+        c._setXObjects(obj)
+        doc.Reference(obj, reg_name)
+        doc.addForm(name, obj)
     c._currentPageHasImages = 1
     c.saveState()
     c.translate(x, y)
@@ -80,34 +84,71 @@ def _gray(c: rl_canvas.Canvas, level: int, color: bool, fill: bool = True) -> No
         (c.setFillGray if fill else c.setStrokeGray)(v)
 
 
-def _page(c: rl_canvas.Canvas, film: RenderedFilm, page_no: int) -> None:
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return (a.x < b.x + b.width and b.x < a.x + a.width
+            and a.y < b.y + b.height and b.y < a.y + a.height)
+
+
+def draw_film(c: rl_canvas.Canvas, film: RenderedFilm, prefix: str, *, x: float = 0.0,
+              y: float = 0.0, scale: float = 1.0, visible: Rect | None = None) -> None:
+    """Draw ``film`` on the current page: lower-left corner at (``x``, ``y``) points,
+    ``scale`` times its physical size.
+
+    Image XObjects are named ``{prefix}-img{position}``; drawing the same film again
+    with the same prefix (another tile page) references the images already embedded.
+    ``visible`` (film millimetres, origin top left) skips images, boxes and text
+    wholly outside that part of the film, so a tile page references only its own
+    images.  The caller owns the page: size, clipping and ``showPage``.
+    """
     if film.bits != 8:
         raise ValueError("PDF output needs 8-bit device levels")
-    page_w, page_h = film.width_mm * POINTS_PER_MM, film.height_mm * POINTS_PER_MM
-    c.setPageSize((page_w, page_h))
+    film_h = film.height_mm * POINTS_PER_MM
+    moved = scale != 1.0 or x != 0.0 or y != 0.0
+    if moved:
+        c.saveState()
+        c.translate(x, y)
+        c.scale(scale, scale)
+
+    def shown(r: Rect) -> bool:
+        return visible is None or _overlaps(r, visible)
 
     def rect(r: Rect, level: int) -> None:
         _gray(c, level, film.color)
-        c.rect(r.x * POINTS_PER_MM, page_h - (r.y + r.height) * POINTS_PER_MM,
+        c.rect(r.x * POINTS_PER_MM, film_h - (r.y + r.height) * POINTS_PER_MM,
                r.width * POINTS_PER_MM, r.height * POINTS_PER_MM, stroke=0, fill=1)
 
     rect(Rect(0, 0, film.width_mm, film.height_mm), film.border_level)
     for r, level in film.empty_boxes:
-        rect(r, level)
+        if shown(r):
+            rect(r, level)
     for t in film.trims:
-        rect(t, film.trim_level)
+        if shown(t):
+            rect(t, film.trim_level)
     for img in film.images:
-        payload = img.payload or flate_image(img.levels)
         r = img.rect
-        _draw_image(c, f"film{page_no}-img{img.position}", payload,
-                    r.x * POINTS_PER_MM, page_h - (r.y + r.height) * POINTS_PER_MM,
+        if not shown(r):
+            continue
+        _draw_image(c, f"{prefix}-img{img.position}",
+                    lambda img=img: img.payload or flate_image(img.levels),
+                    r.x * POINTS_PER_MM, film_h - (r.y + r.height) * POINTS_PER_MM,
                     r.width * POINTS_PER_MM, r.height * POINTS_PER_MM)
     for r, text in film.annotations:
+        if not shown(r):
+            continue
         size = r.height * POINTS_PER_MM * 0.55
         _gray(c, film.text_level, film.color)
         c.setFont("Helvetica", size)
         c.drawString((r.x + 1.0) * POINTS_PER_MM,
-                     page_h - (r.y + r.height / 2) * POINTS_PER_MM - size * 0.35, text)
+                     film_h - (r.y + r.height / 2) * POINTS_PER_MM - size * 0.35, text)
+    if moved:
+        c.restoreState()
+
+
+def _page(c: rl_canvas.Canvas, film: RenderedFilm, page_no: int) -> None:
+    if film.bits != 8:
+        raise ValueError("PDF output needs 8-bit device levels")
+    c.setPageSize((film.width_mm * POINTS_PER_MM, film.height_mm * POINTS_PER_MM))
+    draw_film(c, film, f"film{page_no}")
     c.showPage()
 
 

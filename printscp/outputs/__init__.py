@@ -1,0 +1,1 @@
+"""Hardcopy outputs: rendered films on paper printers (IPP/CUPS) and other destinations."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from printscp.outputs.targets import DEFAULT_TARGETS, Target, TargetError, parse_targets
 from printscp.printing.display_format import ImageDisplayFormat
 from printscp.printing.enums import DecimateCropBehavior, FilmSize, MagnificationType
 from printscp.printing.errors import PrintAttributeError, parse_enum
@@ -98,6 +99,9 @@ class PrinterConfig:
         "trim": "NO", "requested_resolution_id": "STANDARD",
         "illumination": 2000, "reflected_ambient_light": 10,
     })
+    #: Where printed films go: film files, CUPS queues, upstream DICOM printers
+    #: (``[[printer.targets]]``, see docs/configuration.md); default one PDF per job.
+    targets: tuple[Target, ...] = DEFAULT_TARGETS
     #: Film Session attributes used when the SCU does not send them.
     film_session_defaults: dict[str, Any] = field(default_factory=lambda: {
         "number_of_copies": 1, "print_priority": "MED", "medium_type": "BLUE FILM",
@@ -236,6 +240,11 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
             value = {name: replace(_section(PrinterConfig, section, f"printers.{name}"),
                                    ae_title=str(section.get("ae_title", name)).strip())
                      for name, section in value.items()}
+        elif key == "targets":
+            try:
+                value = parse_targets(list(value), f"{where}.targets")
+            except TargetError as err:
+                raise ConfigError(str(err)) from None
         elif key == "annotation_formats":
             value = {str(k).strip().upper(): int(v) for k, v in value.items()}
         elif key in ("film_box_defaults", "film_session_defaults"):

@@ -28,6 +28,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from printscp import __version__, uids
 from printscp.access import AccessPolicy
 from printscp.config import NodeConfig
+from printscp.outputs.targets import CupsTarget, DicomTarget, Target
 from printscp.printing import job_render
 from printscp.printing.profile import OutputProfile
 from printscp.printing.spool import Spool
@@ -139,13 +140,30 @@ class Node:
         renderer = functools.partial(job_render.render_job, profile_path=profile_path,
                                      dpi=config.printer.dpi or None)
         self.spool = Spool(data, renderer, max_queued=config.max_queued_jobs,
-                           executor_factory=_render_process)
+                           executor_factory=_render_process, deliver=self._deliver)
         self.print_service = print_management.PrintService(config, self.spool)
         self.access = AccessPolicy(config.called_ae_titles, config.access.calling_ae_titles,
                                    config.access.require_called_ae)
         self.ae = self._build_ae()
         self.server: ThreadedAssociationServer | None = None
         self._thread: threading.Thread | None = None
+
+    def _deliver(self, target: Target, folder: Path, index: int) -> dict[str, Any]:
+        """Send a rendered job to one of its network targets (spool delivery threads)."""
+        if isinstance(target, CupsTarget):
+            from printscp.outputs import hardcopy
+            from printscp.outputs.delivery import load_delivery
+
+            delivery = load_delivery(folder)
+            pages = delivery.rendered.get("paper_pages", {}).get(str(index), 1) if delivery \
+                else 1
+            return hardcopy.submit(target, folder, job_render.prepared_file(folder, index),
+                                   pages)
+        if isinstance(target, DicomTarget):
+            from printscp.outputs import forward
+
+            return forward.forward(target, folder, self.config.ae_title)
+        raise ValueError(f"{target.label}: not a network target")
 
     def _build_ae(self) -> AE:
         c = self.config

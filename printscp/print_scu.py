@@ -10,6 +10,7 @@ status is reported; any failure stops the print and makes it fail.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +25,19 @@ from pynetdicom.status import code_to_category
 from printscp import uids
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
+from printscp.printing.presentation_lut import PresentationLUT
 
 
 class PrintError(Exception):
-    """A step of the print failed; the message names the step and the status."""
+    """A step of the print failed; the message names the step and the status.
+
+    ``status`` is the refused step's DIMSE status, None when the printer could not be
+    reached or the association failed (worth trying again later).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -46,6 +56,9 @@ class PrintResult:
     steps: list[Step] = field(default_factory=list)
     films: int = 0
     printer_status: str = ""
+    #: The printer's Print Jobs (when it offers the Print Job SOP Class): UID ->
+    #: (Execution Status, Execution Status Info) as last seen.
+    print_jobs: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def parse_destination(text: str) -> tuple[str, str, int]:
@@ -78,6 +91,12 @@ def _film_box_dataset(fb: FilmBox, session_uid: str, plut_uid: str | None) -> Da
     ds.EmptyImageDensity = str(fb.empty_image_density)
     ds.MinDensity = fb.min_density
     ds.MaxDensity = fb.max_density
+    if fb.smoothing_type:
+        ds.SmoothingType = str(fb.smoothing_type)
+    if fb.trim is not None and str(getattr(fb.trim, "value", fb.trim)) == "YES":
+        ds.Trim = "YES"
+    if fb.configuration_information:
+        ds.ConfigurationInformation = fb.configuration_information
     ds.ReferencedFilmSessionSequence = reference(uids.BASIC_FILM_SESSION, session_uid)
     if plut_uid:
         ds.ReferencedPresentationLUTSequence = reference(uids.PRESENTATION_LUT, plut_uid)
@@ -118,6 +137,64 @@ def _image_box_dataset(box: ImageBox) -> tuple[str, Dataset]:
     return sequence, ds
 
 
+def _plut_dataset(plut: PresentationLUT) -> Dataset:
+    ds = Dataset()
+    if plut.lut_data is not None and plut.lut_descriptor is not None:
+        item = Dataset()
+        item.LUTDescriptor = list(plut.lut_descriptor)
+        item.LUTExplanation = plut.lut_explanation or "printscp"
+        item.add_new(0x00283006, "US", [int(v) for v in np.asarray(plut.lut_data)])
+        ds.PresentationLUTSequence = Sequence([item])
+    else:
+        shape = plut.shape
+        ds.PresentationLUTShape = str(getattr(shape, "value", shape) or "IDENTITY")
+    return ds
+
+
+#: Print Job N-EVENT-REPORT Event Type ID -> Execution Status (PS3.4 H.4.5.1.1).
+PRINT_JOB_EVENT_STATUS = {1: "PENDING", 2: "PRINTING", 3: "DONE", 4: "FAILURE"}
+
+
+def _keep_reactor_paused(assoc: Any) -> None:
+    """Work around a pynetdicom requestor deadlock on incoming N-EVENT-REPORTs.
+
+    pynetdicom serves a peer's N-EVENT-REPORT on a thread of its own, which clears
+    ``_is_paused`` when done.  If the reactor had meanwhile parked at its checkpoint
+    for one of our ``send_*`` calls, that call waits for ``_is_paused`` forever.
+    After each such report, a parked reactor is marked paused again.
+    """
+    serve = assoc._serve_request
+
+    def serve_then_repause(msg: Any, context_id: int) -> None:
+        serve(msg, context_id)
+        if not assoc._reactor_checkpoint.is_set():
+            assoc._is_paused = True
+
+    assoc._serve_request = serve_then_repause
+
+
+#: Execution Status values after which a Print Job changes no more.
+FINAL_EXECUTION = ("DONE", "FAILURE")
+
+
+def _follow_print_jobs(assoc: Any, result: PrintResult, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    wait = 0.1
+    while True:
+        for uid, (execution, _) in list(result.print_jobs.items()):
+            if execution in FINAL_EXECUTION:
+                continue
+            _, ds = assoc.send_n_get([0x21000020, 0x21000030], uids.PRINT_JOB, uid)
+            if ds is not None and "ExecutionStatus" in ds:
+                result.print_jobs[uid] = (str(ds.ExecutionStatus),
+                                          str(ds.get("ExecutionStatusInfo", "")))
+        if all(e in FINAL_EXECUTION for e, _ in result.print_jobs.values()) \
+                or time.monotonic() + wait > end:
+            return
+        time.sleep(wait)
+        wait = min(2.0, wait * 2)
+
+
 def print_films(
     films: list[FilmBox],
     destination: tuple[str, str, int],
@@ -126,8 +203,14 @@ def print_films(
     session: dict[str, Any] | None = None,
     on_step: Callable[[Step], None] = lambda step: None,
     timeout: float = 60.0,
+    follow_print_job: float = 0.0,
 ) -> PrintResult:
-    """Print ``films`` on the printer at ``destination`` (AE, host, port)."""
+    """Print ``films`` on the printer at ``destination`` (AE, host, port).
+
+    With ``follow_print_job`` seconds, a printer that offers the Print Job SOP Class
+    is asked (N-GET) for each job's Execution Status until it is DONE or FAILURE or
+    the time is up, before the association is released.
+    """
     called, host, port = destination
     color = any(b.is_color for fb in films for b in fb.image_boxes)
     meta = uids.BASIC_COLOR_PRINT_META if color else uids.BASIC_GRAYSCALE_PRINT_META
@@ -136,12 +219,29 @@ def print_films(
     syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
     ae.add_requested_context(meta, syntaxes)
     ae.add_requested_context(uids.PRESENTATION_LUT, syntaxes)
+    ae.add_requested_context(uids.PRINT_JOB, syntaxes)
     commands: list[Dataset] = []
     result = PrintResult()
+
+    def on_event_report(event: Any) -> tuple[int, None]:
+        """The printer's Print Job events (PS3.4 H.4.5.1.1) update what we know."""
+        request = event.request
+        if str(request.AffectedSOPClassUID) == uids.PRINT_JOB:
+            info = event.event_information
+            execution = PRINT_JOB_EVENT_STATUS.get(int(request.EventTypeID))
+            if execution:
+                result.print_jobs[str(request.AffectedSOPInstanceUID)] = (
+                    execution, str(info.get("ExecutionStatusInfo", "")))
+        return 0x0000, None
+
     assoc = ae.associate(host, port, ae_title=called, evt_handlers=[
-        (evt.EVT_DIMSE_RECV, lambda event: commands.append(event.message.command_set))])
+        (evt.EVT_DIMSE_RECV, lambda event: commands.append(event.message.command_set)),
+        (evt.EVT_N_EVENT_REPORT, on_event_report)])
     if not assoc.is_established:
         raise PrintError(f"association with {called}@{host}:{port} was not accepted")
+    _keep_reactor_paused(assoc)
+    print_job_accepted = any(str(cx.abstract_syntax) == uids.PRINT_JOB
+                             for cx in assoc.accepted_contexts)
 
     def step(name: str, status_ds: Dataset, required: bool = True) -> int:
         code = int(status_ds.get("Status", 0x0110)) if status_ds else 0x0110
@@ -150,7 +250,7 @@ def print_films(
         result.steps.append(item)
         on_step(item)
         if required and code_to_category(code) not in ("Success", "Warning"):
-            raise PrintError(str(item))
+            raise PrintError(str(item), None if not status_ds else code)
         return code
 
     def created_uid() -> str:
@@ -167,11 +267,9 @@ def print_films(
         plut_accepted = any(str(cx.abstract_syntax) == uids.PRESENTATION_LUT
                             for cx in assoc.accepted_contexts)
         plut_uid = None
-        shape = films[0].effective_presentation_lut.shape if films else None
         if plut_accepted and not color:
-            ds = Dataset()
-            ds.PresentationLUTShape = shape.value if shape is not None else "IDENTITY"
-            st, _ = assoc.send_n_create(ds, uids.PRESENTATION_LUT, None)
+            st, _ = assoc.send_n_create(_plut_dataset(films[0].effective_presentation_lut),
+                                        uids.PRESENTATION_LUT, None)
             step("Presentation LUT N-CREATE", st)
             plut_uid = created_uid()
         ds = None
@@ -196,9 +294,13 @@ def print_films(
                 st, _ = assoc.send_n_set(ds, ref.ReferencedSOPClassUID,
                                          ref.ReferencedSOPInstanceUID, meta_uid=meta)
                 step(f"film {number}: Image Box {box.position} N-SET", st)
-            st, _ = assoc.send_n_action(None, 1, uids.BASIC_FILM_BOX, fb_uid, meta_uid=meta)
+            st, reply = assoc.send_n_action(None, 1, uids.BASIC_FILM_BOX, fb_uid,
+                                            meta_uid=meta)
             step(f"film {number}: Film Box N-ACTION (print)", st)
             result.films += 1
+            for ref in (reply.get(0x21000500).value if reply is not None
+                        and 0x21000500 in reply else []):
+                result.print_jobs[str(ref.ReferencedSOPInstanceUID)] = ("PENDING", "")
             st = assoc.send_n_delete(uids.BASIC_FILM_BOX, fb_uid, meta_uid=meta)
             step(f"film {number}: Film Box N-DELETE", st)
         step("Film Session N-DELETE", assoc.send_n_delete(uids.BASIC_FILM_SESSION, session_uid,
@@ -206,6 +308,8 @@ def print_films(
         if plut_uid:
             step("Presentation LUT N-DELETE", assoc.send_n_delete(uids.PRESENTATION_LUT,
                                                                   plut_uid))
+        if print_job_accepted and follow_print_job > 0:
+            _follow_print_jobs(assoc, result, follow_print_job)
     finally:
         if assoc.is_established:
             assoc.release()

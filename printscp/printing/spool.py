@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from printscp.outputs.delivery import (
+    Deliver,
+    DeliveryError,
+    Dispatcher,
+    JobDelivery,
+    load_delivery,
+    save_delivery,
+)
+from printscp.outputs.targets import Target, snapshot_targets
 from printscp.printing.output import atomic_write
 
 LOGGER = logging.getLogger("printscp.spool")
@@ -147,8 +156,7 @@ def find_job(data_dir: Path, job_id: str) -> dict[str, Any] | None:
     folder = Path(data_dir) / "spool" / job_id
     try:
         data = json.loads((folder / "job.json").read_text("utf-8"))
-        data["status"] = PRINTING if (folder / RENDERING_MARK).exists() else PENDING
-        return data
+        return _spooled_status(folder, data)
     except (OSError, ValueError):
         pass
     suffix = job_id.rsplit("-", 1)[-1]
@@ -162,6 +170,23 @@ def find_job(data_dir: Path, job_id: str) -> dict[str, Any] | None:
     return None
 
 
+def _spooled_status(folder: Path, data: dict[str, Any], live: bool = True) -> dict[str, Any]:
+    """A spooled job's Execution Status: PENDING until rendering starts, PRINTING while
+    it renders and is delivered, PENDING again while a target waits for a retry.
+    Not ``live`` (read with the server maybe down): PENDING, the job waits for a node."""
+    printing = live and (folder / RENDERING_MARK).exists()
+    data["status"] = PRINTING if printing else PENDING
+    data["status_info"] = "NORMAL" if data["status"] == PRINTING else "QUEUED"
+    delivery = load_delivery(folder)
+    if delivery is not None:
+        data["targets"] = [asdict(t) for t in delivery.targets]
+        waiting = delivery.waiting
+        if waiting is not None:
+            data["status"], data["status_info"] = PENDING, waiting.info
+            data["error"] = f"{waiting.label}: {waiting.last_error}"
+    return data
+
+
 def film_file_stem(job: PrintJob) -> str:
     """``YYYYMMDD-HHMMSS_<calling AE>[_<Film Session Label>]_<8 hex>``, filesystem-safe."""
     stamp = job.job_id[:8] + "-" + job.job_id[9:15]
@@ -173,8 +198,8 @@ def film_file_stem(job: PrintJob) -> str:
     return "_".join(_SAFE.sub("_", p).strip("_") or "_" for p in parts)
 
 
-#: ``renderer(job_folder, films_dir)`` renders the job in its spool folder and
-#: returns what goes into its sidecar (output path, pages...).
+#: ``renderer(job_folder, data_dir)`` renders the job in its spool folder for its
+#: targets and returns what goes into its sidecar (output paths, pages...).
 Renderer = Callable[[Path, Path], dict[str, Any]]
 
 
@@ -188,7 +213,9 @@ class Spool:
     """
 
     def __init__(self, data_dir: Path, renderer: Renderer, max_queued: int = 100,
-                 executor_factory: Callable[[], Executor] | None = None) -> None:
+                 executor_factory: Callable[[], Executor] | None = None,
+                 deliver: Deliver | None = None) -> None:
+        self.data_dir = Path(data_dir)
         self.spool_dir = Path(data_dir) / "spool"
         self.films_dir = Path(data_dir) / "films"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -205,6 +232,8 @@ class Spool:
         self.listeners: list[Callable[[PrintJob], None]] = []
         self._executor_factory = executor_factory
         self._executor: Executor | None = None
+        self._deliver = deliver
+        self.dispatcher = self._new_dispatcher()
 
     # -- submission -----------------------------------------------------------------
     def submit(self, job: PrintJob, arrays: dict[str, NDArray]) -> None:
@@ -253,6 +282,8 @@ class Spool:
         if recovered:
             LOGGER.info("recovered %d spooled job(s)", len(recovered))
         self._stopping.clear()
+        if self.dispatcher.stopped:
+            self.dispatcher = self._new_dispatcher()
         if self._executor_factory is not None and self._executor is None:
             self._executor = self._executor_factory()
         self._worker = threading.Thread(target=self._run, name="print-spool", daemon=True)
@@ -262,9 +293,21 @@ class Spool:
         self._queue.put((PRIORITY_RANK.get(str(priority or "MED"), 1), next(self._arrivals),
                          job_id))
 
+    def _new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.data_dir, self._deliver_one, self._delivered,
+                          self._delivery_changed)
+
+    def _deliver_one(self, target: Target, folder: Path, index: int) -> dict[str, Any]:
+        if self._deliver is None:
+            raise DeliveryError(f"no delivery for {target.kind.value} targets here",
+                                retriable=False)
+        return self._deliver(target, folder, index)
+
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Finish the job being rendered, leave the rest spooled for the next start."""
+        """Finish the job being rendered, leave the rest spooled for the next start
+        (deliveries waiting for a retry resume then)."""
         self._stopping.set()
+        self.dispatcher.stop()
         self._queue.put((-1, next(self._arrivals), None))  # ahead of every job
         if self._worker is not None:
             self._worker.join(timeout)
@@ -292,49 +335,100 @@ class Spool:
                 self._process(job_id)
             except Exception:  # never let one job kill the worker
                 LOGGER.exception("print job %s could not be processed", job_id)
-            finally:
                 with self._lock:
                     self._queued.discard(job_id)
 
     def _render(self, folder: Path) -> dict[str, Any]:
         if self._executor is None:
-            return self.renderer(folder, self.films_dir)
+            return self.renderer(folder, self.data_dir)
         try:
-            return self._executor.submit(self.renderer, folder, self.films_dir).result()
+            return self._executor.submit(self.renderer, folder, self.data_dir).result()
         except BrokenProcessPool:
             LOGGER.error("render process died; starting a new one and retrying %s", folder.name)
             assert self._executor_factory is not None
             self._executor = self._executor_factory()
-            return self._executor.submit(self.renderer, folder, self.films_dir).result()
+            return self._executor.submit(self.renderer, folder, self.data_dir).result()
+
+    def _notify(self, job: PrintJob) -> None:
+        for listener in self.listeners:
+            try:
+                listener(job)
+            except Exception:  # a listener never stops the spool
+                LOGGER.exception("print job listener failed")
 
     def _process(self, job_id: str) -> None:
+        """Render the job (unless a previous run did), then hand its network targets to
+        the dispatcher; a job with only file targets is finished here."""
         folder = self.spool_dir / job_id
         job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
-        started = now_iso()
-        t0 = time.perf_counter()
-        (folder / RENDERING_MARK).touch()
-        job.status = PRINTING
-        for listener in self.listeners:
-            listener(job)
-        sidecar = job.to_json()
+        targets = snapshot_targets(job.extra.get("targets"))
+        delivery = load_delivery(folder)
+        if delivery is None:
+            started = now_iso()
+            t0 = time.perf_counter()
+            (folder / RENDERING_MARK).touch()
+            job.status = PRINTING
+            self._notify(job)
+            try:
+                rendered = self._render(folder)
+            except Exception as exc:
+                LOGGER.error("print job %s failed: %s", job_id, exc)
+                self._finish(job_id, {"error": f"{type(exc).__name__}: {exc}",
+                                      "started": started, "status_info": "INVALID PAGE DES",
+                                      "render_seconds": round(time.perf_counter() - t0, 3)},
+                             FAILURE)
+                return
+            rendered.update(started=started, render_seconds=round(time.perf_counter() - t0, 3))
+            delivery = JobDelivery.after_render(targets, rendered)
+            save_delivery(folder, delivery)
+        if delivery.finished:
+            self._delivered(job_id, delivery)
+        else:
+            self.dispatcher.dispatch(folder, targets, str(job.extra.get("printer") or ""))
+
+    def _delivered(self, job_id: str, delivery: JobDelivery) -> None:
+        """Every target is done or given up: the job is DONE only if all succeeded."""
+        fields = dict(delivery.rendered)
+        fields["targets"] = [asdict(t) for t in delivery.targets]
+        failed = [t for t in delivery.targets if t.state != "done"]
+        if failed:
+            fields["error"] = "; ".join(f"{t.label}: {t.last_error}" for t in failed)
+            fields["status_info"] = failed[0].info or "PRINTER DOWN"
+        self._finish(job_id, fields, FAILURE if failed else DONE)
+
+    def _delivery_changed(self, job_id: str, delivery: JobDelivery) -> None:
+        """A target failed and waits for a retry: the job is PENDING on that printer."""
+        waiting = delivery.waiting
+        if waiting is None:
+            return
+        folder = self.spool_dir / job_id
         try:
-            result = self._render(folder)
-            sidecar.update(result)
-            job.status = DONE
-        except Exception as exc:
-            LOGGER.error("print job %s failed: %s", job_id, exc)
-            sidecar["error"] = f"{type(exc).__name__}: {exc}"
-            job.status = FAILURE
-        sidecar.update(status=job.status, started=started, finished=now_iso(),
-                       render_seconds=round(time.perf_counter() - t0, 3))
+            job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
+        except (OSError, ValueError):
+            return
+        job.status = PENDING
+        job.extra["status_info"] = waiting.info
+        self._notify(job)
+
+    def _finish(self, job_id: str, fields: dict[str, Any], status: str) -> None:
+        """Write the job's record (sidecar) into ``films/``, remove it from the spool."""
+        folder = self.spool_dir / job_id
+        job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
+        job.status = status
+        sidecar = job.to_json()
+        sidecar.update(fields)
+        sidecar.update(status=status, finished=now_iso())
+        sidecar.setdefault("status_info", "NORMAL")
+        job.extra["status_info"] = sidecar["status_info"]
         atomic_write(self.films_dir / f"{film_file_stem(job)}.json",
                      json.dumps(sidecar, indent=1).encode("utf-8"))
         shutil.rmtree(folder)
         _fsync_dir(self.spool_dir)
-        for listener in self.listeners:
-            listener(job)
-        LOGGER.info("print job %s %s: %s", job_id, job.status,
-                    sidecar.get("output", sidecar.get("error")))
+        with self._lock:
+            self._queued.discard(job_id)
+        self._notify(job)
+        LOGGER.info("print job %s %s: %s", job_id, status,
+                    sidecar.get("output") or sidecar.get("error"))
 
 
 def list_jobs(data_dir: Path) -> list[dict[str, Any]]:
@@ -350,8 +444,7 @@ def list_jobs(data_dir: Path) -> list[dict[str, Any]]:
                 data = json.loads((folder / "job.json").read_text("utf-8"))
             except (OSError, ValueError):
                 continue
-            data["status"] = PENDING
-            jobs.append(data)
+            jobs.append(_spooled_status(folder, data, live=False))
     films = data_dir / "films"
     if films.is_dir():
         for side in sorted(films.glob("*.json")):

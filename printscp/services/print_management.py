@@ -627,7 +627,8 @@ class PrintService:
                    for i, e in enumerate(entries, start=1)],
             extra={"print_job_uid": print_job_uid(job_id, uids.UID_ROOT),
                    "printer": st.printer.name, "output_profile": st.printer.output_profile,
-                   "dpi": st.printer.dpi or None},
+                   "dpi": st.printer.dpi or None,
+                   "targets": [t.to_json() for t in st.printer.targets]},
         )
         try:
             with self._events_lock:

@@ -204,12 +204,14 @@ def print_films(
     on_step: Callable[[Step], None] = lambda step: None,
     timeout: float = 60.0,
     follow_print_job: float = 0.0,
+    collate: bool = False,
 ) -> PrintResult:
     """Print ``films`` on the printer at ``destination`` (AE, host, port).
 
     With ``follow_print_job`` seconds, a printer that offers the Print Job SOP Class
     is asked (N-GET) for each job's Execution Status until it is DONE or FAILURE or
-    the time is up, before the association is released.
+    the time is up, before the association is released.  With ``collate`` the films
+    are printed as one job by a Film Session N-ACTION (else one Film Box N-ACTION each).
     """
     called, host, port = destination
     color = any(b.is_color for fb in films for b in fb.image_boxes)
@@ -253,6 +255,11 @@ def print_films(
             raise PrintError(str(item), None if not status_ds else code)
         return code
 
+    def remember_jobs(reply: Dataset | None) -> None:
+        for ref in (reply.get(0x21000500).value if reply is not None
+                    and 0x21000500 in reply else []):
+            result.print_jobs[str(ref.ReferencedSOPInstanceUID)] = ("PENDING", "")
+
     def created_uid() -> str:
         return str(commands[-1].AffectedSOPInstanceUID)
 
@@ -294,15 +301,21 @@ def print_films(
                 st, _ = assoc.send_n_set(ds, ref.ReferencedSOPClassUID,
                                          ref.ReferencedSOPInstanceUID, meta_uid=meta)
                 step(f"film {number}: Image Box {box.position} N-SET", st)
+            if collate:
+                continue
             st, reply = assoc.send_n_action(None, 1, uids.BASIC_FILM_BOX, fb_uid,
                                             meta_uid=meta)
             step(f"film {number}: Film Box N-ACTION (print)", st)
             result.films += 1
-            for ref in (reply.get(0x21000500).value if reply is not None
-                        and 0x21000500 in reply else []):
-                result.print_jobs[str(ref.ReferencedSOPInstanceUID)] = ("PENDING", "")
+            remember_jobs(reply)
             st = assoc.send_n_delete(uids.BASIC_FILM_BOX, fb_uid, meta_uid=meta)
             step(f"film {number}: Film Box N-DELETE", st)
+        if collate:
+            st, reply = assoc.send_n_action(None, 1, uids.BASIC_FILM_SESSION, session_uid,
+                                            meta_uid=meta)
+            step("Film Session N-ACTION (print)", st)
+            result.films = len(films)
+            remember_jobs(reply)
         step("Film Session N-DELETE", assoc.send_n_delete(uids.BASIC_FILM_SESSION, session_uid,
                                                           meta_uid=meta))
         if plut_uid:

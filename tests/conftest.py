@@ -42,3 +42,15 @@ def node(tmp_path):
     running = Node(config).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def cups():
+    """A private cupsd with a cups-pdf queue, for this test session (xdist worker)."""
+    import cups as private_cups
+
+    reason = private_cups.missing()
+    if reason:
+        pytest.skip(reason)
+    with private_cups.running_cups() as server:
+        yield server

@@ -422,15 +422,6 @@ _MISSING = private_cups.missing()
 needs_cups = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
 
 
-@pytest.fixture(scope="session")
-def cups() -> Iterator[private_cups.PrivateCups]:
-    """A private cupsd with a cups-pdf queue, for this test session (xdist worker)."""
-    if _MISSING:
-        pytest.skip(_MISSING)
-    with private_cups.running_cups() as server:
-        yield server
-
-
 def _print(cups, films, paper, policy, tmp_path) -> tuple[Path, int]:
     data, pages = paper_pdf(films, paper, policy)
     job_id = ipp.print_job(cups.uri, data, job_name="printscp test", media=IPP_MEDIA[paper],

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from upstream import running_dcmprscp
 
 
 def run_print(*args: str) -> subprocess.CompletedProcess:
@@ -67,67 +68,16 @@ def test_unreachable_printer(samples):
     assert res.returncode == 2 and "not accepted" in res.stderr
 
 
-DCMPRSCP_CFG = r"""[[GENERAL]]
-[DATABASE]
-Directory = {db}
-[NETWORK]
-aetitle = DCMPRSCP
-[[COMMUNICATION]]
-[UPSTREAM]
-Aetitle = UPSTREAM
-Hostname = localhost
-Port = {port}
-Type = LOCALPRINTER
-BorderDensity = 150\20\BLACK\WHITE
-DisplayFormat = 1,1\2,2\3,4
-EmptyImageDensity = 20\BLACK\WHITE
-FilmDestination = MAGAZINE\PROCESSOR
-FilmSizeID = 8INX10IN\14INX17IN
-MagnificationType = REPLICATE\BILINEAR\CUBIC\NONE
-MaxDensity = 320
-MediumType = PAPER\CLEAR FILM\BLUE FILM
-MinDensity = 20
-PresentationLUTMatchRequired = false
-ResolutionID = STANDARD\HIGH
-Supports12Bit = true
-SupportsDecimateCrop = true
-SupportsImageSize = true
-SupportsPresentationLUT = true
-SupportsTrim = true
-"""
-
-
 @pytest.mark.skipif(not shutil.which("dcmprscp"), reason="needs Debian's dcmtk")
 def test_prints_on_dcmtk_print_scp(tmp_path, samples):
-    import socket
-    import time
-
     import pydicom
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    db = tmp_path / "db"
-    db.mkdir()
-    cfg = tmp_path / "scp.cfg"
-    cfg.write_text(DCMPRSCP_CFG.format(db=db, port=port))
-    scp = subprocess.Popen(["dcmprscp", "-c", str(cfg), "-p", "UPSTREAM"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+    with running_dcmprscp(tmp_path) as (port, db):
         res = run_print(str(samples / "wedge_12bit.dcm"), str(samples / "CT_small.dcm"),
                         "--to", f"UPSTREAM@127.0.0.1:{port}", "--format", "STANDARD\\2,2",
                         "--film-size", "8INX10IN")
         assert res.returncode == 0, res.stdout + res.stderr
         assert "Film Box N-ACTION (print): 0x0000" in res.stdout
-    finally:
-        scp.terminate()
-        scp.wait(10)
     [sp] = db.glob("SP_*.dcm")
     stored = pydicom.dcmread(sp)
     film = stored[0x21300030][0]  # Film Box Content Sequence (retired, as DCMTK writes it)

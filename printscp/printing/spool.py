@@ -179,7 +179,7 @@ def _spooled_status(folder: Path, data: dict[str, Any], live: bool = True) -> di
     data["status_info"] = "NORMAL" if data["status"] == PRINTING else "QUEUED"
     delivery = load_delivery(folder)
     if delivery is not None:
-        data["targets"] = [asdict(t) for t in delivery.targets]
+        data["deliveries"] = [asdict(t) for t in delivery.targets]
         waiting = delivery.waiting
         if waiting is not None:
             data["status"], data["status_info"] = PENDING, waiting.info
@@ -389,7 +389,7 @@ class Spool:
     def _delivered(self, job_id: str, delivery: JobDelivery) -> None:
         """Every target is done or given up: the job is DONE only if all succeeded."""
         fields = dict(delivery.rendered)
-        fields["targets"] = [asdict(t) for t in delivery.targets]
+        fields["deliveries"] = [asdict(t) for t in delivery.targets]
         failed = [t for t in delivery.targets if t.state != "done"]
         if failed:
             fields["error"] = "; ".join(f"{t.label}: {t.last_error}" for t in failed)

@@ -30,6 +30,7 @@ from pydicom.uid import generate_uid
 
 from printscp import __version__, status, uids
 from printscp.config import NodeConfig, PrinterConfig
+from printscp.outputs.delivery import OFFLINE_INFO, unhealthy_targets
 from printscp.printer_state import PRINTER_EVENTS, last_calibration, printer_condition
 from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.enums import (
@@ -179,21 +180,12 @@ class AssociationState:
         return None
 
 
-@dataclass
-class PrinterInfo:
-    """What Printer N-GET reports; status changes as the node's state does."""
-
-    status: str = "NORMAL"
-    status_info: str = "NORMAL"
-
-
 class PrintService:
     """Print Management state of a node: association hierarchies, printer, spool."""
 
     def __init__(self, config: NodeConfig, spool: Spool) -> None:
         self.config = config
         self.spool = spool
-        self.printer = PrinterInfo()
         self._states: dict[int, AssociationState] = {}
         self._lock = threading.Lock()
         #: job id -> (association, Print Job presentation context) awaiting events
@@ -203,30 +195,51 @@ class PrintService:
         spool.listeners.append(self._job_changed)
         self._monitor_stop = threading.Event()
         self._monitor: threading.Thread | None = None
+        self._disk_condition = ("NORMAL", "NORMAL")
+        #: Printer name -> (Printer Status, Printer Status Info) last reported.
+        self._conditions: dict[str, tuple[str, str]] = {}
 
     # -- printer state --------------------------------------------------------------
+    def printer_condition(self, printer: PrinterConfig) -> tuple[str, str]:
+        """(Printer Status, Printer Status Info) of ``printer``: its supply (disk space),
+        then its output targets: one waiting to retry makes it WARNING / PRINTER OFFLINE
+        (films are still accepted and kept; the hardcopy follows when it is back)."""
+        status_now, info_now = self._disk_condition
+        if status_now == "FAILURE":
+            return status_now, info_now
+        if unhealthy_targets(self.config.data_path, printer.name):
+            return "WARNING", OFFLINE_INFO
+        return status_now, info_now
+
     def check_printer(self) -> tuple[str, str]:
-        """Recompute the Printer's status; report a change to every open association."""
+        """Recompute the printers' status; report a change to every open association
+        (the node's default printer's condition is returned)."""
         free = shutil.disk_usage(self.config.data_path).free
-        condition = printer_condition(free, self.config.disk_warning_mb << 20,
-                                      self.config.disk_failure_mb << 20)
-        previous = (self.printer.status, self.printer.status_info)
-        self.printer.status, self.printer.status_info = condition
-        if condition != previous:
-            LOGGER.warning("printer status %s (%s): %d MiB free", *condition, free >> 20)
+        self._disk_condition = printer_condition(free, self.config.disk_warning_mb << 20,
+                                                 self.config.disk_failure_mb << 20)
+        changed: dict[str, tuple[str, str]] = {}
+        for p in (self.config.printer, *self.config.printers.values()):
+            condition = self.printer_condition(p)
+            if self._conditions.get(p.name, ("NORMAL", "NORMAL")) != condition:
+                LOGGER.warning("printer %s status %s (%s): %d MiB free", p.name, *condition,
+                               free >> 20)
+                changed[p.name] = condition
+            self._conditions[p.name] = condition
+        if changed:
             with self._lock:
                 states = list(self._states.values())
             for st in states:
+                condition = changed.get(st.printer.name)
                 context = next((cx for cx in st.assoc.accepted_contexts if str(
                     cx.abstract_syntax) in META_CLASSES), None) if st.assoc else None
-                if context is None or not st.assoc.is_established:
+                if condition is None or context is None or not st.assoc.is_established:
                     continue
                 info = Dataset()
                 info.PrinterStatusInfo = condition[1]
                 info.PrinterName = st.printer.name[:16]
                 self.events.report(st.assoc, context, info, PRINTER_EVENTS[condition[0]],
                                    uids.PRINTER, uids.PRINTER_INSTANCE)
-        return condition
+        return self._conditions[self.config.printer.name]
 
     def start_monitor(self, interval: float = 5.0) -> None:
         def run() -> None:
@@ -561,12 +574,18 @@ class PrintService:
                 assoc, context = watcher
                 self._report(assoc, context, job.job_id, job.status,
                              str(job.session.get("film_session_label") or ""),
-                             str(job.extra.get("printer") or ""))
+                             str(job.extra.get("printer") or ""),
+                             str(job.extra.get("status_info") or ""))
+        if job.status != PRINTING:  # a target may have failed or come back
+            try:
+                self.check_printer()
+            except OSError:
+                LOGGER.exception("cannot check the printer's state")
 
     def _report(self, assoc: Any, context: Any, job_id: str, execution: str, label: str,
-                printer: str) -> None:
+                printer: str, status_info: str = "") -> None:
         info = Dataset()
-        info.ExecutionStatusInfo = EXECUTION_STATUS_INFO[execution]
+        info.ExecutionStatusInfo = status_info or EXECUTION_STATUS_INFO[execution]
         info.FilmSessionLabel = label
         info.PrinterName = printer[:16]
         self.events.report(assoc, context, info, PRINT_JOB_EVENTS[execution], uids.PRINT_JOB,
@@ -706,7 +725,7 @@ class PrintService:
         created = datetime.fromisoformat(job["created"]).astimezone()
         ds = Dataset()
         ds.ExecutionStatus = execution
-        ds.ExecutionStatusInfo = EXECUTION_STATUS_INFO[execution]
+        ds.ExecutionStatusInfo = job.get("status_info") or EXECUTION_STATUS_INFO[execution]
         ds.PrintPriority = str(job.get("session", {}).get("print_priority") or "MED")
         ds.CreationDate = created.strftime("%Y%m%d")
         ds.CreationTime = created.strftime("%H%M%S")
@@ -765,7 +784,8 @@ class PrintService:
         return out
 
     def printer_dataset(self, p: PrinterConfig) -> Dataset:
-        status_now, info_now = self.check_printer()
+        self.check_printer()
+        status_now, info_now = self._conditions[p.name]
         ds = Dataset()
         ds.PrinterStatus = status_now
         ds.PrinterStatusInfo = info_now

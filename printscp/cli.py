@@ -216,6 +216,15 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         out = job.get("output") or job.get("error") or ""
         print(f"{job.get('job_id', '?'):32} {job.get('status', '?'):8} "
               f"{job.get('calling_ae', ''):16} {len(job.get('films', [])):>5} {out}")
+        for target in job.get("deliveries", []):
+            if target.get("kind") in ("pdf", "png", "tiff"):
+                continue
+            result = target.get("result", {})
+            detail = (f"CUPS job {result['cups_job_id']}" if "cups_job_id" in result
+                      else f"{result.get('films', 0)} film(s) sent" if target["state"] == "done"
+                      else target.get("last_error", ""))
+            print(f"  -> {target['label']}: {target['state']}, {target.get('attempts', 0)} "
+                  f"attempt(s); {detail}")
     return 0
 
 

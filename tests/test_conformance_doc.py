@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from pathlib import Path
 
@@ -74,3 +75,21 @@ def test_every_configuration_key_is_documented_and_the_example_loads():
         "film_box_defaults", "film_session_defaults"}
     for key in PrinterConfig().film_box_defaults:
         assert key in raw["printer"]["film_box_defaults"] and f"`{key}`" in text
+
+
+def test_every_target_key_is_documented_and_the_examples_load(tmp_path):
+    from printscp.outputs.targets import CupsTarget, DicomTarget, FileTarget, RetryPolicy
+
+    text = (DOCS / "configuration.md").read_text()
+    for cls in (FileTarget, CupsTarget, DicomTarget, RetryPolicy):
+        for f in dataclasses.fields(cls):
+            if f.name != "format":  # spelled as the type
+                assert f"`{f.name}`" in text, f"{cls.__name__}.{f.name}"
+    # The commented-out targets of the example are valid once uncommented.
+    example = (DOCS / "printscp.example.toml").read_text()
+    uncommented = "\n".join(line[2:] if re.match(r"# ([a-z_]+ = |\[\[)", line) else line
+                             for line in example.splitlines())
+    path = tmp_path / "uncommented.toml"
+    path.write_text(uncommented)
+    kinds = [t.kind.value for t in load_config(path).printer.targets]
+    assert kinds == ["pdf", "cups", "dicom"]

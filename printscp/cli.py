@@ -242,6 +242,12 @@ def _add_print_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="Film Session Label")
     p.add_argument("--priority", type=str.upper, choices=["HIGH", "MED", "LOW"],
                    help="Print Priority")
+    p.add_argument("--collate", action="store_true",
+                   help="print all films as one job (Film Session N-ACTION) instead of one "
+                   "job per film")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="follow the printer's Print Job until DONE or FAILURE (printers "
+                   "offering the Print Job SOP Class); FAILURE exits 2")
     _add_layout_options(p)
     p.set_defaults(func=_cmd_print)
 
@@ -269,11 +275,18 @@ def _cmd_print(args: argparse.Namespace) -> int:
                                  ("PrintPriority", args.priority)) if v}
     try:
         result = print_films(films, destination, calling_ae=args.calling_ae, session=session,
-                             on_step=lambda step: print(step, flush=True))
+                             on_step=lambda step: print(step, flush=True),
+                             collate=args.collate, follow_print_job=args.wait)
     except (PrintError, OSError) as err:
         print(f"printscp print: failed: {err}", file=sys.stderr)
         return 2
     print(f"printed {result.films} film(s) on {args.to}; printer status {result.printer_status}")
+    failed = False
+    for uid, (execution, info) in result.print_jobs.items():
+        print(f"print job {uid}: {execution} ({info or '-'})")
+        failed = failed or execution == "FAILURE"
+    if failed:
+        return 2
     return 1 if errors else 0
 
 

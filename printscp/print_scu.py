@@ -10,6 +10,8 @@ status is reported; any failure stops the print and makes it fail.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -242,6 +244,9 @@ def print_films(
     if not assoc.is_established:
         raise PrintError(f"association with {called}@{host}:{port} was not accepted")
     _keep_reactor_paused(assoc)
+    # Like the server's sockets: no message's last segment waits on a delayed ACK.
+    with contextlib.suppress(OSError, AttributeError):
+        assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     print_job_accepted = any(str(cx.abstract_syntax) == uids.PRINT_JOB
                              for cx in assoc.accepted_contexts)
 

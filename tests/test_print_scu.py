@@ -47,6 +47,17 @@ def test_prints_images_as_films_and_reports_every_step(node, samples):
         True, False, False, False]
 
 
+def test_collated_films_are_one_job_followed_to_done(node, samples):
+    res = run_print(str(samples / "wedge_12bit.dcm"), str(samples / "multiframe_3.dcm"),
+                    "--to", f"PRINTSCP@127.0.0.1:{node.port}", "--format", "STANDARD\\1,2",
+                    "--collate", "--wait", "30")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Film Session N-ACTION (print): 0x0000" in res.stdout
+    [printed] = jobs(node)
+    assert len(printed["films"]) == 2
+    assert f"print job {printed['print_job_uid']}: DONE (NORMAL)" in res.stdout
+
+
 def test_refused_step_fails_with_the_printers_status(node, samples):
     # A 256-pixel wedge in a 16x16 grid on 8x10 in (boxes of about 122 printer pixels)
     # does not fit, and the printer's default for that is FAIL: 0xC603.

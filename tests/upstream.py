@@ -28,7 +28,7 @@ Hostname = localhost
 Port = {port}
 Type = LOCALPRINTER
 BorderDensity = 150\20\BLACK\WHITE
-DisplayFormat = 1,1\2,2\3,4
+DisplayFormat = {display_formats}
 EmptyImageDensity = 20\BLACK\WHITE
 FilmDestination = MAGAZINE\PROCESSOR
 FilmSizeID = {film_sizes}
@@ -66,13 +66,15 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def running_dcmprscp(folder: Path, film_sizes: str = "8INX10IN\\14INX17IN",
-                     port: int | None = None) -> Iterator[tuple[int, Path]]:
+                     port: int | None = None, display_formats: str = "1,1\\2,2\\3,4"
+                     ) -> Iterator[tuple[int, Path]]:
     """dcmprscp as UPSTREAM@127.0.0.1:port; yields (port, database folder)."""
     port = port or free_port()
     db = folder / "dcmprscp-db"
     db.mkdir(exist_ok=True)
     cfg = folder / "dcmprscp.cfg"
-    cfg.write_text(DCMPRSCP_CFG.format(db=db, port=port, film_sizes=film_sizes))
+    cfg.write_text(DCMPRSCP_CFG.format(db=db, port=port, film_sizes=film_sizes,
+                                      display_formats=display_formats))
     scp = subprocess.Popen(["dcmprscp", "-c", str(cfg), "-p", "UPSTREAM"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

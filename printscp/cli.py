@@ -282,7 +282,7 @@ def _cmd_print(args: argparse.Namespace) -> int:
         return 2
     print(f"printed {result.films} film(s) on {args.to}; printer status {result.printer_status}")
     failed = False
-    for uid, (execution, info) in result.print_jobs.items():
+    for uid, (execution, info) in result.print_jobs.items() if args.wait else ():
         print(f"print job {uid}: {execution} ({info or '-'})")
         failed = failed or execution == "FAILURE"
     if failed:

@@ -11,6 +11,7 @@ status is reported; any failure stops the print and makes it fail.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
 import time
 from collections.abc import Callable
@@ -157,22 +158,45 @@ def _plut_dataset(plut: PresentationLUT) -> Dataset:
 PRINT_JOB_EVENT_STATUS = {1: "PENDING", 2: "PRINTING", 3: "DONE", 4: "FAILURE"}
 
 
-def _keep_reactor_paused(assoc: Any) -> None:
-    """Work around a pynetdicom requestor deadlock on incoming N-EVENT-REPORTs.
+def _guard_reactor(assoc: Any) -> None:
+    """Work around two races of pynetdicom's requestor (3.0) that lose a response.
 
-    pynetdicom serves a peer's N-EVENT-REPORT on a thread of its own, which clears
-    ``_is_paused`` when done.  If the reactor had meanwhile parked at its checkpoint
-    for one of our ``send_*`` calls, that call waits for ``_is_paused`` forever.
-    After each such report, a parked reactor is marked paused again.
+    * Its reactor can pass its checkpoint just as a ``send_*`` call clears it, see the
+      stale ``_is_paused`` flag and then take the answer off the queue itself (logged as
+      "Received unexpected ... service message"); the sender then waits for the DIMSE
+      timeout.  A fast peer on loopback with TCP_NODELAY hits this.  Such a response is
+      put back at the head of the queue, where the waiting sender finds it.
+    * A peer's N-EVENT-REPORT is served on a thread of its own, which clears
+      ``_is_paused`` when done; a ``send_*`` call waiting for the reactor to park then
+      waits forever.  After each such report, a parked reactor is marked paused again.
     """
     serve = assoc._serve_request
+    queue_ = assoc.dimse.msg_queue
 
-    def serve_then_repause(msg: Any, context_id: int) -> None:
+    def guarded(msg: Any, context_id: int) -> None:
+        if not msg.is_valid_request and msg.is_valid_response:
+            with queue_.not_empty:
+                queue_.queue.appendleft((context_id, msg))
+                queue_.unfinished_tasks += 1
+                queue_.not_empty.notify()
+            return
         serve(msg, context_id)
         if not assoc._reactor_checkpoint.is_set():
             assoc._is_paused = True
 
-    assoc._serve_request = serve_then_repause
+    assoc._serve_request = guarded
+
+
+def _number_messages(assoc: Any) -> None:
+    """Give each request its own Message ID (pynetdicom's senders default to 1)."""
+    ids = itertools.count(1)
+
+    def numbered(send: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda *args, **kw: send(*args, msg_id=next(ids) & 0xFFFF, **kw)
+
+    for name in ("send_n_get", "send_n_set", "send_n_create", "send_n_action",
+                 "send_n_delete"):
+        setattr(assoc, name, numbered(getattr(assoc, name)))
 
 
 #: Execution Status values after which a Print Job changes no more.
@@ -224,6 +248,8 @@ def print_films(
     ae.add_requested_context(meta, syntaxes)
     ae.add_requested_context(uids.PRESENTATION_LUT, syntaxes)
     ae.add_requested_context(uids.PRINT_JOB, syntaxes)
+    if any(fb.annotations for fb in films):
+        ae.add_requested_context(uids.BASIC_ANNOTATION_BOX, syntaxes)
     commands: list[Dataset] = []
     result = PrintResult()
 
@@ -243,12 +269,15 @@ def print_films(
         (evt.EVT_N_EVENT_REPORT, on_event_report)])
     if not assoc.is_established:
         raise PrintError(f"association with {called}@{host}:{port} was not accepted")
-    _keep_reactor_paused(assoc)
+    _guard_reactor(assoc)
+    _number_messages(assoc)
     # Like the server's sockets: no message's last segment waits on a delayed ACK.
     with contextlib.suppress(OSError, AttributeError):
         assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    print_job_accepted = any(str(cx.abstract_syntax) == uids.PRINT_JOB
-                             for cx in assoc.accepted_contexts)
+    accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+    print_job_accepted = uids.PRINT_JOB in accepted
+    # Annotations go only to a printer that takes the Basic Annotation Box SOP Class.
+    annotate = uids.BASIC_ANNOTATION_BOX in accepted
 
     def step(name: str, status_ds: Dataset, required: bool = True) -> int:
         code = int(status_ds.get("Status", 0x0110)) if status_ds else 0x0110
@@ -293,8 +322,10 @@ def print_films(
         step("Film Session N-CREATE", st)
         session_uid = created_uid()
         for number, fb in enumerate(films, start=1):
-            st, rsp = assoc.send_n_create(_film_box_dataset(fb, session_uid, plut_uid),
-                                          uids.BASIC_FILM_BOX, None, meta_uid=meta)
+            ds = _film_box_dataset(fb, session_uid, plut_uid)
+            if annotate and fb.annotations and fb.annotation_display_format_id:
+                ds.AnnotationDisplayFormatID = fb.annotation_display_format_id
+            st, rsp = assoc.send_n_create(ds, uids.BASIC_FILM_BOX, None, meta_uid=meta)
             step(f"film {number}: Film Box N-CREATE", st)
             fb_uid = created_uid()
             boxes = [i for i in rsp.ReferencedImageBoxSequence] if rsp else []
@@ -306,6 +337,17 @@ def print_films(
                 st, _ = assoc.send_n_set(ds, ref.ReferencedSOPClassUID,
                                          ref.ReferencedSOPInstanceUID, meta_uid=meta)
                 step(f"film {number}: Image Box {box.position} N-SET", st)
+            notes = list(rsp.get("ReferencedBasicAnnotationBoxSequence", [])) \
+                if annotate and rsp else []
+            for position, text in sorted(fb.annotations.items()):
+                if position > len(notes):
+                    continue
+                ds = Dataset()
+                ds.AnnotationPosition = position
+                ds.TextString = text[:64]
+                st, _ = assoc.send_n_set(ds, uids.BASIC_ANNOTATION_BOX,
+                                         notes[position - 1].ReferencedSOPInstanceUID)
+                step(f"film {number}: Annotation Box {position} N-SET", st, required=False)
             if collate:
                 continue
             st, reply = assoc.send_n_action(None, 1, uids.BASIC_FILM_BOX, fb_uid,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
-from upstream import HAVE_DCMPRSCP, free_port, running_dcmprscp
+from upstream import HAVE_DCMPRSCP, running_dcmprscp
 
 from printscp import uids
 from printscp.config import ConfigError, load_config
@@ -34,9 +35,12 @@ def wedge(rows: int = 256, cols: int = 256) -> np.ndarray:
     return np.tile(np.linspace(0, 4095, cols).astype(np.uint16), (rows, 1))
 
 
-def films(count: int = 1, size: str = "8INX10IN", fmt: str = "STANDARD\\1,1") -> list[FilmBox]:
+def films(count: int = 1, size: str = "8INX10IN", fmt: str = "STANDARD\\1,1",
+          annotation: str = "") -> list[FilmBox]:
     return [FilmBox(image_display_format=fmt, film_size_id=size, film_orientation="PORTRAIT",
-                    image_boxes=[ImageBox(position=1, pixels=wedge(), bits_stored=12)])
+                    image_boxes=[ImageBox(position=1, pixels=wedge(), bits_stored=12)],
+                    **({"annotation_display_format_id": "LABEL", "annotation_boxes": 1,
+                        "annotations": {1: annotation}} if annotation else {}))
             for _ in range(count)]
 
 
@@ -318,7 +322,11 @@ max_density_range = [150, 320]
 
 @needs_dcmprscp
 def test_unreachable_upstream_is_retried_until_it_answers(tmp_path):
-    port = free_port()
+    # A bound socket that does not listen: connections are refused, and no other test
+    # (xdist worker) can be given the port meanwhile.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
     node = start_node(tmp_path, f'''
 [[printer.targets]]
 type = "dicom"
@@ -332,10 +340,12 @@ retry = {{initial_seconds = 0.2, max_seconds = 0.5}}
             t["attempts"] >= 2 for t in j.get("deliveries", [])) and j, what="two attempts")
         assert print_job_status(node, job) == ("PENDING", "PRINTER OFFLINE")
         assert printer_status(node) == ("WARNING", "PRINTER OFFLINE")
+        holder.close()
         with running_dcmprscp(tmp_path, port=port) as (_, db):
             done = finished_job(node, timeout=30)
             assert len(list(db.glob("HG_*.dcm"))) == 1
     finally:
+        holder.close()
         node.stop()
     assert done["status"] == "DONE"
 
@@ -356,7 +366,7 @@ destination = "PRINTSCP@127.0.0.1:{upstream.port}"
 follow_print_job = 30
 ''')
     try:
-        send(node, label="UPSTREAM")
+        send(node, label="UPSTREAM", annotation="DR. HOUSE  LEFT KNEE")
         job = finished_job(node)
         status = print_job_status(node, job)
     finally:
@@ -375,6 +385,9 @@ follow_print_job = 30
         [up] = list_jobs(upstream.config.data_path)
         assert up["print_job_uid"] == uid and up["calling_ae"] == "PRINTSCP"
         assert up["session"]["film_session_label"] == "UPSTREAM"
+        film = up["films"][0]
+        assert film["annotations"] == {"1": "DR. HOUSE  LEFT KNEE"}
+        assert film["annotation_display_format_id"] == "LABEL"
 
 
 def test_job_snapshot_keeps_its_targets(tmp_path):

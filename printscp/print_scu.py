@@ -29,6 +29,7 @@ from printscp import uids
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
 from printscp.printing.presentation_lut import PresentationLUT
+from printscp.pynetdicom_fixes import guard_requestor
 
 
 class PrintError(Exception):
@@ -158,35 +159,6 @@ def _plut_dataset(plut: PresentationLUT) -> Dataset:
 PRINT_JOB_EVENT_STATUS = {1: "PENDING", 2: "PRINTING", 3: "DONE", 4: "FAILURE"}
 
 
-def _guard_reactor(assoc: Any) -> None:
-    """Work around two races of pynetdicom's requestor (3.0) that lose a response.
-
-    * Its reactor can pass its checkpoint just as a ``send_*`` call clears it, see the
-      stale ``_is_paused`` flag and then take the answer off the queue itself (logged as
-      "Received unexpected ... service message"); the sender then waits for the DIMSE
-      timeout.  A fast peer on loopback with TCP_NODELAY hits this.  Such a response is
-      put back at the head of the queue, where the waiting sender finds it.
-    * A peer's N-EVENT-REPORT is served on a thread of its own, which clears
-      ``_is_paused`` when done; a ``send_*`` call waiting for the reactor to park then
-      waits forever.  After each such report, a parked reactor is marked paused again.
-    """
-    serve = assoc._serve_request
-    queue_ = assoc.dimse.msg_queue
-
-    def guarded(msg: Any, context_id: int) -> None:
-        if not msg.is_valid_request and msg.is_valid_response:
-            with queue_.not_empty:
-                queue_.queue.appendleft((context_id, msg))
-                queue_.unfinished_tasks += 1
-                queue_.not_empty.notify()
-            return
-        serve(msg, context_id)
-        if not assoc._reactor_checkpoint.is_set():
-            assoc._is_paused = True
-
-    assoc._serve_request = guarded
-
-
 def _number_messages(assoc: Any) -> None:
     """Give each request its own Message ID (pynetdicom's senders default to 1)."""
     ids = itertools.count(1)
@@ -269,7 +241,7 @@ def print_films(
         (evt.EVT_N_EVENT_REPORT, on_event_report)])
     if not assoc.is_established:
         raise PrintError(f"association with {called}@{host}:{port} was not accepted")
-    _guard_reactor(assoc)
+    guard_requestor(assoc)
     _number_messages(assoc)
     # Like the server's sockets: no message's last segment waits on a delayed ACK.
     with contextlib.suppress(OSError, AttributeError):

@@ -17,6 +17,7 @@ from pynetdicom import AE, evt
 
 from printscp import uids
 from printscp.print_scu import reference
+from printscp.pynetdicom_fixes import guard_requestor
 
 META = uids.BASIC_GRAYSCALE_PRINT_META
 
@@ -56,6 +57,8 @@ class PrintSCU:
         self.assoc = ae.associate("127.0.0.1", port, ae_title=called,
                                   evt_handlers=[(evt.EVT_DIMSE_RECV, self._record),
                                                 *(evt_handlers or [])])
+        if self.assoc.is_established:
+            guard_requestor(self.assoc)
 
     def _record(self, event: Any) -> None:
         self.responses.append(event.message.command_set)

@@ -25,6 +25,7 @@ from printscp.print_scu import print_films
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
 from printscp.printing.spool import list_jobs
+from printscp.pynetdicom_fixes import guard_requestor
 
 POPPLER = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
 needs_dcmprscp = pytest.mark.skipif(not HAVE_DCMPRSCP, reason="needs Debian's dcmtk")
@@ -80,6 +81,7 @@ def n_get(port: int, sop_class: str, uid: str, tags: list[int]) -> pydicom.Datas
     ae.add_requested_context(uids.BASIC_GRAYSCALE_PRINT_META, ExplicitVRLittleEndian)
     ae.add_requested_context(uids.PRINT_JOB, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
     try:
         meta = uids.BASIC_GRAYSCALE_PRINT_META if sop_class == uids.PRINTER else None
         status, ds = assoc.send_n_get(tags, sop_class, uid, meta_uid=meta)

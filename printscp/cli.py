@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from calibration.cli import add_calibrate_parser
 from printscp import __version__
@@ -126,8 +127,9 @@ def _cmd_film(args: argparse.Namespace) -> int:
 def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve", help="run the DICOM print server",
-        description="Run the printscp node: Verification and Print Management (grayscale "
-        "and color, Presentation LUT). Films are written as PDF under DATA_DIR/films/.",
+        description="Run the printscp node: Verification, Print Management (grayscale "
+        "and color, Presentation LUT), Storage and Query/Retrieve (FIND, MOVE, GET). Films "
+        "are written as PDF under DATA_DIR/films/, stored instances under DATA_DIR/archive/.",
     )
     p.add_argument("--config", metavar="FILE", help="TOML configuration (docs/configuration.md)")
     p.add_argument("--port", type=int, help="TCP port (default 11112)")
@@ -136,6 +138,9 @@ def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="where spool, films and logs go (default ./printscp-data)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="receiving processes sharing the port (default: one per core, max 4)")
+    p.add_argument("--remote", action="append", default=[], metavar="AE@HOST:PORT",
+                   help="a peer (C-MOVE destination...), in addition to the config's [[remote]] "
+                   "table; repeatable")
     p.add_argument("-v", "--verbose", action="store_true", help="log each association and job")
     p.add_argument("-d", "--debug", action="store_true", help="log DIMSE traffic too")
     p.set_defaults(func=_cmd_serve)
@@ -157,6 +162,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, port=args.port, ae_title=args.ae_title,
                              bind=args.bind, data_dir=args.data_dir, workers=args.workers)
+        if args.remote:
+            from dataclasses import replace
+
+            from printscp.config import RemoteAE
+
+            config = replace(config, remote=config.remote + tuple(
+                RemoteAE.parse(r) for r in args.remote)).validate()
         workers = config.worker_count
         node = Node(config).start() if workers == 1 else WorkerPool(config, workers).start()
     except (ConfigError, OSError, ValueError) as err:
@@ -290,6 +302,151 @@ def _cmd_print(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    from printscp.config import load_config
+
+    return load_config(args.config).data_path if args.config else Path(args.data_dir)
+
+
+def _add_archive_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("archive", help="check the archive of stored instances",
+                       description="Archive maintenance.")
+    cmds = p.add_subparsers(dest="archive_command", required=True)
+    v = cmds.add_parser("verify", help="re-check every stored file against its checksum",
+                        description="Re-read every indexed file and compare its SHA-256 with "
+                        "the one recorded when it was stored; list files no index row names. "
+                        "Exit status 0 all good, 1 damaged or missing files.")
+    v.add_argument("--data-dir", default="./printscp-data")
+    v.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    v.set_defaults(func=_cmd_archive_verify)
+
+
+def _add_media_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("media", help="write or read DICOM media (DICOMDIR File-sets)",
+                       description="Standard DICOM media (PS3.10 File-set, PS3.11 STD-GEN-CD).")
+    cmds = p.add_subparsers(dest="media_command", required=True)
+    e = cmds.add_parser("export", help="write archived instances as a File-set",
+                        description="Write a DICOMDIR and the instances (8-character upper-case "
+                        "names, no extension, Explicit VR Little Endian) into an empty or new "
+                        "folder. Exit status 0 all written, 1 some skipped, 2 nothing written.")
+    e.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
+    e.add_argument("--patient", action="append", default=[], metavar="ID",
+                   help="only this Patient ID (repeatable)")
+    e.add_argument("--study", action="append", default=[], metavar="UID",
+                   help="only this Study Instance UID (repeatable)")
+    e.add_argument("--fileset-id", default="PRINTSCP", help="File-set ID (16 characters)")
+    for q in (e,):
+        q.add_argument("--data-dir", default="./printscp-data")
+        q.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    e.set_defaults(func=_cmd_media_export)
+    i = cmds.add_parser("import", help="read a File-set (e.g. a patient CD) into the archive",
+                        description="Store every instance a DICOMDIR references in the archive; "
+                        "each file that cannot be read or stored is reported. Exit status 0 all "
+                        "imported, 1 some failed, 2 no File-set.")
+    i.add_argument("directory", type=Path, metavar="DIR")
+    i.add_argument("--data-dir", default="./printscp-data")
+    i.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    i.set_defaults(func=_cmd_media_import)
+
+
+def _cmd_media_export(args: argparse.Namespace) -> int:
+    from pydicom.dataset import Dataset
+
+    from printscp.archive.archive import Archive
+    from printscp.archive.index import Level
+    from printscp.archive.media import MediaError, export_fileset
+    from printscp.config import ConfigError
+    from printscp.progress import Progress
+
+    try:
+        archive = Archive(_data_dir(args))
+    except ConfigError as err:
+        print(f"printscp media: {err}", file=sys.stderr)
+        return 2
+    records = []
+    selections = [(Level.PATIENT, "PatientID", v) for v in args.patient] + \
+        [(Level.STUDY, "StudyInstanceUID", v) for v in args.study]
+    if selections:
+        seen = set()
+        for level, keyword, value in selections:
+            ident = Dataset()
+            setattr(ident, keyword, value)
+            for r in archive.index.instances_for(level, ident):
+                if r.sop_uid not in seen:
+                    seen.add(r.sop_uid)
+                    records.append(r)
+    else:
+        records = list(archive.instances())
+    if not records:
+        print("printscp media: no instances match", file=sys.stderr)
+        return 2
+    try:
+        with Progress(len(records), "exporting") as progress:
+            report = export_fileset([archive.path_of(r) for r in records], args.output,
+                                    fileset_id=args.fileset_id, on_file=progress.advance)
+    except (MediaError, ValueError, OSError) as err:
+        print(f"printscp media: {err}", file=sys.stderr)
+        return 2
+    for path, reason in report.skipped:
+        print(f"printscp media: skipped {path}: {reason}", file=sys.stderr)
+    print(f"{report.files} file(s), {report.patients} patient(s), {report.studies} "
+          f"stud{'y' if report.studies == 1 else 'ies'}, {report.series} series, "
+          f"{report.bytes / 1e6:.1f} MB written to {args.output} ({report.profile}); "
+          f"{len(report.converted)} converted to Explicit VR Little Endian")
+    return 1 if report.skipped else 0
+
+
+def _cmd_media_import(args: argparse.Namespace) -> int:
+    from printscp.archive.archive import Archive
+    from printscp.archive.media import MediaError, read_fileset
+    from printscp.config import ConfigError
+    from printscp.progress import Progress
+
+    try:
+        archive = Archive(_data_dir(args))
+        files, errors = read_fileset(args.directory)
+    except (ConfigError, MediaError) as err:
+        print(f"printscp media: {err}", file=sys.stderr)
+        return 2
+    failed = list(errors)
+    stored = 0
+    with Progress(len(files), "importing") as progress:
+        for path in files:
+            progress.advance()
+            outcome = archive.import_file(path)
+            if outcome.status:
+                failed.append((str(path), f"0x{outcome.status:04X} {outcome.comment}"))
+            else:
+                stored += 1
+    for path, reason in failed:
+        print(f"printscp media: could not import {path}: {reason}", file=sys.stderr)
+    print(f"{stored} instance(s) imported, {len(failed)} file(s) could not be read or stored")
+    return 1 if failed else 0
+
+
+def _cmd_archive_verify(args: argparse.Namespace) -> int:
+    from printscp.archive.archive import Archive
+    from printscp.config import ConfigError
+    from printscp.progress import Progress
+
+    try:
+        data_dir = _data_dir(args)
+    except ConfigError as err:
+        print(f"printscp archive: {err}", file=sys.stderr)
+        return 2
+    archive = Archive(data_dir)
+    total = archive.index.counts()["instances"]
+    with Progress(total, "verifying") as progress:
+        report = archive.verify(on_file=progress.advance)
+    for uid, reason in report.bad:
+        print(f"BAD {uid}: {reason}")
+    for path in report.orphans:
+        print(f"ORPHAN {path} (no index row names it)")
+    print(f"{report.checked} instance(s) checked, {len(report.bad)} bad, "
+          f"{len(report.orphans)} orphan file(s)")
+    return 1 if report.bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="printscp", description="DICOM print server with PS3.14 GSDF film rendering")
@@ -299,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_film_parser(sub)
     _add_print_parser(sub)
     _add_jobs_parser(sub)
+    _add_archive_parser(sub)
+    _add_media_parser(sub)
     add_calibrate_parser(sub)
     return parser
 

@@ -43,6 +43,41 @@ class AccessConfig:
 
 
 @dataclass(frozen=True)
+class RemoteAE:
+    """A peer we connect to: C-MOVE destination, storage commitment requester..."""
+
+    ae_title: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> RemoteAE:
+        """``AE@HOST:PORT``."""
+        ae, _, rest = text.partition("@")
+        host, _, port = rest.rpartition(":")
+        try:
+            number = int(port)
+        except ValueError:
+            number = -1
+        if not ae.strip() or len(ae.strip()) > 16 or not host or not 0 < number < 65536:
+            raise ConfigError(f"remote AE {text!r} is not AE@HOST:PORT")
+        return cls(ae.strip(), host, number)
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """The archive (Storage, Query/Retrieve): files under ``data_dir/archive``."""
+
+    enabled: bool = True
+    #: A second C-STORE of a stored SOP Instance UID: ``replace`` (the new copy wins)
+    #: or ``keep`` (the first copy stays; the new one is acknowledged and discarded).
+    duplicates: str = "replace"
+    #: Store each printed job's films as an Encapsulated PDF instance (queryable and
+    #: retrievable like any instance).
+    store_films: bool = True
+
+
+@dataclass(frozen=True)
 class PrinterConfig:
     """One printer profile.  ``[printer]`` is the node's default printer; each
     ``[printers.NAME]`` is another one, reached by its own called AE title."""
@@ -130,9 +165,17 @@ class NodeConfig:
     #: process); 0: one per CPU core, at most 4.
     workers: int = 0
     access: AccessConfig = field(default_factory=AccessConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    #: Peers by AE title (``[[remote]]`` tables, and ``--remote AE@HOST:PORT``): where
+    #: C-MOVE sends, where storage commitment results go.
+    remote: tuple[RemoteAE, ...] = ()
     printer: PrinterConfig = field(default_factory=PrinterConfig)
     #: Further printer profiles by name, each reached by its own called AE title.
     printers: dict[str, PrinterConfig] = field(default_factory=dict)
+
+    def remote_ae(self, ae_title: str) -> RemoteAE | None:
+        title = ae_title.strip()
+        return next((r for r in self.remote if r.ae_title == title), None)
 
     def printer_for(self, called_ae: str) -> PrinterConfig:
         """The printer profile a called AE title reaches (the default one otherwise)."""
@@ -234,6 +277,12 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
             raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
         if key == "access":
             value = _section(AccessConfig, value, "access")
+        elif key == "archive":
+            value = _section(ArchiveConfig, value, "archive")
+            if value.duplicates not in ("replace", "keep"):
+                raise ConfigError("archive.duplicates: 'replace' or 'keep'")
+        elif key == "remote":
+            value = tuple(_remote(item, i) for i, item in enumerate(value))
         elif key == "printer":
             value = _section(PrinterConfig, value, "printer")
         elif key == "printers":
@@ -265,6 +314,15 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def _remote(item: Any, i: int) -> RemoteAE:
+    if isinstance(item, str):
+        return RemoteAE.parse(item)
+    unknown = set(item) - {"ae_title", "host", "port"}
+    if unknown or not {"ae_title", "host", "port"} <= set(item):
+        raise ConfigError(f"remote[{i}]: needs exactly ae_title, host and port")
+    return RemoteAE.parse(f"{item['ae_title']}@{item['host']}:{item['port']}")
+
+
 def _resolve_profile(section: dict[str, Any], base: Path) -> dict[str, Any]:
     profile = section.get("output_profile")
     if profile and not Path(profile).is_absolute():
@@ -284,7 +342,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> NodeConfig:
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: {err}") from None
         node = dict(raw.pop("node", {}))
-        for section in ("access", "printer", "printers"):
+        for section in ("access", "archive", "remote", "printer", "printers"):
             if section in raw:
                 node[section] = raw.pop(section)
         if raw:

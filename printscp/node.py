@@ -27,12 +27,14 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from printscp import __version__, uids
 from printscp.access import AccessPolicy
+from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
-from printscp.outputs.targets import CupsTarget, DicomTarget, Target
+from printscp.outputs.delivery import DeliveryError
+from printscp.outputs.targets import ArchiveTarget, CupsTarget, DicomTarget, Target
 from printscp.printing import job_render
 from printscp.printing.profile import OutputProfile
 from printscp.printing.spool import Spool
-from printscp.services import print_management, verification
+from printscp.services import print_management, query_retrieve, storage, verification
 
 LOGGER = logging.getLogger("printscp.node")
 
@@ -142,6 +144,9 @@ class Node:
         self.spool = Spool(data, renderer, max_queued=config.max_queued_jobs,
                            executor_factory=_render_process, deliver=self._deliver)
         self.print_service = print_management.PrintService(config, self.spool)
+        self.archive: Archive | None = None
+        if config.archive.enabled:
+            self.archive = Archive(data, DuplicatePolicy(config.archive.duplicates))
         self.access = AccessPolicy(config.called_ae_titles, config.access.calling_ae_titles,
                                    config.access.require_called_ae)
         self.ae = self._build_ae()
@@ -163,6 +168,13 @@ class Node:
             from printscp.outputs import forward
 
             return forward.forward(target, folder, self.config.ae_title)
+        if isinstance(target, ArchiveTarget):
+            if self.archive is None:
+                raise DeliveryError("the archive is disabled ([archive] enabled = false)",
+                                    retriable=False)
+            from printscp.archive.films import store_film
+
+            return store_film(self.archive, folder, job_render.prepared_file(folder, index))
         raise ValueError(f"{target.label}: not a network target")
 
     def _build_ae(self) -> AE:
@@ -171,6 +183,13 @@ class Node:
         ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         for uid in SUPPORTED_CLASSES:
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
+        if self.archive is not None:
+            for uid in query_retrieve.QR_CLASSES:
+                ae.add_supported_context(uid, TRANSFER_SYNTAXES)
+            # Both roles: a C-GET requester takes the SCP role for the storage classes.
+            for uid in storage.STORAGE_CLASSES:
+                ae.add_supported_context(uid, storage.STORAGE_TRANSFER_SYNTAXES,
+                                         scu_role=True, scp_role=True)
         ae.maximum_pdu_size = c.max_pdu
         ae.maximum_associations = c.max_associations
         ae.network_timeout = c.network_timeout
@@ -198,6 +217,8 @@ class Node:
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, verification.handle_echo),
             *print_management.event_handlers(self.print_service),
+            *(query_retrieve.event_handlers(self.archive, self.config)
+              if self.archive is not None else []),
         ]
 
     @property

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dcmtk import tool
 from PIL import Image
 
 from lut.density import pvalue_to_density
@@ -136,7 +137,7 @@ def wedge_bars(img: np.ndarray, cell: tuple[int, int, int, int], n: int = 16) ->
 
 
 def test_echoscu(node):
-    run = subprocess.run(["echoscu", "-aec", "PRINTSCP", "127.0.0.1", str(node.port)],
+    run = subprocess.run([tool("echoscu"), "-aec", "PRINTSCP", "127.0.0.1", str(node.port)],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr
 

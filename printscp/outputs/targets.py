@@ -26,6 +26,7 @@ class TargetKind(StrEnum):
     TIFF = "tiff"
     CUPS = "cups"
     DICOM = "dicom"
+    ARCHIVE = "archive"
 
 
 #: Fields a file name template may use (see :mod:`printscp.outputs.naming`).
@@ -145,9 +146,21 @@ class DicomTarget(Target):
         return f"dicom:{self.destination}"
 
 
+@dataclass(frozen=True)
+class ArchiveTarget(Target):
+    """The node's own archive: each job's films as one Encapsulated PDF instance,
+    linked to its patient when the Film Session Label names an Accession Number or
+    Patient ID the archive knows.  Added to every job when the archive stores films."""
+
+    kind: ClassVar[TargetKind] = TargetKind.ARCHIVE
+
+    def default_id(self) -> str:
+        return "archive"
+
+
 _CLASSES: dict[str, type[Target]] = {
     "pdf": FileTarget, "png": FileTarget, "tiff": FileTarget,
-    "cups": CupsTarget, "dicom": DicomTarget,
+    "cups": CupsTarget, "dicom": DicomTarget, "archive": ArchiveTarget,
 }
 
 #: A printer profile without ``targets``: one PDF per job in ``films/``.

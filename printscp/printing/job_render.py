@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from printscp.outputs.naming import output_paths
-from printscp.outputs.targets import CupsTarget, FileTarget, TargetKind, snapshot_targets
+from printscp.outputs.targets import (
+    ArchiveTarget,
+    CupsTarget,
+    FileTarget,
+    TargetKind,
+    snapshot_targets,
+)
 from printscp.printing.output import atomic_write, flate_image, write_pdf, write_png, write_tiff
 from printscp.printing.profile import OutputProfile
 from printscp.printing.records import film_box_from_record
@@ -80,6 +86,8 @@ def render_job(folder: str | Path, data_dir: str | Path, profile_path: str = "",
                                         title=title)
             atomic_write(prepared_file(folder, index), document)
             paper_pages[str(index)] = pages
+        elif isinstance(target, ArchiveTarget):  # the films as they are, one page each
+            write_pdf(rendered, prepared_file(folder, index), title=title)
     return {"output": outputs[0] if outputs else "", "outputs": outputs,
             "pages": len(rendered) * copies, "copies": copies, "film_count": len(rendered),
             "paper_pages": paper_pages}

@@ -31,6 +31,7 @@ from pydicom.uid import generate_uid
 from printscp import __version__, status, uids
 from printscp.config import NodeConfig, PrinterConfig
 from printscp.outputs.delivery import OFFLINE_INFO, unhealthy_targets
+from printscp.outputs.targets import ArchiveTarget, Target
 from printscp.printer_state import PRINTER_EVENTS, last_calibration, printer_condition
 from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.enums import (
@@ -647,7 +648,7 @@ class PrintService:
             extra={"print_job_uid": print_job_uid(job_id, uids.UID_ROOT),
                    "printer": st.printer.name, "output_profile": st.printer.output_profile,
                    "dpi": st.printer.dpi or None,
-                   "targets": [t.to_json() for t in st.printer.targets]},
+                   "targets": [t.to_json() for t in self._targets(st.printer)]},
         )
         try:
             with self._events_lock:
@@ -671,6 +672,15 @@ class PrintService:
         LOGGER.info("%s: print job %s spooled (%d film(s))", st.calling_ae, job.job_id,
                     len(entries))
         return job
+
+    def _targets(self, printer: PrinterConfig) -> tuple[Target, ...]:
+        """The printer's targets, plus the archive when it stores films."""
+        targets = printer.targets
+        archive = self.config.archive
+        if archive.enabled and archive.store_films and not any(
+                isinstance(t, ArchiveTarget) for t in targets):
+            targets = (*targets, ArchiveTarget())
+        return targets
 
     # -- N-DELETE -----------------------------------------------------------------------
     def delete(self, assoc: Any, sop_class: str, uid: str) -> int:

@@ -1,0 +1,108 @@
+"""Printed films in the archive, as Encapsulated PDF instances (PS3.3 A.45.1).
+
+A print job has no patient of its own: Print Management carries none.  The Film
+Session Label is what modalities put a patient reference in, so the job is linked
+(1) to the study whose Accession Number equals the label, else (2) to the patient
+whose Patient ID equals it, else (3) to a "prints" patient named after the calling
+AE.  UIDs derive from the Print Job UID, so a delivery repeated after a crash
+replaces the same instance instead of adding one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+from printscp import __version__
+from printscp.archive.archive import Archive
+
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+def _link(archive: Archive, label: str, calling_ae: str) -> tuple[Dataset, str]:
+    """(patient and study attributes to use, how the job was linked)."""
+    out = Dataset()
+    if label:
+        study = archive.index.study_by_accession(label)
+        if study is not None:
+            return study, f"study with Accession Number {label}"
+        patient = archive.index.patient_by_id(label)
+        if patient is not None:
+            return patient, f"patient {label}"
+    ae = calling_ae.strip() or "UNKNOWN"
+    out.PatientID = f"PRINTS-{ae}"[:64]
+    out.PatientName = f"PRINTS^{ae}"
+    return out, f"prints patient of {ae}"
+
+
+def film_instance(pdf: bytes, job: dict[str, Any], archive: Archive) -> tuple[Dataset, str]:
+    """The Encapsulated PDF data set of a printed job, and how it was linked."""
+    uid = str(job["print_job_uid"])
+    session = job.get("session", {})
+    label = str(session.get("film_session_label") or "").strip()
+    context, how = _link(archive, label, str(job.get("calling_ae", "")))
+    created = datetime.fromisoformat(job["created"]).astimezone()
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    for elem in context:
+        ds.add(elem)
+    ds.PatientName = ds.get("PatientName", "")
+    ds.PatientID = ds.get("PatientID", "")
+    for keyword in ("PatientBirthDate", "PatientSex", "ReferringPhysicianName",
+                    "AccessionNumber", "StudyID"):
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    if "StudyInstanceUID" not in ds:
+        ds.StudyInstanceUID = f"{uid}.3"[:64]
+        ds.StudyDate = created.strftime("%Y%m%d")
+        ds.StudyTime = created.strftime("%H%M%S")
+        ds.StudyDescription = "Printed films"
+    ds.SeriesInstanceUID = f"{uid}.2"[:64]
+    ds.SOPInstanceUID = f"{uid}.1"[:64]
+    ds.SOPClassUID = ENCAPSULATED_PDF
+    ds.Modality = "DOC"
+    ds.SeriesNumber = 999
+    ds.SeriesDescription = f"Films from {job.get('calling_ae', '')}"[:64]
+    ds.InstanceNumber = 1
+    ds.ConversionType = "WSD"  # workstation: rendered by us, not scanned
+    ds.Manufacturer = "printscp"
+    ds.SoftwareVersions = __version__
+    ds.ContentDate = created.strftime("%Y%m%d")
+    ds.ContentTime = created.strftime("%H%M%S")
+    ds.AcquisitionDateTime = created.strftime("%Y%m%d%H%M%S")
+    ds.InstanceCreationDate = ds.ContentDate
+    ds.InstanceCreationTime = ds.ContentTime
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = (f"Film session {label}" if label else "Printed films")[:64]
+    ds.ConceptNameCodeSequence = []
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.add_new(0x00420011, "OB", pdf + (b"\0" if len(pdf) % 2 else b""))
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return ds, how
+
+
+def store_film(archive: Archive, folder: Path, pdf_path: Path) -> dict[str, Any]:
+    """Store the job in spool ``folder`` (its films in ``pdf_path``) in the archive."""
+    job = json.loads((Path(folder) / "job.json").read_text("utf-8"))
+    ds, how = film_instance(Path(pdf_path).read_bytes(), job, archive)
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
+    outcome = archive.receive(buf.getvalue(), ENCAPSULATED_PDF, str(ds.SOPInstanceUID),
+                              str(job.get("calling_ae", "")))
+    if outcome.status != 0:
+        raise RuntimeError(f"archive refused the film (0x{outcome.status:04X}): "
+                           f"{outcome.comment}")
+    return {"sop_instance_uid": str(ds.SOPInstanceUID),
+            "study_instance_uid": str(ds.StudyInstanceUID), "patient_id": str(ds.PatientID),
+            "linked_to": how}

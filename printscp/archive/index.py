@@ -1,0 +1,443 @@
+"""The archive's index: patients, studies, series and instances in SQLite.
+
+One small module holds all SQL, written in the portable subset (no SQLite-only
+types; ``?`` parameters are the only dialect point), so a shared PostgreSQL can
+take its place later.  Each level keeps its Q/R attributes twice: the commonly
+queried ones as normalised columns (SQL prefilters on them) and all of them as DICOM
+JSON (return keys, and the exact PS3.4 C.2 check in
+:mod:`printscp.archive.matching`).
+
+The database is ``<data_dir>/index.sqlite`` in WAL mode with ``synchronous=FULL``:
+a C-STORE is answered only after its row is committed.  Storing holds SQLite's
+write lock (``BEGIN IMMEDIATE``) while the file is renamed into place, so two
+workers storing the same instance serialise, and the index never names a file other
+than the one whose checksum it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from printscp.archive import matching
+from printscp.archive.store import ArchiveFiles, StagedFile
+
+LOGGER = logging.getLogger("printscp.archive")
+
+
+class Level(Enum):
+    PATIENT = "PATIENT"
+    STUDY = "STUDY"
+    SERIES = "SERIES"
+    IMAGE = "IMAGE"
+
+
+ORDER = [Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE]
+
+#: Attributes kept at each level above IMAGE (PS3.4 C.6 keys plus what a viewer shows);
+#: every other top-level attribute of an instance (bulk data excepted) is kept at IMAGE.
+LEVEL_KEYWORDS: dict[Level, tuple[str, ...]] = {
+    Level.PATIENT: (
+        "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
+        "PatientBirthDate", "PatientBirthTime", "PatientSex", "OtherPatientIDsSequence",
+        "OtherPatientNames", "EthnicGroup", "PatientComments", "PatientSpeciesDescription",
+        "ResponsiblePerson",
+    ),
+    Level.STUDY: (
+        "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber",
+        "IssuerOfAccessionNumberSequence", "StudyID", "StudyDescription",
+        "ReferringPhysicianName", "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy",
+        "ProcedureCodeSequence", "AdmittingDiagnosesDescription", "PatientAge",
+        "PatientSize", "PatientWeight", "Occupation", "AdditionalPatientHistory",
+        "InstitutionName",
+    ),
+    Level.SERIES: (
+        "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription", "SeriesDate",
+        "SeriesTime", "BodyPartExamined", "Laterality", "PerformingPhysicianName",
+        "ProtocolName", "OperatorsName", "StationName", "Manufacturer",
+        "ManufacturerModelName", "RequestAttributesSequence",
+        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime",
+        "PerformedProcedureStepID", "InstitutionalDepartmentName",
+    ),
+}
+_HIGHER = {kw for level in (Level.PATIENT, Level.STUDY, Level.SERIES)
+           for kw in LEVEL_KEYWORDS[level]}
+
+#: Normalised columns: (table, column) per keyword, for SQL prefilters.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "PatientID": ("p", "patient_id"), "PatientName": ("p", "patient_name"),
+    "PatientBirthDate": ("p", "birth_date"), "PatientSex": ("p", "sex"),
+    "StudyInstanceUID": ("st", "study_uid"), "StudyDate": ("st", "study_date"),
+    "StudyTime": ("st", "study_time"), "AccessionNumber": ("st", "accession_number"),
+    "StudyID": ("st", "study_id"), "ReferringPhysicianName": ("st", "referring_physician"),
+    "StudyDescription": ("st", "study_description"),
+    "SeriesInstanceUID": ("se", "series_uid"), "Modality": ("se", "modality"),
+    "SeriesNumber": ("se", "series_number"), "SeriesDate": ("se", "series_date"),
+    "SOPInstanceUID": ("i", "sop_uid"), "SOPClassUID": ("i", "sop_class_uid"),
+    "InstanceNumber": ("i", "instance_number"),
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS patients (
+    pk INTEGER PRIMARY KEY,
+    patient_key TEXT NOT NULL UNIQUE,
+    patient_id TEXT, patient_name TEXT, birth_date TEXT, sex TEXT,
+    attrs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS studies (
+    pk INTEGER PRIMARY KEY,
+    patient_pk INTEGER NOT NULL REFERENCES patients(pk),
+    study_uid TEXT NOT NULL UNIQUE,
+    study_date TEXT, study_time TEXT, accession_number TEXT, study_id TEXT,
+    referring_physician TEXT, study_description TEXT,
+    attrs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS series (
+    pk INTEGER PRIMARY KEY,
+    study_pk INTEGER NOT NULL REFERENCES studies(pk),
+    series_uid TEXT NOT NULL UNIQUE,
+    modality TEXT, series_number TEXT, series_date TEXT,
+    attrs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    pk INTEGER PRIMARY KEY,
+    series_pk INTEGER NOT NULL REFERENCES series(pk),
+    sop_uid TEXT NOT NULL UNIQUE,
+    sop_class_uid TEXT NOT NULL, instance_number TEXT,
+    transfer_syntax TEXT NOT NULL,
+    path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    stored_at TEXT NOT NULL, source_ae TEXT,
+    attrs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patients_name ON patients(patient_name);
+CREATE INDEX IF NOT EXISTS patients_id ON patients(patient_id);
+CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_pk);
+CREATE INDEX IF NOT EXISTS studies_date ON studies(study_date);
+CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession_number);
+CREATE INDEX IF NOT EXISTS series_study ON series(study_pk);
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series_pk);
+"""
+
+_BULK_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
+
+
+def level_dataset(ds: Dataset, level: Level) -> Dataset:
+    """The attributes of ``ds`` that belong to ``level`` (IMAGE: all the rest, no bulk)."""
+    out = Dataset()
+    if level is Level.IMAGE:
+        for elem in ds:
+            if elem.keyword in _HIGHER or elem.tag.group in (0x0002, 0x7FE0) \
+                    or elem.VR in _BULK_VRS:
+                continue
+            if elem.VR != "SQ" and len(elem.value if isinstance(elem.value, bytes | str)
+                                       else str(elem.value)) > 1024:
+                continue
+            out.add(elem)
+    else:
+        for keyword in LEVEL_KEYWORDS[level]:
+            if keyword in ds:
+                out.add(ds[keyword])
+    return out
+
+
+def _json(ds: Dataset) -> str:
+    return json.dumps(ds.to_json_dict(bulk_data_threshold=1 << 20), separators=(",", ":"))
+
+
+def _from_json(text: str) -> Dataset:
+    return Dataset.from_json(text)
+
+
+def _column(ds: Dataset, keyword: str) -> str | None:
+    if keyword not in ds:
+        return None
+    return matching.normalise(ds[keyword])
+
+
+class StoreResult(Enum):
+    STORED = "stored"
+    REPLACED = "replaced"
+    KEPT = "kept"  #: a copy was there and the duplicate policy keeps it
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    path: str  #: relative to the archive folder
+    size: int
+    sha256: str
+    study_uid: str = ""
+    series_uid: str = ""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Index:
+    """The index at ``path``; one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- storing ---------------------------------------------------------------------
+    def store(self, ds: Dataset, transfer_syntax: str, staged: StagedFile, files: ArchiveFiles,
+              *, replace: bool = True, source_ae: str = "") -> tuple[StoreResult, Path | None]:
+        """Index ``ds`` and move its staged file into place, atomically together.
+
+        Returns what happened and the replaced file (to delete after this returns), if
+        any.  With ``replace`` false an instance already stored is kept and the staged
+        file discarded.
+        """
+        patient = level_dataset(ds, Level.PATIENT)
+        study = level_dataset(ds, Level.STUDY)
+        series = level_dataset(ds, Level.SERIES)
+        instance = level_dataset(ds, Level.IMAGE)
+        patient_key = "\\".join((str(ds.get("PatientID", "") or ""),
+                                 str(ds.get("IssuerOfPatientID", "") or "")))
+        old_path: Path | None = None
+        with self._write() as db:
+            row = db.execute("SELECT path FROM instances WHERE sop_uid = ?",
+                             (str(ds.SOPInstanceUID),)).fetchone()
+            if row is not None and not replace:
+                staged.temp.unlink(missing_ok=True)
+                return StoreResult.KEPT, None
+            db.execute(
+                "INSERT INTO patients (patient_key, patient_id, patient_name, birth_date, sex,"
+                " attrs) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (patient_key) DO UPDATE SET"
+                " patient_name = excluded.patient_name, birth_date = excluded.birth_date,"
+                " sex = excluded.sex, attrs = excluded.attrs",
+                (patient_key, _column(ds, "PatientID"), _column(ds, "PatientName"),
+                 _column(ds, "PatientBirthDate"), _column(ds, "PatientSex"), _json(patient)))
+            (patient_pk,) = db.execute("SELECT pk FROM patients WHERE patient_key = ?",
+                                       (patient_key,)).fetchone()
+            db.execute(
+                "INSERT INTO studies (patient_pk, study_uid, study_date, study_time,"
+                " accession_number, study_id, referring_physician, study_description, attrs)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (study_uid) DO UPDATE SET"
+                " attrs = excluded.attrs",
+                (patient_pk, str(ds.StudyInstanceUID), _column(ds, "StudyDate"),
+                 _column(ds, "StudyTime"), _column(ds, "AccessionNumber"),
+                 _column(ds, "StudyID"), _column(ds, "ReferringPhysicianName"),
+                 _column(ds, "StudyDescription"), _json(study)))
+            (study_pk,) = db.execute("SELECT pk FROM studies WHERE study_uid = ?",
+                                     (str(ds.StudyInstanceUID),)).fetchone()
+            db.execute(
+                "INSERT INTO series (study_pk, series_uid, modality, series_number,"
+                " series_date, attrs) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (series_uid)"
+                " DO UPDATE SET attrs = excluded.attrs",
+                (study_pk, str(ds.SeriesInstanceUID), _column(ds, "Modality"),
+                 _column(ds, "SeriesNumber"), _column(ds, "SeriesDate"), _json(series)))
+            (series_pk,) = db.execute("SELECT pk FROM series WHERE series_uid = ?",
+                                      (str(ds.SeriesInstanceUID),)).fetchone()
+            final = files.commit(staged)
+            relative = files.relative(final)
+            if row is not None and row[0] != relative:
+                old_path = files.root / row[0]
+            db.execute(
+                "INSERT INTO instances (series_pk, sop_uid, sop_class_uid, instance_number,"
+                " transfer_syntax, path, size, sha256, stored_at, source_ae, attrs)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sop_uid) DO UPDATE SET"
+                " series_pk = excluded.series_pk, sop_class_uid = excluded.sop_class_uid,"
+                " instance_number = excluded.instance_number,"
+                " transfer_syntax = excluded.transfer_syntax, path = excluded.path,"
+                " size = excluded.size, sha256 = excluded.sha256,"
+                " stored_at = excluded.stored_at, source_ae = excluded.source_ae,"
+                " attrs = excluded.attrs",
+                (series_pk, str(ds.SOPInstanceUID), str(ds.SOPClassUID),
+                 _column(ds, "InstanceNumber"), transfer_syntax, relative, staged.size,
+                 staged.sha256, _now(), source_ae, _json(instance)))
+        return (StoreResult.REPLACED if row is not None else StoreResult.STORED), old_path
+
+    # -- reading ---------------------------------------------------------------------
+    def instance(self, sop_uid: str) -> InstanceRecord | None:
+        row = self._connect().execute(
+            "SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.path, i.size, i.sha256,"
+            " st.study_uid, se.series_uid FROM instances i JOIN series se ON"
+            " i.series_pk = se.pk JOIN studies st ON se.study_pk = st.pk WHERE i.sop_uid = ?",
+            (sop_uid,)).fetchone()
+        return InstanceRecord(*row) if row else None
+
+    def all_instances(self) -> Iterator[InstanceRecord]:
+        yield from (InstanceRecord(*row) for row in self._connect().execute(
+            "SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.path, i.size, i.sha256,"
+            " st.study_uid, se.series_uid FROM instances i JOIN series se ON"
+            " i.series_pk = se.pk JOIN studies st ON se.study_pk = st.pk ORDER BY i.pk"))
+
+    def study_by_accession(self, accession: str) -> Dataset | None:
+        """Patient and study attributes of the study with ``accession`` (the latest)."""
+        row = self._connect().execute(
+            "SELECT p.attrs, st.attrs FROM studies st JOIN patients p ON st.patient_pk = p.pk"
+            " WHERE st.accession_number = ? ORDER BY st.pk DESC", (accession,)).fetchone()
+        if row is None:
+            return None
+        ds = _from_json(row[0])
+        ds.update(_from_json(row[1]))
+        return ds
+
+    def patient_by_id(self, patient_id: str) -> Dataset | None:
+        row = self._connect().execute(
+            "SELECT attrs FROM patients WHERE patient_id = ? ORDER BY pk DESC",
+            (patient_id,)).fetchone()
+        return _from_json(row[0]) if row else None
+
+    def counts(self) -> dict[str, int]:
+        db = self._connect()
+        return {table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("patients", "studies", "series", "instances")}
+
+    # -- querying --------------------------------------------------------------------
+    def query(self, level: Level, identifier: Dataset, *, patient_root: bool = False,
+              conditions: Iterable[str] = ()) -> Iterator[tuple[Dataset, list[InstanceRecord]]]:
+        """Records at ``level`` whose attributes match ``identifier`` (PS3.4 C.2).
+
+        Yields the merged attributes of the record (its own level and those above, plus
+        the derived counts and lists) and, for retrieval, nothing (see
+        :meth:`instances_for`).  SQL narrows with the normalised columns; the exact
+        check runs on the stored attributes.
+        """
+        depth = ORDER.index(level)
+        tables = ["patients p", "studies st ON st.patient_pk = p.pk",
+                  "series se ON se.study_pk = st.pk", "instances i ON i.series_pk = se.pk"]
+        aliases = ["p", "st", "se", "i"][:depth + 1]
+        sql = "SELECT " + ", ".join(f"{a}.attrs, {a}.pk" for a in aliases) + " FROM " + \
+            " JOIN ".join(tables[:depth + 1])
+        where, params = [], []
+        for elem in identifier:
+            column = COLUMNS.get(elem.keyword)
+            if column is None or column[0] not in aliases:
+                continue
+            condition = matching.sql_condition(f"{column[0]}.{column[1]}", elem)
+            if condition is not None:
+                where.append(condition[0])
+                params.extend(condition[1])
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        skip = {0x00080052, 0x00080005, 0x00080054, 0x00080056}
+        db = self._connect()
+        for row in db.execute(sql, params):
+            merged = Dataset()
+            for i in range(len(aliases)):
+                merged.update(_from_json(row[2 * i]))
+            self._add_derived(db, merged, level, row)
+            if matching.match_dataset(identifier, merged, skip=skip):
+                yield merged, []
+
+    def _add_derived(self, db: sqlite3.Connection, ds: Dataset, level: Level,
+                     row: tuple[Any, ...]) -> None:
+        """Number of ... Related ..., Modalities / SOP Classes in Study (PS3.4 C.3.4)."""
+        if level is Level.PATIENT:
+            pk = row[1]
+            n = db.execute(
+                "SELECT COUNT(DISTINCT st.pk), COUNT(DISTINCT se.pk), COUNT(i.pk) FROM studies"
+                " st LEFT JOIN series se ON se.study_pk = st.pk LEFT JOIN instances i ON"
+                " i.series_pk = se.pk WHERE st.patient_pk = ?", (pk,)).fetchone()
+            ds.NumberOfPatientRelatedStudies, ds.NumberOfPatientRelatedSeries, \
+                ds.NumberOfPatientRelatedInstances = n
+        elif level is Level.STUDY:
+            pk = row[3]
+            series = db.execute("SELECT COUNT(*) FROM series WHERE study_pk = ?",
+                                (pk,)).fetchone()[0]
+            instances = db.execute(
+                "SELECT COUNT(*) FROM instances i JOIN series se ON i.series_pk = se.pk"
+                " WHERE se.study_pk = ?", (pk,)).fetchone()[0]
+            modalities = [r[0] for r in db.execute(
+                "SELECT DISTINCT modality FROM series WHERE study_pk = ? AND modality IS NOT"
+                " NULL ORDER BY modality", (pk,))]
+            classes = [r[0] for r in db.execute(
+                "SELECT DISTINCT i.sop_class_uid FROM instances i JOIN series se ON"
+                " i.series_pk = se.pk WHERE se.study_pk = ? ORDER BY 1", (pk,))]
+            ds.NumberOfStudyRelatedSeries = series
+            ds.NumberOfStudyRelatedInstances = instances
+            ds.ModalitiesInStudy = modalities
+            ds.SOPClassesInStudy = classes
+        elif level is Level.SERIES:
+            pk = row[5]
+            ds.NumberOfSeriesRelatedInstances = db.execute(
+                "SELECT COUNT(*) FROM instances WHERE series_pk = ?", (pk,)).fetchone()[0]
+        else:
+            record = db.execute("SELECT transfer_syntax FROM instances WHERE pk = ?",
+                                (row[7],)).fetchone()
+            if record:
+                ds.AvailableTransferSyntaxUID = record[0]
+
+    def instances_for(self, level: Level, identifier: Dataset, *, patient_root: bool = False
+                      ) -> list[InstanceRecord]:
+        """Every instance under the records a C-MOVE/C-GET identifier selects."""
+        keys = {Level.PATIENT: ("PatientID", "p.patient_id"),
+                Level.STUDY: ("StudyInstanceUID", "st.study_uid"),
+                Level.SERIES: ("SeriesInstanceUID", "se.series_uid"),
+                Level.IMAGE: ("SOPInstanceUID", "i.sop_uid")}
+        where, params = [], []
+        for lvl in ORDER[:ORDER.index(level) + 1]:
+            keyword, column = keys[lvl]
+            if keyword not in identifier or not identifier[keyword].value:
+                continue
+            values = [str(v) for v in (identifier[keyword].value
+                                       if identifier[keyword].VM > 1
+                                       else [identifier[keyword].value])]
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        if not where:
+            return []
+        rows = self._connect().execute(
+            "SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.path, i.size, i.sha256,"
+            " st.study_uid, se.series_uid FROM patients p JOIN studies st ON"
+            " st.patient_pk = p.pk JOIN series se ON se.study_pk = st.pk JOIN instances i ON"
+            " i.series_pk = se.pk WHERE " + " AND ".join(where) +
+            " ORDER BY st.pk, se.pk, i.pk", params)
+        return [InstanceRecord(*row) for row in rows]
+
+
+def element(keyword: str, value: object) -> DataElement:
+    """A data element by keyword (tests and tools)."""
+    ds = Dataset()
+    setattr(ds, keyword, value)
+    return ds[Tag(keyword)]

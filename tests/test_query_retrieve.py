@@ -1,0 +1,329 @@
+"""Query/Retrieve SCP against DCMTK findscu, movescu and getscu, and pynetdicom SCUs."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pydicom
+import pytest
+from archive_data import Study, write_study
+from dcmtk import HAVE_DCMTK, tool
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+from printscp.config import RemoteAE, load_config
+from printscp.node import Node
+from printscp.pynetdicom_fixes import guard_requestor
+
+DCMTK = pytest.mark.skipif(not HAVE_DCMTK, reason="needs Debian's dcmtk")
+
+STUDIES = [
+    Study("P1", "DOE^JANE", "20261101", "ACC001", modality="CT", series=2, images=2,
+          description="CHEST", study_time="083000"),
+    Study("P1", "DOE^JANE", "20261115", "ACC002", modality="MR", series=1, images=3,
+          description="KNEE LEFT", study_time="141500"),
+    Study("P2", "SMITH^JOHN", "20261020", "ACC003", modality="CT", series=1, images=1,
+          description="HEAD", birth_date="19500505", sex="M", study_time="230000"),
+    Study("P3", "SMYTHE^ANNA", "20251231", "ACC004", modality="MR", series=1, images=1,
+          description="SPINE", study_time="120000"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory):
+    """A node with four studies of three patients, and a free port for a move target."""
+    tmp = tmp_path_factory.mktemp("qr")
+    move_port = _free_port()
+    config = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp / "data"))
+    from dataclasses import replace
+
+    config = replace(config, remote=(RemoteAE("MOVESCU", "127.0.0.1", move_port),))
+    node = Node(config).start()
+    files = [p for i, s in enumerate(STUDIES) for p in write_study(s, tmp / f"s{i}")]
+    ae = AE(ae_title="LOADER")
+    for sop_class in {pydicom.dcmread(f, stop_before_pixels=True).SOPClassUID for f in files}:
+        ae.add_requested_context(sop_class)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
+    for f in files:
+        assert assoc.send_c_store(pydicom.dcmread(f)).Status == 0
+    assoc.release()
+    yield node, tmp, move_port
+    node.stop()
+
+
+def findscu(node: Node, tmp: Path, *keys: str, model: str = "-S") -> list[Dataset]:
+    out = tmp / f"find-{abs(hash(keys))}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    args = [tool("findscu"), model, "-aec", "PRINTSCP", "-X", "-od", str(out)]
+    for k in keys:
+        args += ["-k", k]
+    res = subprocess.run([*args, "127.0.0.1", str(node.port)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+
+
+def accessions(rsps: list[Dataset]) -> list[str]:
+    return sorted(str(r.AccessionNumber) for r in rsps)
+
+
+@DCMTK
+@pytest.mark.parametrize(("keys", "expected"), [
+    (["PatientID=P1"], ["ACC001", "ACC002"]),  # single value
+    (["PatientName=SM*"], ["ACC003", "ACC004"]),  # wildcard
+    (["PatientName=SM?TH*"], ["ACC003", "ACC004"]),  # ? wildcard: SMITH, SMYTHE
+    (["PatientName=SMI?H"], []),  # no trailing *: SMITH^JOHN is longer
+    (["PatientName=smith*"], ["ACC003"]),  # PN matched case-insensitively
+    (["StudyDate=20261101-20261120"], ["ACC001", "ACC002"]),  # closed range
+    (["StudyDate=-20261031"], ["ACC003", "ACC004"]),  # open start
+    (["StudyDate=20261115-"], ["ACC002"]),  # open end
+    (["StudyDate=20261020"], ["ACC003"]),  # single date
+    (["StudyTime=0800-1200"], ["ACC001", "ACC004"]),  # time range
+    (["AccessionNumber=ACC00?"], ["ACC001", "ACC002", "ACC003", "ACC004"]),
+    (["ModalitiesInStudy=MR"], ["ACC002", "ACC004"]),  # multi-valued derived key
+    (["StudyDescription=*KNEE*"], ["ACC002"]),
+    (["PatientID=NOBODY"], []),  # no match
+])
+def test_study_level_matching(populated, keys, expected):
+    node, tmp, _ = populated
+    rsps = findscu(node, tmp, "QueryRetrieveLevel=STUDY", "AccessionNumber", *keys)
+    assert accessions(rsps) == expected
+
+
+@DCMTK
+def test_uid_list_and_return_keys(populated):
+    node, tmp, _ = populated
+    uids = f"{STUDIES[0].study_uid}\\{STUDIES[2].study_uid}"
+    rsps = findscu(node, tmp, "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={uids}",
+                   "AccessionNumber", "PatientName", "NumberOfStudyRelatedSeries",
+                   "NumberOfStudyRelatedInstances", "ModalitiesInStudy", "SOPClassesInStudy",
+                   "PatientBirthDate", "InstitutionName")
+    by_acc = {str(r.AccessionNumber): r for r in rsps}
+    assert sorted(by_acc) == ["ACC001", "ACC003"]
+    first = by_acc["ACC001"]
+    assert first.NumberOfStudyRelatedSeries == 2 and first.NumberOfStudyRelatedInstances == 4
+    assert first.ModalitiesInStudy == "CT" and str(first.PatientName) == "DOE^JANE"
+    assert "InstitutionName" in first and first.InstitutionName in ("", None)  # unknown: empty
+    assert by_acc["ACC003"].PatientBirthDate == "19500505"
+
+
+@DCMTK
+def test_patient_root_levels(populated):
+    node, tmp, _ = populated
+    patients = findscu(node, tmp, "QueryRetrieveLevel=PATIENT", "PatientID",
+                       "PatientName=D*", "NumberOfPatientRelatedStudies",
+                       "NumberOfPatientRelatedInstances", model="-P")
+    assert [(p.PatientID, p.NumberOfPatientRelatedStudies, p.NumberOfPatientRelatedInstances)
+            for p in patients] == [("P1", 2, 7)]
+    studies = findscu(node, tmp, "QueryRetrieveLevel=STUDY", "PatientID=P1",
+                      "StudyInstanceUID", model="-P")
+    assert len(studies) == 2
+
+
+@DCMTK
+def test_series_and_image_levels(populated):
+    node, tmp, _ = populated
+    study = STUDIES[0]
+    series = findscu(node, tmp, "QueryRetrieveLevel=SERIES",
+                     f"StudyInstanceUID={study.study_uid}", "SeriesInstanceUID",
+                     "Modality=CT", "SeriesNumber", "NumberOfSeriesRelatedInstances")
+    assert sorted(int(s.SeriesNumber) for s in series) == [1, 2]
+    assert all(s.NumberOfSeriesRelatedInstances == 2 for s in series)
+    images = findscu(node, tmp, "QueryRetrieveLevel=IMAGE",
+                     f"StudyInstanceUID={study.study_uid}",
+                     f"SeriesInstanceUID={study.series_uids[1]}", "SOPInstanceUID",
+                     "InstanceNumber=2", "Rows")
+    assert len(images) == 1 and images[0].Rows == 16
+
+
+def _find(node: Node, identifier: Dataset, model=StudyRootQueryRetrieveInformationModelFind):
+    ae = AE(ae_title="FINDSCU")
+    ae.add_requested_context(model)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
+    try:
+        return [(int(st.Status), ds) for st, ds in assoc.send_c_find(identifier, model)]
+    finally:
+        assoc.release()
+
+
+def test_sequence_matching(populated):
+    node, _, _ = populated
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "IMAGE"
+    ident.StudyInstanceUID = STUDIES[0].study_uid
+    ident.SeriesInstanceUID = STUDIES[0].series_uids[0]
+    ident.SOPInstanceUID = ""
+    ident.ImageType = "ORIGINAL\\PRIMARY\\AXIAL"
+    results = _find(node, ident)
+    assert [s for s, _ in results] == [0xFF00, 0xFF00, 0x0000]
+
+
+@pytest.mark.parametrize(("level", "keys", "comment"), [
+    ("SERIES", {}, "StudyInstanceUID is required"),
+    ("PATIENT", {}, "Patient Root"),
+    ("", {}, "QueryRetrieveLevel"),
+    ("BOGUS", {}, "QueryRetrieveLevel"),
+])
+def test_bad_identifiers_fail_naming_the_key(populated, level, keys, comment):
+    node, _, _ = populated
+    ident = Dataset()
+    if level:
+        ident.QueryRetrieveLevel = level
+    ident.SeriesInstanceUID = ""
+    [(status, _)] = _find(node, ident)
+    assert status == 0xA900
+
+
+def test_c_cancel_stops_the_query(populated):
+    node, _, _ = populated
+    ae = AE(ae_title="FINDSCU")
+    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "IMAGE"
+    ident.PatientID = "P1"
+    ident.StudyInstanceUID = STUDIES[0].study_uid
+    ident.SeriesInstanceUID = STUDIES[0].series_uids[0]
+    ident.SOPInstanceUID = ""
+    statuses = []
+    try:
+        for st, _ in assoc.send_c_find(ident, PatientRootQueryRetrieveInformationModelFind,
+                                       msg_id=7):
+            statuses.append(int(st.Status))
+            if len(statuses) == 1:
+                assoc.send_c_cancel(7, None, PatientRootQueryRetrieveInformationModelFind)
+    finally:
+        assoc.release()
+    assert statuses[-1] in (0xFE00, 0x0000) and len(statuses) <= 3
+
+
+@DCMTK
+def test_movescu_moves_a_study_with_counts(populated, tmp_path):
+    node, _, move_port = populated
+    study = STUDIES[0]
+    res = subprocess.run([tool("movescu"), "-S", "-v", "-aec", "PRINTSCP", "-aet", "MOVESCU",
+                          "-aem", "MOVESCU", "+P", str(move_port), "-od", str(tmp_path),
+                          "-k", "QueryRetrieveLevel=STUDY",
+                          "-k", f"StudyInstanceUID={study.study_uid}",
+                          "127.0.0.1", str(node.port)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    received = [pydicom.dcmread(p) for p in tmp_path.iterdir()]
+    assert len(received) == 4
+    assert {str(d.StudyInstanceUID) for d in received} == {study.study_uid}
+    archive = node.archive
+    originals = {r.sop_uid: archive.read(r) for r in archive.instances()}
+    for d in received:
+        assert d.PixelData == originals[d.SOPInstanceUID].PixelData
+    assert "Received Final Move Response (Success)" in res.stderr
+
+
+def test_move_to_an_unknown_destination_is_a801(populated):
+    node, _, _ = populated
+    ae = AE(ae_title="MOVER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = STUDIES[2].study_uid
+    try:
+        statuses = [int(st.Status) for st, _ in assoc.send_c_move(
+            ident, "NOWHERE", StudyRootQueryRetrieveInformationModelMove)]
+    finally:
+        assoc.release()
+    assert statuses == [0xA801]
+
+
+def test_move_with_no_match_is_success_with_zero_suboperations(populated):
+    node, _, _ = populated
+    ae = AE(ae_title="MOVER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = "1.2.3.4.5.6.7"
+    try:
+        [(st, _)] = list(assoc.send_c_move(ident, "MOVESCU",
+                                           StudyRootQueryRetrieveInformationModelMove))
+    finally:
+        assoc.release()
+    assert st.Status == 0x0000 and st.NumberOfCompletedSuboperations == 0
+
+
+@DCMTK
+def test_getscu_gets_a_series(populated, tmp_path):
+    node, _, _ = populated
+    study = STUDIES[1]
+    res = subprocess.run([tool("getscu"), "-S", "-v", "-aec", "PRINTSCP", "-od", str(tmp_path),
+                          "-k", "QueryRetrieveLevel=SERIES",
+                          "-k", f"StudyInstanceUID={study.study_uid}",
+                          "-k", f"SeriesInstanceUID={study.series_uids[0]}",
+                          "127.0.0.1", str(node.port)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    received = sorted(tmp_path.iterdir())
+    assert len(received) == 3
+    assert {str(pydicom.dcmread(p).SeriesInstanceUID) for p in received} == {
+        study.series_uids[0]}
+
+
+def test_get_converts_when_the_stored_syntax_was_not_proposed(populated, tmp_path):
+    """An instance stored RLE-compressed is sent uncompressed to a requester that
+    proposed only Explicit VR Little Endian for its class."""
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+    from pynetdicom import build_role, evt
+
+    node, _, _ = populated
+    study = Study("P5", "RLE^PAT", "20260101", "ACC005", images=1)
+    [path] = write_study(study, tmp_path / "rle")
+    ds = pydicom.dcmread(path)
+    plain = ds.PixelData
+    ds.compress(RLELossless)
+    ae = AE(ae_title="LOADER")
+    ae.add_requested_context(ds.SOPClassUID, RLELossless)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    got: list[Dataset] = []
+
+    def on_store(event):
+        got.append(event.dataset)
+        got[-1].file_meta = event.file_meta
+        return 0x0000
+
+    ae = AE(ae_title="GETTER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP",
+                         ext_neg=[build_role(ds.SOPClassUID, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    guard_requestor(assoc)
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = study.study_uid
+    try:
+        final = list(assoc.send_c_get(ident, StudyRootQueryRetrieveInformationModelGet))[-1][0]
+    finally:
+        assoc.release()
+    assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1
+    assert got[0].file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert got[0].PixelData == plain

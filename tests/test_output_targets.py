@@ -288,7 +288,7 @@ retry = {{initial_seconds = 0.2, max_seconds = 0.2}}
     finally:
         again.stop()
     assert job["status"] == "DONE" and job["session"]["film_session_label"] == "RESTART"
-    [state] = job["deliveries"]
+    [state] = [t for t in job["deliveries"] if t["kind"] == "cups"]
     assert cups.wait_for_job(state["result"]["cups_job_id"])["job-state"] == "completed"
 
 
@@ -374,7 +374,7 @@ follow_print_job = 30
     finally:
         node.stop()
         upstream.stop()
-    [fwd] = job["deliveries"]
+    [fwd] = [t for t in job["deliveries"] if t["kind"] == "dicom"]
     if upstream_fails:
         assert job["status"] == "FAILURE" and fwd["state"] == "failed"
         assert "upstream Print Job failed (INVALID PAGE DES)" in fwd["last_error"]
@@ -402,4 +402,5 @@ def test_job_snapshot_keeps_its_targets(tmp_path):
         snapshot = json.loads((folder / "job.json").read_text())["targets"]
     finally:
         node.stop()
-    assert [t["type"] for t in snapshot] == ["png"]
+    # The archive keeps every job's films as an Encapsulated PDF (archive.store_films).
+    assert [t["type"] for t in snapshot] == ["png", "archive"]

@@ -1,0 +1,120 @@
+"""Printed films in the archive: Encapsulated PDF instances, linked to their patient."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pydicom
+import pytest
+from archive_data import Study, instance
+from dcmtk import HAVE_DCMTK, tool
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+from test_output_targets import films
+
+from printscp.archive.films import ENCAPSULATED_PDF
+from printscp.config import load_config
+from printscp.node import Node
+from printscp.print_scu import print_films
+from printscp.pynetdicom_fixes import guard_requestor
+
+
+def _store(port: int, ds: Dataset) -> None:
+    ae = AE(ae_title="CT1")
+    ae.add_requested_context(ds.SOPClassUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
+    try:
+        assert assoc.send_c_store(ds).Status == 0
+    finally:
+        assoc.release()
+
+
+def _films_in_archive(node: Node) -> list[pydicom.Dataset]:
+    archive = node.archive
+    return [archive.read(r) for r in archive.instances() if r.sop_class_uid == ENCAPSULATED_PDF]
+
+
+@pytest.mark.parametrize("label", ["ACC777", "P77", "NOTHING-KNOWN", ""])
+def test_each_printed_job_is_an_encapsulated_pdf_linked_by_its_label(tmp_path, label):
+    node = Node(load_config(None, port=0, bind="127.0.0.1",
+                            data_dir=str(tmp_path / "data"))).start()
+    try:
+        study = Study("P77", "KNEE^KATE", "20261101", "ACC777")
+        _store(node.port, instance(study, 0, 1))
+        print_films(films(2), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="CT1",
+                    session={"FilmSessionLabel": label} if label else None, collate=True)
+        assert node.spool.wait_idle(60)
+        [doc] = _films_in_archive(node)
+    finally:
+        node.stop()
+    pdf = bytes(doc.EncapsulatedDocument)
+    assert pdf.startswith(b"%PDF") and doc.MIMETypeOfEncapsulatedDocument == "application/pdf"
+    pdf_file = tmp_path / "film.pdf"
+    pdf_file.write_bytes(pdf.rstrip(b"\0"))
+    if shutil.which("pdfinfo"):
+        info = subprocess.run(["pdfinfo", str(pdf_file)], capture_output=True, text=True)
+        assert "Pages:           2" in info.stdout  # one page per film
+    if label == "ACC777":  # the study with that Accession Number
+        assert doc.StudyInstanceUID == study.study_uid and doc.PatientID == "P77"
+        assert doc.AccessionNumber == "ACC777"
+    elif label == "P77":  # that patient, a study of its own
+        assert doc.PatientID == "P77" and str(doc.PatientName) == "KNEE^KATE"
+        assert doc.StudyInstanceUID != study.study_uid
+    else:  # a patient of prints, named after the calling AE
+        assert doc.PatientID == "PRINTS-CT1" and str(doc.PatientName) == "PRINTS^CT1"
+    assert doc.Modality == "DOC" and doc.SOPClassUID == ENCAPSULATED_PDF
+
+
+@pytest.mark.skipif(not HAVE_DCMTK, reason="needs Debian's dcmtk")
+def test_films_are_found_and_retrieved_like_any_instance(tmp_path):
+    node = Node(load_config(None, port=0, bind="127.0.0.1",
+                            data_dir=str(tmp_path / "data"))).start()
+    try:
+        print_films(films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="MR2",
+                    session={"FilmSessionLabel": "BRAIN"})
+        assert node.spool.wait_idle(60)
+        res = subprocess.run([tool("findscu"), "-S", "-aec", "PRINTSCP",
+                              "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientID=PRINTS-MR2",
+                              "-k", "ModalitiesInStudy", "-k", "StudyInstanceUID",
+                              "127.0.0.1", str(node.port)], capture_output=True, text=True)
+        assert res.returncode == 0
+        assert "DOC" in res.stderr + res.stdout
+        out = tmp_path / "got"
+        out.mkdir()
+        [doc] = _films_in_archive(node)
+        res = subprocess.run([tool("getscu"), "-S", "-aec", "PRINTSCP", "-od", str(out),
+                              "-k", "QueryRetrieveLevel=STUDY",
+                              "-k", f"StudyInstanceUID={doc.StudyInstanceUID}",
+                              "127.0.0.1", str(node.port)], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+    finally:
+        node.stop()
+    [got] = list(out.iterdir())
+    assert pydicom.dcmread(got).EncapsulatedDocument == doc.EncapsulatedDocument
+
+
+def test_c_find_on_the_film_series(tmp_path):
+    node = Node(load_config(None, port=0, bind="127.0.0.1",
+                            data_dir=str(tmp_path / "data"))).start()
+    try:
+        print_films(films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="US3")
+        assert node.spool.wait_idle(60)
+        ae = AE(ae_title="Q")
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+        guard_requestor(assoc)
+        ident = Dataset()
+        ident.QueryRetrieveLevel = "STUDY"
+        ident.PatientID = "PRINTS-US3"
+        ident.StudyDescription = ""
+        ident.NumberOfStudyRelatedInstances = ""
+        model = StudyRootQueryRetrieveInformationModelFind
+        rsps = [ds for st, ds in assoc.send_c_find(ident, model) if st.Status == 0xFF00]
+        assoc.release()
+    finally:
+        node.stop()
+    assert [(r.StudyDescription, r.NumberOfStudyRelatedInstances) for r in rsps] == [
+        ("Printed films", 1)]

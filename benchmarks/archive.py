@@ -1,0 +1,816 @@
+"""Benchmark: printscp's archive side by side with Orthanc and DCMTK's dcmqrscp.
+
+Run:  python benchmarks/archive.py [--quick] [--only printscp,orthanc,dcmqrscp] [--runs N]
+
+Needs Debian's ``dcmtk`` (clients and dcmqrscp, used by absolute path under /usr/bin
+because pynetdicom installs Python apps of the same names) and ``orthanc`` (the
+``Orthanc`` binary, run by this script with its own generated configuration in a
+temporary directory, never the system service); a peer that is not installed is
+skipped with a message.  Every server listens on a free loopback port; the peers
+and every DCMTK client run with ``TCP_NODELAY=1`` in their environment (DCMTK and
+Orthanc only set the socket option when asked; printscp sets it itself), and the
+pynetdicom query client sets it on its socket.
+
+Measures, for printscp (``--workers 2``; store also ``--workers 1``), Orthanc and
+dcmqrscp, and prints a table with the ratio printscp / peer:
+
+1. Store rate: DCMTK ``storescu`` sending 300 CT images (512x512, 16-bit, Explicit VR
+   Little Endian, generated once with pydicom) on one association, and from 4
+   storescu processes at once (75 each).  Instances/s (first byte to last
+   process exit), median of ``--runs`` runs, each against a fresh server and an
+   empty data directory; the count stored is checked with a C-FIND afterwards.
+2. C-FIND latency with 50,000 indexed instances (1,000 studies x 2 series x 25
+   instances of 8x8 pixels, 500 patients): study level by Patient ID, by wildcard
+   Patient Name ``DOE*``, by a Study Date range, and image level for one series.
+   From a persistent pynetdicom association (20 repetitions, median ms) and from
+   DCMTK ``findscu`` (one process per query, median of 10).  The number of
+   matches must agree between servers.  Orthanc and dcmqrscp are populated over
+   the network (4 storescu processes at once); printscp through its Python API
+   (``Archive.receive``, the C-STORE handler's own path, durable) in 2 processes.
+3. C-GET and C-MOVE rate for a 100-instance study (512x512 16-bit), stored in the
+   same populated servers: DCMTK ``getscu`` and ``movescu`` (its own storage SCP on
+   ``+P``, registered as a move destination at each server).  Instances/s, median
+   of ``--runs``.
+
+``--quick`` shrinks everything (60 images to store, 1,000 indexed instances, a
+20-instance study, fewer repetitions) for a smoke run.  Clients and servers share
+the machine's cores.  Targets (archive issue): store rate >= Orthanc's; C-FIND
+faster than Orthanc and dcmqrscp on every query; C-GET/C-MOVE >= Orthanc's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import json
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import PYDICOM_ROOT_UID, CTImageStorage, ExplicitVRLittleEndian
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+ROOT = Path(__file__).resolve().parents[1]
+DCMTK = Path("/usr/bin")
+ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+NODELAY_ENV = {**os.environ, "TCP_NODELAY": "1"}
+SERVERS = ("printscp", "orthanc", "dcmqrscp")
+SURNAMES = ("DOE", "ROE", "POE", "LEE", "KIM", "RAY", "FOX", "COX", "DAY", "ASH")
+MOVE_AET = "MOVESCU"
+CLIENT_AETS = ("FINDSCU", "GETSCU", "MOVESCU", "STORESCU")
+
+
+# -- sizes -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    store_images: int = 300
+    store_parallel: int = 4
+    runs: int = 3
+    studies: int = 1000
+    series_per_study: int = 2
+    per_series: int = 25
+    retrieve_images: int = 100
+    find_repeats: int = 20
+    findscu_repeats: int = 10
+
+    @property
+    def indexed(self) -> int:
+        return self.studies * self.series_per_study * self.per_series
+
+
+QUICK = Plan(store_images=60, runs=1, studies=100, per_series=5, retrieve_images=20,
+             find_repeats=5, findscu_repeats=3)
+
+
+# -- data --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StudyInfo:
+    uid: str
+    patient_id: str
+    patient_name: str
+    date: str
+    accession: str
+    study_id: str
+
+
+def phantom(size: int, rng: np.random.Generator, z: int) -> np.ndarray:
+    """A 12-bit CT-like slice (stored values, intercept -1024): air, body, bone ring, noise."""
+    y, x = np.ogrid[:size, :size]
+    c = size / 2
+    r2 = ((x - c) / (0.42 * size)) ** 2 + ((y - c) / (0.32 * size)) ** 2
+    img = np.full((size, size), 24.0)
+    img[r2 < 1] = 1064.0
+    img[(r2 < 0.85) & (r2 > 0.7)] = 1824.0 + 8 * (z % 10)
+    img += rng.normal(0, 12, (size, size))
+    return np.clip(img, 0, 4095).astype(np.uint16)
+
+
+def ct_dataset(study: StudyInfo, series_uid: str, series_number: int, sop_uid: str,
+               instance: int, pixels: np.ndarray) -> Dataset:
+    """A CT Image with the header a scanner writes (Explicit VR Little Endian)."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid
+    for kw in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+        setattr(ds, kw, study.date)
+    ds.StudyTime, ds.SeriesTime = "101500", "101712"
+    ds.AcquisitionTime = ds.ContentTime = "101730"
+    ds.AccessionNumber = study.accession
+    ds.Modality = "CT"
+    ds.Manufacturer = "ACME Medical"
+    ds.InstitutionName = "General Hospital"
+    ds.ReferringPhysicianName = "SMITH^ANNA"
+    ds.StationName = "CT01"
+    ds.StudyDescription = "CT CHEST WITHOUT CONTRAST"
+    ds.SeriesDescription = f"AXIAL {series_number}.25mm"
+    ds.ManufacturerModelName = "Scanner 64"
+    ds.PatientName = study.patient_name
+    ds.PatientID = study.patient_id
+    ds.PatientBirthDate = "19600412"
+    ds.PatientSex = "F"
+    ds.PatientAge = "061Y"
+    ds.BodyPartExamined = "CHEST"
+    ds.SliceThickness = "1.25"
+    ds.KVP = "120"
+    ds.DataCollectionDiameter = "500"
+    ds.SoftwareVersions = "4.2"
+    ds.ReconstructionDiameter = "360"
+    ds.GantryDetectorTilt = "0"
+    ds.TableHeight = "160.5"
+    ds.RotationDirection = "CW"
+    ds.ExposureTime = "570"
+    ds.XRayTubeCurrent = "240"
+    ds.Exposure = "137"
+    ds.FilterType = "BODY FILTER"
+    ds.ConvolutionKernel = "STANDARD"
+    ds.PatientPosition = "HFS"
+    ds.StudyInstanceUID = study.uid
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyID = study.study_id
+    ds.SeriesNumber = series_number
+    ds.AcquisitionNumber = 1
+    ds.InstanceNumber = instance
+    ds.ImagePositionPatient = ["-180", "-180", f"{-1.25 * instance:.2f}"]
+    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.FrameOfReferenceUID = study.uid + ".7"
+    ds.PositionReferenceIndicator = ""
+    ds.SliceLocation = f"{-1.25 * instance:.2f}"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.PixelSpacing = ["0.703125", "0.703125"]
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    ds.PixelRepresentation = 0
+    ds.WindowCenter, ds.WindowWidth = "40", "400"
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
+    ds.PixelData = pixels.tobytes()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    return ds
+
+
+def encode(ds: Dataset) -> bytes:
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue()
+
+
+class DataSet:
+    """Every file the benchmark sends, written once under ``root``."""
+
+    def __init__(self, root: Path, plan: Plan) -> None:
+        self.root = root
+        self.plan = plan
+        self.uid_root = f"{PYDICOM_ROOT_UID}{random.randrange(10**7, 10**8)}"
+        rng = np.random.default_rng(7)
+        self.store_study = self._study(4, "PIDSTORE01", "STORE^CT", "20240105")
+        self.store_files = self._series(root / "store", self.store_study, 4,
+                                        plan.store_images, rng)
+        self.retrieve_study = self._study(5, "PIDRETR001", "RETRIEVE^CT", "20240106")
+        self.retrieve_files = self._series(root / "retrieve", self.retrieve_study, 5,
+                                           plan.retrieve_images, rng)
+        self.indexed_dirs = self._indexed(root / "indexed")
+
+    def _study(self, kind: int, pid: str, name: str, date: str) -> StudyInfo:
+        return StudyInfo(f"{self.uid_root}.{kind}.1", pid, name, date, f"ACC{kind}", str(kind))
+
+    def _series(self, folder: Path, study: StudyInfo, kind: int, n: int,
+                rng: np.random.Generator) -> list[Path]:
+        folder.mkdir(parents=True)
+        series_uid = f"{self.uid_root}.{kind}.2"
+        paths = []
+        for i in range(1, n + 1):
+            sop = f"{self.uid_root}.{kind}.3.{i}"
+            ds = ct_dataset(study, series_uid, 1, sop, i, phantom(512, rng, i))
+            path = folder / f"{sop}.dcm"
+            path.write_bytes(encode(ds))
+            paths.append(path)
+        return paths
+
+    # The indexed instances: templates encoded once by pydicom, then the fields that
+    # vary by study replaced in the bytes by values of the same length.
+    PH_UID, PH_PID, PH_NAME, PH_DATE = ".99999.", "PID999999", "ZZZ^PAT999999", "19990909"
+    PH_ACC, PH_SID = "ACC9999999", "S99999"
+
+    def study_number(self, s: int) -> dict[str, str]:
+        """The varying fields of indexed study ``s`` (patient ``s // 2``)."""
+        p = s // 2
+        day = dt.date(2020, 1, 1) + dt.timedelta(days=(s * 7919) % 1461)
+        return {self.PH_UID: f".{10000 + s}.", self.PH_PID: f"PID{p:06d}",
+                self.PH_NAME: f"{SURNAMES[p % len(SURNAMES)]}^PAT{p:06d}",
+                self.PH_DATE: day.strftime("%Y%m%d"), self.PH_ACC: f"ACC{s:07d}",
+                self.PH_SID: f"S{s:05d}"}
+
+    def indexed_uids(self, s: int, series: int = 1) -> tuple[str, str]:
+        """(study UID, series UID) of indexed study ``s``."""
+        return (f"{self.uid_root}.6.{10000 + s}.0", f"{self.uid_root}.7.{10000 + s}.{series}")
+
+    def _indexed(self, folder: Path, shards: int = 4) -> list[Path]:
+        plan = self.plan
+        study = StudyInfo(f"{self.uid_root}.6.99999.0", self.PH_PID, self.PH_NAME, self.PH_DATE, self.PH_ACC, self.PH_SID)
+        rng = np.random.default_rng(3)
+        templates: list[tuple[str, bytes]] = []
+        for k in range(1, plan.series_per_study + 1):
+            series_uid = f"{self.uid_root}.7.99999.{k}"
+            for i in range(1, plan.per_series + 1):
+                sop = f"{self.uid_root}.8.99999.{k}.{i}"
+                px = (rng.integers(0, 64, (8, 8)) + 1000).astype(np.uint16)
+                templates.append((sop, encode(ct_dataset(study, series_uid, k, sop, i, px))))
+        dirs = [folder / f"shard{n}" for n in range(shards)]
+        for d in dirs:
+            d.mkdir(parents=True)
+        for s in range(plan.studies):
+            values = self.study_number(s)
+            target = dirs[s % shards]
+            for sop, data in templates:
+                for old, new in values.items():
+                    assert len(old) == len(new), (old, new)
+                    data = data.replace(old.encode(), new.encode())
+                (target / (sop.replace(".99999.", values[self.PH_UID]) + ".dcm")
+                 ).write_bytes(data)
+        return dirs
+
+
+# -- processes and ports ---------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run(cmd: Sequence[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), env=NODELAY_ENV, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def timed_parallel(cmds: Sequence[Sequence[str]], timeout: float = 900) -> float:
+    """Start all commands at once; seconds until the last one exits (errors raise)."""
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(list(c), env=NODELAY_ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for c in cmds]
+    outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    elapsed = time.perf_counter() - t0
+    for c, p, out in zip(cmds, procs, outs, strict=True):
+        if p.returncode != 0:
+            raise RuntimeError(f"{Path(c[0]).name} exited {p.returncode}: {out[-600:]}")
+    return elapsed
+
+
+# -- servers ---------------------------------------------------------------------------
+class Server:
+    name = ""
+    aet = ""
+    populate_how = ""
+
+    def __init__(self, move_port: int) -> None:
+        self.move_port = move_port
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+        self.log: Any = None
+
+    @staticmethod
+    def available() -> str | None:
+        """None if the server can run here, else why not."""
+        return None
+
+    def start(self, work: Path) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def populate(self, dirs: Sequence[Path], work: Path) -> float:
+        """Load the indexed instances (server already started on ``work``); seconds."""
+        files = [[str(p) for p in sorted(d.iterdir())] for d in dirs]
+        return timed_parallel([[str(DCMTK / "storescu"), "-aec", self.aet, "127.0.0.1",
+                                str(self.port), *f] for f in files])
+
+
+class PrintSCPServer(Server):
+    aet = "PRINTSCP"
+    populate_how = "Python API Archive.receive (2 processes)"
+
+    def __init__(self, move_port: int, workers: int = 2) -> None:
+        super().__init__(move_port)
+        self.workers = workers
+        self.name = "printscp" if workers == 2 else f"printscp-w{workers}"
+
+    def start(self, work: Path) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.log = open(work / "server.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "printscp", "serve", "--port", "0", "--bind", "127.0.0.1",
+             "--data-dir", str(work / "data"), "--workers", str(self.workers),
+             "--remote", f"{MOVE_AET}@127.0.0.1:{self.move_port}"],
+            stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        found = re.search(r":(\d+);", line)
+        if not found:
+            raise RuntimeError(f"printscp did not start: {line!r}; see {work / 'server.log'}")
+        self.port = int(found.group(1))
+        wait_port(self.port, self.proc)
+
+    def populate(self, dirs: Sequence[Path], work: Path) -> float:
+        shards = [sorted(d.iterdir()) for d in dirs]
+        halves = [[p for s in shards[i::2] for p in s] for i in range(2)]
+        t0 = time.perf_counter()
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(2) as pool:
+            bad = sum(pool.starmap(_printscp_receive,
+                                   [(str(work / "data"), [str(p) for p in h]) for h in halves]))
+        if bad:
+            raise RuntimeError(f"printscp refused {bad} instances")
+        return time.perf_counter() - t0
+
+
+def _printscp_receive(data_dir: str, paths: list[str]) -> int:
+    from printscp.archive.archive import Archive
+
+    archive = Archive(Path(data_dir))
+    bad = 0
+    for p in paths:
+        path = Path(p)
+        outcome = archive.receive(path.read_bytes(), str(CTImageStorage), path.stem)
+        bad += outcome.status != 0
+    archive.index.close()
+    return bad
+
+
+class OrthancServer(Server):
+    name = "orthanc"
+    aet = "ORTHANC"
+    populate_how = "network: 4 storescu processes at once"
+
+    @staticmethod
+    def available() -> str | None:
+        if not Path(ORTHANC_BIN).exists():
+            return "Orthanc not installed (apt-get install -y orthanc)"
+        return None
+
+    def start(self, work: Path) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.port, http = free_port(), free_port()
+        modalities = {aet.lower(): [aet, "127.0.0.1", self.move_port if aet == MOVE_AET
+                                    else 104] for aet in CLIENT_AETS}
+        config = {
+            "Name": "bench", "StorageDirectory": str(work / "storage"),
+            "IndexDirectory": str(work / "index"), "DicomAet": self.aet,
+            "DicomPort": self.port, "HttpPort": http, "DicomModalities": modalities,
+            "DicomCheckCalledAet": False, "StorageCompression": False,
+            "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [],
+            "SaveJobs": False,
+        }
+        (work / "orthanc.json").write_text(json.dumps(config, indent=1))
+        self.log = open(work / "server.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([ORTHANC_BIN, str(work / "orthanc.json")],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=NODELAY_ENV)
+        self.http = http
+        wait_port(self.port, self.proc)
+        wait_port(http, self.proc)
+
+    def statistics(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/statistics", timeout=10) as r:
+            return json.loads(r.read())
+
+
+class DcmqrscpServer(Server):
+    name = "dcmqrscp"
+    aet = "DCMQRSCP"
+    populate_how = "network: 4 storescu processes at once"
+
+    @staticmethod
+    def available() -> str | None:
+        if not (DCMTK / "dcmqrscp").exists():
+            return "dcmqrscp not installed (apt-get install -y dcmtk)"
+        return None
+
+    def start(self, work: Path) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        area = work / "db"
+        area.mkdir(exist_ok=True)
+        self.port = free_port()
+        (work / "dcmqrscp.cfg").write_text(
+            f"NetworkTCPPort = {self.port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n"
+            "HostTable BEGIN\n"
+            f"movescu = ({MOVE_AET}, 127.0.0.1, {self.move_port})\n"
+            "HostTable END\nVendorTable BEGIN\nVendorTable END\n"
+            "AETable BEGIN\n"
+            f"{self.aet} {area} RW (100000, 1024mb) ANY\n"
+            "AETable END\n")
+        self.log = open(work / "server.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([str(DCMTK / "dcmqrscp"), "-c", str(work / "dcmqrscp.cfg")],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=NODELAY_ENV,
+                                     cwd=work)
+        wait_port(self.port, self.proc)
+
+
+# -- clients ---------------------------------------------------------------------------
+def _no_delay(event: Any) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@contextlib.contextmanager
+def find_association(server: Server) -> Iterator[Any]:
+    ae = AE(ae_title="FINDSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = 300
+    assoc = ae.associate("127.0.0.1", server.port, ae_title=server.aet,
+                         evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)])
+    if not assoc.is_established:
+        raise RuntimeError(f"{server.name}: C-FIND association refused")
+    try:
+        yield assoc
+    finally:
+        assoc.release()
+
+
+def c_find(assoc: Any, keys: dict[str, str]) -> int:
+    """Send one query; return the number of matches (failure statuses raise)."""
+    ds = Dataset()
+    for kw, value in keys.items():
+        setattr(ds, kw, value)
+    n = 0
+    for status, _ in assoc.send_c_find(ds, StudyRootQueryRetrieveInformationModelFind):
+        if status is None:
+            raise RuntimeError("C-FIND: no response (timeout or abort)")
+        code = int(status.Status)
+        if code in (0xFF00, 0xFF01):
+            n += 1
+        elif code != 0:
+            raise RuntimeError(f"C-FIND status 0x{code:04X} "
+                               f"{status.get('ErrorComment', '')}")
+    return n
+
+
+def findscu(server: Server, keys: dict[str, str]) -> tuple[float, int]:
+    args = [str(DCMTK / "findscu"), "-v", "-S", "-aet", "FINDSCU", "-aec", server.aet]
+    for kw, value in keys.items():
+        args += ["-k", f"{kw}={value}" if value else kw]
+    t0 = time.perf_counter()
+    out = run([*args, "127.0.0.1", str(server.port)], timeout=300)
+    elapsed = time.perf_counter() - t0
+    text = out.stdout + out.stderr
+    if out.returncode != 0:
+        raise RuntimeError(f"findscu exited {out.returncode}: {text[-500:]}")
+    return elapsed, len(re.findall(r"Find Response: \d+ \(Pending", text))
+
+
+STUDY_KEYS = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": "", "PatientName": "",
+              "PatientID": "", "StudyDate": "", "StudyTime": "", "AccessionNumber": "",
+              "StudyID": "", "StudyDescription": ""}
+
+
+def queries(data: DataSet) -> dict[str, dict[str, str]]:
+    study_uid, series_uid = data.indexed_uids(min(123, data.plan.studies - 1), 1)
+    pid = f"PID{min(123, data.plan.studies - 1) // 2:06d}"
+    return {
+        "study by PatientID": {**STUDY_KEYS, "PatientID": pid},
+        "study by PatientName DOE*": {**STUDY_KEYS, "PatientName": "DOE*"},
+        "study by StudyDate range": {**STUDY_KEYS, "StudyDate": "20210101-20210131"},
+        "image level, one series": {
+            "QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study_uid,
+            "SeriesInstanceUID": series_uid, "SOPInstanceUID": "", "SOPClassUID": "",
+            "InstanceNumber": ""},
+    }
+
+
+def expected_matches(data: DataSet) -> dict[str, int]:
+    plan = data.plan
+    s = min(123, plan.studies - 1)
+    p = s // 2
+    dates = [data.study_number(i)[data.PH_DATE] for i in range(plan.studies)]
+    return {
+        "study by PatientID": sum(1 for i in range(plan.studies) if i // 2 == p),
+        "study by PatientName DOE*": sum(1 for i in range(plan.studies)
+                                         if SURNAMES[(i // 2) % len(SURNAMES)] == "DOE"),
+        "study by StudyDate range": sum("20210101" <= d <= "20210131" for d in dates),
+        "image level, one series": plan.per_series,
+    }
+
+
+def count_instances(server: Server, study_uid: str) -> int:
+    with find_association(server) as assoc:
+        return c_find(assoc, {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study_uid,
+                              "SOPInstanceUID": ""})
+
+
+# -- measurements ----------------------------------------------------------------------
+@dataclass
+class Results:
+    store: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    find: dict[str, dict[str, float]] = field(default_factory=dict)
+    findscu: dict[str, dict[str, float]] = field(default_factory=dict)
+    matches: dict[str, dict[str, int]] = field(default_factory=dict)
+    retrieve: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    populate: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def measure_store(server: Server, data: DataSet, work: Path, res: Results) -> None:
+    plan = data.plan
+    files = [str(p) for p in data.store_files]
+    per = len(files) // plan.store_parallel
+    modes = {
+        f"1 assoc x {len(files)}": [files],
+        f"{plan.store_parallel} assoc x {per}": [files[i * per:(i + 1) * per]
+                                                 for i in range(plan.store_parallel)],
+    }
+    for mode, groups in modes.items():
+        rates = res.store.setdefault(server.name, {}).setdefault(mode, [])
+        for r in range(plan.runs):
+            folder = work / f"store-{server.name}-{len(groups)}-{r}"
+            server.start(folder)
+            try:
+                cmds = [[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
+                         str(server.port), *g] for g in groups]
+                elapsed = timed_parallel(cmds)
+                stored = count_instances(server, data.store_study.uid)
+            finally:
+                server.stop()
+                shutil.rmtree(folder, ignore_errors=True)
+            sent = sum(len(g) for g in groups)
+            if stored != sent:
+                res.problems.append(f"{server.name} store {mode} run {r + 1}: C-FIND finds "
+                                    f"{stored} of {sent} instances sent")
+            rates.append(sent / elapsed)
+            say(f"  {server.name:12s} store {mode:14s} run {r + 1}: {sent / elapsed:7.1f} inst/s")
+
+
+def measure_archive(server: Server, data: DataSet, work: Path, res: Results) -> None:
+    """Populate, then C-FIND latency, then C-GET / C-MOVE rate, on one server."""
+    plan = data.plan
+    folder = work / f"archive-{server.name}"
+    if isinstance(server, PrintSCPServer):
+        # The API writes the data dir before the server starts (no concurrent writer).
+        t = server.populate(data.indexed_dirs, folder)
+        server.start(folder)
+    else:
+        server.start(folder)
+        t = server.populate(data.indexed_dirs, folder)
+    try:
+        res.populate[server.name] = (f"{server.populate_how}: {plan.indexed} instances in "
+                                     f"{t:.0f} s ({plan.indexed / t:.0f}/s)")
+        say(f"  {server.name:12s} populated: {res.populate[server.name]}")
+        timed_parallel([[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
+                         str(server.port), *map(str, data.retrieve_files)]])
+        _measure_find(server, data, res)
+        _measure_retrieve(server, data, work, res)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _measure_find(server: Server, data: DataSet, res: Results) -> None:
+    plan = data.plan
+    qs = queries(data)
+    with find_association(server) as assoc:
+        for label, keys in qs.items():
+            times, counts = [], set()
+            for _ in range(plan.find_repeats):
+                t0 = time.perf_counter()
+                counts.add(c_find(assoc, keys))
+                times.append(time.perf_counter() - t0)
+            res.find.setdefault(server.name, {})[label] = statistics.median(times) * 1000
+            res.matches.setdefault(server.name, {})[label] = counts.pop() if len(counts) == 1 \
+                else -1
+            say(f"  {server.name:12s} C-FIND {label:26s} pynetdicom "
+                f"{statistics.median(times) * 1000:8.1f} ms  ({sorted(counts) or ''}"
+                f"{res.matches[server.name][label]} matches)")
+    for label, keys in qs.items():
+        times = []
+        for _ in range(plan.findscu_repeats):
+            elapsed, n = findscu(server, keys)
+            times.append(elapsed)
+            if n != res.matches[server.name][label]:
+                res.problems.append(f"{server.name} {label}: findscu counted {n} matches, "
+                                    f"pynetdicom {res.matches[server.name][label]}")
+        res.findscu.setdefault(server.name, {})[label] = statistics.median(times) * 1000
+        say(f"  {server.name:12s} C-FIND {label:26s} findscu    "
+            f"{statistics.median(times) * 1000:8.1f} ms")
+
+
+def _measure_retrieve(server: Server, data: DataSet, work: Path, res: Results) -> None:
+    plan = data.plan
+    n = len(data.retrieve_files)
+    key = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={data.retrieve_study.uid}"]
+    out = work / "received"
+    commands = {
+        "C-GET (getscu)": [str(DCMTK / "getscu"), "-S", "-aet", "GETSCU", "-aec", server.aet,
+                           *key, "-od", str(out), "127.0.0.1", str(server.port)],
+        "C-MOVE (movescu)": [str(DCMTK / "movescu"), "-S", "-aet", MOVE_AET, "-aec",
+                             server.aet, "-aem", MOVE_AET, "+P", str(server.move_port), *key,
+                             "-od", str(out), "127.0.0.1", str(server.port)],
+    }
+    for label, cmd in commands.items():
+        rates = res.retrieve.setdefault(server.name, {}).setdefault(label, [])
+        for r in range(plan.runs):
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            elapsed = timed_parallel([cmd])
+            got = sum(1 for _ in out.iterdir())
+            if got != n:
+                res.problems.append(f"{server.name} {label} run {r + 1}: received {got} of {n}")
+            rates.append(got / elapsed)
+            say(f"  {server.name:12s} {label:16s} run {r + 1}: {got / elapsed:7.1f} inst/s "
+                f"({got} received)")
+    shutil.rmtree(out, ignore_errors=True)
+
+
+# -- report ----------------------------------------------------------------------------
+def table(title: str, rows: dict[str, dict[str, float]], names: list[str], unit: str,
+          ours: str = "printscp") -> None:
+    peers = [n for n in names if n in ("orthanc", "dcmqrscp")]
+    cols = [*names, *(f"{ours}/{p}" for p in peers)]
+    say(f"\n{title} ({unit})")
+    say(f"{'':28s}" + "".join(f"{c:>18s}" for c in cols))
+    for label, values in rows.items():
+        cells = [f"{values[n]:18.1f}" if n in values else f"{'-':>18s}" for n in names]
+        for p in peers:
+            ok = ours in values and p in values and values[p] > 0
+            cells.append(f"{values[ours] / values[p]:18.2f}" if ok else f"{'-':>18s}")
+        say(f"{label:28s}" + "".join(cells))
+
+
+def pivot(data: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for server, rows in data.items():
+        for label, value in rows.items():
+            out.setdefault(label, {})[server] = value
+    return out
+
+
+def report(res: Results, names: list[str], plan: Plan) -> None:
+    store = {s: {m: statistics.median(v) for m, v in rows.items()}
+             for s, rows in res.store.items()}
+    retrieve = {s: {m: statistics.median(v) for m, v in rows.items()}
+                for s, rows in res.retrieve.items()}
+    store_names = [n for n in ("printscp", "printscp-w1", "orthanc", "dcmqrscp") if n in store]
+    table(f"Store rate, {plan.store_images} CT 512x512x16 (median of {plan.runs})",
+          pivot(store), store_names, "instances/s; ratio > 1: printscp faster")
+    table(f"C-FIND, {plan.indexed} indexed instances, persistent pynetdicom association "
+          f"(median of {plan.find_repeats})", pivot(res.find), names,
+          "ms; ratio < 1: printscp faster")
+    table(f"C-FIND, one findscu process per query (median of {plan.findscu_repeats})",
+          pivot(res.findscu), names, "ms; ratio < 1: printscp faster")
+    table(f"Retrieve a {plan.retrieve_images}-instance study 512x512x16 (median of "
+          f"{plan.runs})", pivot(retrieve), names, "instances/s; ratio > 1: printscp faster")
+    say("\nMatches per query: " + "; ".join(
+        f"{label}: " + ", ".join(f"{s} {res.matches[s][label]}" for s in res.matches)
+        for label in next(iter(res.matches.values()), {})))
+    say("Population: " + "; ".join(f"{s}: {how}" for s, how in res.populate.items()))
+
+
+def check_matches(res: Results, data: DataSet) -> None:
+    expected = expected_matches(data)
+    for server, rows in res.matches.items():
+        for label, n in rows.items():
+            if n != expected[label]:
+                res.problems.append(f"{server} {label}: {n} matches, expected {expected[label]}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", default=",".join(SERVERS),
+                        help="comma-separated servers (default: all)")
+    parser.add_argument("--runs", type=int, help="runs per store/retrieve rate (default 3)")
+    parser.add_argument("--skip", default="", help="comma-separated phases: store,archive")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else Plan()
+    if args.runs:
+        plan = Plan(**{**plan.__dict__, "runs": args.runs})
+    wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(wanted) - set(SERVERS)
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+    if not (DCMTK / "storescu").exists():
+        print("DCMTK clients missing under /usr/bin (apt-get install -y dcmtk)", file=sys.stderr)
+        return 2
+    skip = set(args.skip.split(","))
+    move_port = free_port()
+    factories: dict[str, Callable[[], Server]] = {
+        "printscp": lambda: PrintSCPServer(move_port, 2), "orthanc": lambda: OrthancServer(
+            move_port), "dcmqrscp": lambda: DcmqrscpServer(move_port)}
+    servers: list[Server] = []
+    for name in wanted:
+        server = factories[name]()
+        why = server.available()
+        if why:
+            say(f"skipping {name}: {why}")
+        else:
+            servers.append(server)
+    names = [s.name for s in servers]
+    t_start = time.perf_counter()
+    say(f"printscp archive benchmark{' (--quick)' if args.quick else ''}: "
+        f"{', '.join(names)}; {os.cpu_count()} cores; clients and servers on one machine.")
+    say("Orthanc, dcmqrscp and every DCMTK client run with TCP_NODELAY=1; printscp and the "
+        "pynetdicom query client set TCP_NODELAY on their sockets.")
+    with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        data = DataSet(work / "dicom", plan)
+        say(f"generated {len(data.store_files)} + {len(data.retrieve_files)} CT 512x512 and "
+            f"{plan.indexed} 8x8 instances in {time.perf_counter() - t0:.1f} s")
+        res = Results()
+        if "store" not in skip:
+            say("\n== store")
+            for server in servers:
+                measure_store(server, data, work, res)
+                if isinstance(server, PrintSCPServer):
+                    measure_store(PrintSCPServer(move_port, 1), data, work, res)
+        if "archive" not in skip:
+            say(f"\n== C-FIND / C-GET / C-MOVE with {plan.indexed} indexed instances")
+            for server in servers:
+                try:
+                    measure_archive(server, data, work, res)
+                except Exception as exc:
+                    res.problems.append(f"{server.name}: {exc}")
+                    say(f"  {server.name}: FAILED: {exc}")
+        check_matches(res, data)
+        report(res, names, plan)
+    say(f"\nTotal run time {time.perf_counter() - t_start:.0f} s.")
+    if res.problems:
+        say("PROBLEMS:\n  " + "\n  ".join(res.problems))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -161,6 +161,51 @@ def _from_json(text: str) -> Dataset:
     return Dataset.from_json(text)
 
 
+def _fingerprint(ds: Dataset, level: Level) -> tuple[str | None, ...]:
+    return tuple(str(ds[kw].value) if kw in ds else None for kw in LEVEL_KEYWORDS[level])
+
+
+_KEY_COLUMN = {Level.PATIENT: "patient_key", Level.STUDY: "study_uid",
+               Level.SERIES: "series_uid"}
+
+#: Insert-or-update of each level row, parents first.
+_UPSERTS: dict[Level, tuple[str, str]] = {
+    Level.PATIENT: ("patients",
+                    "INSERT INTO patients (patient_key, patient_id, patient_name, birth_date, sex,"
+                    " attrs) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (patient_key) DO UPDATE SET"
+                    " patient_name = excluded.patient_name, birth_date = excluded.birth_date,"
+                    " sex = excluded.sex, attrs = excluded.attrs"),
+    Level.STUDY: ("studies",
+                  "INSERT INTO studies (patient_pk, study_uid, study_date, study_time,"
+                  " accession_number, study_id, referring_physician, study_description, attrs)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (study_uid) DO UPDATE SET"
+                  " study_date = excluded.study_date, study_time = excluded.study_time,"
+                  " accession_number = excluded.accession_number,"
+                  " study_id = excluded.study_id,"
+                  " referring_physician = excluded.referring_physician,"
+                  " study_description = excluded.study_description, attrs = excluded.attrs"),
+    Level.SERIES: ("series",
+                   "INSERT INTO series (study_pk, series_uid, modality, series_number,"
+                   " series_date, attrs) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (series_uid)"
+                   " DO UPDATE SET modality = excluded.modality,"
+                   " series_number = excluded.series_number,"
+                   " series_date = excluded.series_date, attrs = excluded.attrs"),
+}
+
+
+def _upsert_values(level: Level, ds: Dataset, parent: int | None, key: str) -> tuple:
+    attrs = _json(level_dataset(ds, level))
+    if level is Level.PATIENT:
+        return (key, _column(ds, "PatientID"), _column(ds, "PatientName"),
+                _column(ds, "PatientBirthDate"), _column(ds, "PatientSex"), attrs)
+    if level is Level.STUDY:
+        return (parent, key, _column(ds, "StudyDate"), _column(ds, "StudyTime"),
+                _column(ds, "AccessionNumber"), _column(ds, "StudyID"),
+                _column(ds, "ReferringPhysicianName"), _column(ds, "StudyDescription"), attrs)
+    return (parent, key, _column(ds, "Modality"), _column(ds, "SeriesNumber"),
+            _column(ds, "SeriesDate"), attrs)
+
+
 def _column(ds: Dataset, keyword: str) -> str | None:
     if keyword not in ds:
         return None
@@ -196,6 +241,8 @@ class Index:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        #: (level, key) -> (attribute fingerprint, row pk) of level rows written here.
+        self._levels: dict[tuple[Level, str], tuple[tuple[str | None, ...], int]] = {}
         with self._connect() as db:
             db.executescript(SCHEMA)
 
@@ -236,47 +283,33 @@ class Index:
         any.  With ``replace`` false an instance already stored is kept and the staged
         file discarded.
         """
-        patient = level_dataset(ds, Level.PATIENT)
-        study = level_dataset(ds, Level.STUDY)
-        series = level_dataset(ds, Level.SERIES)
         instance = level_dataset(ds, Level.IMAGE)
         patient_key = "\\".join((str(ds.get("PatientID", "") or ""),
                                  str(ds.get("IssuerOfPatientID", "") or "")))
+        keys = {Level.PATIENT: patient_key, Level.STUDY: str(ds.StudyInstanceUID),
+                Level.SERIES: str(ds.SeriesInstanceUID)}
+        prints = {level: _fingerprint(ds, level) for level in keys}
         old_path: Path | None = None
+        known: dict[Level, int] = {}
         with self._write() as db:
             row = db.execute("SELECT path FROM instances WHERE sop_uid = ?",
                              (str(ds.SOPInstanceUID),)).fetchone()
             if row is not None and not replace:
                 staged.temp.unlink(missing_ok=True)
                 return StoreResult.KEPT, None
-            db.execute(
-                "INSERT INTO patients (patient_key, patient_id, patient_name, birth_date, sex,"
-                " attrs) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (patient_key) DO UPDATE SET"
-                " patient_name = excluded.patient_name, birth_date = excluded.birth_date,"
-                " sex = excluded.sex, attrs = excluded.attrs",
-                (patient_key, _column(ds, "PatientID"), _column(ds, "PatientName"),
-                 _column(ds, "PatientBirthDate"), _column(ds, "PatientSex"), _json(patient)))
-            (patient_pk,) = db.execute("SELECT pk FROM patients WHERE patient_key = ?",
-                                       (patient_key,)).fetchone()
-            db.execute(
-                "INSERT INTO studies (patient_pk, study_uid, study_date, study_time,"
-                " accession_number, study_id, referring_physician, study_description, attrs)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (study_uid) DO UPDATE SET"
-                " attrs = excluded.attrs",
-                (patient_pk, str(ds.StudyInstanceUID), _column(ds, "StudyDate"),
-                 _column(ds, "StudyTime"), _column(ds, "AccessionNumber"),
-                 _column(ds, "StudyID"), _column(ds, "ReferringPhysicianName"),
-                 _column(ds, "StudyDescription"), _json(study)))
-            (study_pk,) = db.execute("SELECT pk FROM studies WHERE study_uid = ?",
-                                     (str(ds.StudyInstanceUID),)).fetchone()
-            db.execute(
-                "INSERT INTO series (study_pk, series_uid, modality, series_number,"
-                " series_date, attrs) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (series_uid)"
-                " DO UPDATE SET attrs = excluded.attrs",
-                (study_pk, str(ds.SeriesInstanceUID), _column(ds, "Modality"),
-                 _column(ds, "SeriesNumber"), _column(ds, "SeriesDate"), _json(series)))
-            (series_pk,) = db.execute("SELECT pk FROM series WHERE series_uid = ?",
-                                      (str(ds.SeriesInstanceUID),)).fetchone()
+            # A level row this process wrote with the same attributes is not rewritten:
+            # most instances of a series repeat them, and JSON and upserts are the cost.
+            parent = None
+            for level, (table, sql) in _UPSERTS.items():
+                cached = self._levels.get((level, keys[level]))
+                if cached is not None and cached[0] == prints[level]:
+                    known[level] = parent = cached[1]
+                    continue
+                db.execute(sql, _upsert_values(level, ds, parent, keys[level]))
+                (parent,) = db.execute(f"SELECT pk FROM {table} WHERE {_KEY_COLUMN[level]} = ?",
+                                       (keys[level],)).fetchone()
+                known[level] = parent
+            series_pk = parent
             final = files.commit(staged)
             relative = files.relative(final)
             if row is not None and row[0] != relative:
@@ -294,6 +327,10 @@ class Index:
                 (series_pk, str(ds.SOPInstanceUID), str(ds.SOPClassUID),
                  _column(ds, "InstanceNumber"), transfer_syntax, relative, staged.size,
                  staged.sha256, _now(), source_ae, _json(instance)))
+        for level, pk in known.items():  # committed: remember what the rows hold
+            if len(self._levels) > 10000:
+                self._levels.clear()
+            self._levels[(level, keys[level])] = (prints[level], pk)
         return (StoreResult.REPLACED if row is not None else StoreResult.STORED), old_path
 
     # -- reading ---------------------------------------------------------------------

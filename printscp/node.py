@@ -34,7 +34,14 @@ from printscp.outputs.targets import ArchiveTarget, CupsTarget, DicomTarget, Tar
 from printscp.printing import job_render
 from printscp.printing.profile import OutputProfile
 from printscp.printing.spool import Spool
-from printscp.services import print_management, query_retrieve, storage, verification
+from printscp.services import (
+    commitment,
+    dispatch,
+    print_management,
+    query_retrieve,
+    storage,
+    verification,
+)
 
 LOGGER = logging.getLogger("printscp.node")
 
@@ -145,8 +152,10 @@ class Node:
                            executor_factory=_render_process, deliver=self._deliver)
         self.print_service = print_management.PrintService(config, self.spool)
         self.archive: Archive | None = None
+        self.commitment: commitment.CommitmentService | None = None
         if config.archive.enabled:
             self.archive = Archive(data, DuplicatePolicy(config.archive.duplicates))
+            self.commitment = commitment.CommitmentService(self.archive, config)
         self.access = AccessPolicy(config.called_ae_titles, config.access.calling_ae_titles,
                                    config.access.require_called_ae)
         self.ae = self._build_ae()
@@ -184,6 +193,7 @@ class Node:
         for uid in SUPPORTED_CLASSES:
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
         if self.archive is not None:
+            ae.add_supported_context(commitment.STORAGE_COMMITMENT, TRANSFER_SYNTAXES)
             for uid in query_retrieve.QR_CLASSES:
                 ae.add_supported_context(uid, TRANSFER_SYNTAXES)
             # Both roles: a C-GET requester takes the SCP role for the storage classes.
@@ -216,10 +226,18 @@ class Node:
         return [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, verification.handle_echo),
-            *print_management.event_handlers(self.print_service),
+            *dispatch.combine(print_management.event_handlers(self.print_service),
+                              self._services_by_class()),
             *(query_retrieve.event_handlers(self.archive, self.config)
               if self.archive is not None else []),
         ]
+
+    def _services_by_class(self) -> dict[str, list[tuple[Any, ...]]]:
+        """DIMSE-N services other than Print Management, by SOP Class."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        if self.commitment is not None:
+            out[commitment.STORAGE_COMMITMENT] = commitment.event_handlers(self.commitment)
+        return out
 
     @property
     def port(self) -> int:
@@ -228,6 +246,8 @@ class Node:
 
     def start(self) -> Node:
         self.spool.start(recover=self.recover)
+        if self.commitment is not None:
+            self.commitment.start()
         self.print_service.start_monitor()
         self.server = self.ae.make_server(
             (self.config.bind, self.config.port), evt_handlers=self.handlers(),
@@ -250,6 +270,8 @@ class Node:
         for assoc in list(self.ae.active_associations):
             assoc.abort()
         self.print_service.stop_monitor()
+        if self.commitment is not None:
+            self.commitment.stop()
         self.spool.stop()
 
     def __enter__(self) -> Node:

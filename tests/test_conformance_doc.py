@@ -15,6 +15,7 @@ from printscp.config import AccessConfig, ArchiveConfig, NodeConfig, PrinterConf
 from printscp.node import SUPPORTED_CLASSES, TRANSFER_SYNTAXES
 from printscp.printing.enums import FilmSize, MagnificationType, MediumType
 from printscp.services import print_management as pm
+from printscp.services.commitment import STORAGE_COMMITMENT
 from printscp.services.query_retrieve import QR_CLASSES
 from printscp.services.storage import STORAGE_TRANSFER_SYNTAXES
 
@@ -31,7 +32,7 @@ def test_sop_classes_and_transfer_syntaxes_are_documented():
     text = (DOCS / "conformance.md").read_text()
     for uid in SUPPORTED_CLASSES + [str(t) for t in TRANSFER_SYNTAXES]:
         assert uid in text
-    for uid in QR_CLASSES + STORAGE_TRANSFER_SYNTAXES:
+    for uid in QR_CLASSES + STORAGE_TRANSFER_SYNTAXES + [STORAGE_COMMITMENT]:
         assert str(uid) in text, uid
     for uid in (pm.uids.BASIC_FILM_SESSION, pm.uids.BASIC_FILM_BOX,
                 pm.uids.BASIC_GRAYSCALE_IMAGE_BOX, pm.uids.BASIC_COLOR_IMAGE_BOX,

@@ -1,0 +1,30 @@
+"""Modality Performed Procedure Step (PS3.4 Annex F): what the modalities report they did.
+
+:mod:`printscp.mpps.store` keeps each step in the node's ``index.sqlite``,
+:mod:`printscp.mpps.report` lists them and sums up use per station, and
+:mod:`printscp.services.mpps` is the DIMSE side (N-CREATE / N-SET).
+"""
+
+from printscp.mpps.store import (
+    COMPLETED,
+    DISCONTINUED,
+    FINAL_STATUSES,
+    IN_PROGRESS,
+    MppsStore,
+    StepExists,
+    StepFinal,
+    StepNotFound,
+    StepRecord,
+)
+
+__all__ = [
+    "COMPLETED",
+    "DISCONTINUED",
+    "FINAL_STATUSES",
+    "IN_PROGRESS",
+    "MppsStore",
+    "StepExists",
+    "StepFinal",
+    "StepNotFound",
+    "StepRecord",
+]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from calibration.cli import add_calibrate_parser
 from printscp import __version__
+from printscp.mpps.cli import add_mpps_parser
 from printscp.printing.enums import (
     FilmOrientation,
     FilmSize,
@@ -458,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_jobs_parser(sub)
     _add_archive_parser(sub)
     _add_media_parser(sub)
+    add_mpps_parser(sub)
     add_calibrate_parser(sub)
     return parser
 

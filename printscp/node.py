@@ -29,6 +29,7 @@ from printscp import __version__, uids
 from printscp.access import AccessPolicy
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
+from printscp.mpps.store import MPPS_SOP_CLASS, MppsStore
 from printscp.outputs.delivery import DeliveryError
 from printscp.outputs.targets import ArchiveTarget, CupsTarget, DicomTarget, Target
 from printscp.printing import job_render
@@ -37,6 +38,7 @@ from printscp.printing.spool import Spool
 from printscp.services import (
     commitment,
     dispatch,
+    mpps,
     print_management,
     query_retrieve,
     storage,
@@ -151,6 +153,9 @@ class Node:
         self.spool = Spool(data, renderer, max_queued=config.max_queued_jobs,
                            executor_factory=_render_process, deliver=self._deliver)
         self.print_service = print_management.PrintService(config, self.spool)
+        self.mpps_store = MppsStore(data)
+        #: Called when a performed step starts, completes or is discontinued.
+        self.mpps_hooks = mpps.StatusListeners()
         self.archive: Archive | None = None
         self.commitment: commitment.CommitmentService | None = None
         if config.archive.enabled:
@@ -192,6 +197,7 @@ class Node:
         ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         for uid in SUPPORTED_CLASSES:
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
+        ae.add_supported_context(MPPS_SOP_CLASS, TRANSFER_SYNTAXES)
         if self.archive is not None:
             ae.add_supported_context(commitment.STORAGE_COMMITMENT, TRANSFER_SYNTAXES)
             for uid in query_retrieve.QR_CLASSES:
@@ -234,7 +240,8 @@ class Node:
 
     def _services_by_class(self) -> dict[str, list[tuple[Any, ...]]]:
         """DIMSE-N services other than Print Management, by SOP Class."""
-        out: dict[str, list[tuple[Any, ...]]] = {}
+        out: dict[str, list[tuple[Any, ...]]] = {
+            MPPS_SOP_CLASS: mpps.event_handlers(self.mpps_store, self.mpps_hooks)}
         if self.commitment is not None:
             out[commitment.STORAGE_COMMITMENT] = commitment.event_handlers(self.commitment)
         return out

@@ -61,6 +61,7 @@ from printscp.mpps.store import (
     StepExists,
     StepFinal,
     StepNotFound,
+    links_of,
 )
 from printscp.services.dimse import DimseError, guarded
 
@@ -118,6 +119,28 @@ class StatusListeners:
     def on_status(self, step: Dataset, status: str) -> None:
         for listener in self.listeners:
             listener(step, status)
+
+
+def worklist_marker(mark: Callable[..., Any]) -> Callable[[Dataset, str], None]:
+    """A :class:`StatusListeners` listener that calls a worklist's ``mark`` per scheduled
+    step the performed step names (``mark(status=..., sps_id=..., study_uid=...,
+    accession=..., requested_procedure_id=...)``, empty keys left out).
+
+    A Scheduled Step Attributes Sequence item without Scheduled Procedure Step ID is
+    the "unscheduled" case (the modality made its own Study Instance UID): there is no
+    worklist item to mark, and matching on the study alone could mark someone else's.
+    """
+
+    def listener(step: Dataset, pps_status: str) -> None:
+        for link in links_of(step):
+            if not link.sps_id:
+                continue
+            keys = {"sps_id": link.sps_id, "study_uid": link.study_uid,
+                    "accession": link.accession_number,
+                    "requested_procedure_id": link.requested_procedure_id}
+            mark(status=pps_status, **{k: v for k, v in keys.items() if v})
+
+    return listener
 
 
 # -- validation -----------------------------------------------------------------------
@@ -381,5 +404,5 @@ def event_handlers(store: MppsStore, hooks: MppsHooks | None = None
 __all__ = [
     "COMPLETED", "CREATE_TYPE1", "FINAL_TYPE1", "NOT_ALLOWED_IN_SET", "MppsHooks",
     "StatusListeners", "create_handler", "event_handlers", "handle_n_create",
-    "handle_n_set", "is_mpps_request", "set_handler",
+    "handle_n_set", "is_mpps_request", "set_handler", "worklist_marker",
 ]

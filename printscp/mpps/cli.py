@@ -1,0 +1,119 @@
+"""``printscp mpps list|report``: the performed procedure steps the modalities reported.
+
+Registered by :func:`add_mpps_parser` (called by :mod:`printscp.cli`); also runs
+alone as ``python -m printscp.mpps.cli`` so it can be used before it is wired in.
+Exit status: 0 done, 2 bad options or no usable data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+from printscp.mpps.report import format_list, format_usage, list_steps, usage
+from printscp.mpps.store import STATUSES, MppsStore
+
+
+def _day(text: str) -> date:
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD or YYYYMMDD, got {text!r}")
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    if args.config:
+        from printscp.config import load_config
+
+        return load_config(args.config).data_path
+    return Path(args.data_dir)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default="./printscp-data")
+    p.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    p.add_argument("--from", dest="since", type=_day, metavar="DATE",
+                   help="steps started on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--to", dest="until", type=_day, metavar="DATE",
+                   help="steps started on or before DATE (YYYY-MM-DD)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def add_mpps_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``printscp mpps list|report`` (called by printscp.cli)."""
+    p = sub.add_parser("mpps", help="performed procedure steps reported by modalities",
+                       description="Modality Performed Procedure Steps received by "
+                       "printscp serve: when, how long, dose, and whether their images "
+                       "reached the archive.")
+    cmds = p.add_subparsers(dest="mpps_command", required=True)
+    lst = cmds.add_parser("list", help="list steps with duration, dose and completeness",
+                          description="One line per step: start, end, duration, status, "
+                          "station, modality, accession, IMAGES arrived/referenced (the "
+                          "instances of its Performed Series Sequence found in the "
+                          "archive), dose.")
+    _common(lst)
+    lst.add_argument("--status", choices=STATUSES, help="only steps in this status")
+    lst.add_argument("--incomplete", action="store_true",
+                     help="only steps whose referenced instances have not all arrived")
+    lst.set_defaults(func=cmd_list)
+    rep = cmds.add_parser("report", help="use per station and modality over a period",
+                          description="Procedures, completed/discontinued, total and mean "
+                          "duration per performing station AE title and modality, for steps "
+                          "started from --from to --to (inclusive).")
+    _common(rep)
+    rep.set_defaults(func=cmd_report)
+
+
+def _open(args: argparse.Namespace) -> MppsStore | None:
+    data_dir = _data_dir(args)
+    if not (data_dir / "index.sqlite").exists():
+        print(f"printscp mpps: no database in {data_dir}", file=sys.stderr)
+        return None
+    return MppsStore(data_dir)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = _open(args)
+    if store is None:
+        return 2
+    lines = list_steps(store, args.since, args.until, args.status)
+    if args.incomplete:
+        lines = [line for line in lines if not line.complete]
+    if args.json:
+        print(json.dumps([line.as_dict() for line in lines], indent=2))
+    elif not lines:
+        print("no performed procedure steps")
+    else:
+        print(format_list(lines))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    store = _open(args)
+    if store is None:
+        return 2
+    rows = usage(store, args.since, args.until)
+    if args.json:
+        print(json.dumps({"from": args.since.isoformat() if args.since else None,
+                          "to": args.until.isoformat() if args.until else None,
+                          "rows": [row.as_dict() for row in rows]}, indent=2))
+    else:
+        print(format_usage(rows, args.since, args.until))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="printscp")
+    add_mpps_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

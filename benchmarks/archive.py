@@ -21,12 +21,17 @@ dcmqrscp, and prints a table with the ratio printscp / peer:
    empty data directory; the count stored is checked with a C-FIND afterwards.
 2. C-FIND latency with 50,000 indexed instances (1,000 studies x 2 series x 25
    instances of 8x8 pixels, 500 patients): study level by Patient ID, by wildcard
-   Patient Name ``DOE*``, by a Study Date range, and image level for one series.
-   From a persistent pynetdicom association (20 repetitions, median ms) and from
-   DCMTK ``findscu`` (one process per query, median of 10).  The number of
-   matches must agree between servers.  Orthanc and dcmqrscp are populated over
-   the network (4 storescu processes at once); printscp through its Python API
+   Patient Name ``DOE*``, by a Study Date range (one quarter), and image level for
+   one series.  From a persistent pynetdicom association (20 repetitions, median
+   ms) and from DCMTK ``findscu`` (one process per query, median of 10).  Each
+   server's match counts are checked against what it holds.  Orthanc is populated
+   over the network (4 storescu processes at once); printscp through its Python API
    (``Archive.receive``, the C-STORE handler's own path, durable) in 2 processes.
+   dcmqrscp cannot hold 50,000: its index.dat is capped at 32 MiB (~8 KB a record,
+   about 4,000 records; beyond that stores succeed but are not indexed) and 500
+   studies, so it gets the first 60 studies (3,000 instances) over one storescu
+   association (concurrent stores corrupt its index updates), and its C-FIND
+   times are for that much smaller index.
 3. C-GET and C-MOVE rate for a 100-instance study (512x512 16-bit), stored in the
    same populated servers: DCMTK ``getscu`` and ``movescu`` (its own storage SCP on
    ``+P``, registered as a move destination at each server).  Instances/s, median
@@ -78,6 +83,8 @@ SERVERS = ("printscp", "orthanc", "dcmqrscp")
 SURNAMES = ("DOE", "ROE", "POE", "LEE", "KIM", "RAY", "FOX", "COX", "DAY", "ASH")
 MOVE_AET = "MOVESCU"
 CLIENT_AETS = ("FINDSCU", "GETSCU", "MOVESCU", "STORESCU")
+TARGET_STUDY = 7  #: the study whose patient and series are queried
+DATE_RANGE = "20210101-20210331"
 
 
 # -- sizes -------------------------------------------------------------------------------
@@ -214,6 +221,7 @@ class DataSet:
         self.retrieve_study = self._study(5, "PIDRETR001", "RETRIEVE^CT", "20240106")
         self.retrieve_files = self._series(root / "retrieve", self.retrieve_study, 5,
                                            plan.retrieve_images, rng)
+        self.by_study: list[list[Path]] = []
         self.indexed_dirs = self._indexed(root / "indexed")
 
     def _study(self, kind: int, pid: str, name: str, date: str) -> StudyInfo:
@@ -252,7 +260,8 @@ class DataSet:
 
     def _indexed(self, folder: Path, shards: int = 4) -> list[Path]:
         plan = self.plan
-        study = StudyInfo(f"{self.uid_root}.6.99999.0", self.PH_PID, self.PH_NAME, self.PH_DATE, self.PH_ACC, self.PH_SID)
+        study = StudyInfo(f"{self.uid_root}.6.99999.0", self.PH_PID, self.PH_NAME,
+                          self.PH_DATE, self.PH_ACC, self.PH_SID)
         rng = np.random.default_rng(3)
         templates: list[tuple[str, bytes]] = []
         for k in range(1, plan.series_per_study + 1):
@@ -267,12 +276,14 @@ class DataSet:
         for s in range(plan.studies):
             values = self.study_number(s)
             target = dirs[s % shards]
+            self.by_study.append([])
             for sop, data in templates:
                 for old, new in values.items():
                     assert len(old) == len(new), (old, new)
                     data = data.replace(old.encode(), new.encode())
-                (target / (sop.replace(".99999.", values[self.PH_UID]) + ".dcm")
-                 ).write_bytes(data)
+                path = target / (sop.replace(".99999.", values[self.PH_UID]) + ".dcm")
+                path.write_bytes(data)
+                self.by_study[-1].append(path)
         return dirs
 
 
@@ -328,6 +339,8 @@ class Server:
     name = ""
     aet = ""
     populate_how = ""
+    #: At most this many indexed instances (None: all of them).
+    max_instances: int | None = None
 
     def __init__(self, move_port: int) -> None:
         self.move_port = move_port
@@ -448,7 +461,10 @@ class OrthancServer(Server):
 class DcmqrscpServer(Server):
     name = "dcmqrscp"
     aet = "DCMQRSCP"
-    populate_how = "network: 4 storescu processes at once"
+    populate_how = "network: 1 storescu (index.dat capped at 32 MiB, ~8 KB a record)"
+    # Its index.dat holds ~4,000 records ("DB ALERT: attempt to seek beyond 33554432
+    # bytes", then stores succeed unindexed) and at most 500 studies, both compiled in.
+    max_instances = 3000
 
     @staticmethod
     def available() -> str | None:
@@ -474,6 +490,13 @@ class DcmqrscpServer(Server):
                                      stdout=self.log, stderr=subprocess.STDOUT, env=NODELAY_ENV,
                                      cwd=work)
         wait_port(self.port, self.proc)
+
+    def populate(self, dirs: Sequence[Path], work: Path) -> float:
+        # dcmqrscp's forked children corrupt each other's index updates when they store
+        # at once (0xC000 "Index database error"), so one association sends them all.
+        return timed_parallel([[str(DCMTK / "storescu"), "-aec", self.aet, "127.0.0.1",
+                                str(self.port), *(str(f) for d in dirs
+                                                  for f in sorted(d.iterdir()))]])
 
 
 # -- clients ---------------------------------------------------------------------------
@@ -534,12 +557,12 @@ STUDY_KEYS = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": "", "PatientNam
 
 
 def queries(data: DataSet) -> dict[str, dict[str, str]]:
-    study_uid, series_uid = data.indexed_uids(min(123, data.plan.studies - 1), 1)
-    pid = f"PID{min(123, data.plan.studies - 1) // 2:06d}"
+    study_uid, series_uid = data.indexed_uids(TARGET_STUDY, 1)
+    pid = f"PID{TARGET_STUDY // 2:06d}"
     return {
         "study by PatientID": {**STUDY_KEYS, "PatientID": pid},
         "study by PatientName DOE*": {**STUDY_KEYS, "PatientName": "DOE*"},
-        "study by StudyDate range": {**STUDY_KEYS, "StudyDate": "20210101-20210131"},
+        "study by StudyDate range": {**STUDY_KEYS, "StudyDate": DATE_RANGE},
         "image level, one series": {
             "QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study_uid,
             "SeriesInstanceUID": series_uid, "SOPInstanceUID": "", "SOPClassUID": "",
@@ -547,23 +570,26 @@ def queries(data: DataSet) -> dict[str, dict[str, str]]:
     }
 
 
-def expected_matches(data: DataSet) -> dict[str, int]:
+def expected_matches(data: DataSet, studies: int) -> dict[str, int]:
+    """Matches of each query when the first ``studies`` indexed studies are stored."""
     plan = data.plan
-    s = min(123, plan.studies - 1)
-    p = s // 2
-    dates = [data.study_number(i)[data.PH_DATE] for i in range(plan.studies)]
+    p = TARGET_STUDY // 2
+    dates = [data.study_number(i)[data.PH_DATE] for i in range(studies)]
+    low, high = DATE_RANGE.split("-")
     return {
-        "study by PatientID": sum(1 for i in range(plan.studies) if i // 2 == p),
-        "study by PatientName DOE*": sum(1 for i in range(plan.studies)
+        "study by PatientID": sum(1 for i in range(studies) if i // 2 == p),
+        "study by PatientName DOE*": sum(1 for i in range(studies)
                                          if SURNAMES[(i // 2) % len(SURNAMES)] == "DOE"),
-        "study by StudyDate range": sum("20210101" <= d <= "20210131" for d in dates),
+        "study by StudyDate range": sum(low <= d <= high for d in dates),
         "image level, one series": plan.per_series,
     }
 
 
 def count_instances(server: Server, study_uid: str) -> int:
+    """Instances of the (single series) study ``study_uid`` the server finds."""
     with find_association(server) as assoc:
         return c_find(assoc, {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study_uid,
+                              "SeriesInstanceUID": study_uid[:-1] + "2",
                               "SOPInstanceUID": ""})
 
 
@@ -576,6 +602,7 @@ class Results:
     matches: dict[str, dict[str, int]] = field(default_factory=dict)
     retrieve: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     populate: dict[str, str] = field(default_factory=dict)
+    studies: dict[str, int] = field(default_factory=dict)  #: indexed studies per server
     problems: list[str] = field(default_factory=list)
 
 
@@ -597,18 +624,26 @@ def measure_store(server: Server, data: DataSet, work: Path, res: Results) -> No
         for r in range(plan.runs):
             folder = work / f"store-{server.name}-{len(groups)}-{r}"
             server.start(folder)
+            failed = ""
             try:
                 cmds = [[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
                          str(server.port), *g] for g in groups]
-                elapsed = timed_parallel(cmds)
+                try:
+                    elapsed = timed_parallel(cmds)
+                except RuntimeError as exc:
+                    failed = str(exc).splitlines()[0]
                 stored = count_instances(server, data.store_study.uid)
             finally:
                 server.stop()
                 shutil.rmtree(folder, ignore_errors=True)
             sent = sum(len(g) for g in groups)
-            if stored != sent:
+            if failed or stored != sent:
                 res.problems.append(f"{server.name} store {mode} run {r + 1}: C-FIND finds "
-                                    f"{stored} of {sent} instances sent")
+                                    f"{stored} of {sent} instances sent {failed}")
+                say(f"  {server.name:12s} store {mode:14s} run {r + 1}: FAILED ({stored} of "
+                    f"{sent} stored) {failed}")
+                rates.append(float("nan"))
+                continue
             rates.append(sent / elapsed)
             say(f"  {server.name:12s} store {mode:14s} run {r + 1}: {sent / elapsed:7.1f} inst/s")
 
@@ -617,16 +652,27 @@ def measure_archive(server: Server, data: DataSet, work: Path, res: Results) -> 
     """Populate, then C-FIND latency, then C-GET / C-MOVE rate, on one server."""
     plan = data.plan
     folder = work / f"archive-{server.name}"
+    studies = plan.studies
+    dirs = data.indexed_dirs
+    if server.max_instances is not None and plan.indexed > server.max_instances:
+        studies = max(1, server.max_instances // (plan.indexed // plan.studies))
+        dirs = [folder / "subset"]
+        dirs[0].mkdir(parents=True)
+        for files in data.by_study[:studies]:
+            for f in files:
+                (dirs[0] / f.name).symlink_to(f)
+    res.studies[server.name] = studies
+    count = studies * (plan.indexed // plan.studies)
     if isinstance(server, PrintSCPServer):
         # The API writes the data dir before the server starts (no concurrent writer).
-        t = server.populate(data.indexed_dirs, folder)
+        t = server.populate(dirs, folder)
         server.start(folder)
     else:
         server.start(folder)
-        t = server.populate(data.indexed_dirs, folder)
+        t = server.populate(dirs, folder)
     try:
-        res.populate[server.name] = (f"{server.populate_how}: {plan.indexed} instances in "
-                                     f"{t:.0f} s ({plan.indexed / t:.0f}/s)")
+        res.populate[server.name] = (f"{server.populate_how}: {count} instances in "
+                                     f"{t:.0f} s ({count / t:.0f}/s)")
         say(f"  {server.name:12s} populated: {res.populate[server.name]}")
         timed_parallel([[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
                          str(server.port), *map(str, data.retrieve_files)]])
@@ -694,6 +740,18 @@ def _measure_retrieve(server: Server, data: DataSet, work: Path, res: Results) -
 
 
 # -- report ----------------------------------------------------------------------------
+def median(values: Sequence[float]) -> float:
+    """Median of the runs that did not fail (NaN); NaN if all failed."""
+    ok = [v for v in values if v == v]
+    return statistics.median(ok) if ok else float("nan")
+
+
+def cell(value: float | None, fmt: str = "18.1f") -> str:
+    if value is None:
+        return f"{'-':>18s}"
+    return f"{'failed':>18s}" if value != value else format(value, fmt)
+
+
 def table(title: str, rows: dict[str, dict[str, float]], names: list[str], unit: str,
           ours: str = "printscp") -> None:
     peers = [n for n in names if n in ("orthanc", "dcmqrscp")]
@@ -701,10 +759,10 @@ def table(title: str, rows: dict[str, dict[str, float]], names: list[str], unit:
     say(f"\n{title} ({unit})")
     say(f"{'':28s}" + "".join(f"{c:>18s}" for c in cols))
     for label, values in rows.items():
-        cells = [f"{values[n]:18.1f}" if n in values else f"{'-':>18s}" for n in names]
+        cells = [cell(values.get(n)) for n in names]
         for p in peers:
             ok = ours in values and p in values and values[p] > 0
-            cells.append(f"{values[ours] / values[p]:18.2f}" if ok else f"{'-':>18s}")
+            cells.append(cell(values[ours] / values[p], "18.2f") if ok else cell(None))
         say(f"{label:28s}" + "".join(cells))
 
 
@@ -717,9 +775,8 @@ def pivot(data: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def report(res: Results, names: list[str], plan: Plan) -> None:
-    store = {s: {m: statistics.median(v) for m, v in rows.items()}
-             for s, rows in res.store.items()}
-    retrieve = {s: {m: statistics.median(v) for m, v in rows.items()}
+    store = {s: {m: median(v) for m, v in rows.items()} for s, rows in res.store.items()}
+    retrieve = {s: {m: median(v) for m, v in rows.items()}
                 for s, rows in res.retrieve.items()}
     store_names = [n for n in ("printscp", "printscp-w1", "orthanc", "dcmqrscp") if n in store]
     table(f"Store rate, {plan.store_images} CT 512x512x16 (median of {plan.runs})",
@@ -734,12 +791,14 @@ def report(res: Results, names: list[str], plan: Plan) -> None:
     say("\nMatches per query: " + "; ".join(
         f"{label}: " + ", ".join(f"{s} {res.matches[s][label]}" for s in res.matches)
         for label in next(iter(res.matches.values()), {})))
+    say("Indexed studies: " + ", ".join(f"{s} {n}" for s, n in res.studies.items())
+        + f" (of {plan.studies}; query matches are checked against each server's own set)")
     say("Population: " + "; ".join(f"{s}: {how}" for s, how in res.populate.items()))
 
 
 def check_matches(res: Results, data: DataSet) -> None:
-    expected = expected_matches(data)
     for server, rows in res.matches.items():
+        expected = expected_matches(data, res.studies[server])
         for label, n in rows.items():
             if n != expected[label]:
                 res.problems.append(f"{server} {label}: {n} matches, expected {expected[label]}")

@@ -17,6 +17,7 @@ from printscp.printing.enums import (
     Polarity,
 )
 from printscp.printing.errors import PrintAttributeError
+from printscp.worklist.cli import add_worklist_parser
 
 
 def _window(text: str) -> tuple[float, float]:
@@ -460,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_archive_parser(sub)
     _add_media_parser(sub)
     add_mpps_parser(sub)
+    add_worklist_parser(sub)
     add_calibrate_parser(sub)
     return parser
 

@@ -19,6 +19,7 @@ from printscp.printing.enums import DecimateCropBehavior, FilmSize, Magnificatio
 from printscp.printing.errors import PrintAttributeError, parse_enum
 from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
+from printscp.worklist.store import WorklistConfig
 
 
 class ConfigError(ValueError):
@@ -166,6 +167,7 @@ class NodeConfig:
     workers: int = 0
     access: AccessConfig = field(default_factory=AccessConfig)
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    worklist: WorklistConfig = field(default_factory=WorklistConfig)
     #: Peers by AE title (``[[remote]]`` tables, and ``--remote AE@HOST:PORT``): where
     #: C-MOVE sends, where storage commitment results go.
     remote: tuple[RemoteAE, ...] = ()
@@ -281,6 +283,16 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
             value = _section(ArchiveConfig, value, "archive")
             if value.duplicates not in ("replace", "keep"):
                 raise ConfigError("archive.duplicates: 'replace' or 'keep'")
+        elif key == "worklist":
+            unknown = set(value) - {"enabled", "completed"}
+            if unknown:
+                raise ConfigError(f"worklist.{sorted(unknown)[0]}: unknown key "
+                                  "(known: completed, enabled)")
+            value = WorklistConfig(**value)
+            try:
+                value.validate()
+            except ValueError as err:
+                raise ConfigError(f"worklist: {err}") from None
         elif key == "remote":
             value = tuple(_remote(item, i) for i, item in enumerate(value))
         elif key == "printer":
@@ -342,7 +354,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> NodeConfig:
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: {err}") from None
         node = dict(raw.pop("node", {}))
-        for section in ("access", "archive", "remote", "printer", "printers"):
+        for section in ("access", "archive", "worklist", "remote", "printer", "printers"):
             if section in raw:
                 node[section] = raw.pop(section)
         if raw:

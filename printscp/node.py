@@ -43,7 +43,9 @@ from printscp.services import (
     query_retrieve,
     storage,
     verification,
+    worklist,
 )
+from printscp.worklist.store import WorklistStore
 
 LOGGER = logging.getLogger("printscp.node")
 
@@ -153,9 +155,14 @@ class Node:
         self.spool = Spool(data, renderer, max_queued=config.max_queued_jobs,
                            executor_factory=_render_process, deliver=self._deliver)
         self.print_service = print_management.PrintService(config, self.spool)
+        self.worklist: WorklistStore | None = None
+        if config.worklist.enabled:
+            self.worklist = WorklistStore.for_data_dir(data)
         self.mpps_store = MppsStore(data)
-        #: Called when a performed step starts, completes or is discontinued.
-        self.mpps_hooks = mpps.StatusListeners()
+        #: Called when a performed step starts, completes or is discontinued: the
+        #: worklist item it names follows (IN PROGRESS -> STARTED, then COMPLETED...).
+        self.mpps_hooks = mpps.StatusListeners(
+            [mpps.worklist_marker(self.worklist.mark)] if self.worklist is not None else [])
         self.archive: Archive | None = None
         self.commitment: commitment.CommitmentService | None = None
         if config.archive.enabled:
@@ -198,6 +205,9 @@ class Node:
         for uid in SUPPORTED_CLASSES:
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
         ae.add_supported_context(MPPS_SOP_CLASS, TRANSFER_SYNTAXES)
+        if self.worklist is not None:
+            for uid in worklist.WORKLIST_CLASSES:
+                ae.add_supported_context(uid, TRANSFER_SYNTAXES)
         if self.archive is not None:
             ae.add_supported_context(commitment.STORAGE_COMMITMENT, TRANSFER_SYNTAXES)
             for uid in query_retrieve.QR_CLASSES:
@@ -234,9 +244,20 @@ class Node:
             (evt.EVT_C_ECHO, verification.handle_echo),
             *dispatch.combine(print_management.event_handlers(self.print_service),
                               self._services_by_class()),
-            *(query_retrieve.event_handlers(self.archive, self.config)
-              if self.archive is not None else []),
+            *self._find_move_get(),
         ]
+
+    def _find_move_get(self) -> list[tuple[Any, ...]]:
+        """Q/R and worklist handlers; pynetdicom has one EVT_C_FIND handler, which the
+        worklist service dispatches by SOP Class."""
+        qr = (query_retrieve.event_handlers(self.archive, self.config)
+              if self.archive is not None else [])
+        qr_find = next(((fn, args) for e, fn, args in qr if e is evt.EVT_C_FIND), None)
+        qr = [h for h in qr if h[0] is not evt.EVT_C_FIND]
+        if self.worklist is not None:
+            return [*qr, *worklist.event_handlers(self.worklist, self.config,
+                                                  other_find=qr_find)]
+        return [*qr, *([(evt.EVT_C_FIND, *qr_find)] if qr_find else [])]
 
     def _services_by_class(self) -> dict[str, list[tuple[Any, ...]]]:
         """DIMSE-N services other than Print Management, by SOP Class."""

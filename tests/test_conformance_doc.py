@@ -12,12 +12,15 @@ from pydicom.tag import Tag
 
 from printscp import status
 from printscp.config import AccessConfig, ArchiveConfig, NodeConfig, PrinterConfig, load_config
+from printscp.mpps.store import MPPS_SOP_CLASS
 from printscp.node import SUPPORTED_CLASSES, TRANSFER_SYNTAXES
 from printscp.printing.enums import FilmSize, MagnificationType, MediumType
 from printscp.services import print_management as pm
 from printscp.services.commitment import STORAGE_COMMITMENT
 from printscp.services.query_retrieve import QR_CLASSES
 from printscp.services.storage import STORAGE_TRANSFER_SYNTAXES
+from printscp.services.worklist import WORKLIST_CLASSES
+from printscp.worklist.store import WorklistConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -32,7 +35,8 @@ def test_sop_classes_and_transfer_syntaxes_are_documented():
     text = (DOCS / "conformance.md").read_text()
     for uid in SUPPORTED_CLASSES + [str(t) for t in TRANSFER_SYNTAXES]:
         assert uid in text
-    for uid in QR_CLASSES + STORAGE_TRANSFER_SYNTAXES + [STORAGE_COMMITMENT]:
+    for uid in QR_CLASSES + STORAGE_TRANSFER_SYNTAXES + [STORAGE_COMMITMENT, MPPS_SOP_CLASS,
+                                                          *WORKLIST_CLASSES]:
         assert str(uid) in text, uid
     for uid in (pm.uids.BASIC_FILM_SESSION, pm.uids.BASIC_FILM_BOX,
                 pm.uids.BASIC_GRAYSCALE_IMAGE_BOX, pm.uids.BASIC_COLOR_IMAGE_BOX,
@@ -63,9 +67,9 @@ def test_defined_terms_are_documented():
 
 def test_every_configuration_key_is_documented_and_the_example_loads():
     text = (DOCS / "configuration.md").read_text()
-    for cls in (NodeConfig, AccessConfig, ArchiveConfig, PrinterConfig):
+    for cls in (NodeConfig, AccessConfig, ArchiveConfig, WorklistConfig, PrinterConfig):
         for f in dataclasses.fields(cls):
-            if f.name not in ("access", "archive", "printer", "printers"):
+            if f.name not in ("access", "archive", "worklist", "printer", "printers"):
                 assert f"`{f.name}`" in text, f.name
     example = DOCS / "printscp.example.toml"
     config = load_config(example)
@@ -74,8 +78,9 @@ def test_every_configuration_key_is_documented_and_the_example_loads():
     assert profiles.called_ae_titles == ("PRINTSCP", "PAPER")
     raw = tomllib.loads(example.read_text())
     assert set(raw["node"]) == {f.name for f in dataclasses.fields(NodeConfig)} - {
-        "access", "archive", "remote", "printer", "printers"}
+        "access", "archive", "worklist", "remote", "printer", "printers"}
     assert set(raw["archive"]) == {f.name for f in dataclasses.fields(ArchiveConfig)}
+    assert set(raw["worklist"]) == {f.name for f in dataclasses.fields(WorklistConfig)}
     assert set(raw["printer"]) - {"film_box_defaults", "film_session_defaults"} == {
         f.name for f in dataclasses.fields(PrinterConfig)} - {
         "film_box_defaults", "film_session_defaults"}

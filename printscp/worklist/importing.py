@@ -54,17 +54,19 @@ item number, reason).  The other files of the run are imported regardless: a bat
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import pydicom
+from pydicom import config as pydicom_config
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
@@ -132,6 +134,19 @@ def _age(text: str) -> str:
     return f"{int(text):03d}Y" if text.isdigit() and len(text) <= 3 else text.upper()
 
 
+@contextlib.contextmanager
+def _quiet_values() -> Iterator[None]:
+    """No pydicom warnings for invalid values while items are built and read: validation
+    reports each one with its file and row, a warning on stderr would only repeat it."""
+    settings = pydicom_config.settings
+    saved = settings.reading_validation_mode, settings.writing_validation_mode
+    settings.reading_validation_mode = settings.writing_validation_mode = pydicom_config.IGNORE
+    try:
+        yield
+    finally:
+        settings.reading_validation_mode, settings.writing_validation_mode = saved
+
+
 def derive_study_uid(patient_id: str, accession: str, procedure_id: str) -> str:
     """A Study Instance UID for an order that has none: derived from its identifiers when
     it has an accession number or requested procedure ID (importing the same order twice
@@ -165,6 +180,15 @@ def build_item(fields: Mapping[str, str | None], *, now: datetime | None = None)
                                                     values.get("accession", ""),
                                                     values["procedure_id"]))
     item, step = Dataset(), Dataset()
+    with _quiet_values():
+        _fill(item, step, values)
+    if "AccessionNumber" not in item:
+        item.AccessionNumber = ""  # Type 2: present, empty
+    item.ScheduledProcedureStepSequence = [step]
+    return item
+
+
+def _fill(item: Dataset, step: Dataset, values: Mapping[str, str]) -> None:
     for name, text in values.items():
         keyword, in_step = COLUMNS[name]
         target = step if in_step else item
@@ -180,10 +204,6 @@ def build_item(fields: Mapping[str, str | None], *, now: datetime | None = None)
             setattr(target, keyword, text.upper())
         else:
             setattr(target, keyword, text)
-    if "AccessionNumber" not in item:
-        item.AccessionNumber = ""  # Type 2: present, empty
-    item.ScheduledProcedureStepSequence = [step]
-    return item
 
 
 # -- files ------------------------------------------------------------------------------
@@ -296,7 +316,9 @@ def import_file(store: WorklistStore, path: Path) -> FileResult:
     """Store every item of ``path`` in one transaction, or none of them."""
     result = FileResult(path)
     items: list[Dataset] = []
-    for where, record in read_file(path):
+    with _quiet_values():
+        records = read_file(path)
+    for where, record in records:
         if isinstance(record, str):
             result.problems.append(f"{where}: {record}")
             continue

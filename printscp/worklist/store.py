@@ -34,6 +34,7 @@ import copy
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -95,7 +96,8 @@ REQUIRED_SPS = ("ScheduledStationAETitle", "ScheduledProcedureStepStartDate",
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS worklist_items (
-    pk INTEGER PRIMARY KEY,
+    pk INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids stay unique (cache, MPPS)
+    version INTEGER NOT NULL DEFAULT 0,    -- bumped on every change (query cache key)
     study_uid TEXT NOT NULL,
     sps_id TEXT NOT NULL,
     accession_number TEXT, requested_procedure_id TEXT,
@@ -124,7 +126,10 @@ class ItemRejected(ValueError):
     def __init__(self, reasons: Sequence[str], where: str = "") -> None:
         self.reasons = list(reasons)
         self.where = where
-        super().__init__((f"{where}: " if where else "") + "; ".join(self.reasons))
+        shown = "; ".join(self.reasons[:10])  # the message stays readable; reasons has all
+        if len(self.reasons) > 10:
+            shown += f"; ... {len(self.reasons) - 10} more"
+        super().__init__((f"{where}: " if where else "") + shown)
 
 
 class QueryRejected(ValueError):
@@ -238,8 +243,13 @@ def _walk_values(ds: Dataset, where: str, problems: list[str]) -> None:
             _check_value(elem, where, problems)
 
 
+def _elem(ds: Dataset, keyword: str) -> DataElement | None:
+    """The element (not its value, which is what ``Dataset.get`` gives for keywords)."""
+    return ds[keyword] if keyword in ds else None  # noqa: SIM401 (get gives the value)
+
+
 def _empty(ds: Dataset, keyword: str) -> bool:
-    elem = ds.get(keyword)
+    elem = _elem(ds, keyword)
     return elem is None or elem.value is None or elem.value == "" or elem.value == []
 
 
@@ -322,7 +332,7 @@ def _settle_charset(ds: Dataset) -> None:
 
 
 def _column(ds: Dataset, keyword: str) -> str | None:
-    elem = ds.get(keyword)
+    elem = _elem(ds, keyword)
     return None if elem is None else matching.normalise(elem)
 
 
@@ -346,10 +356,15 @@ def _now() -> str:
 class WorklistStore:
     """Worklist items in the SQLite database at ``path`` (the node's ``index.sqlite``)."""
 
+    #: Parsed items kept for queries (a day's worklist of a department fits).
+    cache_size = 5000
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._cache: OrderedDict[tuple[int, int], Dataset] = OrderedDict()
+        self._cache_lock = threading.Lock()
         with self._connect() as db:
             db.executescript(SCHEMA)
 
@@ -432,6 +447,7 @@ class WorklistStore:
             f" VALUES ({', '.join('?' * (len(_COLUMN_ORDER) + 4))})"
             f" ON CONFLICT (study_uid, sps_id) DO UPDATE SET {updates},"
             " source = excluded.source, updated_at = excluded.updated_at,"
+            " version = worklist_items.version + 1,"
             " attrs = excluded.attrs",
             (*(values[c] for c in _COLUMN_ORDER), source, now, now, _json(ds)))
         (pk,) = db.execute("SELECT pk FROM worklist_items WHERE study_uid = ? AND sps_id = ?",
@@ -511,6 +527,7 @@ class WorklistStore:
                 ds = Dataset.from_json(row[0])
                 _steps(ds)[0].ScheduledProcedureStepStatus = new
                 db.execute("UPDATE worklist_items SET sps_status = ?, updated_at = ?,"
+                           " version = version + 1,"
                            " attrs = ? WHERE pk = ?", (new, _now(), _json(ds), pk))
                 changed += 1
         return changed
@@ -558,14 +575,32 @@ class WorklistStore:
         if not include_done:
             where.append(f"sps_status NOT IN ({', '.join('?' * len(DONE_STATUSES))})")
             params.extend(sorted(DONE_STATUSES))
-        sql = "SELECT pk, attrs FROM worklist_items"
+        sql = "SELECT pk, version, attrs FROM worklist_items"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY start_date, start_time, pk"
-        for pk, attrs in self._connect().execute(sql, params):
-            item = Dataset.from_json(attrs)
+        for pk, version, attrs in self._connect().execute(sql, params):
+            item = self._parsed(int(pk), int(version), attrs)
             if matching.match_dataset(identifier, item, combined_datetime=True):
                 yield int(pk), item
+
+    def _parsed(self, pk: int, version: int, attrs: str) -> Dataset:
+        """The item as a Dataset, from a small cache: modalities poll the same items all
+        day, and decoding the JSON is half of a query's cost.  Keyed by the row's
+        ``version`` too (bumped by every write, from any process), so a changed item is
+        never served stale; callers must not modify the returned Dataset."""
+        key = (pk, version)
+        with self._cache_lock:
+            item = self._cache.get(key)
+            if item is not None:
+                self._cache.move_to_end(key)
+                return item
+        item = Dataset.from_json(attrs)
+        with self._cache_lock:
+            self._cache[key] = item
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return item
 
 
 # -- identifiers --------------------------------------------------------------------------
@@ -589,13 +624,15 @@ def _check_keys(ds: Dataset, where: str) -> None:
                     str(elem.VR) not in expected.split(" or "):
                 raise QueryRejected(_IDENTIFIER_DOES_NOT_MATCH,
                                     f"{name} has VR {elem.VR}, not {expected}")
+        if elem.VR == "SQ":  # items first, so the comment names the innermost key
+            for item in elem.value or []:
+                _check_keys(item, f"{name}>")
         try:
             matching.classify(elem)
         except matching.InvalidKeyError as exc:
-            raise QueryRejected(_UNABLE_TO_PROCESS, f"{name}: {exc}") from None
-        if elem.VR == "SQ":
-            for item in elem.value or []:
-                _check_keys(item, f"{name}>")
+            # The Error Comment holds 64 characters: the key's own name comes first.
+            raise QueryRejected(_UNABLE_TO_PROCESS,
+                                f"{elem.keyword or tag}: {exc} (in {name})") from None
 
 
 def check_identifier(identifier: Dataset) -> None:
@@ -628,8 +665,8 @@ def sql_conditions(identifier: Dataset) -> tuple[list[str], list[object]]:
     if sps is None or sps.VR != "SQ" or len(sps.value or []) != 1:
         return where, params
     key = sps.value[0]
-    date_key = key.get("ScheduledProcedureStepStartDate")
-    time_key = key.get("ScheduledProcedureStepStartTime")
+    date_key = _elem(key, "ScheduledProcedureStepStartDate")
+    time_key = _elem(key, "ScheduledProcedureStepStartTime")
     if date_key is not None and time_key is not None:
         add(matching.sql_datetime_pair("start_date", "start_time", date_key, time_key))
         # Implied by the pair (its bounds start with the date key's), and indexed.

@@ -1,0 +1,198 @@
+"""``printscp worklist add|import|list|remove``: manage the node's Modality Worklist.
+
+Items live in ``<data_dir>/index.sqlite`` (:mod:`printscp.worklist.store`); the running
+node sees changes at its next C-FIND, no restart needed.  ``--data-dir`` (or ``--config``
+for the node's configuration file) says which node.
+
+Exit status: 0 done; 1 ``import``: some files rejected, ``remove``: some IDs not found;
+2 nothing done (bad options, every file rejected, an invalid item).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from printscp.progress import Progress
+from printscp.worklist.importing import build_item, import_files
+from printscp.worklist.store import ItemRejected, WorklistStore
+
+PROG = "printscp worklist"
+
+
+def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``printscp worklist add|import|list|remove`` (called by printscp.cli)."""
+    p = sub.add_parser("worklist", help="manage the Modality Worklist",
+                       description="Add, import, list and remove the scheduled procedure "
+                       "steps the node offers to modalities (Modality Worklist C-FIND).")
+    wsub = p.add_subparsers(dest="worklist_command", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--data-dir", help="the node's data directory (default: from "
+                       "--config, else ./printscp-data)")
+        q.add_argument("--config", help="the node's TOML configuration file")
+
+    a = wsub.add_parser("add", help="schedule one procedure step",
+                        description="One worklist item from options.  Codes are "
+                        "CODE^SCHEME^MEANING; dates YYYYMMDD or YYYY-MM-DD; times HHMM[SS] "
+                        "or HH:MM[:SS].")
+    common(a)
+    g = a.add_argument_group("patient")
+    g.add_argument("--patient-name", required=True, metavar="FAMILY^GIVEN")
+    g.add_argument("--patient-id", required=True)
+    g.add_argument("--birth-date")
+    g.add_argument("--sex", choices=["M", "F", "O"], type=str.upper)
+    g.add_argument("--age", help="years (45) or a DICOM age (045Y, 006M)")
+    g.add_argument("--weight", help="kg")
+    g = a.add_argument_group("order and requested procedure")
+    g.add_argument("--accession")
+    g.add_argument("--procedure-id", help="Requested Procedure ID (default: the accession)")
+    g.add_argument("--procedure-description")
+    g.add_argument("--procedure-code", metavar="CODE^SCHEME^MEANING")
+    g.add_argument("--reason")
+    g.add_argument("--priority", type=str.upper,
+                   choices=["STAT", "HIGH", "ROUTINE", "MEDIUM", "LOW"])
+    g.add_argument("--referring-physician", metavar="FAMILY^GIVEN")
+    g.add_argument("--requesting-service")
+    g.add_argument("--study-uid", help="Study Instance UID (default: generated)")
+    g = a.add_argument_group("scheduled procedure step")
+    g.add_argument("--modality", required=True, type=str.upper)
+    g.add_argument("--station-ae", required=True, help="Scheduled Station AE Title")
+    g.add_argument("--station-name")
+    g.add_argument("--start-date", help="default: today")
+    g.add_argument("--start-time", help="default: now")
+    g.add_argument("--sps-description")
+    g.add_argument("--protocol-code", metavar="CODE^SCHEME^MEANING")
+    g.add_argument("--performing-physician", metavar="FAMILY^GIVEN")
+    g.add_argument("--sps-id", help="Scheduled Procedure Step ID (default: procedure ID)")
+    a.set_defaults(func=cmd_add)
+
+    i = wsub.add_parser("import", help="import items from DICOM JSON, CSV or DICOM files",
+                        description="Each file is imported whole or not at all; every "
+                        "rejected item is reported with its reason.  Directories are "
+                        "searched for *.wl, *.dcm, *.json and *.csv.  Exit status: 0 all "
+                        "imported, 1 some files rejected, 2 none imported.")
+    common(i)
+    i.add_argument("files", nargs="+", metavar="FILE")
+    i.set_defaults(func=cmd_import)
+
+    ls = wsub.add_parser("list", help="list the items and their status")
+    common(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON (every field)")
+    ls.set_defaults(func=cmd_list)
+
+    r = wsub.add_parser("remove", help="remove items",
+                        description="Remove items by Scheduled Procedure Step ID, or with "
+                        "--accession every step of the given orders.")
+    common(r)
+    r.add_argument("ids", nargs="+", metavar="ID")
+    r.add_argument("--accession", action="store_true",
+                   help="the IDs are Accession Numbers")
+    r.set_defaults(func=cmd_remove)
+
+
+def _store(args: argparse.Namespace) -> WorklistStore:
+    data_dir = args.data_dir
+    if data_dir is None and args.config:
+        from printscp.config import load_config
+
+        data_dir = str(load_config(args.config).data_path)
+    return WorklistStore.for_data_dir(Path(data_dir or "./printscp-data"))
+
+
+_ADD_FIELDS = ("patient_name", "patient_id", "birth_date", "sex", "age", "weight",
+               "accession", "procedure_id", "procedure_description", "procedure_code",
+               "reason", "priority", "referring_physician", "requesting_service",
+               "study_uid", "modality", "station_ae", "station_name", "start_date",
+               "start_time", "sps_description", "protocol_code", "performing_physician",
+               "sps_id")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    fields = {name: getattr(args, name) for name in _ADD_FIELDS}
+    try:
+        item = build_item(fields, now=datetime.now())
+        store = _store(args)
+        item_id = store.add(item, source="printscp worklist add")
+    except ItemRejected as exc:
+        for reason in exc.reasons:
+            print(f"{PROG} add: {reason}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # config or database errors: one line, not a traceback
+        print(f"{PROG} add: {exc}", file=sys.stderr)
+        return 2
+    step = item.ScheduledProcedureStepSequence[0]
+    print(f"item {item_id}: SPS {step.ScheduledProcedureStepID} for "
+          f"{item.PatientName} ({item.PatientID}) on {step.ScheduledStationAETitle} at "
+          f"{step.ScheduledProcedureStepStartDate} {step.ScheduledProcedureStepStartTime}, "
+          f"Study Instance UID {item.StudyInstanceUID}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        store = _store(args)
+    except Exception as exc:
+        print(f"{PROG} import: {exc}", file=sys.stderr)
+        return 2
+    from printscp.worklist.importing import expand_paths
+
+    files = expand_paths(args.files)
+    with Progress(len(files), "importing") as bar:
+        results = import_files(store, files, advance=bar.advance)
+    imported = sum(r.imported for r in results)
+    rejected = [r for r in results if not r.ok]
+    for r in rejected:
+        for problem in r.problems:
+            print(f"{r.path}: {problem}", file=sys.stderr)
+    print(f"{imported} items imported from {len(results) - len(rejected)} files; "
+          f"{len(rejected)} files rejected")
+    if not results or len(rejected) == len(results):
+        return 2
+    return 1 if rejected else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    try:
+        items = _store(args).items()
+    except Exception as exc:
+        print(f"{PROG} list: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([i.to_dict() for i in items], indent=1))
+        return 0
+    header = ("ID", "DATE", "TIME", "STATION", "MOD", "PATIENT", "PATIENT ID", "ACCESSION",
+              "SPS ID", "STATUS", "DESCRIPTION")
+    rows = [(str(i.id), i.start_date, i.start_time[:6], i.station_ae, i.modality,
+             i.patient_name, i.patient_id, i.accession_number, i.sps_id, i.status,
+             i.description) for i in items]
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print(f"{len(items)} items")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    try:
+        store = _store(args)
+        found = {i: bool(store.find_items(accession=i) if args.accession
+                         else store.find_items(sps_id=i)) for i in args.ids}
+        if args.accession:
+            removed = store.remove(accessions=args.ids)
+        else:
+            removed = store.remove(sps_ids=args.ids)
+    except Exception as exc:
+        print(f"{PROG} remove: {exc}", file=sys.stderr)
+        return 2
+    for ident, present in found.items():
+        if not present:
+            print(f"{PROG} remove: no item with {'accession' if args.accession else 'SPS ID'}"
+                  f" {ident}", file=sys.stderr)
+    print(f"{removed} items removed")
+    if removed == 0:
+        return 2
+    return 0 if all(found.values()) else 1

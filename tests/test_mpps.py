@@ -555,6 +555,3 @@ def test_is_mpps_request() -> None:
     Req.AffectedSOPClassUID = "1.2.840.10008.5.1.1.1"
     assert not is_mpps_request(Event())
 
-
-def test_dcmtk_has_no_mpps_scu() -> None:
-    pytest.skip("DCMTK ships no MPPS N-CREATE/N-SET client (findscu/storescu/... only)")

@@ -212,6 +212,14 @@ def _column(ds: Dataset, keyword: str) -> str | None:
     return matching.normalise(ds[keyword])
 
 
+#: Return keys computed from the rows below a record (PS3.4 C.3.4 / C.6).
+DERIVED_TAGS = frozenset(Tag(kw) for kw in (
+    "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries",
+    "NumberOfPatientRelatedInstances", "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances", "ModalitiesInStudy", "SOPClassesInStudy",
+    "NumberOfSeriesRelatedInstances", "AvailableTransferSyntaxUID"))
+
+
 class StoreResult(Enum):
     STORED = "stored"
     REPLACED = "replaced"
@@ -241,6 +249,8 @@ class Index:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        #: (table alias, pk) -> (attrs JSON, parsed) of rows read by queries.
+        self._parsed_rows: dict[tuple[str, int], tuple[str, Dataset]] = {}
         #: (level, key) -> (attribute fingerprint, row pk) of level rows written here.
         self._levels: dict[tuple[Level, str], tuple[tuple[str | None, ...], int]] = {}
         with self._connect() as db:
@@ -399,13 +409,29 @@ class Index:
             sql += " WHERE " + " AND ".join(where)
         skip = {0x00080052, 0x00080005, 0x00080054, 0x00080056}
         db = self._connect()
+        # Derived keys cost queries per record: computed only when the identifier has them.
+        derived = any(elem.tag in DERIVED_TAGS for elem in identifier)
         for row in db.execute(sql, params):
             merged = Dataset()
             for i in range(len(aliases)):
-                merged.update(_from_json(row[2 * i]))
-            self._add_derived(db, merged, level, row)
+                merged.update(self._parsed(aliases[i], row[2 * i + 1], row[2 * i]))
+            if derived:
+                self._add_derived(db, merged, level, row)
             if matching.match_dataset(identifier, merged, skip=skip):
                 yield merged, []
+
+    def _parsed(self, alias: str, pk: int, text: str) -> Dataset:
+        """The level attributes of a row, parsed once while the row is unchanged: the
+        upper levels repeat on every record of a query below them."""
+        key = (alias, pk)
+        hit = self._parsed_rows.get(key)
+        if hit is not None and hit[0] == text:
+            return hit[1]
+        ds = _from_json(text)
+        if len(self._parsed_rows) > 20000:
+            self._parsed_rows.clear()
+        self._parsed_rows[key] = (text, ds)
+        return ds
 
     def _add_derived(self, db: sqlite3.Connection, ds: Dataset, level: Level,
                      row: tuple[Any, ...]) -> None:

@@ -195,7 +195,8 @@ class Node:
                                     retriable=False)
             from printscp.archive.films import store_film
 
-            return store_film(self.archive, folder, job_render.prepared_file(folder, index))
+            return store_film(self.archive, folder, job_render.prepared_file(folder, index),
+                              self.worklist)
         raise ValueError(f"{target.label}: not a network target")
 
     def _build_ae(self) -> AE:

@@ -118,3 +118,30 @@ def test_c_find_on_the_film_series(tmp_path):
         node.stop()
     assert [(r.StudyDescription, r.NumberOfStudyRelatedInstances) for r in rsps] == [
         ("Printed films", 1)]
+
+
+@pytest.mark.parametrize("how", ["label", "started"])
+def test_films_join_the_worklist_order(tmp_path, how):
+    """A film printed with the order's Accession Number as label, or printed by the
+    modality while the order's step is STARTED (after MPPS N-CREATE), joins that order's
+    patient and study, though no image of it is archived yet."""
+    from printscp.worklist.importing import build_item
+
+    node = Node(load_config(None, port=0, bind="127.0.0.1",
+                            data_dir=str(tmp_path / "data"))).start()
+    try:
+        study_uid = "1.2.826.0.1.3680043.8.498.4242"
+        node.worklist.add(build_item({
+            "patient_name": "ORDER^OLGA", "patient_id": "P42", "accession": "ACC42",
+            "procedure_description": "US ABDOMEN", "modality": "US", "station_ae": "US3",
+            "start_date": "20261126", "start_time": "1000", "study_uid": study_uid}))
+        if how == "started":
+            node.worklist.mark(accession="ACC42", status="IN PROGRESS")
+        print_films(films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="US3",
+                    session={"FilmSessionLabel": "ACC42"} if how == "label" else None)
+        assert node.spool.wait_idle(60)
+        [doc] = _films_in_archive(node)
+    finally:
+        node.stop()
+    assert doc.PatientID == "P42" and str(doc.PatientName) == "ORDER^OLGA"
+    assert doc.StudyInstanceUID == study_uid and doc.AccessionNumber == "ACC42"

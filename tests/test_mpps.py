@@ -19,7 +19,6 @@ from printscp.mpps import cli as mpps_cli
 from printscp.mpps.report import dose_of, format_duration, list_steps, usage
 from printscp.mpps.store import MppsStore, parse_datetime
 from printscp.pynetdicom_fixes import guard_requestor
-from printscp.services import dispatch
 from printscp.services.mpps import (
     NO_LONGER_UPDATABLE,
     StatusListeners,
@@ -41,24 +40,24 @@ def hook_calls() -> list[tuple[str, str]]:
 @pytest.fixture
 def mpps_server(tmp_path: Path, hook_calls: list[tuple[str, str]]
                 ) -> Iterator[tuple[int, MppsStore]]:
-    """A pynetdicom MPPS SCP on a free loopback port, its steps in ``tmp_path/data``."""
-    store = MppsStore(tmp_path / "data")
+    """printscp serve's MPPS SCP on a free loopback port, its steps in ``tmp_path/data``;
+    every status hook call is recorded."""
+    from printscp.config import load_config
+    from printscp.node import Node
+
     lock = threading.Lock()
 
     def record(step: Dataset, status: str) -> None:
         with lock:
             hook_calls.append((str(step.SOPInstanceUID), status))
 
-    ae = AE(ae_title="MPPSSCP")
-    ae.add_supported_context(MPPS)
-    # Bound through the node's SOP Class dispatcher, as printscp serve binds it.
-    handlers = dispatch.combine([], {MPPS: event_handlers(store, StatusListeners([record]))})
-    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+    node = Node(load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path / "data")))
+    node.mpps_hooks.listeners.append(record)
+    node.start()
     try:
-        yield server.server_address[1], store
+        yield node.port, node.mpps_store
     finally:
-        server.shutdown()
-        store.close()
+        node.stop()
 
 
 class Scu:

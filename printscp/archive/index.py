@@ -161,8 +161,14 @@ def _from_json(text: str) -> Dataset:
     return Dataset.from_json(text)
 
 
-def _fingerprint(ds: Dataset, level: Level) -> tuple[str | None, ...]:
-    return tuple(str(ds[kw].value) if kw in ds else None for kw in LEVEL_KEYWORDS[level])
+_LEVEL_TAGS = {level: tuple(Tag(kw) for kw in keywords)
+               for level, keywords in LEVEL_KEYWORDS.items()}
+
+
+def _fingerprint(ds: Dataset, level: Level) -> tuple[object, ...]:
+    """The level's values as read (raw bytes while undecoded): cheap to compare."""
+    elements = ds._dict  # by tag; pydicom's keyword lookups dominate otherwise
+    return tuple(getattr(elements.get(tag), "value", None) for tag in _LEVEL_TAGS[level])
 
 
 _KEY_COLUMN = {Level.PATIENT: "patient_key", Level.STUDY: "study_uid",
@@ -252,7 +258,7 @@ class Index:
         #: (table alias, pk) -> (attrs JSON, parsed) of rows read by queries.
         self._parsed_rows: dict[tuple[str, int], tuple[str, Dataset]] = {}
         #: (level, key) -> (attribute fingerprint, row pk) of level rows written here.
-        self._levels: dict[tuple[Level, str], tuple[tuple[str | None, ...], int]] = {}
+        self._levels: dict[tuple[Level, str], tuple[tuple[object, ...], int]] = {}
         with self._connect() as db:
             db.executescript(SCHEMA)
 

@@ -35,6 +35,7 @@ from printscp.outputs.targets import ArchiveTarget, CupsTarget, DicomTarget, Tar
 from printscp.printing import job_render
 from printscp.printing.profile import OutputProfile
 from printscp.printing.spool import Spool
+from printscp.pynetdicom_fixes import serialize_sends, track_serving
 from printscp.services import (
     commitment,
     dispatch,
@@ -226,6 +227,8 @@ class Node:
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
+        serialize_sends(assoc)  # event reports are sent beside the reactor's responses
+        track_serving(assoc)
         rq = assoc.requestor
         primitive = rq.primitive
         calling = str(primitive.calling_ae_title)

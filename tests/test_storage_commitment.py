@@ -174,7 +174,10 @@ def test_report_on_a_new_association_when_the_requester_left(tmp_path):
 
 
 def test_a_report_owed_survives_a_restart(tmp_path):
-    port = _free_port()
+    # Bound, not listening: refused connections, and no other xdist worker gets the port.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
     node = start_node(tmp_path, remote_port=port)
     try:
         stored = store(node, 1)
@@ -193,6 +196,7 @@ def test_a_report_owed_survives_a_restart(tmp_path):
     finally:
         node.stop()
     assert pending.exists()  # still owed
+    holder.close()
     modality = ModalitySCP(port).start()
     again = start_node(tmp_path, remote_port=port)
     try:

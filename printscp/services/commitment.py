@@ -72,6 +72,11 @@ def report_dataset(c: Commitment, ae_title: str) -> Dataset:
     return info
 
 
+def _accepted(status: int) -> bool:
+    """Success or warning: the requester has the report (a failure: try again later)."""
+    return status == 0x0000 or status == 0x0001 or (status & 0xF000) == 0xB000
+
+
 class CommitmentService:
     """Checks requests and delivers their reports, on one background thread."""
 
@@ -176,7 +181,7 @@ class CommitmentService:
             syntax = UID(syntax[0] if isinstance(syntax, list) else syntax)
             status = send_event_report(assoc, context.context_id, syntax, info, c.event_type,
                                        STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
-            if status is not None:
+            if status is not None and _accepted(status):
                 self._delivered(c, "the requesting association", status)
                 return
         error = self._send_new_association(c, info)
@@ -215,6 +220,8 @@ class CommitmentService:
         code = int(status.get("Status", -1)) if status else -1
         if code < 0:
             return "no answer to the N-EVENT-REPORT"
+        if not _accepted(code):
+            return f"{remote.ae_title} answered the N-EVENT-REPORT with 0x{code:04X}"
         self._delivered(c, f"a new association to {remote.ae_title}", code)
         return None
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from calibration.cli import add_calibrate_parser
 from printscp import __version__
+from printscp.cli_options import add_data_dir_options, data_dir_of
 from printscp.mpps.cli import add_mpps_parser
 from printscp.printing.enums import (
     FilmOrientation,
@@ -198,26 +199,22 @@ def _add_jobs_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("jobs", help="list print jobs and their films",
                        description="List the print jobs of a data directory: spooled "
                        "(PENDING) and finished (DONE or FAILURE) with their output.")
-    p.add_argument("--data-dir", default="./printscp-data")
-    p.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    add_data_dir_options(p)
     p.add_argument("--json", action="store_true", help="one JSON array with every field")
     p.set_defaults(func=_cmd_jobs)
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
-    from printscp.config import ConfigError, load_config
+    from printscp.config import ConfigError
     from printscp.printing.spool import list_jobs
 
-    data_dir = Path(args.data_dir)
-    if args.config:
-        try:
-            data_dir = load_config(args.config).data_path
-        except ConfigError as err:
-            print(f"printscp jobs: {err}", file=sys.stderr)
-            return 2
+    try:
+        data_dir = data_dir_of(args)
+    except ConfigError as err:
+        print(f"printscp jobs: {err}", file=sys.stderr)
+        return 2
     jobs = list_jobs(data_dir)
     if args.json:
         print(json.dumps(jobs, indent=1))
@@ -304,12 +301,6 @@ def _cmd_print(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    from printscp.config import load_config
-
-    return load_config(args.config).data_path if args.config else Path(args.data_dir)
-
-
 def _add_archive_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("archive", help="check the archive of stored instances",
                        description="Archive maintenance.")
@@ -318,8 +309,7 @@ def _add_archive_parser(sub: argparse._SubParsersAction) -> None:
                         description="Re-read every indexed file and compare its SHA-256 with "
                         "the one recorded when it was stored; list files no index row names. "
                         "Exit status 0 all good, 1 damaged or missing files.")
-    v.add_argument("--data-dir", default="./printscp-data")
-    v.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    add_data_dir_options(v)
     v.set_defaults(func=_cmd_archive_verify)
 
 
@@ -337,17 +327,14 @@ def _add_media_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--study", action="append", default=[], metavar="UID",
                    help="only this Study Instance UID (repeatable)")
     e.add_argument("--fileset-id", default="PRINTSCP", help="File-set ID (16 characters)")
-    for q in (e,):
-        q.add_argument("--data-dir", default="./printscp-data")
-        q.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    add_data_dir_options(e)
     e.set_defaults(func=_cmd_media_export)
     i = cmds.add_parser("import", help="read a File-set (e.g. a patient CD) into the archive",
                         description="Store every instance a DICOMDIR references in the archive; "
                         "each file that cannot be read or stored is reported. Exit status 0 all "
                         "imported, 1 some failed, 2 no File-set.")
     i.add_argument("directory", type=Path, metavar="DIR")
-    i.add_argument("--data-dir", default="./printscp-data")
-    i.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    add_data_dir_options(i)
     i.set_defaults(func=_cmd_media_import)
 
 
@@ -361,7 +348,7 @@ def _cmd_media_export(args: argparse.Namespace) -> int:
     from printscp.progress import Progress
 
     try:
-        archive = Archive(_data_dir(args))
+        archive = Archive(data_dir_of(args))
     except ConfigError as err:
         print(f"printscp media: {err}", file=sys.stderr)
         return 2
@@ -405,7 +392,7 @@ def _cmd_media_import(args: argparse.Namespace) -> int:
     from printscp.progress import Progress
 
     try:
-        archive = Archive(_data_dir(args))
+        archive = Archive(data_dir_of(args))
         files, errors = read_fileset(args.directory)
     except (ConfigError, MediaError) as err:
         print(f"printscp media: {err}", file=sys.stderr)
@@ -432,7 +419,7 @@ def _cmd_archive_verify(args: argparse.Namespace) -> int:
     from printscp.progress import Progress
 
     try:
-        data_dir = _data_dir(args)
+        data_dir = data_dir_of(args)
     except ConfigError as err:
         print(f"printscp archive: {err}", file=sys.stderr)
         return 2

@@ -19,14 +19,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from printscp import status
 from printscp.archive.archive import Archive
 from printscp.archive.store import sha256_of
 from printscp.printing.output import atomic_write
 
-#: Failure Reason (0008,1197) values (PS3.4 J.3.3.1.1 / C.4.2.1.4 statuses).
-NO_SUCH_OBJECT_INSTANCE = 0x0112
-CLASS_INSTANCE_CONFLICT = 0x0119
-PROCESSING_FAILURE = 0x0110
+#: Failure Reason (0008,1197) values: DIMSE status codes (PS3.4 J.3.3.1.1).
+NO_SUCH_OBJECT_INSTANCE = status.NO_SUCH_SOP_INSTANCE
+CLASS_INSTANCE_CONFLICT = status.CLASS_INSTANCE_CONFLICT
+PROCESSING_FAILURE = status.PROCESSING_FAILURE
 
 #: Event Type IDs of the N-EVENT-REPORT (PS3.4 J.3.3.1).
 ALL_SUCCESSFUL = 1

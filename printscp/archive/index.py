@@ -16,11 +16,9 @@ than the one whose checksum it holds.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +32,7 @@ from pydicom.tag import Tag
 
 from printscp.archive import matching
 from printscp.archive.store import ArchiveFiles, StagedFile
+from printscp.database import Database
 
 LOGGER = logging.getLogger("printscp.archive")
 
@@ -248,47 +247,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Index:
+class Index(Database):
     """The index at ``path``; one connection per thread."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
         #: (table alias, pk) -> (attrs JSON, parsed) of rows read by queries.
         self._parsed_rows: dict[tuple[str, int], tuple[str, Dataset]] = {}
         #: (level, key) -> (attribute fingerprint, row pk) of level rows written here.
         self._levels: dict[tuple[Level, str], tuple[tuple[object, ...], int]] = {}
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        super().__init__(path, SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
-            self._local.db = db
-        return db
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
 
     # -- storing ---------------------------------------------------------------------
     def store(self, ds: Dataset, transfer_syntax: str, staged: StagedFile, files: ArchiveFiles,

@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from printscp.printing.output import fsync_dir
+
 #: A UID as PS3.5 9.1 defines it: digits and dots, no leading zeros in a component,
 #: at most 64 characters.  Only such strings ever become path components.
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
@@ -36,14 +38,6 @@ class StagedFile:
     final: Path
     sha256: str
     size: int
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ArchiveFiles:

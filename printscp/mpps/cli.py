@@ -12,8 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
-from pathlib import Path
 
+from printscp.cli_options import add_data_dir_options, data_dir_of
 from printscp.mpps.report import format_list, format_usage, list_steps, usage
 from printscp.mpps.store import STATUSES, MppsStore
 
@@ -27,17 +27,8 @@ def _day(text: str) -> date:
     raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD or YYYYMMDD, got {text!r}")
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    if args.config:
-        from printscp.config import load_config
-
-        return load_config(args.config).data_path
-    return Path(args.data_dir)
-
-
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default="./printscp-data")
-    p.add_argument("--config", metavar="FILE", help="take the data directory from this config")
+    add_data_dir_options(p)
     p.add_argument("--from", dest="since", type=_day, metavar="DATE",
                    help="steps started on or after DATE (YYYY-MM-DD)")
     p.add_argument("--to", dest="until", type=_day, metavar="DATE",
@@ -71,7 +62,7 @@ def add_mpps_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace) -> MppsStore | None:
-    data_dir = _data_dir(args)
+    data_dir = data_dir_of(args)
     if not (data_dir / "index.sqlite").exists():
         print(f"printscp mpps: no database in {data_dir}", file=sys.stderr)
         return None

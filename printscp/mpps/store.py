@@ -17,16 +17,16 @@ and group on.  ``mpps_links`` holds every Scheduled Step Attributes Sequence ite
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+
+from printscp.database import Database
 
 IN_PROGRESS = "IN PROGRESS"
 COMPLETED = "COMPLETED"
@@ -213,7 +213,7 @@ def _json(ds: Dataset) -> str:
     return json.dumps(ds.to_json_dict(bulk_data_threshold=1 << 20), separators=(",", ":"))
 
 
-class MppsStore:
+class MppsStore(Database):
     """The performed steps of the node whose data directory is ``data_dir``.
 
     One SQLite connection per thread (pynetdicom serves each association on its own
@@ -222,40 +222,9 @@ class MppsStore:
     """
 
     def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / "index.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        db = self._connect()
-        db.executescript(SCHEMA)
+        super().__init__(Path(data_dir) / "index.sqlite", SCHEMA)
 
     # -- connection ------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
-            self._local.db = db
-        return db
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
 
     # -- writing ---------------------------------------------------------------------
     def create(self, uid: str, ds: Dataset, calling_ae: str = "") -> StepRecord:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from printscp.outputs.targets import FileTarget, Target
-from printscp.printing.output import atomic_write
+from printscp.printing.output import atomic_write, safe_name
 
 LOGGER = logging.getLogger("printscp.delivery")
 
@@ -117,11 +116,8 @@ def save_delivery(folder: Path, delivery: JobDelivery) -> None:
 
 
 # -- target health ---------------------------------------------------------------------
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
 def _health_path(data_dir: Path, label: str) -> Path:
-    return Path(data_dir) / "targets" / (_SAFE.sub("_", label) + ".json")
+    return Path(data_dir) / "targets" / (safe_name(label) + ".json")
 
 
 def record_health(data_dir: Path, label: str, printer: str, ok: bool, error: str = "",

@@ -8,21 +8,14 @@ administrator's template itself may contain ``/`` to build a directory layout.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from printscp.outputs.targets import FileTarget
+from printscp.printing.output import safe_name
 from printscp.printing.spool import PrintJob, film_file_stem
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
 EXTENSIONS = {"pdf": ".pdf", "png": ".png", "tiff": ".tif"}
-
-
-def _safe(value: object) -> str:
-    text = _SAFE.sub("_", str(value)).strip("_.")
-    return text or "_"
 
 
 def name_fields(job: PrintJob, film: int | None = None) -> dict[str, str]:
@@ -31,10 +24,10 @@ def name_fields(job: PrintJob, film: int | None = None) -> dict[str, str]:
         "stem": film_file_stem(job),
         "date": job.job_id[:8],
         "time": job.job_id[9:15],
-        "calling_ae": _safe(job.calling_ae.strip() or "UNKNOWN"),
-        "called_ae": _safe(job.called_ae.strip() or "UNKNOWN"),
-        "printer": _safe(job.extra.get("printer") or "printscp"),
-        "label": _safe(str(job.session.get("film_session_label") or "").strip()[:40]
+        "calling_ae": safe_name(job.calling_ae.strip() or "UNKNOWN"),
+        "called_ae": safe_name(job.called_ae.strip() or "UNKNOWN"),
+        "printer": safe_name(job.extra.get("printer") or "printscp"),
+        "label": safe_name(str(job.session.get("film_session_label") or "").strip()[:40]
                        or "nolabel"),
         "job": job.job_id.rsplit("-", 1)[-1],
         "job_id": job.job_id,

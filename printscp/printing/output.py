@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -212,9 +213,24 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(target.parent)
     return target
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(value: object) -> str:
+    """``value`` as a file name component: runs of anything but letters, digits, ``.``,
+    ``_`` and ``-`` become ``_``, no leading or trailing ``_`` or ``.`` (so never
+    ``..``), never empty.  Values from the network only become names through this."""
+    return _UNSAFE.sub("_", str(value)).strip("_.") or "_"
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename or new entry in directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

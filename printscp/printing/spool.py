@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import queue
-import re
 import shutil
 import threading
 import time
@@ -42,7 +41,7 @@ from printscp.outputs.delivery import (
     save_delivery,
 )
 from printscp.outputs.targets import Target, snapshot_targets
-from printscp.printing.output import atomic_write
+from printscp.printing.output import atomic_write, fsync_dir, safe_name
 
 LOGGER = logging.getLogger("printscp.spool")
 
@@ -118,15 +117,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def print_job_uid(job_id: str, root: str) -> str:
@@ -195,7 +185,7 @@ def film_file_stem(job: PrintJob) -> str:
     if label:
         parts.append(label[:40])
     parts.append(job.job_id.rsplit("-", 1)[-1])
-    return "_".join(_SAFE.sub("_", p).strip("_") or "_" for p in parts)
+    return "_".join(safe_name(p) for p in parts)
 
 
 #: ``renderer(job_folder, data_dir)`` renders the job in its spool folder for its
@@ -254,9 +244,9 @@ class Spool:
                 json.dump(job.to_json(), f, indent=1)
                 f.flush()
                 os.fsync(f.fileno())
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             os.rename(tmp, self.spool_dir / job.job_id)
-            _fsync_dir(self.spool_dir)
+            fsync_dir(self.spool_dir)
         except BaseException:
             with self._lock:
                 self._queued.discard(job.job_id)
@@ -423,7 +413,7 @@ class Spool:
         atomic_write(self.films_dir / f"{film_file_stem(job)}.json",
                      json.dumps(sidecar, indent=1).encode("utf-8"))
         shutil.rmtree(folder)
-        _fsync_dir(self.spool_dir)
+        fsync_dir(self.spool_dir)
         with self._lock:
             self._queued.discard(job_id)
         self._notify(job)

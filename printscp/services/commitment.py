@@ -25,11 +25,13 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role
 
+from printscp import status
 from printscp.archive.archive import Archive
 from printscp.archive.commitment import Commitment, CommitmentStore, check
 from printscp.archive.store import valid_uid
 from printscp.config import NodeConfig
 from printscp.pynetdicom_fixes import guard_requestor
+from printscp.services.dimse import status_dataset
 from printscp.services.events import send_event_report
 
 LOGGER = logging.getLogger("printscp.commitment")
@@ -40,11 +42,8 @@ STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 ORIGIN_GRACE = 10.0
 
 
-def _failure(status: int, comment: str) -> tuple[Dataset, None]:
-    ds = Dataset()
-    ds.Status = status
-    ds.ErrorComment = comment[:64]
-    return ds, None
+def _failure(code: int, comment: str) -> tuple[Dataset, None]:
+    return status_dataset(code, comment), None
 
 
 def report_dataset(c: Commitment, ae_title: str) -> Dataset:
@@ -97,29 +96,34 @@ class CommitmentService:
     def handle_action(self, event: Any) -> tuple[Dataset | int, Dataset | None]:
         request = event.request
         if str(request.RequestedSOPInstanceUID) != STORAGE_COMMITMENT_INSTANCE:
-            return _failure(0x0112, f"the instance is {STORAGE_COMMITMENT_INSTANCE}")
+            return _failure(status.NO_SUCH_SOP_INSTANCE,
+                            f"the instance is {STORAGE_COMMITMENT_INSTANCE}")
         if int(request.ActionTypeID) != 1:
-            return _failure(0x0123, f"Action Type ID {request.ActionTypeID} is not 1")
+            return _failure(status.NO_SUCH_ACTION,
+                            f"Action Type ID {request.ActionTypeID} is not 1")
         try:
             ds = event.action_information
         except Exception as exc:
-            return _failure(0x0110, f"cannot decode the request: {exc}")
+            return _failure(status.PROCESSING_FAILURE, f"cannot decode the request: {exc}")
         if ds is None or not ds.get("TransactionUID"):
-            return _failure(0x0120, "TransactionUID (0008,1195) missing")
+            return _failure(status.MISSING_ATTRIBUTE, "TransactionUID (0008,1195) missing")
         if not valid_uid(ds.TransactionUID):
-            return _failure(0x0106, "TransactionUID (0008,1195) is not a UID")
+            return _failure(status.INVALID_ATTRIBUTE_VALUE,
+                            "TransactionUID (0008,1195) is not a UID")
         if not ds.get("ReferencedSOPSequence"):
-            return _failure(0x0120, "ReferencedSOPSequence (0008,1199) missing")
+            return _failure(status.MISSING_ATTRIBUTE, "ReferencedSOPSequence (0008,1199) missing")
         references = []
         for item in ds.ReferencedSOPSequence:
             sop_class = str(item.get("ReferencedSOPClassUID", "") or "")
             sop_uid = str(item.get("ReferencedSOPInstanceUID", "") or "")
             if not sop_class or not sop_uid:
-                return _failure(0x0106, "ReferencedSOPSequence item without class or UID")
+                return _failure(status.INVALID_ATTRIBUTE_VALUE,
+                                "ReferencedSOPSequence item without class or UID")
             references.append((sop_class, sop_uid))
         uid = str(ds.TransactionUID)
         if self.store.exists(uid):
-            return _failure(0x0106, f"TransactionUID {uid} is already pending")
+            return _failure(status.INVALID_ATTRIBUTE_VALUE,
+                            f"TransactionUID {uid} is already pending")
         requester = event.assoc.requestor
         commitment = Commitment(uid, str(requester.ae_title).strip(),
                                 f"{requester.address}:{requester.port}", references)
@@ -128,7 +132,7 @@ class CommitmentService:
         self._wake.set()
         LOGGER.info("storage commitment %s from %s: %d instance(s)", uid,
                     commitment.requester_ae, len(references))
-        return 0x0000, None
+        return status.SUCCESS, None
 
     # -- the worker -------------------------------------------------------------------
     def start(self) -> None:

@@ -38,6 +38,14 @@ def status_dataset(code: int, comment: str = "", tags: Iterable[BaseTag] = ()) -
     return ds
 
 
+def create_failure(result: Dataset) -> tuple[Dataset, None]:
+    """An N-CREATE failure response: N-CREATE-RSP has no Attribute Identifier List
+    (PS3.7 10.3.5), so the Error Comment alone names the attribute."""
+    if "AttributeIdentifierList" in result:
+        del result.AttributeIdentifierList
+    return result, None
+
+
 def error_status(exc: Exception) -> Dataset:
     """Map domain and service errors to DIMSE statuses (see docs/conformance.md)."""
     if isinstance(exc, DimseError):

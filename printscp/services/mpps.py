@@ -63,7 +63,7 @@ from printscp.mpps.store import (
     StepNotFound,
     links_of,
 )
-from printscp.services.dimse import DimseError, guarded
+from printscp.services.dimse import DimseError, create_failure, guarded
 
 LOGGER = logging.getLogger("printscp.mpps")
 
@@ -353,13 +353,6 @@ class _NoLongerUpdatable(DimseError):
         super().__init__(status.PROCESSING_FAILURE, NO_LONGER_UPDATABLE)
 
 
-def _create_failure(result: Dataset) -> tuple[Dataset, None]:
-    # N-CREATE-RSP has no Attribute Identifier List (PS3.7 10.3.5): the comment names it.
-    if "AttributeIdentifierList" in result:
-        del result.AttributeIdentifierList
-    return result, None
-
-
 def _set_failure(result: Dataset) -> tuple[Dataset, None]:
     if result.get("ErrorComment") == NO_LONGER_UPDATABLE:
         result.ErrorID = NO_LONGER_UPDATABLE_ID
@@ -377,7 +370,7 @@ def is_mpps_request(event: Any) -> bool:
 def create_handler(store: MppsStore, hooks: MppsHooks | None = None
                    ) -> Callable[[Any], tuple[Any, Dataset | None]]:
     """N-CREATE handler with failures turned into statuses, for a node's dispatcher."""
-    fn = guarded(handle_n_create, _create_failure)
+    fn = guarded(handle_n_create, create_failure)
     return lambda event: fn(event, store, hooks)
 
 
@@ -397,7 +390,7 @@ def event_handlers(store: MppsStore, hooks: MppsHooks | None = None
     """
     from pynetdicom import evt
 
-    return [(evt.EVT_N_CREATE, guarded(handle_n_create, _create_failure), [store, hooks]),
+    return [(evt.EVT_N_CREATE, guarded(handle_n_create, create_failure), [store, hooks]),
             (evt.EVT_N_SET, guarded(handle_n_set, _set_failure), [store, hooks])]
 
 

@@ -65,6 +65,7 @@ from printscp.printing.spool import (
 )
 from printscp.services.dimse import (
     DimseError,
+    create_failure,
     dataset_values,
     guarded,
     referenced_uid,
@@ -952,13 +953,6 @@ def _with_none(result: Dataset) -> tuple[Dataset, None]:
     return result, None
 
 
-def _create_failure(result: Dataset) -> tuple[Dataset, None]:
-    # N-CREATE-RSP has no Attribute Identifier List (PS3.7): the Error Comment names it.
-    if "AttributeIdentifierList" in result:
-        del result.AttributeIdentifierList
-    return result, None
-
-
 def handle_n_create(event: Any, service: PrintService) -> tuple[Any, Dataset | None]:
     req = event.request
     ds = _decode(event, "attribute_list")
@@ -1005,7 +999,7 @@ def handle_association_end(event: Any, service: PrintService) -> None:
 
 
 HANDLERS: list[tuple[str, Callable[..., Any], Callable[[Dataset], Any]]] = [
-    ("EVT_N_CREATE", handle_n_create, _create_failure),
+    ("EVT_N_CREATE", handle_n_create, create_failure),
     ("EVT_N_SET", handle_n_set, _with_none),
     ("EVT_N_ACTION", handle_n_action, _with_none),
     ("EVT_N_DELETE", handle_n_delete, lambda ds: ds),

@@ -36,6 +36,7 @@ from pynetdicom.sop_class import (
 from printscp.archive.archive import Archive
 from printscp.archive.index import ORDER, Level
 from printscp.config import NodeConfig
+from printscp.services.dimse import status_dataset
 
 LOGGER = logging.getLogger("printscp.qr")
 
@@ -63,12 +64,6 @@ class QueryError(Exception):
         super().__init__(comment)
         self.status = status
 
-
-def _failure(status: int, comment: str) -> Dataset:
-    ds = Dataset()
-    ds.Status = status
-    ds.ErrorComment = comment[:64]
-    return ds
 
 
 def parse_request(identifier: Dataset, sop_class: str, retrieve: bool = False
@@ -109,7 +104,7 @@ def handle_find(event: Any, archive: Archive, config: NodeConfig) -> Iterator[tu
         identifier = _identifier(event)
         level, patient_root = parse_request(identifier, str(event.request.AffectedSOPClassUID))
     except QueryError as exc:
-        yield _failure(exc.status, str(exc)), None
+        yield status_dataset(exc.status, str(exc)), None
         return
     for record, _ in archive.index.query(level, identifier, patient_root=patient_root):
         if event.is_cancelled:
@@ -216,7 +211,7 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
         # pynetdicom takes a failure status only after a destination and a count.
         yield remote.host, remote.port, {"contexts": [build_context(ExplicitVRLittleEndian)]}
         yield 1
-        yield _failure(exc.status, str(exc)), None
+        yield status_dataset(exc.status, str(exc)), None
         return
     yield remote.host, remote.port, {
         "contexts": _contexts(records) or [build_context(ExplicitVRLittleEndian)],
@@ -237,7 +232,7 @@ def handle_get(event: Any, archive: Archive, config: NodeConfig) -> Iterator[Any
         records = _records(event, archive)
     except QueryError as exc:
         yield 1  # pynetdicom takes a failure status only after a count
-        yield _failure(exc.status, str(exc)), None
+        yield status_dataset(exc.status, str(exc)), None
         return
     accepted: dict[str, set[str]] = {}
     for cx in event.assoc.accepted_contexts:

@@ -32,6 +32,7 @@ from pydicom.uid import (
 from pynetdicom import AllStoragePresentationContexts
 
 from printscp.archive.archive import Archive
+from printscp.services.dimse import status_dataset
 
 LOGGER = logging.getLogger("printscp.storage")
 
@@ -64,10 +65,7 @@ def handle_store(event: Any, archive: Archive) -> Dataset:
         outcome = archive.receive(encoded, str(request.AffectedSOPClassUID),
                                   str(request.AffectedSOPInstanceUID), calling)
         outcome_status, comment = outcome.status, outcome.comment
-    rsp = Dataset()
-    rsp.Status = outcome_status
     if comment:
         LOGGER.warning("C-STORE %s from %s refused (0x%04X): %s",
                        request.AffectedSOPInstanceUID, calling, outcome_status, comment)
-        rsp.ErrorComment = comment[:64]
-    return rsp
+    return status_dataset(outcome_status, comment)

@@ -32,6 +32,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from printscp.services.dimse import status_dataset
 from printscp.worklist.store import QueryRejected, WorklistConfig, WorklistStore
 
 LOGGER = logging.getLogger("printscp.worklist")
@@ -42,12 +43,6 @@ PENDING = 0xFF00
 CANCELLED = 0xFE00
 UNABLE_TO_PROCESS = 0xC000
 
-
-def _failure(status: int, comment: str) -> Dataset:
-    ds = Dataset()
-    ds.Status = status
-    ds.ErrorComment = comment[:64]
-    return ds
 
 
 def worklist_config(config: Any) -> WorklistConfig:
@@ -105,14 +100,14 @@ def handle_worklist_find(event: Any, store: WorklistStore, config: Any
     try:
         identifier = event.identifier
     except Exception as exc:
-        yield _failure(UNABLE_TO_PROCESS, f"cannot decode the identifier: {exc}"), None
+        yield status_dataset(UNABLE_TO_PROCESS, f"cannot decode the identifier: {exc}"), None
         return
     try:
         matches = store.query(identifier, include_done=include_done)
         first = next(matches, None)
     except QueryRejected as exc:
         LOGGER.info("worklist C-FIND refused (0x%04X): %s", exc.status, exc)
-        yield _failure(exc.status, str(exc)), None
+        yield status_dataset(exc.status, str(exc)), None
         return
     if first is None:
         return
@@ -147,6 +142,6 @@ def event_handlers(store: WorklistStore, config: Any,
             handler, args = other_find
             yield from handler(event, *args)
         else:
-            yield _failure(UNABLE_TO_PROCESS, "SOP class not served here"), None
+            yield status_dataset(UNABLE_TO_PROCESS, "SOP class not served here"), None
 
     return [(evt.EVT_C_FIND, dispatch, [])]

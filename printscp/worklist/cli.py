@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 from datetime import datetime
-from pathlib import Path
 
+from printscp.cli_options import add_data_dir_options, data_dir_of
 from printscp.progress import Progress
 from printscp.worklist.importing import build_item, import_files
 from printscp.worklist.store import ItemRejected, WorklistStore
@@ -30,16 +30,12 @@ def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
                        "steps the node offers to modalities (Modality Worklist C-FIND).")
     wsub = p.add_subparsers(dest="worklist_command", required=True)
 
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--data-dir", help="the node's data directory (default: from "
-                       "--config, else ./printscp-data)")
-        q.add_argument("--config", help="the node's TOML configuration file")
 
     a = wsub.add_parser("add", help="schedule one procedure step",
                         description="One worklist item from options.  Codes are "
                         "CODE^SCHEME^MEANING; dates YYYYMMDD or YYYY-MM-DD; times HHMM[SS] "
                         "or HH:MM[:SS].")
-    common(a)
+    add_data_dir_options(a)
     g = a.add_argument_group("patient")
     g.add_argument("--patient-name", required=True, metavar="FAMILY^GIVEN")
     g.add_argument("--patient-id", required=True)
@@ -75,19 +71,19 @@ def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
                         "rejected item is reported with its reason.  Directories are "
                         "searched for *.wl, *.dcm, *.json and *.csv.  Exit status: 0 all "
                         "imported, 1 some files rejected, 2 none imported.")
-    common(i)
+    add_data_dir_options(i)
     i.add_argument("files", nargs="+", metavar="FILE")
     i.set_defaults(func=cmd_import)
 
     ls = wsub.add_parser("list", help="list the items and their status")
-    common(ls)
+    add_data_dir_options(ls)
     ls.add_argument("--json", action="store_true", help="print JSON (every field)")
     ls.set_defaults(func=cmd_list)
 
     r = wsub.add_parser("remove", help="remove items",
                         description="Remove items by Scheduled Procedure Step ID, or with "
                         "--accession every step of the given orders.")
-    common(r)
+    add_data_dir_options(r)
     r.add_argument("ids", nargs="+", metavar="ID")
     r.add_argument("--accession", action="store_true",
                    help="the IDs are Accession Numbers")
@@ -95,12 +91,7 @@ def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _store(args: argparse.Namespace) -> WorklistStore:
-    data_dir = args.data_dir
-    if data_dir is None and args.config:
-        from printscp.config import load_config
-
-        data_dir = str(load_config(args.config).data_path)
-    return WorklistStore.for_data_dir(Path(data_dir or "./printscp-data"))
+    return WorklistStore.for_data_dir(data_dir_of(args))
 
 
 _ADD_FIELDS = ("patient_name", "patient_id", "birth_date", "sex", "age", "weight",

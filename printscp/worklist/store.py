@@ -29,7 +29,6 @@ Whether COMPLETED / DISCONTINUED items still match is the C-FIND's choice
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import sqlite3
@@ -47,6 +46,7 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import validate_value
 
 from printscp.archive import matching
+from printscp.database import Database
 
 __all__ = [
     "DONE_STATUSES",
@@ -353,52 +353,22 @@ def _now() -> str:
 
 # -- the store ----------------------------------------------------------------------------
 
-class WorklistStore:
+class WorklistStore(Database):
     """Worklist items in the SQLite database at ``path`` (the node's ``index.sqlite``)."""
 
     #: Parsed items kept for queries (a day's worklist of a department fits).
     cache_size = 5000
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
         self._cache: OrderedDict[tuple[int, int], Dataset] = OrderedDict()
         self._cache_lock = threading.Lock()
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        super().__init__(Path(path), SCHEMA)
 
     @classmethod
     def for_data_dir(cls, data_dir: Path | str) -> WorklistStore:
         """The store of a node whose data directory is ``data_dir``."""
         return cls(Path(data_dir) / "index.sqlite")
 
-    def _connect(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            self._local.db = db
-        return db
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
 
     # -- writing ---------------------------------------------------------------------
     def add(self, ds: Dataset, *, source: str = "") -> int:

@@ -61,7 +61,8 @@ class RemoteAE:
         except ValueError:
             number = -1
         if not ae.strip() or len(ae.strip()) > 16 or not host or not 0 < number < 65536:
-            raise ConfigError(f"remote AE {text!r} is not AE@HOST:PORT")
+            raise ConfigError(f"{text!r} is not AE@HOST:PORT (an AE title of 1 to 16 "
+                              "characters, a port 1-65535)")
         return cls(ae.strip(), host, number)
 
 

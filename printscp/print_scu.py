@@ -26,6 +26,7 @@ from pynetdicom import AE, evt
 from pynetdicom.status import code_to_category
 
 from printscp import uids
+from printscp.config import RemoteAE
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
 from printscp.printing.presentation_lut import PresentationLUT
@@ -66,15 +67,9 @@ class PrintResult:
 
 
 def parse_destination(text: str) -> tuple[str, str, int]:
-    """``AE@HOST:PORT`` -> (AE, HOST, PORT)."""
-    try:
-        ae, _, rest = text.partition("@")
-        host, _, port = rest.rpartition(":")
-        if not ae or not host:
-            raise ValueError
-        return ae, host, int(port)
-    except ValueError:
-        raise ValueError(f"destination {text!r} is not AE@HOST:PORT") from None
+    """``AE@HOST:PORT`` -> (AE, HOST, PORT); ValueError naming the form otherwise."""
+    remote = RemoteAE.parse(text)
+    return remote.ae_title, remote.host, remote.port
 
 
 def reference(sop_class: str, sop_instance: str) -> Sequence:

@@ -35,6 +35,15 @@ PRINT_QUEUE_FULL = 0xC602  #: Failure: unable to create the Print Job; print que
 IMAGE_TOO_LARGE = 0xC603  #: Failure: image size is larger than the image box size
 UNPRINTED_FILM_BOX = 0xC616  #: Failure: an unprinted Film Box exists and collation is off
 
+# Storage and Query/Retrieve (PS3.4 B.2.3, C.4.1.1.4, C.4.2.1.5, K.4.1.1.4)
+PENDING = 0xFF00  #: Pending: a C-FIND match, or a C-MOVE/C-GET sub-operation report
+CANCEL = 0xFE00  #: Cancel: matching or sub-operations ended by C-CANCEL
+SUB_OPERATIONS_FAILED = 0xB000  #: Warning: sub-operations complete, one or more failed
+OUT_OF_RESOURCES = 0xA700  #: Refused: out of resources (the file or index cannot be written)
+MOVE_DESTINATION_UNKNOWN = 0xA801  #: Refused: move destination unknown
+DOES_NOT_MATCH_SOP_CLASS = 0xA900  #: Error: data set or identifier does not match SOP Class
+CANNOT_UNDERSTAND = 0xC000  #: Error: cannot understand / unable to process
+
 DESCRIPTIONS: dict[int, tuple[str, str]] = {
     SUCCESS: ("Success", "Operation completed"),
     NO_SUCH_ATTRIBUTE: ("Failure", "No such attribute"),
@@ -67,4 +76,11 @@ DESCRIPTIONS: dict[int, tuple[str, str]] = {
     IMAGE_TOO_LARGE: ("Failure", "Image size is larger than image box size"),
     UNPRINTED_FILM_BOX: ("Failure", "There is an existing Film Box that has not been printed "
                          "and N-ACTION at the Film Session level is not supported"),
+    PENDING: ("Pending", "Matches are continuing"),
+    CANCEL: ("Cancel", "Matching or sub-operations terminated due to Cancel request"),
+    SUB_OPERATIONS_FAILED: ("Warning", "Sub-operations complete, one or more failures"),
+    OUT_OF_RESOURCES: ("Failure", "Refused: out of resources"),
+    MOVE_DESTINATION_UNKNOWN: ("Failure", "Refused: move destination unknown"),
+    DOES_NOT_MATCH_SOP_CLASS: ("Failure", "Data set or identifier does not match SOP Class"),
+    CANNOT_UNDERSTAND: ("Failure", "Cannot understand / unable to process"),
 }

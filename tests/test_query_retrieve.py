@@ -152,13 +152,22 @@ def test_series_and_image_levels(populated):
     assert len(images) == 1 and images[0].Rows == 16
 
 
-def _find(node: Node, identifier: Dataset, model=StudyRootQueryRetrieveInformationModelFind):
-    ae = AE(ae_title="FINDSCU")
-    ae.add_requested_context(model)
+def _connect(node: Node, ae_title: str, *contexts: str):
+    """A guarded pynetdicom association to ``node`` proposing ``contexts``."""
+    ae = AE(ae_title=ae_title)
+    for uid in contexts:
+        ae.add_requested_context(uid)
     assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
     guard_requestor(assoc)
+    return assoc
+
+
+def _find(node: Node, identifier: Dataset, model=StudyRootQueryRetrieveInformationModelFind):
+    """(status, Error Comment, identifier) of every response."""
+    assoc = _connect(node, "FINDSCU", model)
     try:
-        return [(int(st.Status), ds) for st, ds in assoc.send_c_find(identifier, model)]
+        return [(int(st.Status), str(st.get("ErrorComment", "")), ds)
+                for st, ds in assoc.send_c_find(identifier, model)]
     finally:
         assoc.release()
 
@@ -172,31 +181,28 @@ def test_sequence_matching(populated):
     ident.SOPInstanceUID = ""
     ident.ImageType = "ORIGINAL\\PRIMARY\\AXIAL"
     results = _find(node, ident)
-    assert [s for s, _ in results] == [0xFF00, 0xFF00, 0x0000]
+    assert [s for s, _, _ in results] == [0xFF00, 0xFF00, 0x0000]
 
 
-@pytest.mark.parametrize(("level", "keys", "comment"), [
-    ("SERIES", {}, "StudyInstanceUID is required"),
-    ("PATIENT", {}, "Patient Root"),
-    ("", {}, "QueryRetrieveLevel"),
-    ("BOGUS", {}, "QueryRetrieveLevel"),
+@pytest.mark.parametrize(("level", "comment"), [
+    ("SERIES", "StudyInstanceUID is required"),
+    ("PATIENT", "Patient Root"),
+    ("", "QueryRetrieveLevel"),
+    ("BOGUS", "QueryRetrieveLevel"),
 ])
-def test_bad_identifiers_fail_naming_the_key(populated, level, keys, comment):
+def test_bad_identifiers_fail_naming_the_key(populated, level, comment):
     node, _, _ = populated
     ident = Dataset()
     if level:
         ident.QueryRetrieveLevel = level
     ident.SeriesInstanceUID = ""
-    [(status, _)] = _find(node, ident)
-    assert status == 0xA900
+    [(status, error, _)] = _find(node, ident)
+    assert status == 0xA900 and comment in error
 
 
 def test_c_cancel_stops_the_query(populated):
     node, _, _ = populated
-    ae = AE(ae_title="FINDSCU")
-    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = _connect(node, "FINDSCU", PatientRootQueryRetrieveInformationModelFind)
     ident = Dataset()
     ident.QueryRetrieveLevel = "IMAGE"
     ident.PatientID = "P1"
@@ -237,10 +243,7 @@ def test_movescu_moves_a_study_with_counts(populated, tmp_path):
 
 def test_move_to_an_unknown_destination_is_a801(populated):
     node, _, _ = populated
-    ae = AE(ae_title="MOVER")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)
     ident = Dataset()
     ident.QueryRetrieveLevel = "STUDY"
     ident.StudyInstanceUID = STUDIES[2].study_uid
@@ -254,10 +257,7 @@ def test_move_to_an_unknown_destination_is_a801(populated):
 
 def test_move_with_no_match_is_success_with_zero_suboperations(populated):
     node, _, _ = populated
-    ae = AE(ae_title="MOVER")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)
     ident = Dataset()
     ident.QueryRetrieveLevel = "STUDY"
     ident.StudyInstanceUID = "1.2.3.4.5.6.7"

@@ -20,15 +20,15 @@ from pydicom.dataset import Dataset
 
 from printscp.archive.index import Index, InstanceRecord, StoreResult
 from printscp.archive.store import ArchiveFiles, sha256_of, valid_uid
+from printscp.status import (
+    CANNOT_UNDERSTAND,
+    DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    SUCCESS,
+)
 
 LOGGER = logging.getLogger("printscp.archive")
 
-#: C-STORE statuses (PS3.4 B.2.3).
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-DATASET_DOES_NOT_MATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-DUPLICATE_KEPT = 0x0000  # a duplicate under the "keep" policy is not an error
 
 #: Transfer syntaxes whose Pixel Data is native (length can be checked).
 NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
@@ -96,21 +96,21 @@ class Archive:
         for keyword, expected in (("SOPClassUID", sop_class), ("SOPInstanceUID", sop_instance)):
             value = str(ds.get(keyword, "") or "")
             if value != str(expected):
-                return Outcome(DATASET_DOES_NOT_MATCH,
+                return Outcome(DOES_NOT_MATCH_SOP_CLASS,
                                f"{keyword} {value or '(missing)'} is not the request's")
         for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
             if not valid_uid(ds.get(keyword)):
-                return Outcome(DATASET_DOES_NOT_MATCH,
+                return Outcome(DOES_NOT_MATCH_SOP_CLASS,
                                f"{keyword} missing or not a valid UID"[:64])
         if "PixelData" in ds and str(ds.file_meta.TransferSyntaxUID) in NATIVE:
             try:
                 expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
                             * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated))
             except (AttributeError, TypeError, ValueError):
-                return Outcome(DATASET_DOES_NOT_MATCH,
+                return Outcome(DOES_NOT_MATCH_SOP_CLASS,
                                "Pixel Data without Rows, Columns or Bits Allocated")
             if len(ds.PixelData) * 8 < expected:
-                return Outcome(DATASET_DOES_NOT_MATCH,
+                return Outcome(DOES_NOT_MATCH_SOP_CLASS,
                                f"Pixel Data {len(ds.PixelData)} bytes, needs {expected // 8}")
         return None
 

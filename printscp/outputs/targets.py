@@ -235,12 +235,12 @@ def _validate(t: Target, where: str) -> None:
         if not 0 <= t.margin_mm < 50:
             raise TargetError(f"{where}.margin_mm: 0..50")
     elif isinstance(t, DicomTarget):
-        from printscp.print_scu import parse_destination
+        from printscp.config import RemoteAE
         from printscp.printing.enums import FilmSize, MagnificationType
         from printscp.printing.errors import PrintAttributeError, parse_enum
 
         try:
-            parse_destination(t.destination)
+            RemoteAE.parse(t.destination)
             for v in t.film_sizes:
                 parse_enum(FilmSize, "film_sizes", v)
             for v in t.magnification_types:

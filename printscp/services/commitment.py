@@ -71,9 +71,9 @@ def report_dataset(c: Commitment, ae_title: str) -> Dataset:
     return info
 
 
-def _accepted(status: int) -> bool:
+def _accepted(code: int) -> bool:
     """Success or warning: the requester has the report (a failure: try again later)."""
-    return status == 0x0000 or status == 0x0001 or (status & 0xF000) == 0xB000
+    return code in (status.SUCCESS, 0x0001) or (code & 0xF000) == 0xB000
 
 
 class CommitmentService:
@@ -183,10 +183,10 @@ class CommitmentService:
             assoc, context = origin
             syntax = context.transfer_syntax
             syntax = UID(syntax[0] if isinstance(syntax, list) else syntax)
-            status = send_event_report(assoc, context.context_id, syntax, info, c.event_type,
+            code = send_event_report(assoc, context.context_id, syntax, info, c.event_type,
                                        STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
-            if status is not None and _accepted(status):
-                self._delivered(c, "the requesting association", status)
+            if code is not None and _accepted(code):
+                self._delivered(c, "the requesting association", code)
                 return
         error = self._send_new_association(c, info)
         if error is None:
@@ -216,12 +216,12 @@ class CommitmentService:
             return f"association with {remote.ae_title}@{remote.host}:{remote.port} refused"
         guard_requestor(assoc)
         try:
-            status, _ = assoc.send_n_event_report(info, c.event_type, STORAGE_COMMITMENT,
+            rsp, _ = assoc.send_n_event_report(info, c.event_type, STORAGE_COMMITMENT,
                                                   STORAGE_COMMITMENT_INSTANCE)
         finally:
             if assoc.is_established:
                 assoc.release()
-        code = int(status.get("Status", -1)) if status else -1
+        code = int(rsp.get("Status", -1)) if rsp else -1
         if code < 0:
             return "no answer to the N-EVENT-REPORT"
         if not _accepted(code):
@@ -229,12 +229,12 @@ class CommitmentService:
         self._delivered(c, f"a new association to {remote.ae_title}", code)
         return None
 
-    def _delivered(self, c: Commitment, how: str, status: int) -> None:
+    def _delivered(self, c: Commitment, how: str, code: int) -> None:
         self.store.done(c)
         self._origins.pop(c.transaction_uid, None)
         LOGGER.info("storage commitment %s reported on %s (%d committed, %d failed; "
                     "status 0x%04X)", c.transaction_uid, how, len(c.succeeded or []),
-                    len(c.failed or []), status)
+                    len(c.failed or []), code)
 
 
 def event_handlers(service: CommitmentService) -> list[tuple[Any, Any, list[Any]]]:

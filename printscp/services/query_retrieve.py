@@ -33,6 +33,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from printscp import status
 from printscp.archive.archive import Archive
 from printscp.archive.index import ORDER, Level
 from printscp.config import NodeConfig
@@ -49,10 +50,6 @@ QR_CLASSES = [
     StudyRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelGet,
 ]
 
-PENDING = 0xFF00
-CANCELLED = 0xFE00
-IDENTIFIER_DOES_NOT_MATCH = 0xA900
-UNABLE_TO_PROCESS = 0xC000
 
 #: The unique key of each level (PS3.4 C.6).
 UNIQUE_KEYS = {Level.PATIENT: "PatientID", Level.STUDY: "StudyInstanceUID",
@@ -74,19 +71,19 @@ def parse_request(identifier: Dataset, sop_class: str, retrieve: bool = False
     try:
         level = Level(text)
     except ValueError:
-        raise QueryError(IDENTIFIER_DOES_NOT_MATCH,
+        raise QueryError(status.DOES_NOT_MATCH_SOP_CLASS,
                          f"QueryRetrieveLevel {text or '(missing)'} is not valid") from None
     if level is Level.PATIENT and not patient_root:
-        raise QueryError(IDENTIFIER_DOES_NOT_MATCH,
+        raise QueryError(status.DOES_NOT_MATCH_SOP_CLASS,
                          "QueryRetrieveLevel PATIENT needs the Patient Root model")
     first = 0 if patient_root else 1
     for above in ORDER[first:ORDER.index(level)]:
         keyword = UNIQUE_KEYS[above]
         if not identifier.get(keyword):
-            raise QueryError(IDENTIFIER_DOES_NOT_MATCH,
+            raise QueryError(status.DOES_NOT_MATCH_SOP_CLASS,
                              f"{keyword} is required at level {level.value}")
     if retrieve and not identifier.get(UNIQUE_KEYS[level]):
-        raise QueryError(IDENTIFIER_DOES_NOT_MATCH,
+        raise QueryError(status.DOES_NOT_MATCH_SOP_CLASS,
                          f"{UNIQUE_KEYS[level]} is required to retrieve at {level.value}")
     return level, patient_root
 
@@ -95,7 +92,7 @@ def _identifier(event: Any) -> Dataset:
     try:
         return event.identifier
     except Exception as exc:
-        raise QueryError(UNABLE_TO_PROCESS, f"cannot decode the identifier: {exc}") from None
+        raise QueryError(status.CANNOT_UNDERSTAND, f"cannot decode the identifier: {exc}") from None
 
 
 def handle_find(event: Any, archive: Archive, config: NodeConfig) -> Iterator[tuple[Any, Any]]:
@@ -108,9 +105,9 @@ def handle_find(event: Any, archive: Archive, config: NodeConfig) -> Iterator[tu
         return
     for record, _ in archive.index.query(level, identifier, patient_root=patient_root):
         if event.is_cancelled:
-            yield CANCELLED, None
+            yield status.CANCEL, None
             return
-        yield PENDING, _response(identifier, record, level, config.ae_title)
+        yield status.PENDING, _response(identifier, record, level, config.ae_title)
 
 
 def _response(identifier: Dataset, record: Dataset, level: Level, ae_title: str) -> Dataset:
@@ -219,9 +216,9 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
     yield len(records)
     for record in records:
         if event.is_cancelled:
-            yield CANCELLED, None
+            yield status.CANCEL, None
             return
-        yield PENDING, StoredFile(archive.path_of(record), record.sop_class_uid,
+        yield status.PENDING, StoredFile(archive.path_of(record), record.sop_class_uid,
                                   record.sop_uid, record.transfer_syntax)
 
 
@@ -241,11 +238,11 @@ def handle_get(event: Any, archive: Archive, config: NodeConfig) -> Iterator[Any
     yield len(records)
     for record in records:
         if event.is_cancelled:
-            yield CANCELLED, None
+            yield status.CANCEL, None
             return
         if record.transfer_syntax in accepted.get(record.sop_class_uid, set()):
             # The requester takes the stored syntax: sent from the file as it is.
-            yield PENDING, StoredFile(archive.path_of(record), record.sop_class_uid,
+            yield status.PENDING, StoredFile(archive.path_of(record), record.sop_class_uid,
                                       record.sop_uid, record.transfer_syntax)
             continue
         ds = archive.read(record)  # pynetdicom converts between uncompressed syntaxes
@@ -255,7 +252,7 @@ def handle_get(event: Any, archive: Archive, config: NodeConfig) -> Iterator[Any
             except Exception as exc:
                 LOGGER.warning("cannot convert %s from %s: %s", record.sop_uid,
                                record.transfer_syntax, exc)
-        yield PENDING, ds
+        yield status.PENDING, ds
 
 
 def event_handlers(archive: Archive, config: NodeConfig) -> list[tuple[Any, Any, list[Any]]]:

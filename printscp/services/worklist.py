@@ -32,6 +32,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from printscp import status
 from printscp.services.dimse import status_dataset
 from printscp.worklist.store import QueryRejected, WorklistConfig, WorklistStore
 
@@ -39,9 +40,6 @@ LOGGER = logging.getLogger("printscp.worklist")
 
 WORKLIST_CLASSES = [ModalityWorklistInformationFind]
 
-PENDING = 0xFF00
-CANCELLED = 0xFE00
-UNABLE_TO_PROCESS = 0xC000
 
 
 
@@ -100,7 +98,7 @@ def handle_worklist_find(event: Any, store: WorklistStore, config: Any
     try:
         identifier = event.identifier
     except Exception as exc:
-        yield status_dataset(UNABLE_TO_PROCESS, f"cannot decode the identifier: {exc}"), None
+        yield status_dataset(status.CANNOT_UNDERSTAND, f"cannot decode the identifier: {exc}"), None
         return
     try:
         matches = store.query(identifier, include_done=include_done)
@@ -113,9 +111,9 @@ def handle_worklist_find(event: Any, store: WorklistStore, config: Any
         return
     for _, item in _chain(first, matches):
         if event.is_cancelled:
-            yield CANCELLED, None
+            yield status.CANCEL, None
             return
-        yield PENDING, response(identifier, item)
+        yield status.PENDING, response(identifier, item)
 
 
 def _chain(first: tuple[int, Dataset], rest: Iterator[tuple[int, Dataset]]
@@ -142,6 +140,6 @@ def event_handlers(store: WorklistStore, config: Any,
             handler, args = other_find
             yield from handler(event, *args)
         else:
-            yield status_dataset(UNABLE_TO_PROCESS, "SOP class not served here"), None
+            yield status_dataset(status.CANNOT_UNDERSTAND, "SOP class not served here"), None
 
     return [(evt.EVT_C_FIND, dispatch, [])]

@@ -25,7 +25,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.status import code_to_category
 
-from printscp import uids
+from printscp import reactors, uids
 from printscp.config import RemoteAE
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
@@ -209,6 +209,7 @@ def print_films(
     called, host, port = destination
     color = any(b.is_color for fb in films for b in fb.image_boxes)
     meta = uids.BASIC_COLOR_PRINT_META if color else uids.BASIC_GRAYSCALE_PRINT_META
+    reactors.install()
     ae = AE(ae_title=calling_ae)
     ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = timeout
     syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]

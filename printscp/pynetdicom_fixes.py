@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from printscp import reactors
+
 
 def serialize_sends(assoc: Any) -> None:
     """One DIMSE message at a time on ``assoc``.
@@ -29,6 +31,7 @@ def serialize_sends(assoc: Any) -> None:
             send(primitive, context_id)
 
     assoc.dimse.send_msg = send_msg
+    assoc._printscp_send_lock = lock  # printscp.reactors.send_raw takes it too
     assoc._printscp_serialized = True
 
 
@@ -83,6 +86,7 @@ def guard_requestor(assoc: Any) -> None:
       ``_is_paused`` when done; a ``send_*`` call waiting for the reactor to park then
       waits forever.  After each such report, a parked reactor is marked paused again.
     """
+    reactors.install()  # for the associations that follow
     serialize_sends(assoc)
     serve = assoc._serve_request
 

@@ -25,7 +25,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role
 
-from printscp import status
+from printscp import reactors, status
 from printscp.archive.archive import Archive
 from printscp.archive.commitment import Commitment, CommitmentStore, check
 from printscp.archive.store import valid_uid
@@ -206,6 +206,7 @@ class CommitmentService:
         remote = self.config.remote_ae(c.requester_ae)
         if remote is None:
             return f"{c.requester_ae} is not in the AE table ([[remote]])"
+        reactors.install()
         ae = AE(ae_title=self.config.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
         ae.add_requested_context(STORAGE_COMMITMENT,

@@ -33,7 +33,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from printscp import status
+from printscp import reactors, status
 from printscp.archive.archive import Archive
 from printscp.archive.index import ORDER, Level
 from printscp.config import NodeConfig
@@ -171,14 +171,24 @@ class StoredFile(Dataset):
 
 
 def send_files_raw(assoc: Any) -> None:
-    """Have ``assoc.send_c_store`` send :class:`StoredFile` references from their files."""
+    """Have ``assoc.send_c_store`` send :class:`StoredFile` references from their files
+    as they are (:func:`printscp.reactors.send_c_store_file`)."""
     if getattr(assoc, "_printscp_raw", False):
         return
     send = assoc.send_c_store
 
-    def send_c_store(dataset: Any, *args: Any, **kwargs: Any) -> Any:
+    def send_c_store(dataset: Any, msg_id: int = 1, priority: int = 2,
+                     originator_aet: Any = None, originator_id: int | None = None) -> Any:
         path = getattr(dataset, "stored_path", None)
-        return send(path if path is not None else dataset, *args, **kwargs)
+        if path is not None:
+            meta = dataset.file_meta
+            status = reactors.send_c_store_file(
+                assoc, path, str(dataset.SOPClassUID), str(dataset.SOPInstanceUID),
+                str(meta.TransferSyntaxUID), msg_id, priority, originator_aet, originator_id)
+            if status is not None:
+                return status
+        return send(path if path is not None else dataset, msg_id, priority,
+                    originator_aet, originator_id)
 
     assoc.send_c_store = send_c_store
     assoc._printscp_raw = True

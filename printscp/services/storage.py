@@ -31,6 +31,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AllStoragePresentationContexts
 
+from printscp import pdata, reactors
 from printscp.archive.archive import Archive
 from printscp.services.dimse import status_dataset
 
@@ -51,6 +52,7 @@ STORAGE_TRANSFER_SYNTAXES = [
 
 #: Every storage SOP class pynetdicom knows.
 STORAGE_CLASSES = [str(cx.abstract_syntax) for cx in AllStoragePresentationContexts]
+_STORAGE_CLASS_SET = frozenset(STORAGE_CLASSES)
 
 
 def handle_store(event: Any, archive: Archive) -> Dataset:
@@ -62,10 +64,46 @@ def handle_store(event: Any, archive: Archive) -> Dataset:
     except Exception as exc:
         outcome_status, comment = 0xC000, f"cannot read the data set: {exc}"[:64]
     else:
-        outcome = archive.receive(encoded, str(request.AffectedSOPClassUID),
-                                  str(request.AffectedSOPInstanceUID), calling)
-        outcome_status, comment = outcome.status, outcome.comment
-    if comment:
-        LOGGER.warning("C-STORE %s from %s refused (0x%04X): %s",
-                       request.AffectedSOPInstanceUID, calling, outcome_status, comment)
+        outcome_status, comment = _store(archive, encoded, str(request.AffectedSOPClassUID),
+                                         str(request.AffectedSOPInstanceUID), calling)
     return status_dataset(outcome_status, comment)
+
+
+def _store(archive: Archive, encoded: bytes, sop_class: str, sop_instance: str,
+           calling: str) -> tuple[int, str]:
+    outcome = archive.receive(encoded, sop_class, sop_instance, calling)
+    if outcome.comment:
+        LOGGER.warning("C-STORE %s from %s refused (0x%04X): %s",
+                       sop_instance, calling, outcome.status, outcome.comment)
+    return outcome.status, outcome.comment
+
+
+def fast_store(assoc: Any, message: pdata.MessageAssembler, archive: Archive) -> bool:
+    """The C-STORE-RQ ``message``, stored and answered on the DUL thread.
+
+    The same work as :func:`handle_store` without pynetdicom's per-message objects
+    and thread hand-offs (see :mod:`printscp.reactors`).  Returns False, having done
+    nothing, when the message is not for a storage context this node accepted as
+    SCP; pynetdicom then serves (or refuses) it as usual.
+    """
+    context = assoc._accepted_cx.get(message.context_id)
+    if (context is None or str(context.abstract_syntax) not in _STORAGE_CLASS_SET
+            or not context.as_scp):
+        return False
+    command = message.command or {}
+    message_id = pdata.command_us(command, pdata.MESSAGE_ID)
+    sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS)
+    sop_instance = pdata.command_text(command, pdata.AFFECTED_SOP_INSTANCE)
+    if message_id is None or not sop_class or not sop_instance:
+        return False  # pynetdicom refuses an incomplete command as the standard says
+    transfer_syntax = str(context.transfer_syntax[0])
+    calling = str(assoc.requestor.ae_title).strip()
+    encoded = pdata.file_meta(sop_class, sop_instance, transfer_syntax) + message.data_set()
+    try:
+        status, comment = _store(archive, encoded, sop_class, sop_instance, calling)
+    except Exception:
+        LOGGER.exception("C-STORE %s from %s: unexpected error", sop_instance, calling)
+        status, comment = 0xC211, ""  # pynetdicom's status for a failing handler
+    response = pdata.store_response(message_id, sop_class, sop_instance, status, comment)
+    reactors.send_raw(assoc, message.context_id or 0, response)
+    return True

@@ -1,0 +1,271 @@
+"""P-DATA framing (PS3.8 9.3.5, E.2) and C-STORE command sets (PS3.7 9.3.1), by hand.
+
+pynetdicom turns every PDU into objects, every PDV into a copied slice, and every
+command set into a pydicom Dataset that is validated and encoded element by element:
+about 3.5 ms of CPU per 512 KB C-STORE on this project's hardware, more than the
+archive's own work.  The archive's hot path (see :mod:`printscp.reactors`) frames and
+parses these few fixed structures here instead; everything else still goes through
+pynetdicom.  Tests compare every encoding below with pynetdicom's own.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+
+P_DATA_TF = 0x04
+C_STORE_RQ = 0x0001
+C_STORE_RSP = 0x8001
+NO_DATA_SET = 0x0101
+
+#: Command elements (group 0000), as element number -> VR, for the ones used here.
+AFFECTED_SOP_CLASS = 0x0002
+COMMAND_FIELD = 0x0100
+MESSAGE_ID = 0x0110
+MESSAGE_ID_RESPONDED = 0x0120
+PRIORITY = 0x0700
+DATA_SET_TYPE = 0x0800
+STATUS = 0x0900
+ERROR_COMMENT = 0x0902
+AFFECTED_SOP_INSTANCE = 0x1000
+MOVE_ORIGINATOR_AE = 0x1030
+MOVE_ORIGINATOR_ID = 0x1031
+
+_PDV = struct.Struct(">LBB")  # item length, presentation context ID, control header
+_PDU = struct.Struct(">BBL")  # type, reserved, length
+_ELEMENT = struct.Struct("<HHL")  # implicit VR LE: group, element, length
+
+
+class PDataError(ValueError):
+    """A P-DATA-TF PDU or command set that cannot be parsed: the association aborts."""
+
+
+def pdvs(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:
+    """(context ID, control header, fragment) of each PDV in a P-DATA-TF body."""
+    offset, end = 0, len(body)
+    while offset < end:
+        if end - offset < 6:
+            raise PDataError("P-DATA-TF ends inside a PDV item header")
+        length, context_id, control = _PDV.unpack_from(body, offset)
+        if length < 2 or offset + 4 + length > end:
+            raise PDataError(f"PDV item length {length} does not fit the PDU")
+        yield context_id, control, body[offset + 6:offset + 4 + length]
+        offset += 4 + length
+
+
+def parse_command(data: bytes | memoryview) -> dict[int, bytes]:
+    """Group 0000 of an Implicit VR Little Endian command set: element -> value bytes."""
+    out: dict[int, bytes] = {}
+    offset, end = 0, len(data)
+    while offset < end:
+        if end - offset < 8:
+            raise PDataError("command set ends inside an element header")
+        group, element, length = _ELEMENT.unpack_from(data, offset)
+        offset += 8
+        if group != 0 or length == 0xFFFFFFFF or offset + length > end:
+            raise PDataError(f"invalid command element ({group:04X},{element:04X})")
+        out[element] = bytes(data[offset:offset + length])
+        offset += length
+    return out
+
+
+def command_us(command: dict[int, bytes], element: int) -> int | None:
+    value = command.get(element)
+    return struct.unpack("<H", value)[0] if value is not None and len(value) == 2 else None
+
+
+def command_text(command: dict[int, bytes], element: int) -> str:
+    return command.get(element, b"").rstrip(b"\0 ").decode("ascii", "replace")
+
+
+def _pad(value: bytes, pad: bytes) -> bytes:
+    return value + pad if len(value) % 2 else value
+
+
+def encode_command(elements: list[tuple[int, bytes]]) -> bytes:
+    """An Implicit VR LE command set with its group length; ``elements`` in tag order."""
+    body = b"".join(_ELEMENT.pack(0, element, len(value)) + value
+                    for element, value in elements)
+    return _ELEMENT.pack(0, 0, 4) + struct.pack("<L", len(body)) + body
+
+
+def _ui(uid: str) -> bytes:
+    return _pad(uid.encode("ascii"), b"\0")
+
+
+def _us(value: int) -> bytes:
+    return struct.pack("<H", value)
+
+
+_TEXT_PAD = {"UI": b"\0", "AE": b" ", "CS": b" ", "LO": b" ", "SH": b" ", "ST": b" "}
+_NUMBER = {"US": "H", "SS": "h", "UL": "L", "SL": "l"}
+
+
+def encode_command_set(ds: Any) -> bytes | None:
+    """A pydicom command set (group 0000) in Implicit VR Little Endian, or None when
+    it holds an element this encoder does not know (pydicom's encoder then does it).
+
+    Group length included as the data set holds it: pynetdicom encodes every command
+    twice through pydicom's validating writer (once to measure it); this is the same
+    bytes at a fraction of the cost.
+    """
+    out = []
+    for elem in ds:
+        tag, vr, value = elem.tag, elem.VR, elem.value
+        if tag.group != 0:
+            return None
+        if value is None or value == "" or value == []:
+            data = b""
+        elif vr in _TEXT_PAD:
+            items = value if isinstance(value, list | tuple) or \
+                type(value).__name__ == "MultiValue" else [value]
+            try:
+                data = "\\".join(str(v) for v in items).encode("ascii")
+            except UnicodeEncodeError:
+                return None
+            data = _pad(data, _TEXT_PAD[vr])
+        elif vr in _NUMBER:
+            items = value if isinstance(value, list | tuple) or \
+                type(value).__name__ == "MultiValue" else [value]
+            data = struct.pack(f"<{len(items)}{_NUMBER[vr]}", *items)
+        elif vr == "AT":
+            items = value if isinstance(value, list | tuple) or \
+                type(value).__name__ == "MultiValue" else [value]
+            data = b"".join(struct.pack("<HH", int(t) >> 16, int(t) & 0xFFFF) for t in items)
+        else:
+            return None
+        out.append(_ELEMENT.pack(0, tag.element, len(data)) + data)
+    return b"".join(out)
+
+
+def store_response(message_id: int, sop_class: str, sop_instance: str, status: int,
+                   comment: str = "") -> bytes:
+    """The C-STORE-RSP command set pynetdicom would send for these values."""
+    elements = [(AFFECTED_SOP_CLASS, _ui(sop_class)), (COMMAND_FIELD, _us(C_STORE_RSP)),
+                (MESSAGE_ID_RESPONDED, _us(message_id)), (DATA_SET_TYPE, _us(NO_DATA_SET)),
+                (STATUS, _us(status))]
+    if comment:
+        elements.append((ERROR_COMMENT, _pad(comment[:64].encode("ascii", "replace"), b" ")))
+    elements.append((AFFECTED_SOP_INSTANCE, _ui(sop_instance)))
+    return encode_command(elements)
+
+
+def store_request(message_id: int, sop_class: str, sop_instance: str, priority: int = 2,
+                  move_originator: tuple[str, int] | None = None) -> bytes:
+    """A C-STORE-RQ command set (with a data set), as pynetdicom encodes it."""
+    elements = [(AFFECTED_SOP_CLASS, _ui(sop_class)), (COMMAND_FIELD, _us(C_STORE_RQ)),
+                (MESSAGE_ID, _us(message_id)), (PRIORITY, _us(priority)),
+                (DATA_SET_TYPE, _us(0x0001)), (AFFECTED_SOP_INSTANCE, _ui(sop_instance))]
+    if move_originator is not None:
+        aet, msg_id = move_originator
+        elements += [(MOVE_ORIGINATOR_AE, _pad(aet.encode("ascii"), b" ")),
+                     (MOVE_ORIGINATOR_ID, _us(msg_id))]
+    return encode_command(elements)
+
+
+def message_pdus(context_id: int, command: bytes, data_set: bytes | memoryview | None,
+                 max_pdu: int) -> Iterator[bytes | memoryview]:
+    """The buffers of the P-DATA-TF PDUs carrying one message, one PDV per PDU.
+
+    ``max_pdu`` is the peer's Maximum Length Received (0: unlimited).  Data set
+    fragments are yielded as memoryviews of ``data_set`` after their headers, so a
+    large data set is never copied.
+    """
+    room = (max_pdu - 6) if max_pdu else 1 << 31  # PDV value room after its 6-byte header
+
+    def fragments(data: bytes | memoryview, last: int, more: int) -> Iterator[bytes | memoryview]:
+        view = memoryview(data)
+        offset = 0
+        while True:
+            chunk = view[offset:offset + room]
+            offset += len(chunk)
+            control = last if offset >= len(view) else more
+            yield _PDU.pack(P_DATA_TF, 0, len(chunk) + 6) + _PDV.pack(len(chunk) + 2,
+                                                                     context_id, control)
+            yield chunk
+            if offset >= len(view):
+                return
+
+    yield from fragments(command, 0x03, 0x01)
+    if data_set is not None:
+        yield from fragments(data_set, 0x02, 0x00)
+
+
+def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
+    """Preamble, prefix and File Meta Information as pynetdicom's
+    ``Event.encoded_dataset(include_meta=True)`` writes them (PS3.10 7.1)."""
+    def element(elem: int, vr: bytes, value: bytes) -> bytes:
+        if vr == b"OB":
+            return struct.pack("<HH2s2xL", 2, elem, vr, len(value)) + value
+        return struct.pack("<HH2sH", 2, elem, vr, len(value)) + value
+
+    body = b"".join((
+        element(0x0001, b"OB", b"\x00\x01"),
+        element(0x0002, b"UI", _ui(sop_class)),
+        element(0x0003, b"UI", _ui(sop_instance)),
+        element(0x0010, b"UI", _ui(transfer_syntax)),
+        element(0x0012, b"UI", _ui(PYNETDICOM_IMPLEMENTATION_UID)),
+        element(0x0013, b"SH", _pad(PYNETDICOM_IMPLEMENTATION_VERSION.encode(), b" ")),
+    ))
+    return (b"\0" * 128 + b"DICM" + element(0x0000, b"UL", struct.pack("<L", len(body)))
+            + body)
+
+
+def data_set_offset(part10: bytes | memoryview) -> int:
+    """Where the data set starts in a Part 10 file: after preamble, prefix and the
+    File Meta Information group, whose (0002,0000) group length says how long it is."""
+    view = memoryview(part10)
+    if len(view) < 144 or bytes(view[128:132]) != b"DICM" or \
+            bytes(view[132:138]) != b"\x02\x00\x00\x00UL" or \
+            struct.unpack_from("<H", view, 138)[0] != 4:
+        raise PDataError("not a Part 10 file with a File Meta Information group length")
+    return 144 + struct.unpack_from("<L", view, 140)[0]
+
+
+@dataclass
+class MessageAssembler:
+    """Collects one DIMSE message's fragments from successive P-DATA-TF PDUs.
+
+    ``add`` returns True once the message is complete: the command's last fragment
+    arrived and, when the command announces a data set, the data set's last too.
+    Fragments are kept as views of the PDU buffers they arrived in (no copy).
+    """
+
+    context_id: int | None = None
+    parts: list[tuple[int, memoryview]] = field(default_factory=list)
+    command: dict[int, bytes] | None = None
+    complete: bool = False
+
+    def add(self, context_id: int, control: int, fragment: memoryview) -> bool:
+        if self.complete:
+            raise PDataError("a PDV after the end of its message")
+        if self.context_id is None:
+            self.context_id = context_id
+        elif context_id != self.context_id:
+            raise PDataError(f"PDV for context {context_id} inside a message on "
+                             f"context {self.context_id}")
+        self.parts.append((control, fragment))
+        if control & 1:
+            if self.command is not None:
+                raise PDataError("command fragment after the command set ended")
+            if control & 2:
+                self.command = parse_command(b"".join(f for c, f in self.parts if c & 1))
+                if command_us(self.command, DATA_SET_TYPE) in (None, NO_DATA_SET):
+                    self.complete = True
+        else:
+            if self.command is None:
+                raise PDataError("data set fragment before the command set ended")
+            if control & 2:
+                self.complete = True
+        return self.complete
+
+    def data_set(self) -> bytes:
+        return b"".join(f for c, f in self.parts if not c & 1)
+
+    def pdv_list(self) -> list[list[int | bytes]]:
+        """The fragments as a P-DATA primitive's presentation data value list."""
+        return [[self.context_id or 0, bytes((c,)) + bytes(f)] for c, f in self.parts]

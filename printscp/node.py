@@ -264,6 +264,8 @@ class Node:
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
         serialize_sends(assoc)  # event reports are sent beside the reactor's responses
+        if self.archive is not None:
+            query_retrieve.serve_get(assoc, self.archive)
         track_serving(assoc)
         if self.archive is not None:  # C-STORE served on the DUL thread (printscp.reactors)
             assoc._printscp_fast_store = functools.partial(storage.fast_store,

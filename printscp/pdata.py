@@ -32,6 +32,10 @@ DATA_SET_TYPE = 0x0800
 STATUS = 0x0900
 ERROR_COMMENT = 0x0902
 AFFECTED_SOP_INSTANCE = 0x1000
+REMAINING = 0x1020
+COMPLETED = 0x1021
+FAILED = 0x1022
+WARNING = 0x1023
 MOVE_ORIGINATOR_AE = 0x1030
 MOVE_ORIGINATOR_ID = 0x1031
 
@@ -93,12 +97,18 @@ def encode_command(elements: list[tuple[int, bytes]]) -> bytes:
     return _ELEMENT.pack(0, 0, 4) + struct.pack("<L", len(body)) + body
 
 
-def _ui(uid: str) -> bytes:
+def ui(uid: str) -> bytes:
+    """A UI value, NUL-padded to even length."""
     return _pad(uid.encode("ascii"), b"\0")
 
 
-def _us(value: int) -> bytes:
+def us(value: int) -> bytes:
     return struct.pack("<H", value)
+
+
+def lo(text: str) -> bytes:
+    """An Error Comment (LO, at most 64 characters), space-padded."""
+    return _pad(text[:64].encode("ascii", "replace"), b" ")
 
 
 _TEXT_PAD = {"UI": b"\0", "AE": b" ", "CS": b" ", "LO": b" ", "SH": b" ", "ST": b" "}
@@ -145,25 +155,25 @@ def encode_command_set(ds: Any) -> bytes | None:
 def store_response(message_id: int, sop_class: str, sop_instance: str, status: int,
                    comment: str = "") -> bytes:
     """The C-STORE-RSP command set pynetdicom would send for these values."""
-    elements = [(AFFECTED_SOP_CLASS, _ui(sop_class)), (COMMAND_FIELD, _us(C_STORE_RSP)),
-                (MESSAGE_ID_RESPONDED, _us(message_id)), (DATA_SET_TYPE, _us(NO_DATA_SET)),
-                (STATUS, _us(status))]
+    elements = [(AFFECTED_SOP_CLASS, ui(sop_class)), (COMMAND_FIELD, us(C_STORE_RSP)),
+                (MESSAGE_ID_RESPONDED, us(message_id)), (DATA_SET_TYPE, us(NO_DATA_SET)),
+                (STATUS, us(status))]
     if comment:
-        elements.append((ERROR_COMMENT, _pad(comment[:64].encode("ascii", "replace"), b" ")))
-    elements.append((AFFECTED_SOP_INSTANCE, _ui(sop_instance)))
+        elements.append((ERROR_COMMENT, lo(comment)))
+    elements.append((AFFECTED_SOP_INSTANCE, ui(sop_instance)))
     return encode_command(elements)
 
 
 def store_request(message_id: int, sop_class: str, sop_instance: str, priority: int = 2,
                   move_originator: tuple[str, int] | None = None) -> bytes:
     """A C-STORE-RQ command set (with a data set), as pynetdicom encodes it."""
-    elements = [(AFFECTED_SOP_CLASS, _ui(sop_class)), (COMMAND_FIELD, _us(C_STORE_RQ)),
-                (MESSAGE_ID, _us(message_id)), (PRIORITY, _us(priority)),
-                (DATA_SET_TYPE, _us(0x0001)), (AFFECTED_SOP_INSTANCE, _ui(sop_instance))]
+    elements = [(AFFECTED_SOP_CLASS, ui(sop_class)), (COMMAND_FIELD, us(C_STORE_RQ)),
+                (MESSAGE_ID, us(message_id)), (PRIORITY, us(priority)),
+                (DATA_SET_TYPE, us(0x0001)), (AFFECTED_SOP_INSTANCE, ui(sop_instance))]
     if move_originator is not None:
         aet, msg_id = move_originator
         elements += [(MOVE_ORIGINATOR_AE, _pad(aet.encode("ascii"), b" ")),
-                     (MOVE_ORIGINATOR_ID, _us(msg_id))]
+                     (MOVE_ORIGINATOR_ID, us(msg_id))]
     return encode_command(elements)
 
 
@@ -205,10 +215,10 @@ def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
 
     body = b"".join((
         element(0x0001, b"OB", b"\x00\x01"),
-        element(0x0002, b"UI", _ui(sop_class)),
-        element(0x0003, b"UI", _ui(sop_instance)),
-        element(0x0010, b"UI", _ui(transfer_syntax)),
-        element(0x0012, b"UI", _ui(PYNETDICOM_IMPLEMENTATION_UID)),
+        element(0x0002, b"UI", ui(sop_class)),
+        element(0x0003, b"UI", ui(sop_instance)),
+        element(0x0010, b"UI", ui(transfer_syntax)),
+        element(0x0012, b"UI", ui(PYNETDICOM_IMPLEMENTATION_UID)),
         element(0x0013, b"SH", _pad(PYNETDICOM_IMPLEMENTATION_VERSION.encode(), b" ")),
     ))
     return (b"\0" * 128 + b"DICM" + element(0x0000, b"UL", struct.pack("<L", len(body)))

@@ -40,6 +40,7 @@ PENDING = 0xFF00  #: Pending: a C-FIND match, or a C-MOVE/C-GET sub-operation re
 CANCEL = 0xFE00  #: Cancel: matching or sub-operations ended by C-CANCEL
 SUB_OPERATIONS_FAILED = 0xB000  #: Warning: sub-operations complete, one or more failed
 OUT_OF_RESOURCES = 0xA700  #: Refused: out of resources (the file or index cannot be written)
+SUB_OPERATIONS_IMPOSSIBLE = 0xA702  #: Refused: unable to perform sub-operations (all failed)
 MOVE_DESTINATION_UNKNOWN = 0xA801  #: Refused: move destination unknown
 DOES_NOT_MATCH_SOP_CLASS = 0xA900  #: Error: data set or identifier does not match SOP Class
 CANNOT_UNDERSTAND = 0xC000  #: Error: cannot understand / unable to process

@@ -12,6 +12,7 @@ import pytest
 from archive_data import Study, write_study
 from dcmtk import HAVE_DCMTK, tool
 from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage
 from pynetdicom import AE
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -327,3 +328,99 @@ def test_get_converts_when_the_stored_syntax_was_not_proposed(populated, tmp_pat
     assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1
     assert got[0].file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert got[0].PixelData == plain
+
+
+def _getter(node: Node, on_store, sop_class: str = CTImageStorage):
+    from pynetdicom import build_role, evt
+
+    ae = AE(ae_title="GETTER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(sop_class)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP",
+                         ext_neg=[build_role(sop_class, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    guard_requestor(assoc)
+    return assoc
+
+
+def _get_study(assoc, study_uid: str) -> list[tuple[Dataset, Dataset | None]]:
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = study_uid
+    try:
+        return list(assoc.send_c_get(ident, StudyRootQueryRetrieveInformationModelGet))
+    finally:
+        assoc.release()
+
+
+@pytest.mark.parametrize(("refuse", "final_status", "failed"), [
+    (set(), 0x0000, 0), ({0}, 0xB000, 1), ({0, 1, 2, 3}, 0xA702, 4)])
+def test_get_counts_and_final_status(populated, refuse, final_status, failed):
+    """Pending responses count down; sub-operations the requester refuses (0xA700) are
+    failures, listed in the final response (B000 some, A702 all)."""
+    node, _, _ = populated
+    study = STUDIES[0]  # 2 series x 2 CT images
+    seen: list[str] = []
+
+    def on_store(event):
+        seen.append(str(event.request.AffectedSOPInstanceUID))
+        return 0xA700 if len(seen) - 1 in refuse else 0x0000
+
+    responses = _get_study(_getter(node, on_store), study.study_uid)
+    pending = [st for st, _ in responses[:-1]]
+    assert [int(st.Status) for st in pending] == [0xFF00] * 4
+    assert [int(st.NumberOfRemainingSuboperations) for st in pending] == [3, 2, 1, 0]
+    final, identifier = responses[-1]
+    assert int(final.Status) == final_status
+    assert int(final.NumberOfFailedSuboperations) == failed
+    assert int(final.NumberOfCompletedSuboperations) == 4 - failed
+    if failed:
+        listed = identifier.FailedSOPInstanceUIDList
+        listed = [listed] if isinstance(listed, str) else list(listed)
+        assert sorted(map(str, listed)) == sorted(seen[i] for i in refuse)
+    assert len(seen) == 4
+
+
+def test_get_refuses_a_bad_identifier(populated):
+    node, _, _ = populated
+    assoc = _getter(node, lambda event: 0x0000)
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "IMAGE"
+    ident.StudyInstanceUID = STUDIES[0].study_uid
+    try:
+        [(st, _)] = list(assoc.send_c_get(ident, StudyRootQueryRetrieveInformationModelGet))
+    finally:
+        assoc.release()
+    assert int(st.Status) == 0xA900
+    assert "SeriesInstanceUID" in st.ErrorComment
+
+
+def test_get_cancel_stops_the_sub_operations(populated):
+    """C-CANCEL during a C-GET: the final response is 0xFE00 with the counts so far."""
+    node, _, _ = populated
+    study = STUDIES[1]  # 3 MR images
+    box: dict[str, object] = {}
+
+    def on_store(event):
+        if "cancelled" not in box:  # cancel after the first sub-operation
+            box["cancelled"] = True
+            event.assoc.send_c_cancel(box["msg_id"],
+                                      query_model=StudyRootQueryRetrieveInformationModelGet)
+        return 0x0000
+
+    from pydicom.uid import MRImageStorage
+
+    assoc = _getter(node, on_store, MRImageStorage)
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = study.study_uid
+    box["msg_id"] = 1
+    try:
+        responses = list(assoc.send_c_get(ident, StudyRootQueryRetrieveInformationModelGet,
+                                          msg_id=1))
+    finally:
+        assoc.release()
+    final = responses[-1][0]
+    assert int(final.Status) == 0xFE00
+    assert int(final.NumberOfCompletedSuboperations) == 1
+    assert int(final.NumberOfRemainingSuboperations) == 2

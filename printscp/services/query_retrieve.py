@@ -1,6 +1,7 @@
 """Query/Retrieve SCP (PS3.4 Annex C): Patient Root and Study Root FIND, MOVE and GET.
 
-Handlers are pynetdicom generators bound with the archive and the node's config.
+FIND and MOVE handlers are pynetdicom generators bound with the archive and the node's
+config; C-GET is served by :func:`serve_get` on each association.
 Queries are hierarchical: the unique keys of the levels above the query level must
 be given (single value or UID list); matching follows PS3.4 C.2
 (:mod:`printscp.archive.matching`).
@@ -9,7 +10,8 @@ Statuses: 0xFF00 pending; 0x0000 done; 0xFE00 cancelled (C-CANCEL); 0xA900
 identifier does not match the SOP class (missing or wrong Query/Retrieve Level,
 missing unique key of a higher level; the Error Comment names it); 0xC000 unable to
 process (undecodable identifier); 0xA801 move destination unknown (not in the AE
-table); sub-operation counts and, for a partial failure, 0xB000 come from pynetdicom.
+table); after sub-operations: 0xB000 when some failed or gave warnings (with the
+Failed SOP Instance UID List), 0xA702 when all failed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, evt
+from pynetdicom.dimse_primitives import C_GET
+from pynetdicom.dsutils import decode, encode
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -33,7 +37,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from printscp import reactors, status
+from printscp import pdata, reactors, status
 from printscp.archive.archive import Archive
 from printscp.archive.index import ORDER, Level
 from printscp.config import NodeConfig
@@ -232,37 +236,163 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
                                   record.sop_uid, record.transfer_syntax)
 
 
-def handle_get(event: Any, archive: Archive, config: NodeConfig) -> Iterator[Any]:
-    """C-GET: C-STOREs on the requester's association; converted to an uncompressed
-    syntax it accepted when it did not accept the stored one and decoding is possible."""
+GET_CLASSES = frozenset({str(PatientRootQueryRetrieveInformationModelGet),
+                         str(StudyRootQueryRetrieveInformationModelGet)})
+_C_GET_RSP = 0x8010
+
+
+def serve_get(assoc: Any, archive: Archive) -> None:
+    """Serve C-GET on ``assoc`` with :func:`handle_get` instead of pynetdicom.
+
+    pynetdicom's C-GET loop builds, validates and encodes objects for every
+    sub-operation and its pending response: about 1 ms each, beside a round trip of
+    about 2.  Here each sub-operation is a stored file sent as it is
+    (:func:`printscp.reactors.send_c_store_file`) and each response a hand-encoded
+    command set (:mod:`printscp.pdata`).
+    """
+    serve = assoc._serve_request
+
+    def serving(msg: Any, context_id: int) -> None:
+        context = assoc._accepted_cx.get(context_id)
+        if (isinstance(msg, C_GET) and msg.is_valid_request and context is not None
+                and str(context.abstract_syntax) in GET_CLASSES):
+            # As pynetdicom's _serve_request: paused, so our send_*() calls go ahead.
+            assoc.dimse.cancel_req = {}
+            assoc._is_paused = True
+            try:
+                handle_get(assoc, msg, context, archive)
+            finally:
+                assoc._is_paused = False
+                assoc.dimse.cancel_req = {}
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = serving
+
+
+def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
+    """C-GET: C-STOREs on the requester's association, a pending response after each,
+    then the final status (PS3.4 C.4.3).  An instance whose stored syntax the
+    requester did not accept is converted to an uncompressed syntax it did accept
+    when decoding is possible."""
+    syntax = context.transfer_syntax[0]
+    respond = _GetResponder(assoc, req, context)
     try:
-        records = _records(event, archive)
+        try:
+            identifier = decode(req.Identifier, syntax.is_implicit_VR,
+                                syntax.is_little_endian, syntax.is_deflated)
+        except Exception as exc:
+            raise QueryError(status.CANNOT_UNDERSTAND,
+                             f"cannot decode the identifier: {exc}") from None
+        level, patient_root = parse_request(identifier, str(req.AffectedSOPClassUID),
+                                            retrieve=True)
+        records = archive.index.instances_for(level, identifier, patient_root=patient_root)
     except QueryError as exc:
-        yield 1  # pynetdicom takes a failure status only after a count
-        yield status_dataset(exc.status, str(exc)), None
+        LOGGER.warning("C-GET refused (0x%04X): %s", exc.status, exc)
+        respond.final(exc.status, str(exc))
         return
     accepted: dict[str, set[str]] = {}
-    for cx in event.assoc.accepted_contexts:
+    for cx in assoc.accepted_contexts:
         accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
-    send_files_raw(event.assoc)
-    yield len(records)
-    for record in records:
-        if event.is_cancelled:
-            yield status.CANCEL, None
+    respond.remaining = len(records)
+    for i, record in enumerate(records):
+        if not assoc.is_established:
             return
+        if req.MessageID in assoc.dimse.cancel_req:
+            respond.final(status.CANCEL)
+            return
+        sub_id = (int(req.MessageID) + i) % 65535 + 1
+        code = _send_instance(assoc, archive, record, accepted, sub_id)
+        respond.count(code, record.sop_uid)
+        respond.pending()
+    if assoc.is_established:
+        respond.final()
+
+
+def _send_instance(assoc: Any, archive: Archive, record: Any,
+                   accepted: dict[str, set[str]], msg_id: int) -> int | None:
+    """One C-STORE sub-operation; its status, None when it could not be sent."""
+    try:
         if record.transfer_syntax in accepted.get(record.sop_class_uid, set()):
-            # The requester takes the stored syntax: sent from the file as it is.
-            yield status.PENDING, StoredFile(archive.path_of(record), record.sop_class_uid,
-                                      record.sop_uid, record.transfer_syntax)
-            continue
+            result = reactors.send_c_store_file(
+                assoc, archive.path_of(record), record.sop_class_uid, record.sop_uid,
+                record.transfer_syntax, msg_id)
+            if result is not None:
+                return int(result.Status) if "Status" in result else None
         ds = archive.read(record)  # pynetdicom converts between uncompressed syntaxes
         if ds.file_meta.TransferSyntaxUID.is_compressed:
-            try:
-                ds.decompress()  # to Explicit VR Little Endian
-            except Exception as exc:
-                LOGGER.warning("cannot convert %s from %s: %s", record.sop_uid,
-                               record.transfer_syntax, exc)
-        yield status.PENDING, ds
+            ds.decompress()  # to Explicit VR Little Endian
+        result = assoc.send_c_store(ds, msg_id=msg_id)
+        return int(result.Status) if "Status" in result else None
+    except Exception as exc:
+        LOGGER.warning("C-GET sub-operation %s (%s) failed: %s", record.sop_uid,
+                       record.transfer_syntax, exc)
+        return None
+
+
+class _GetResponder:
+    """Counts sub-operations and sends C-GET-RSPs (command sets encoded by hand)."""
+
+    def __init__(self, assoc: Any, req: Any, context: Any) -> None:
+        self.assoc, self.context = assoc, context
+        self.message_id = int(req.MessageID)
+        self.sop_class = str(req.AffectedSOPClassUID)
+        self.remaining = self.completed = self.failed = self.warning = 0
+        self.failed_uids: list[str] = []
+
+    def count(self, code: int | None, sop_uid: str) -> None:
+        self.remaining -= 1
+        if code == status.SUCCESS:
+            self.completed += 1
+        elif code is not None and code & 0xF000 == 0xB000:  # storage warnings
+            self.warning += 1
+        else:
+            self.failed += 1
+            self.failed_uids.append(sop_uid)
+
+    def pending(self) -> None:
+        self._send(status.PENDING, with_remaining=True)
+
+    def final(self, code: int | None = None, comment: str = "") -> None:
+        identifier = None
+        if code is None:
+            if not self.failed and not self.warning:
+                code = status.SUCCESS
+            elif self.failed and not (self.completed or self.warning):
+                code = status.SUB_OPERATIONS_IMPOSSIBLE
+            else:
+                code = status.SUB_OPERATIONS_FAILED
+            if code != status.SUCCESS:
+                identifier = Dataset()
+                identifier.FailedSOPInstanceUIDList = self.failed_uids
+        elif code == status.CANCEL and self.failed_uids:
+            identifier = Dataset()
+            identifier.FailedSOPInstanceUIDList = self.failed_uids
+        self._send(code, comment=comment, identifier=identifier,
+                   with_remaining=code == status.CANCEL)
+
+    def _send(self, code: int, comment: str = "", identifier: Dataset | None = None,
+              with_remaining: bool = False) -> None:
+        elements = [(pdata.AFFECTED_SOP_CLASS, pdata.ui(self.sop_class)),
+                    (pdata.COMMAND_FIELD, pdata.us(_C_GET_RSP)),
+                    (pdata.MESSAGE_ID_RESPONDED, pdata.us(self.message_id)),
+                    (pdata.DATA_SET_TYPE, pdata.us(pdata.NO_DATA_SET if identifier is None
+                                                   else 0x0001)),
+                    (pdata.STATUS, pdata.us(code))]
+        if comment:
+            elements.append((pdata.ERROR_COMMENT, pdata.lo(comment)))
+        if with_remaining:
+            elements.append((pdata.REMAINING, pdata.us(max(self.remaining, 0))))
+        elements += [(pdata.COMPLETED, pdata.us(self.completed)),
+                     (pdata.FAILED, pdata.us(self.failed)),
+                     (pdata.WARNING, pdata.us(self.warning))]
+        data = None
+        if identifier is not None:
+            syntax = self.context.transfer_syntax[0]
+            data = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian,
+                          syntax.is_deflated)
+        reactors.send_raw(self.assoc, int(self.context.context_id),
+                          pdata.encode_command(elements), data)
 
 
 def event_handlers(archive: Archive, config: NodeConfig) -> list[tuple[Any, Any, list[Any]]]:
@@ -270,5 +400,4 @@ def event_handlers(archive: Archive, config: NodeConfig) -> list[tuple[Any, Any,
 
     return [(evt.EVT_C_STORE, handle_store, [archive]),
             (evt.EVT_C_FIND, handle_find, [archive, config]),
-            (evt.EVT_C_MOVE, handle_move, [archive, config]),
-            (evt.EVT_C_GET, handle_get, [archive, config])]
+            (evt.EVT_C_MOVE, handle_move, [archive, config])]

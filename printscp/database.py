@@ -4,17 +4,86 @@ archive index, the worklist and MPPS, each with its own tables.
 WAL mode lets readers (``printscp mpps list``, queries) run beside the server's
 writes; ``synchronous=FULL`` makes a committed row survive a crash, which is what a
 DIMSE success promises.  Writes take SQLite's write lock up front (``BEGIN
-IMMEDIATE``) so worker processes serialise instead of failing on upgrade.  One
-connection per thread: sqlite3 connections are not to be shared between threads.
+IMMEDIATE``) so worker processes serialise instead of failing on upgrade.
+
+Before ``BEGIN IMMEDIATE`` a writer takes the *writer lock*: a per-process re-entrant
+thread lock plus an exclusive ``flock`` on ``<database>.lock``.  SQLite's own busy
+handler polls, sleeping 1, 2, 5, 10, 15, 20... ms between attempts, so with several
+associations in several processes storing at once, writers would sleep far longer
+than the lock is held; a blocking ``flock`` wakes the next writer as soon as the
+lock is released.  The busy timeout stays as a backstop for other writers (the
+``sqlite3`` shell).  One connection per thread: sqlite3 connections are not to be
+shared between threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+
+
+class WriterLock:
+    """Mutual exclusion of this database's writers across threads and processes.
+
+    Re-entrant within a thread (the ``flock`` is taken by the outermost holder only).
+    The lock file is opened lazily, in the process that writes: a descriptor
+    inherited over ``fork`` shares its lock with the parent and would exclude nothing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._opened: list[int] = []  # closed with the lock, when no Database uses it
+        weakref.finalize(self, _close_all, self._opened)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._depth == 0:
+                self._lock_file()
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _lock_file(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._opened.append(self._fd)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks without holding the GIL
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+_WRITER_LOCKS: weakref.WeakValueDictionary[tuple[int, str], WriterLock] = \
+    weakref.WeakValueDictionary()
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def writer_lock(database: Path) -> WriterLock:
+    """The writer lock of ``database`` in this process: one per file while a
+    :class:`Database` on it lives, so the archive index and the worklist of one process
+    exclude each other by the thread lock (re-entrantly) and not only by ``flock``."""
+    key = (os.getpid(), str(Path(database).absolute()))
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.get(key)
+        if lock is None:
+            lock = _WRITER_LOCKS[key] = WriterLock(Path(key[1] + ".lock"))
+        return lock
 
 
 class Database:
@@ -24,6 +93,8 @@ class Database:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._lock: WriterLock | None = None
+        self._lock_pid = 0
         self._connect().executescript(schema)
 
     def _connect(self) -> sqlite3.Connection:
@@ -37,16 +108,25 @@ class Database:
             self._local.db = db
         return db
 
+    def _writer(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the writer lock: around a transaction, and whatever must happen before
+        another writer may look (the archive deletes a replaced file under it)."""
+        if self._lock is None or self._lock_pid != os.getpid():  # first write, or forked
+            self._lock, self._lock_pid = writer_lock(self.path), os.getpid()
+        return self._lock.held()
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        """One write transaction, committed on success, under the writer lock."""
+        with self._writer():
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

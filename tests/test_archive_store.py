@@ -199,10 +199,15 @@ def test_kill_9_during_a_store_burst_loses_nothing_acknowledged(tmp_path):
     client = subprocess.Popen([tool("storescu"), "-v", "-aec", "PRINTSCP", "127.0.0.1", str(port),
                                *map(str, files)], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.6)
+    assert client.stdout is not None
+    head = []  # kill once a few stores are acknowledged, however fast they go
+    while sum("Received Store Response (Success)" in line for line in head) < 5:
+        line = client.stdout.readline()
+        assert line, "".join(head)[-2000:]
+        head.append(line)
     os.killpg(server.pid, signal.SIGKILL)
     server.wait(10)
-    log = client.communicate(timeout=30)[0]
+    log = "".join(head) + client.communicate(timeout=30)[0]
     acknowledged = len(re.findall(r"Received Store Response \(Success\)", log))
     assert 0 < acknowledged < len(files), log[-2000:]
     sent_uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files]

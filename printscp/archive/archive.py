@@ -2,24 +2,35 @@
 
 :meth:`Archive.receive` takes the data set exactly as the peer encoded it (no
 transcoding), refuses what it must (PS3.4 B.2.3 statuses, naming the attribute),
-writes the file durably and indexes it; only then may the C-STORE be answered.
+writes the file durably (fsynced, renamed into place, folder fsynced) and indexes it
+(committed); only then may the C-STORE be answered.
+
+The bytes go to a temporary file first, and are hashed by another thread, while
+the data set is decoded and checked (:mod:`printscp.archive.store`).  It is decoded
+only as far as checking and indexing need: values longer than :data:`DEFER_SIZE`
+(Pixel Data above all) stay unread, since the file is stored as received and the
+index never keeps them; native Pixel Data is length-checked on its encoded length,
+as far as the data set holds it.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import threading
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pydicom
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 from printscp.archive.index import Index, InstanceRecord, StoreResult
-from printscp.archive.store import ArchiveFiles, sha256_of, valid_uid
+from printscp.archive.store import ArchiveFiles, PendingWrite, sha256_of, valid_uid
 from printscp.status import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
@@ -33,6 +44,18 @@ LOGGER = logging.getLogger("printscp.archive")
 #: Transfer syntaxes whose Pixel Data is native (length can be checked).
 NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
           "1.2.840.10008.1.2.1.99"}
+
+#: Values longer than this are left unread when a data set is decoded.
+DEFER_SIZE = 64 << 10
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_SOP_CLASS, _SOP_INSTANCE = BaseTag(0x00080016), BaseTag(0x00080018)
+_STUDY, _SERIES = BaseTag(0x0020000D), BaseTag(0x0020000E)
+_PIXEL_DATA = BaseTag(0x7FE00010)
+_ROWS, _COLUMNS = BaseTag(0x00280010), BaseTag(0x00280011)
+_SAMPLES, _FRAMES, _BITS = BaseTag(0x00280002), BaseTag(0x00280008), BaseTag(0x00280100)
+_KEYWORDS = {_SOP_CLASS: "SOPClassUID", _SOP_INSTANCE: "SOPInstanceUID",
+             _STUDY: "StudyInstanceUID", _SERIES: "SeriesInstanceUID"}
 
 
 class DuplicatePolicy(StrEnum):
@@ -65,53 +88,70 @@ class Archive:
         self.files = ArchiveFiles(self.data_dir / "archive")
         self.index = Index(self.data_dir / "index.sqlite")
         self.duplicates = duplicates
-        self._lock = threading.Lock()
 
     def receive(self, encoded: bytes, sop_class: str, sop_instance: str,
                 source_ae: str = "") -> Outcome:
         """Check, store and index one C-STORE data set (Part 10 bytes with file meta)."""
+        pending = self.files.write(encoded)  # on its way to disk while this checks
         try:
-            ds = pydicom.dcmread(io.BytesIO(encoded))
+            checked = self._refusal(encoded, sop_class, sop_instance)
+            if isinstance(checked, Outcome):
+                return checked
+            try:
+                return self._store(checked, pending, source_ae)
+            except OSError as exc:
+                LOGGER.error("cannot store %s: %s", sop_instance, exc)
+                return Outcome(OUT_OF_RESOURCES, f"cannot store: {exc.strerror}"[:64])
+        finally:
+            pending.discard()  # unless it was put in place
+
+    def _store(self, ds: Dataset, pending: PendingWrite, source_ae: str) -> Outcome:
+        """Put the checked data set's file in place and index it."""
+        keep = self.duplicates is DuplicatePolicy.KEEP
+        sop_uid = str(_value(ds, _SOP_INSTANCE))
+        if keep and self.index.has_instance(sop_uid):  # checked again when indexing
+            return Outcome(SUCCESS, result=StoreResult.KEPT)
+        attrs = self.index.instance_json(ds)  # while the disk writes the file
+        staged = self.files.stage(pending, str(_value(ds, _STUDY)), str(_value(ds, _SERIES)),
+                                  sop_uid)
+        self.files.place(staged)
+        result = self.index.store(ds, str(ds.file_meta.TransferSyntaxUID), staged, self.files,
+                                  replace=not keep, source_ae=source_ae, attrs=attrs)
+        return Outcome(SUCCESS, result=result)
+
+    def _refusal(self, encoded: bytes, sop_class: str, sop_instance: str
+                 ) -> Outcome | Dataset:
+        """The refusal ``encoded`` deserves, or its data set, decoded."""
+        try:
+            ds = decode(encoded)
             ds.SOPInstanceUID  # noqa: B018 - decode enough to know it is usable
         except Exception as exc:
             return Outcome(CANNOT_UNDERSTAND, f"cannot decode the data set: {exc}"[:64])
-        problem = self._check(ds, sop_class, sop_instance)
-        if problem is not None:
-            return problem
-        transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
-        try:
-            staged = self.files.stage(encoded, str(ds.StudyInstanceUID),
-                                      str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
-            result, old = self.index.store(
-                ds, transfer_syntax, staged, self.files,
-                replace=self.duplicates is DuplicatePolicy.REPLACE, source_ae=source_ae)
-        except OSError as exc:
-            LOGGER.error("cannot store %s: %s", sop_instance, exc)
-            return Outcome(OUT_OF_RESOURCES, f"cannot store: {exc.strerror}"[:64])
-        if old is not None:
-            old.unlink(missing_ok=True)
-        return Outcome(SUCCESS, result=result)
+        return self._check(ds, sop_class, sop_instance) or ds
 
     def _check(self, ds: Dataset, sop_class: str, sop_instance: str) -> Outcome | None:
-        for keyword, expected in (("SOPClassUID", sop_class), ("SOPInstanceUID", sop_instance)):
-            value = str(ds.get(keyword, "") or "")
+        """The refusal ``ds`` deserves, if any."""
+        for tag, expected in ((_SOP_CLASS, sop_class), (_SOP_INSTANCE, sop_instance)):
+            value = str(_value(ds, tag) or "")
             if value != str(expected):
                 return Outcome(DOES_NOT_MATCH_SOP_CLASS,
-                               f"{keyword} {value or '(missing)'} is not the request's")
-        for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-            if not valid_uid(ds.get(keyword)):
+                               f"{_KEYWORDS[tag]} {value or '(missing)'} is not the request's")
+        for tag in (_STUDY, _SERIES, _SOP_INSTANCE):
+            if not valid_uid(_value(ds, tag)):
                 return Outcome(DOES_NOT_MATCH_SOP_CLASS,
-                               f"{keyword} missing or not a valid UID"[:64])
-        if "PixelData" in ds and str(ds.file_meta.TransferSyntaxUID) in NATIVE:
+                               f"{_KEYWORDS[tag]} missing or not a valid UID"[:64])
+        if _PIXEL_DATA in ds._dict and str(ds.file_meta.TransferSyntaxUID) in NATIVE:
             try:
-                expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-                            * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated))
-            except (AttributeError, TypeError, ValueError):
+                expected = math.prod(int(v) for v in (
+                    _number(ds, _ROWS), _number(ds, _COLUMNS), _number(ds, _SAMPLES, 1),
+                    _number(ds, _FRAMES, 1) or 1, _number(ds, _BITS)))
+            except (TypeError, ValueError):
                 return Outcome(DOES_NOT_MATCH_SOP_CLASS,
                                "Pixel Data without Rows, Columns or Bits Allocated")
-            if len(ds.PixelData) * 8 < expected:
+            length = pixel_data_length(ds)
+            if length * 8 < expected:
                 return Outcome(DOES_NOT_MATCH_SOP_CLASS,
-                               f"Pixel Data {len(ds.PixelData)} bytes, needs {expected // 8}")
+                               f"Pixel Data {length} bytes, needs {expected // 8}")
         return None
 
     def import_file(self, path: Path, source_ae: str = "MEDIA") -> Outcome:
@@ -154,3 +194,44 @@ class Archive:
 
     def instances(self) -> Iterator[InstanceRecord]:
         return self.index.all_instances()
+
+
+def decode(encoded: bytes) -> Dataset:
+    """``encoded`` (Part 10) as a data set whose long values stay unread (pydicom reads
+    them from its buffer if asked: the inflated one for a deflated data set)."""
+    return pydicom.dcmread(io.BytesIO(encoded), defer_size=DEFER_SIZE)
+
+
+def pixel_data_length(ds: Dataset) -> int:
+    """The bytes of Pixel Data that ``ds`` holds: for an unread value, its encoded
+    length as far as the data set reaches (a truncated data set holds less)."""
+    elem = ds._dict[_PIXEL_DATA]
+    if isinstance(elem, RawDataElement):
+        if elem.value is not None:
+            return len(elem.value)
+        buffer = getattr(ds, "buffer", None)
+        if elem.length != _UNDEFINED_LENGTH and buffer is not None:
+            size = buffer.seek(0, io.SEEK_END)  # the stream read: inflated if deflated
+            return max(0, min(elem.length, size - elem.value_tell))
+    return len(ds.PixelData)
+
+
+def _value(ds: Dataset, tag: BaseTag, default: Any = None) -> Any:
+    """The value of ``tag`` in ``ds``, or ``default`` (by tag: pydicom's keyword
+    lookups cost more than the rest of a check)."""
+    if tag not in ds._dict:
+        return default
+    return ds[tag].value
+
+
+def _number(ds: Dataset, tag: BaseTag, default: Any = None) -> Any:
+    """Like :func:`_value`, for a US or IS attribute, but leaving the element as read:
+    the index's :class:`~printscp.archive.instance_json.InstanceJson` finds it in its
+    cache then (the VR is fixed: nothing else in the data set changes its decoding)."""
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return default
+    if isinstance(elem, RawDataElement) and elem.value is not None:
+        return convert_raw_data_element(elem, encoding=ds.original_character_set,
+                                        ds=ds).value
+    return ds[tag].value

@@ -8,14 +8,23 @@ JSON (return keys, and the exact PS3.4 C.2 check in
 :mod:`printscp.archive.matching`).
 
 The database is ``<data_dir>/index.sqlite`` in WAL mode with ``synchronous=FULL``:
-a C-STORE is answered only after its row is committed.  Storing holds SQLite's
-write lock (``BEGIN IMMEDIATE``) while the file is renamed into place, so two
-workers storing the same instance serialise, and the index never names a file other
-than the one whose checksum it holds.
+a C-STORE is answered only after its row is committed.  The instance's file is
+complete, fsynced and renamed into place before its row is written, so the index
+never names a file that is incomplete or other than the one whose checksum it holds;
+the write transaction is short (no file I/O but a check that the file is still
+there).  Writers serialise on the database's writer lock
+(:class:`printscp.database.WriterLock`), under which replaced files are deleted as
+well, so two workers storing the same instance leave one good copy.
+
+The IMAGE-level JSON of an instance is built by
+:class:`printscp.archive.instance_json.InstanceJson`, which decodes only the elements
+not seen before in the series; :func:`level_dataset` states the same rules on a
+decoded data set (and builds the levels above).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -26,12 +35,19 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 
 from printscp.archive import matching
-from printscp.archive.store import ArchiveFiles, StagedFile
+from printscp.archive.instance_json import (
+    BULK_DATA_THRESHOLD,
+    BULK_VRS,
+    MAX_VALUE_CHARS,
+    SKIPPED_GROUPS,
+    InstanceJson,
+)
+from printscp.archive.store import ArchiveFiles, StagedFile, remove
 from printscp.database import Database
 
 LOGGER = logging.getLogger("printscp.archive")
@@ -130,19 +146,17 @@ CREATE INDEX IF NOT EXISTS series_study ON series(study_pk);
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series_pk);
 """
 
-_BULK_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
-
-
 def level_dataset(ds: Dataset, level: Level) -> Dataset:
-    """The attributes of ``ds`` that belong to ``level`` (IMAGE: all the rest, no bulk)."""
+    """The attributes of ``ds`` that belong to ``level`` (IMAGE: all the rest, no bulk
+    data, no longer values; the rules :class:`InstanceJson` applies element by element)."""
     out = Dataset()
     if level is Level.IMAGE:
         for elem in ds:
-            if elem.keyword in _HIGHER or elem.tag.group in (0x0002, 0x7FE0) \
-                    or elem.VR in _BULK_VRS:
+            if elem.keyword in _HIGHER or elem.tag.group in SKIPPED_GROUPS \
+                    or elem.VR in BULK_VRS:
                 continue
             if elem.VR != "SQ" and len(elem.value if isinstance(elem.value, bytes | str)
-                                       else str(elem.value)) > 1024:
+                                       else str(elem.value)) > MAX_VALUE_CHARS:
                 continue
             out.add(elem)
     else:
@@ -153,7 +167,8 @@ def level_dataset(ds: Dataset, level: Level) -> Dataset:
 
 
 def _json(ds: Dataset) -> str:
-    return json.dumps(ds.to_json_dict(bulk_data_threshold=1 << 20), separators=(",", ":"))
+    return json.dumps(ds.to_json_dict(bulk_data_threshold=BULK_DATA_THRESHOLD),
+                      separators=(",", ":"))
 
 
 def _from_json(text: str) -> Dataset:
@@ -164,11 +179,38 @@ _LEVEL_TAGS = {level: tuple(Tag(kw) for kw in keywords)
                for level, keywords in LEVEL_KEYWORDS.items()}
 
 
-def _fingerprint(ds: Dataset, level: Level) -> tuple[object, ...]:
-    """The level's values as read (raw bytes while undecoded): cheap to compare."""
-    elements = ds._dict  # by tag; pydicom's keyword lookups dominate otherwise
-    return tuple(getattr(elements.get(tag), "value", None) for tag in _LEVEL_TAGS[level])
+_UNREAD = object()
 
+
+def _fingerprint(ds: Dataset, level: Level) -> tuple[object, ...]:
+    """The level's values as read (raw bytes while undecoded): cheap to compare.
+
+    The transfer syntax and character sets are part of it (the same bytes may mean
+    other values); a value not read yet (deferred) never compares equal.
+    """
+    elements = ds._dict  # by tag; pydicom's keyword lookups dominate otherwise
+    values: list[object] = [ds.original_encoding, ds.original_character_set]
+    for tag in _LEVEL_TAGS[level]:
+        elem = elements.get(tag)
+        if elem is None:
+            values.append(None)
+        elif elem.value is None and isinstance(elem, RawDataElement) and elem.length:
+            values.append(_UNREAD)
+        else:
+            values.append(elem.value)
+    return tuple(values)
+
+
+_INSERT_INSTANCE = (
+    "INSERT INTO instances (series_pk, sop_uid, sop_class_uid, instance_number,"
+    " transfer_syntax, path, size, sha256, stored_at, source_ae, attrs)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sop_uid) DO UPDATE SET"
+    " series_pk = excluded.series_pk, sop_class_uid = excluded.sop_class_uid,"
+    " instance_number = excluded.instance_number,"
+    " transfer_syntax = excluded.transfer_syntax, path = excluded.path,"
+    " size = excluded.size, sha256 = excluded.sha256,"
+    " stored_at = excluded.stored_at, source_ae = excluded.source_ae,"
+    " attrs = excluded.attrs")
 
 _KEY_COLUMN = {Level.PATIENT: "patient_key", Level.STUDY: "study_uid",
                Level.SERIES: "series_uid"}
@@ -211,10 +253,24 @@ def _upsert_values(level: Level, ds: Dataset, parent: int | None, key: str) -> t
             _column(ds, "SeriesDate"), attrs)
 
 
+@functools.cache
+def _tag(keyword: str) -> BaseTag:
+    return Tag(keyword)
+
+
 def _column(ds: Dataset, keyword: str) -> str | None:
-    if keyword not in ds:
+    tag = _tag(keyword)  # by tag: pydicom's keyword lookups cost more than the rest
+    if tag not in ds._dict:
         return None
-    return matching.normalise(ds[keyword])
+    return matching.normalise(ds[tag])
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    """The value of ``keyword`` as text; "" when absent or empty."""
+    tag = _tag(keyword)
+    if tag not in ds._dict:
+        return ""
+    return str(ds[tag].value or "")
 
 
 #: Return keys computed from the rows below a record (PS3.4 C.3.4 / C.6).
@@ -255,67 +311,87 @@ class Index(Database):
         self._parsed_rows: dict[tuple[str, int], tuple[str, Dataset]] = {}
         #: (level, key) -> (attribute fingerprint, row pk) of level rows written here.
         self._levels: dict[tuple[Level, str], tuple[tuple[object, ...], int]] = {}
+        #: The IMAGE-level JSON of an instance, decoding only the elements that vary.
+        self.instance_json = InstanceJson(_HIGHER)
         super().__init__(path, SCHEMA)
 
-
     # -- storing ---------------------------------------------------------------------
-    def store(self, ds: Dataset, transfer_syntax: str, staged: StagedFile, files: ArchiveFiles,
-              *, replace: bool = True, source_ae: str = "") -> tuple[StoreResult, Path | None]:
-        """Index ``ds`` and move its staged file into place, atomically together.
+    def has_instance(self, sop_uid: str) -> bool:
+        """Whether ``sop_uid`` is indexed (a read: a store may be committing meanwhile)."""
+        return self._connect().execute("SELECT 1 FROM instances WHERE sop_uid = ?",
+                                       (sop_uid,)).fetchone() is not None
 
-        Returns what happened and the replaced file (to delete after this returns), if
-        any.  With ``replace`` false an instance already stored is kept and the staged
-        file discarded.
+    def store(self, ds: Dataset, transfer_syntax: str, staged: StagedFile, files: ArchiveFiles,
+              *, replace: bool = True, source_ae: str = "", attrs: str | None = None
+              ) -> StoreResult:
+        """Index ``ds``, whose file ``staged`` is already in place (fsynced, renamed).
+
+        Under the writer lock: with ``replace`` false an instance already stored is
+        kept and ``staged``'s file deleted unless it is the kept one (same content, same
+        name); otherwise the row is written, the file put back first if a concurrent
+        store of the same instance deleted it, and after the commit the file of the
+        replaced copy, if another, is deleted.  ``attrs`` is ``instance_json(ds)``
+        if the caller made it already.
         """
-        instance = level_dataset(ds, Level.IMAGE)
-        patient_key = "\\".join((str(ds.get("PatientID", "") or ""),
-                                 str(ds.get("IssuerOfPatientID", "") or "")))
-        keys = {Level.PATIENT: patient_key, Level.STUDY: str(ds.StudyInstanceUID),
-                Level.SERIES: str(ds.SeriesInstanceUID)}
+        if attrs is None:
+            attrs = self.instance_json(ds)
+        sop_uid = _text(ds, "SOPInstanceUID")
+        patient_key = "\\".join((_text(ds, "PatientID"), _text(ds, "IssuerOfPatientID")))
+        keys = {Level.PATIENT: patient_key, Level.STUDY: _text(ds, "StudyInstanceUID"),
+                Level.SERIES: _text(ds, "SeriesInstanceUID")}
         prints = {level: _fingerprint(ds, level) for level in keys}
-        old_path: Path | None = None
+        instance_values = (sop_uid, _text(ds, "SOPClassUID"), _column(ds, "InstanceNumber"),
+                           transfer_syntax, staged.relative, staged.size, staged.sha256)
         known: dict[Level, int] = {}
-        with self._write() as db:
-            row = db.execute("SELECT path FROM instances WHERE sop_uid = ?",
-                             (str(ds.SOPInstanceUID),)).fetchone()
-            if row is not None and not replace:
-                staged.temp.unlink(missing_ok=True)
-                return StoreResult.KEPT, None
-            # A level row this process wrote with the same attributes is not rewritten:
-            # most instances of a series repeat them, and JSON and upserts are the cost.
-            parent = None
-            for level, (table, sql) in _UPSERTS.items():
-                cached = self._levels.get((level, keys[level]))
-                if cached is not None and cached[0] == prints[level]:
-                    known[level] = parent = cached[1]
-                    continue
-                db.execute(sql, _upsert_values(level, ds, parent, keys[level]))
-                (parent,) = db.execute(f"SELECT pk FROM {table} WHERE {_KEY_COLUMN[level]} = ?",
-                                       (keys[level],)).fetchone()
-                known[level] = parent
-            series_pk = parent
-            final = files.commit(staged)
-            relative = files.relative(final)
-            if row is not None and row[0] != relative:
-                old_path = files.root / row[0]
-            db.execute(
-                "INSERT INTO instances (series_pk, sop_uid, sop_class_uid, instance_number,"
-                " transfer_syntax, path, size, sha256, stored_at, source_ae, attrs)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sop_uid) DO UPDATE SET"
-                " series_pk = excluded.series_pk, sop_class_uid = excluded.sop_class_uid,"
-                " instance_number = excluded.instance_number,"
-                " transfer_syntax = excluded.transfer_syntax, path = excluded.path,"
-                " size = excluded.size, sha256 = excluded.sha256,"
-                " stored_at = excluded.stored_at, source_ae = excluded.source_ae,"
-                " attrs = excluded.attrs",
-                (series_pk, str(ds.SOPInstanceUID), str(ds.SOPClassUID),
-                 _column(ds, "InstanceNumber"), transfer_syntax, relative, staged.size,
-                 staged.sha256, _now(), source_ae, _json(instance)))
+        with self._writer():
+            with self._write() as db:
+                row = db.execute("SELECT path FROM instances WHERE sop_uid = ?",
+                                 (sop_uid,)).fetchone()
+                if row is not None and not replace:
+                    if row[0] != staged.relative:
+                        remove(staged.final)
+                    return StoreResult.KEPT
+                series_pk = self._write_levels(db, ds, keys, prints, known)
+                files.ensure_placed(staged)
+                db.execute(_INSERT_INSTANCE,
+                           (series_pk, *instance_values, _now(), source_ae, attrs))
+            if row is not None and row[0] != staged.relative:
+                self._remove_replaced(files, row[0])
         for level, pk in known.items():  # committed: remember what the rows hold
             if len(self._levels) > 10000:
                 self._levels.clear()
             self._levels[(level, keys[level])] = (prints[level], pk)
-        return (StoreResult.REPLACED if row is not None else StoreResult.STORED), old_path
+        return StoreResult.REPLACED if row is not None else StoreResult.STORED
+
+    def _write_levels(self, db: sqlite3.Connection, ds: Dataset, keys: dict[Level, str],
+                      prints: dict[Level, tuple[object, ...]], known: dict[Level, int]) -> int:
+        """Insert or update the patient, study and series rows; the series row's pk.
+
+        A level row this process wrote with the same attributes is not rewritten: most
+        instances of a series repeat them, and JSON and upserts are the cost.
+        """
+        parent = None
+        for level, (table, sql) in _UPSERTS.items():
+            cached = self._levels.get((level, keys[level]))
+            if cached is not None and cached[0] == prints[level]:
+                known[level] = parent = cached[1]
+                continue
+            db.execute(sql, _upsert_values(level, ds, parent, keys[level]))
+            (parent,) = db.execute(f"SELECT pk FROM {table} WHERE {_KEY_COLUMN[level]} = ?",
+                                   (keys[level],)).fetchone()
+            known[level] = parent
+        assert parent is not None
+        return parent
+
+    @staticmethod
+    def _remove_replaced(files: ArchiveFiles, relative: str) -> None:
+        """Delete the file of a replaced copy (under the writer lock: see
+        :mod:`printscp.archive.store`); the new one is indexed, so a failure only
+        leaves an orphan."""
+        try:
+            remove(str(files.root / relative))
+        except OSError as exc:
+            LOGGER.warning("cannot delete the replaced file %s: %s", relative, exc)
 
     # -- reading ---------------------------------------------------------------------
     def instance(self, sop_uid: str) -> InstanceRecord | None:

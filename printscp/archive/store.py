@@ -1,21 +1,38 @@
 """The archive's files: each instance stored as received, durably, under validated UIDs.
 
-A file is written to a temporary name in its series folder, fsynced, and renamed to
+A received data set is first written to a temporary file in ``<archive>/.incoming``
+and its writeback to disk started (``sync_file_range``, where Linux has it), so that
+the disk works while the data set is decoded, checked and hashed; the fsync that
+follows then has little left to wait for.  A refused data set's file is deleted
+unsynced.  An accepted one, once fsynced, is renamed to
 ``<study>/<series>/<sop instance>.<8 hex>.dcm`` (the hex part is the start of its
-SHA-256, so a replacement never overwrites the file the index still points to).  The
-rename and the index update happen inside one SQLite write transaction (see
-:mod:`printscp.archive.index`), so across threads and worker processes the index
-always names a complete file whose checksum it holds; a crash leaves at worst an
-orphan file, which ``printscp archive verify`` reports.
+SHA-256, so a replacement never overwrites the file the index points to with other
+content) and the series folder fsynced (a folder made for it is fsynced in its
+parent).  Only then is the index row written (see :mod:`printscp.archive.index`);
+its commit is what makes the instance stored.  A crash before the commit leaves at
+worst a complete file no row names (an orphan, which ``printscp archive verify``
+reports) or a temporary file; the index never names a file that is incomplete or
+whose checksum it does not hold.
+
+Files are deleted only while the index's writer lock is held (a replaced copy, a
+duplicate the policy does not keep), and a writer checks, under that lock, that
+its file is still in place before indexing it: so a concurrent store of the same
+instance cannot delete a file just indexed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
+import itertools
 import os
 import re
-import tempfile
-from dataclasses import dataclass
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from printscp.printing.output import fsync_dir
@@ -23,6 +40,10 @@ from printscp.printing.output import fsync_dir
 #: A UID as PS3.5 9.1 defines it: digits and dots, no leading zeros in a component,
 #: at most 64 characters.  Only such strings ever become path components.
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+#: Temporary names: unique in this process; O_EXCL guards against other processes'
+#: and a previous run's leftovers.
+_TEMP_NAMES = itertools.count()
 
 
 def valid_uid(value: object) -> bool:
@@ -32,12 +53,63 @@ def valid_uid(value: object) -> bool:
 
 @dataclass(frozen=True)
 class StagedFile:
-    """A complete, fsynced file under a temporary name, ready to be renamed."""
+    """A complete, fsynced file under a temporary name, to be put in place."""
 
-    temp: Path
-    final: Path
+    temp: str  #: absolute path of the temporary file
+    final: str  #: absolute path once in place
+    relative: str  #: ``final`` relative to the archive folder (what the index holds)
     sha256: str
     size: int
+    data: bytes = field(repr=False)  #: the content, to write again if it was replaced
+
+
+class PendingWrite:
+    """A temporary file written, its writeback started; :meth:`finish` fsyncs it and
+    hands it over (to be renamed into place), :meth:`discard` deletes it if not.
+
+    An error while writing is kept and raised by :meth:`finish`, so that a data set
+    that is refused anyway gets its refusal, as if it had been checked first.
+    """
+
+    def __init__(self, data: bytes, digest: Future[str], path: str = "", fd: int = -1,
+                 error: OSError | None = None) -> None:
+        self.data = data
+        self.digest = digest  #: the SHA-256, computed by a hashing thread
+        self._path = path
+        self._fd = fd
+        self._error = error
+
+    def finish(self) -> str:
+        """The temporary file, complete and fsynced, now the caller's to rename or
+        delete (raises what writing raised)."""
+        if self._error is not None:
+            raise self._error
+        path, fd = self._path, self._fd
+        self._path, self._fd = "", -1
+        _complete(fd, path)
+        return path
+
+    def discard(self) -> None:
+        """Delete the temporary file unless :meth:`finish` handed it over."""
+        self.digest.cancel()
+        if self._fd >= 0:
+            _close_and_remove(self._fd, self._path)
+            self._path, self._fd = "", -1
+
+
+def _complete(fd: int, path: str) -> None:
+    """Fsync and close ``fd``, the file at ``path``; delete it if that fails."""
+    try:
+        os.fsync(fd)
+    except BaseException:
+        _close_and_remove(fd, path)
+        raise
+    os.close(fd)
+
+
+def _close_and_remove(fd: int, path: str) -> None:
+    os.close(fd)
+    remove(path)
 
 
 class ArchiveFiles:
@@ -45,47 +117,157 @@ class ArchiveFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.incoming = self.root / ".incoming"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
+        self._incoming = str(self.incoming)
 
-    def folder(self, study_uid: str, series_uid: str) -> Path:
-        for uid in (study_uid, series_uid):
+    def write(self, data: bytes) -> PendingWrite:
+        """Write ``data`` (a Part 10 file) to a temporary file and start its writeback;
+        the caller meanwhile checks it, then :meth:`stage` fsyncs it (or it is
+        discarded)."""
+        digest = sha256_later(data)
+        try:
+            path, fd = self._write_temp(data)
+        except OSError as exc:
+            return PendingWrite(data, digest, error=exc)
+        return PendingWrite(data, digest, path, fd)
+
+    def stage(self, pending: PendingWrite, study_uid: str, series_uid: str, sop_uid: str
+              ) -> StagedFile:
+        """The written file, fsynced, with its checksum and final name."""
+        for uid in (study_uid, series_uid, sop_uid):
             if not valid_uid(uid):
                 raise ValueError(f"{uid!r} is not a valid UID")
-        return self.root / study_uid / series_uid
+        data = pending.data
+        digest = pending.digest.result()
+        relative = f"{study_uid}/{series_uid}/{sop_uid}.{digest[:8]}.dcm"
+        return StagedFile(pending.finish(), f"{self._root}/{relative}", relative, digest,
+                          len(data), data)
 
-    def stage(self, data: bytes, study_uid: str, series_uid: str, sop_uid: str) -> StagedFile:
-        """Write ``data`` (a Part 10 file) to a temporary name, fsynced."""
-        if not valid_uid(sop_uid):
-            raise ValueError(f"{sop_uid!r} is not a valid UID")
-        folder = self.folder(study_uid, series_uid)
-        folder.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256(data).hexdigest()
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    def place(self, staged: StagedFile) -> None:
+        """Rename the staged file to its final name, durably (before it is indexed)."""
         try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            self._rename(staged.temp, staged.final)
         except BaseException:
-            Path(temp).unlink(missing_ok=True)
+            remove(staged.temp)
             raise
-        return StagedFile(Path(temp), folder / f"{sop_uid}.{digest[:8]}.dcm", digest, len(data))
+        fsync_dir(os.path.dirname(staged.final))
 
-    def commit(self, staged: StagedFile) -> Path:
-        """Rename the staged file into place (call inside the index's write transaction)."""
-        os.replace(staged.temp, staged.final)
-        fsync_dir(staged.final.parent)
-        return staged.final
+    def ensure_placed(self, staged: StagedFile) -> None:
+        """Put the file back if a concurrent store of the same instance deleted it
+        (call under the index's writer lock, where files are deleted)."""
+        if not os.path.exists(staged.final):
+            path, fd = self._write_temp(staged.data)
+            _complete(fd, path)
+            self.place(replace(staged, temp=path))
 
-    def relative(self, path: Path) -> str:
-        return str(Path(path).relative_to(self.root))
+    def _write_temp(self, data: bytes) -> tuple[str, int]:
+        """A new temporary file holding ``data``, its writeback started (its path and
+        descriptor, still open)."""
+        while True:
+            path = f"{self._incoming}/.tmp-{os.getpid()}-{next(_TEMP_NAMES)}"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             0o644)
+            except FileExistsError:
+                continue
+            try:
+                os.fchmod(fd, 0o644)  # whatever the umask: readable by the archive's readers
+                _write_all(fd, data)
+                start_writeback(fd)
+            except BaseException:
+                _close_and_remove(fd, path)
+                raise
+            return path, fd
+
+    def _rename(self, temp: str, final: str) -> None:
+        """Rename ``temp`` to ``final``, making the folders when missing (found by the
+        rename failing, not checked before each file)."""
+        try:
+            os.replace(temp, final)
+        except FileNotFoundError:
+            if not os.path.exists(temp):
+                raise
+            self._make_folders(os.path.dirname(final))
+            os.replace(temp, final)
+
+    def _make_folders(self, folder: str) -> None:
+        """Create the study and series folders, each made durable in its parent."""
+        study = os.path.dirname(folder)
+        for path, parent in ((study, self._root), (folder, study)):
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            fsync_dir(parent)
 
     def absolute(self, relative: str) -> Path:
         path = (self.root / relative).resolve()
         if self.root.resolve() not in path.parents:
             raise ValueError(f"{relative!r} is outside the archive")
         return path
+
+
+_HASHERS: tuple[int, ThreadPoolExecutor] | None = None
+_HASHERS_LOCK = threading.Lock()
+
+
+def sha256_later(data: bytes) -> Future[str]:
+    """The SHA-256 of ``data``, computed by a hashing thread of this process.
+
+    Hashing holds no GIL: it runs while the storing thread waits for the disk and
+    decodes and checks the data set, on another core.
+    """
+    global _HASHERS
+    with _HASHERS_LOCK:
+        if _HASHERS is None or _HASHERS[0] != os.getpid():  # none yet, or forked
+            _HASHERS = (os.getpid(),
+                        ThreadPoolExecutor(4, thread_name_prefix="archive-sha256"))
+        hashers = _HASHERS[1]
+    try:
+        return hashers.submit(_sha256, data)
+    except RuntimeError:  # the interpreter is shutting down: hash here
+        done: Future[str] = Future()
+        done.set_result(_sha256(data))
+        return done
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+_SYNC_FILE_RANGE = _libc_sync_file_range() if sys.platform == "linux" else None
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int) -> None:
+    """Have the kernel start writing ``fd``'s dirty pages to disk without waiting (a
+    hint; durability still comes from fsync, which then has less to wait for)."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # failure only loses the hint
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def remove(path: str) -> None:
+    """Delete ``path`` if it exists."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def sha256_of(path: Path) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -325,3 +326,20 @@ def test_the_writer_lock_excludes_other_processes(tmp_path):
     free = subprocess.run([sys.executable, "-c", probe, lock_file],
                           capture_output=True, text=True, check=True).stdout.strip()
     assert (held, free) == ("held", "free")
+
+
+def test_temporary_files_of_dead_processes_are_removed(tmp_path):
+    """A store interrupted by a crash leaves a temporary file; the next start removes
+    it, but not one of a live process (another worker storing right now)."""
+    from printscp.archive.store import ArchiveFiles
+
+    files = ArchiveFiles(tmp_path / "archive")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    abandoned = files.incoming / f".tmp-{dead}-1"
+    live = files.incoming / f".tmp-{os.getpid()}-1"
+    abandoned.write_bytes(b"half a file")
+    live.write_bytes(b"being written")
+    ArchiveFiles(tmp_path / "archive")
+    assert not abandoned.exists()
+    assert live.exists()

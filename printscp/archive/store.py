@@ -121,6 +121,19 @@ class ArchiveFiles:
         self.incoming.mkdir(parents=True, exist_ok=True)
         self._root = str(self.root)
         self._incoming = str(self.incoming)
+        self._remove_abandoned()
+
+    def _remove_abandoned(self) -> None:
+        """Delete temporary files of processes that died mid-store (a crash or kill -9):
+        never acknowledged, so nothing is lost; a live worker's files are left alone."""
+        for path in self.incoming.glob(".tmp-*"):
+            try:
+                pid = int(path.name.split("-")[1])
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                path.unlink(missing_ok=True)
+            except (ValueError, IndexError, PermissionError):
+                continue
 
     def write(self, data: bytes) -> PendingWrite:
         """Write ``data`` (a Part 10 file) to a temporary file and start its writeback;

@@ -152,7 +152,7 @@ def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging
     import signal
-    import threading
+    import time
 
     from printscp.config import ConfigError, load_config
     from printscp.node import Node
@@ -177,10 +177,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except (ConfigError, OSError, ValueError) as err:
         print(f"printscp serve: {err}", file=sys.stderr)
         return 2
-    stop = threading.Event()
+    stopping: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
-        stop.set()
+        stopping.append(signum)  # no lock here: the main thread may hold one
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -188,7 +188,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"printscp {__version__}: {config.ae_title} listening on {config.bind}:{node.port}; "
           f"films go to {films} ({workers} worker process{'es' if workers > 1 else ''})",
           flush=True)
-    stop.wait()
+    while not stopping:
+        time.sleep(0.2)
     print("printscp: stopping (jobs not yet rendered stay spooled for the next start)",
           flush=True)
     node.stop()

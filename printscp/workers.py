@@ -39,15 +39,20 @@ def _worker_main(config: NodeConfig, index: int, stop: Any, ready: Any) -> None:
     from printscp.node import Node, die_with_parent
 
     die_with_parent()
+    # The handler only raises a flag: it runs between two bytecodes of this thread,
+    # which may hold the shared stop event's lock (in wait()); taking that lock there
+    # (stop.set()) deadlocked the worker, and the parent's stop() with it.
+    terminated: list[bool] = []
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
     try:
         node = Node(config, reuse_port=True, recover=index == 0).start()
     except Exception as exc:
         ready.put((index, f"{type(exc).__name__}: {exc}"))
         return
     ready.put((index, None))
-    stop.wait()
+    while not terminated and not stop.wait(0.2):
+        pass
     node.stop()
 
 

@@ -118,15 +118,22 @@ class _Contexts(list):
 
 
 class _NoDelayServer(ThreadedAssociationServer):
-    reuse_port = False
+    #: A listening socket shared by worker processes (see :mod:`printscp.workers`).
+    listen_socket: socket.socket | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.contexts = _Contexts(self.contexts)
 
     def server_bind(self) -> None:
-        if self.reuse_port:  # several worker processes share the port (SO_REUSEPORT)
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if self.listen_socket is not None:  # already bound and listening
+            self.socket.close()
+            self.socket = self.listen_socket
+            # Every worker wakes for a connection and one accepts it; the others must
+            # not block in accept() (nor could they then be shut down).
+            self.socket.setblocking(False)
+            self.server_address = self.socket.getsockname()
+            return
         super().server_bind()
 
     def get_request(self) -> tuple[Any, tuple[str, int]]:
@@ -149,10 +156,6 @@ def _render_process() -> ProcessPoolExecutor:
     return pool
 
 
-class _SharedPortServer(_NoDelayServer):
-    reuse_port = True
-
-
 def die_with_parent() -> None:
     """Linux: have the kernel kill this process when its parent dies, so no orphan
     worker keeps serving (or rendering) after the node crashed."""
@@ -165,14 +168,14 @@ def die_with_parent() -> None:
 class Node:
     """A running printscp node; ``start()`` then ``stop()`` (or use as a context).
 
-    ``reuse_port`` lets several worker processes listen on one port (see
+    ``listen_socket`` is a listening socket several worker processes accept on (see
     :mod:`printscp.workers`); ``recover`` is false in all but one of them.
     """
 
-    def __init__(self, config: NodeConfig, *, reuse_port: bool = False,
+    def __init__(self, config: NodeConfig, *, listen_socket: socket.socket | None = None,
                  recover: bool = True) -> None:
         self.config = config
-        self.reuse_port = reuse_port
+        self.listen_socket = listen_socket
         self.recover = recover
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
@@ -324,7 +327,8 @@ class Node:
         self.print_service.start_monitor()
         self.server = self.ae.make_server(
             (self.config.bind, self.config.port), evt_handlers=self.handlers(),
-            server_class=_SharedPortServer if self.reuse_port else _NoDelayServer,
+            server_class=type("_Server", (_NoDelayServer,),
+                              {"listen_socket": self.listen_socket}),
         )
         # Registered like AE.start_server does, so shutdown() and ae.shutdown() find it.
         self.ae._servers.append(self.server)

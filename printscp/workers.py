@@ -4,8 +4,10 @@ pynetdicom handles each association in a Python thread, so one process receives
 on one core at most (the GIL), and its 1-ms polling loops cost more the more
 associations are open.  ``printscp serve`` therefore starts ``workers`` processes,
 each a complete :class:`~printscp.node.Node` with its own render process,
-listening on the same port with SO_REUSEPORT; the kernel spreads incoming
-associations over them.  Nothing is shared but the data directory: an
+accepting on one listening socket the parent opened: a connection goes to a
+worker waiting in accept, so an idle worker takes it.  (SO_REUSEPORT, used
+before, hashes connections to workers: four storescu on loopback often all
+landed on one worker while the other idled.)  Nothing is shared but the data directory: an
 association's print objects live in the process that received it, job ids and
 film names are unique, and only worker 0 recovers the spool at start.
 """
@@ -25,17 +27,14 @@ from printscp.config import NodeConfig
 READY_TIMEOUT = 60.0
 
 
-def _reserve_port(config: NodeConfig) -> socket.socket:
-    """Bind (without listening) so the port is ours: with port 0, all workers then share
-    the port the kernel picked."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((config.bind, config.port))
-    return sock
+def _listen(config: NodeConfig) -> socket.socket:
+    """The node's listening socket, shared by the workers (with port 0, on the port the
+    kernel picked)."""
+    return socket.create_server((config.bind, config.port), backlog=128)
 
 
-def _worker_main(config: NodeConfig, index: int, stop: Any, ready: Any) -> None:
+def _worker_main(config: NodeConfig, index: int, sock: socket.socket, stop: Any,
+                 ready: Any) -> None:
     from printscp.node import Node, die_with_parent
 
     die_with_parent()
@@ -46,7 +45,7 @@ def _worker_main(config: NodeConfig, index: int, stop: Any, ready: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
     try:
-        node = Node(config, reuse_port=True, recover=index == 0).start()
+        node = Node(config, listen_socket=sock, recover=index == 0).start()
     except Exception as exc:
         ready.put((index, f"{type(exc).__name__}: {exc}"))
         return
@@ -72,14 +71,14 @@ class WorkerPool:
         self._procs: list[Any] = []
 
     def start(self) -> WorkerPool:
-        reserved = _reserve_port(self.config)
+        listening = _listen(self.config)
         try:
-            self.port = reserved.getsockname()[1]
+            self.port = listening.getsockname()[1]
             config = replace(self.config, port=self.port)
             ready = self._ctx.Queue()
             for index in range(self.count):
                 proc = self._ctx.Process(target=_worker_main, name=f"printscp-worker-{index}",
-                                         args=(config, index, self._stop, ready))
+                                         args=(config, index, listening, self._stop, ready))
                 proc.start()
                 self._procs.append(proc)
             errors = []
@@ -95,7 +94,7 @@ class WorkerPool:
                 self.stop()
                 raise OSError("; ".join(errors))
         finally:
-            reserved.close()
+            listening.close()  # each ready worker holds its own copy
         return self
 
     def stop(self, timeout: float = 60.0) -> None:

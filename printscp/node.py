@@ -237,10 +237,13 @@ class Node:
     def _build_ae(self) -> AE:
         c = self.config
         reactors.install()
-        # pynetdicom pretty-prints every request identifier for its INFO log even
-        # when nothing shows it: only when that log is on.
-        pynetdicom_config.LOG_REQUEST_IDENTIFIERS = \
-            logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
+        # pynetdicom formats identifiers and every PDU and message for its logs even
+        # when nothing shows them: only when those logs are on.
+        log = logging.getLogger("pynetdicom")
+        pynetdicom_config.LOG_REQUEST_IDENTIFIERS = log.isEnabledFor(logging.INFO)
+        pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = log.isEnabledFor(logging.DEBUG)
+        pynetdicom_config.LOG_HANDLER_LEVEL = \
+            "standard" if log.isEnabledFor(logging.INFO) else "none"
         ae = AE(ae_title=c.ae_title)
         ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         for uid in SUPPORTED_CLASSES:
@@ -268,7 +271,7 @@ class Node:
         assoc = event.assoc
         serialize_sends(assoc)  # event reports are sent beside the reactor's responses
         if self.archive is not None:
-            query_retrieve.serve_get(assoc, self.archive)
+            query_retrieve.serve_qr(assoc, self.archive, self.config)
         track_serving(assoc)
         if self.archive is not None:  # C-STORE served on the DUL thread (printscp.reactors)
             assoc._printscp_fast_store = functools.partial(storage.fast_store,
@@ -296,16 +299,13 @@ class Node:
         ]
 
     def _find_move_get(self) -> list[tuple[Any, ...]]:
-        """Q/R and worklist handlers; pynetdicom has one EVT_C_FIND handler, which the
-        worklist service dispatches by SOP Class."""
+        """Storage and C-MOVE handlers, and the worklist's C-FIND (Q/R C-FIND and C-GET
+        are served by :func:`query_retrieve.serve_qr`, bound per association)."""
         qr = (query_retrieve.event_handlers(self.archive, self.config)
               if self.archive is not None else [])
-        qr_find = next(((fn, args) for e, fn, args in qr if e is evt.EVT_C_FIND), None)
-        qr = [h for h in qr if h[0] is not evt.EVT_C_FIND]
         if self.worklist is not None:
-            return [*qr, *worklist.event_handlers(self.worklist, self.config,
-                                                  other_find=qr_find)]
-        return [*qr, *([(evt.EVT_C_FIND, *qr_find)] if qr_find else [])]
+            return [*qr, *worklist.event_handlers(self.worklist, self.config)]
+        return qr
 
     def _services_by_class(self) -> dict[str, list[tuple[Any, ...]]]:
         """DIMSE-N services other than Print Management, by SOP Class."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydicom.multival import MultiValue
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 P_DATA_TF = 0x04
@@ -149,6 +150,59 @@ def encode_command_set(ds: Any) -> bytes | None:
         else:
             return None
         out.append(_ELEMENT.pack(0, tag.element, len(data)) + data)
+    return b"".join(out)
+
+
+#: VRs of C-FIND return keys encodable as plain text: (padding, 4-byte explicit length).
+_TEXT_VRS = {"AE": (b" ", False), "AS": (b" ", False), "CS": (b" ", False),
+             "DA": (b" ", False), "DS": (b" ", False), "DT": (b" ", False),
+             "IS": (b" ", False), "LO": (b" ", False), "LT": (b" ", False),
+             "PN": (b" ", False), "SH": (b" ", False), "ST": (b" ", False),
+             "TM": (b" ", False), "UI": (b"\0", False), "UT": (b" ", True),
+             "UC": (b" ", True), "UR": (b" ", True)}
+
+
+def _text(value: Any) -> str:
+    """A value as pydicom writes it: number strings keep the text they were read as."""
+    original = getattr(value, "original_string", None)  # DS / IS (PN: bytes)
+    return original if isinstance(original, str) else str(value)
+
+
+def encode_identifier(ds: Any, implicit_vr: bool) -> bytes | None:
+    """A Little Endian C-FIND identifier of text elements, or None when it holds
+    anything else (sequences, binary VRs, non-ASCII text): pydicom encodes those.
+
+    pydicom's validating writer takes about 0.3 ms for a 10-key study response, as
+    long as the archive's matching for it; the bytes are the same (tested).
+    """
+    out = []
+    for elem in ds:
+        spec = _TEXT_VRS.get(elem.VR)
+        if spec is None:
+            return None
+        value = elem.value
+        if value is None or value == "":
+            text = ""
+        elif isinstance(value, list | tuple | MultiValue):
+            text = "\\".join(_text(v) for v in value)
+        else:
+            text = _text(value)
+        try:
+            data = _pad(text.encode("ascii"), spec[0])
+        except UnicodeEncodeError:
+            return None
+        tag = elem.tag
+        if implicit_vr:
+            out.append(_ELEMENT.pack(tag.group, tag.element, len(data)))
+        elif spec[1]:
+            out.append(struct.pack("<HH2s2xL", tag.group, tag.element, elem.VR.encode(),
+                                   len(data)))
+        elif len(data) > 0xFFFF:
+            return None
+        else:
+            out.append(struct.pack("<HH2sH", tag.group, tag.element, elem.VR.encode(),
+                                   len(data)))
+        out.append(data)
     return b"".join(out)
 
 

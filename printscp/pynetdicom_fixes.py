@@ -23,7 +23,7 @@ def serialize_sends(assoc: Any) -> None:
     """
     if getattr(assoc, "_printscp_serialized", False):
         return
-    lock = threading.Lock()
+    lock = threading.RLock()  # send_msg -> printscp.reactors.send_raw takes it again
     send = assoc.dimse.send_msg
 
     def send_msg(primitive: Any, context_id: int) -> None:

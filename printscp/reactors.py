@@ -41,6 +41,7 @@ import pynetdicom
 from pydicom.dataset import Dataset
 from pynetdicom import _config
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
@@ -50,6 +51,8 @@ from printscp import pdata
 
 #: Longest wait without a wake-up: bounds how late a timer or kill flag is seen.
 TICK = 0.02
+
+_ORIGINAL_SEND_MSG = DIMSEServiceProvider.send_msg
 
 _installed = False
 _install_lock = threading.Lock()
@@ -71,6 +74,7 @@ def install() -> None:
         Association._run_reactor = _assoc_run_reactor
         AssociationSocket.recv = _socket_recv
         _fast_command_encoding()
+        DIMSEServiceProvider.send_msg = _send_msg
         _installed = True
 
 
@@ -89,6 +93,38 @@ def _fast_command_encoding() -> None:
         return original(ds, is_implicit_vr, is_little_endian, deflated)
 
     dimse_messages.encode = encode
+
+
+def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> None:
+    """pynetdicom's ``DIMSEServiceProvider.send_msg``, framed by :mod:`printscp.pdata`.
+
+    pynetdicom turns each PDV into a P-DATA primitive that its state machine then
+    turns into a PDU object and encodes, one per DUL loop; here the message is framed
+    once and queued whole (:func:`send_raw`).  A data set sent from a file
+    (pynetdicom's chunked mode) still goes pynetdicom's way.
+    """
+    from pynetdicom import evt
+    from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE
+
+    if primitive.MessageIDBeingRespondedTo is None:
+        message = _RQ_TO_MESSAGE[primitive.__class__]()
+    else:
+        message = _RSP_TO_MESSAGE[primitive.__class__]()
+    message.primitive_to_message(primitive)
+    message.context_id = context_id
+    if message._data_set_path is not None or not self.assoc.is_established:
+        _ORIGINAL_SEND_MSG(self, primitive, context_id)
+        return
+    evt.trigger(self.assoc, evt.EVT_DIMSE_SENT, {"message": message})
+    command = _encode_command(message.command_set)
+    data = message.data_set.getvalue() if message.data_set is not None else b""
+    send_raw(self.assoc, context_id, command, data or None)
+
+
+def _encode_command(command_set: Any) -> bytes:
+    from pynetdicom import dimse_messages
+
+    return dimse_messages.encode(command_set, True, True)
 
 
 # -- wake-ups ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom.dimse_messages import C_STORE_RQ, C_STORE_RSP, DIMSEMessage
 from pynetdicom.dimse_primitives import C_STORE
@@ -230,3 +231,53 @@ def test_command_sets_encode_as_pynetdicom(name: str, primitive: object) -> None
     msg = kind()
     msg.primitive_to_message(primitive)
     assert pdata.encode_command_set(msg.command_set) == encode(msg.command_set, True, True)
+
+
+def _identifiers() -> list[tuple[str, Dataset]]:
+    from pydicom.dataset import Dataset
+    from pydicom.valuerep import DSfloat
+
+    study = Dataset()
+    study.SpecificCharacterSet = "ISO_IR 100"
+    study.QueryRetrieveLevel = "STUDY"
+    study.StudyDate = "20210105"
+    study.StudyTime = "101010.123"
+    study.AccessionNumber = "ACC0000007"
+    study.PatientName = "DOE^JANE^^DR=ドウ^ジェーン".encode("ascii", "ignore").decode()
+    study.PatientID = "PID000003"
+    study.StudyInstanceUID = SOP
+    study.ModalitiesInStudy = ["CT", "MR", "SR"]
+    study.NumberOfStudyRelatedInstances = 50
+    study.StudyDescription = ""
+    study.RetrieveAETitle = "PRINTSCP"
+    image = Dataset()
+    image.QueryRetrieveLevel = "IMAGE"
+    image.SOPInstanceUID = SOP + "1"
+    image.InstanceNumber = "12"
+    image.SliceThickness = "1.50"
+    image.PixelSpacing = [DSfloat("0.48828125"), DSfloat(0.5)]
+    image.ImageComments = "x" * 300
+    image.add_new(0x00081190, "UR", "http://example.org/wado")
+    image.add_new(0x00189074, "DT", "20210105101010")
+    image.add_new(0x00400280, "ST", None)
+    return [("study", study), ("image", image)]
+
+
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "explicit"])
+@pytest.mark.parametrize(("name", "ds"), _identifiers(), ids=[n for n, _ in _identifiers()])
+def test_identifiers_encode_as_pydicom(name: str, ds: Dataset, implicit: bool) -> None:
+    del name
+    assert pdata.encode_identifier(ds, implicit) == encode(ds, implicit, True)
+
+
+def test_identifier_encoder_leaves_what_it_cannot_to_pydicom() -> None:
+    from pydicom.dataset import Dataset
+
+    seq = Dataset()
+    seq.ReferencedSOPSequence = [Dataset()]
+    accented = Dataset()
+    accented.PatientName = "MÜLLER^JOSÉ"
+    binary = Dataset()
+    binary.add_new(0x00280010, "US", 512)
+    for ds in (seq, accented, binary):
+        assert pdata.encode_identifier(ds, False) is None

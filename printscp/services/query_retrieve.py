@@ -1,7 +1,7 @@
 """Query/Retrieve SCP (PS3.4 Annex C): Patient Root and Study Root FIND, MOVE and GET.
 
-FIND and MOVE handlers are pynetdicom generators bound with the archive and the node's
-config; C-GET is served by :func:`serve_get` on each association.
+C-FIND and C-GET are served by :func:`serve_qr` on each association; the C-MOVE
+handler is a pynetdicom generator bound with the archive and the node's config.
 Queries are hierarchical: the unique keys of the levels above the query level must
 be given (single value or UID list); matching follows PS3.4 C.2
 (:mod:`printscp.archive.matching`).
@@ -26,7 +26,7 @@ from typing import Any
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, evt
-from pynetdicom.dimse_primitives import C_GET
+from pynetdicom.dimse_primitives import C_FIND, C_GET
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -99,19 +99,39 @@ def _identifier(event: Any) -> Dataset:
         raise QueryError(status.CANNOT_UNDERSTAND, f"cannot decode the identifier: {exc}") from None
 
 
-def handle_find(event: Any, archive: Archive, config: NodeConfig) -> Iterator[tuple[Any, Any]]:
-    """C-FIND: one pending response per match, return keys filled (empty if unknown)."""
+def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
+                config: NodeConfig) -> None:
+    """C-FIND: one pending response per match, return keys filled (empty if unknown),
+    then the final status; C-CANCEL ends it with 0xFE00."""
+    respond = _Responder(assoc, req, context, _C_FIND_RSP)
     try:
-        identifier = _identifier(event)
-        level, patient_root = parse_request(identifier, str(event.request.AffectedSOPClassUID))
+        identifier = _decode_identifier(req, context)
+        level, patient_root = parse_request(identifier, str(req.AffectedSOPClassUID))
     except QueryError as exc:
-        yield status_dataset(exc.status, str(exc)), None
+        LOGGER.warning("C-FIND refused (0x%04X): %s", exc.status, exc)
+        respond.send(exc.status, comment=str(exc))
         return
     for record, _ in archive.index.query(level, identifier, patient_root=patient_root):
-        if event.is_cancelled:
-            yield status.CANCEL, None
+        if not assoc.is_established:
             return
-        yield status.PENDING, _response(identifier, record, level, config.ae_title)
+        if req.MessageID in assoc.dimse.cancel_req:
+            respond.send(status.CANCEL)
+            return
+        # Each match goes at once: the requester decodes it while the next is built.
+        respond.send(status.PENDING, identifier=_response(identifier, record, level,
+                                                          config.ae_title))
+    if assoc.is_established:
+        respond.send(status.SUCCESS)
+
+
+def _decode_identifier(req: Any, context: Any) -> Dataset:
+    syntax = context.transfer_syntax[0]
+    try:
+        return decode(req.Identifier, syntax.is_implicit_VR, syntax.is_little_endian,
+                      syntax.is_deflated)
+    except Exception as exc:
+        raise QueryError(status.CANNOT_UNDERSTAND,
+                         f"cannot decode the identifier: {exc}") from None
 
 
 def _response(identifier: Dataset, record: Dataset, level: Level, ae_title: str) -> Dataset:
@@ -236,38 +256,51 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
                                   record.sop_uid, record.transfer_syntax)
 
 
+FIND_CLASSES = frozenset({str(PatientRootQueryRetrieveInformationModelFind),
+                          str(StudyRootQueryRetrieveInformationModelFind)})
 GET_CLASSES = frozenset({str(PatientRootQueryRetrieveInformationModelGet),
                          str(StudyRootQueryRetrieveInformationModelGet)})
+_C_FIND_RSP = 0x8020
 _C_GET_RSP = 0x8010
 
 
-def serve_get(assoc: Any, archive: Archive) -> None:
-    """Serve C-GET on ``assoc`` with :func:`handle_get` instead of pynetdicom.
+def serve_qr(assoc: Any, archive: Archive, config: NodeConfig) -> None:
+    """Serve Q/R C-FIND and C-GET on ``assoc`` here instead of in pynetdicom.
 
-    pynetdicom's C-GET loop builds, validates and encodes objects for every
-    sub-operation and its pending response: about 1 ms each, beside a round trip of
-    about 2.  Here each sub-operation is a stored file sent as it is
-    (:func:`printscp.reactors.send_c_store_file`) and each response a hand-encoded
-    command set (:mod:`printscp.pdata`).
+    pynetdicom builds, validates and encodes several objects for every response and
+    sub-operation: about 1 ms each, more than the archive's own work for a C-FIND
+    match.  Here a response is a command set encoded by hand (:mod:`printscp.pdata`)
+    with the identifier encoded once, and a C-GET sub-operation a stored file sent
+    as it is (:func:`printscp.reactors.send_c_store_file`).  C-MOVE stays with
+    pynetdicom (:func:`handle_move`), whose sub-associations send files the same way.
     """
     serve = assoc._serve_request
 
     def serving(msg: Any, context_id: int) -> None:
         context = assoc._accepted_cx.get(context_id)
-        if (isinstance(msg, C_GET) and msg.is_valid_request and context is not None
-                and str(context.abstract_syntax) in GET_CLASSES):
-            # As pynetdicom's _serve_request: paused, so our send_*() calls go ahead.
-            assoc.dimse.cancel_req = {}
-            assoc._is_paused = True
-            try:
-                handle_get(assoc, msg, context, archive)
-            finally:
-                assoc._is_paused = False
-                assoc.dimse.cancel_req = {}
-            return
-        serve(msg, context_id)
+        syntax = str(context.abstract_syntax) if context is not None else ""
+        if isinstance(msg, C_FIND) and msg.is_valid_request and syntax in FIND_CLASSES:
+            _serving(assoc, handle_find, msg, context, archive, config)
+        elif isinstance(msg, C_GET) and msg.is_valid_request and syntax in GET_CLASSES:
+            _serving(assoc, handle_get, msg, context, archive)
+        else:
+            serve(msg, context_id)
 
     assoc._serve_request = serving
+
+
+def _serving(assoc: Any, handler: Any, *args: Any) -> None:
+    # As pynetdicom's _serve_request: paused, so our send_*() calls go ahead.
+    assoc.dimse.cancel_req = {}
+    assoc._is_paused = True
+    try:
+        handler(assoc, *args)
+    except Exception:
+        LOGGER.exception("Q/R request failed; aborting the association")
+        assoc.abort()
+    finally:
+        assoc._is_paused = False
+        assoc.dimse.cancel_req = {}
 
 
 def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
@@ -275,15 +308,9 @@ def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
     then the final status (PS3.4 C.4.3).  An instance whose stored syntax the
     requester did not accept is converted to an uncompressed syntax it did accept
     when decoding is possible."""
-    syntax = context.transfer_syntax[0]
-    respond = _GetResponder(assoc, req, context)
+    respond = _GetResponder(assoc, req, context, _C_GET_RSP)
     try:
-        try:
-            identifier = decode(req.Identifier, syntax.is_implicit_VR,
-                                syntax.is_little_endian, syntax.is_deflated)
-        except Exception as exc:
-            raise QueryError(status.CANNOT_UNDERSTAND,
-                             f"cannot decode the identifier: {exc}") from None
+        identifier = _decode_identifier(req, context)
         level, patient_root = parse_request(identifier, str(req.AffectedSOPClassUID),
                                             retrieve=True)
         records = archive.index.instances_for(level, identifier, patient_root=patient_root)
@@ -330,13 +357,43 @@ def _send_instance(assoc: Any, archive: Archive, record: Any,
         return None
 
 
-class _GetResponder:
-    """Counts sub-operations and sends C-GET-RSPs (command sets encoded by hand)."""
+class _Responder:
+    """Sends the responses to one request: command sets encoded by hand, identifiers
+    in the request's transfer syntax."""
 
-    def __init__(self, assoc: Any, req: Any, context: Any) -> None:
-        self.assoc, self.context = assoc, context
+    def __init__(self, assoc: Any, req: Any, context: Any, command_field: int) -> None:
+        self.assoc, self.context, self.command_field = assoc, context, command_field
         self.message_id = int(req.MessageID)
         self.sop_class = str(req.AffectedSOPClassUID)
+
+    def send(self, code: int, comment: str = "", identifier: Dataset | None = None,
+             counts: list[tuple[int, int]] = ()) -> None:
+        elements = [(pdata.AFFECTED_SOP_CLASS, pdata.ui(self.sop_class)),
+                    (pdata.COMMAND_FIELD, pdata.us(self.command_field)),
+                    (pdata.MESSAGE_ID_RESPONDED, pdata.us(self.message_id)),
+                    (pdata.DATA_SET_TYPE, pdata.us(pdata.NO_DATA_SET if identifier is None
+                                                   else 0x0001)),
+                    (pdata.STATUS, pdata.us(code))]
+        if comment:
+            elements.append((pdata.ERROR_COMMENT, pdata.lo(comment)))
+        elements += [(element, pdata.us(value)) for element, value in counts]
+        data = None
+        if identifier is not None:
+            syntax = self.context.transfer_syntax[0]
+            if syntax.is_little_endian and not syntax.is_deflated:
+                data = pdata.encode_identifier(identifier, syntax.is_implicit_VR)
+            if data is None:
+                data = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian,
+                              syntax.is_deflated)
+        reactors.send_raw(self.assoc, int(self.context.context_id),
+                          pdata.encode_command(elements), data)
+
+
+class _GetResponder(_Responder):
+    """Counts C-GET sub-operations and reports them (PS3.4 C.4.3.1.4)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.remaining = self.completed = self.failed = self.warning = 0
         self.failed_uids: list[str] = []
 
@@ -351,7 +408,7 @@ class _GetResponder:
             self.failed_uids.append(sop_uid)
 
     def pending(self) -> None:
-        self._send(status.PENDING, with_remaining=True)
+        self._report(status.PENDING, with_remaining=True)
 
     def final(self, code: int | None = None, comment: str = "") -> None:
         identifier = None
@@ -368,36 +425,18 @@ class _GetResponder:
         elif code == status.CANCEL and self.failed_uids:
             identifier = Dataset()
             identifier.FailedSOPInstanceUIDList = self.failed_uids
-        self._send(code, comment=comment, identifier=identifier,
-                   with_remaining=code == status.CANCEL)
+        self._report(code, comment, identifier, with_remaining=code == status.CANCEL)
 
-    def _send(self, code: int, comment: str = "", identifier: Dataset | None = None,
-              with_remaining: bool = False) -> None:
-        elements = [(pdata.AFFECTED_SOP_CLASS, pdata.ui(self.sop_class)),
-                    (pdata.COMMAND_FIELD, pdata.us(_C_GET_RSP)),
-                    (pdata.MESSAGE_ID_RESPONDED, pdata.us(self.message_id)),
-                    (pdata.DATA_SET_TYPE, pdata.us(pdata.NO_DATA_SET if identifier is None
-                                                   else 0x0001)),
-                    (pdata.STATUS, pdata.us(code))]
-        if comment:
-            elements.append((pdata.ERROR_COMMENT, pdata.lo(comment)))
-        if with_remaining:
-            elements.append((pdata.REMAINING, pdata.us(max(self.remaining, 0))))
-        elements += [(pdata.COMPLETED, pdata.us(self.completed)),
-                     (pdata.FAILED, pdata.us(self.failed)),
-                     (pdata.WARNING, pdata.us(self.warning))]
-        data = None
-        if identifier is not None:
-            syntax = self.context.transfer_syntax[0]
-            data = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian,
-                          syntax.is_deflated)
-        reactors.send_raw(self.assoc, int(self.context.context_id),
-                          pdata.encode_command(elements), data)
+    def _report(self, code: int, comment: str = "", identifier: Dataset | None = None,
+                with_remaining: bool = False) -> None:
+        counts = [(pdata.REMAINING, max(self.remaining, 0))] if with_remaining else []
+        counts += [(pdata.COMPLETED, self.completed), (pdata.FAILED, self.failed),
+                   (pdata.WARNING, self.warning)]
+        self.send(code, comment, identifier, counts)
 
 
 def event_handlers(archive: Archive, config: NodeConfig) -> list[tuple[Any, Any, list[Any]]]:
     from printscp.services.storage import handle_store
 
     return [(evt.EVT_C_STORE, handle_store, [archive]),
-            (evt.EVT_C_FIND, handle_find, [archive, config]),
             (evt.EVT_C_MOVE, handle_move, [archive, config])]

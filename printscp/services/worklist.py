@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -126,19 +126,14 @@ def is_worklist_request(event: Any) -> bool:
     return str(event.request.AffectedSOPClassUID) == str(ModalityWorklistInformationFind)
 
 
-def event_handlers(store: WorklistStore, config: Any,
-                   other_find: tuple[Callable[..., Any], list[Any]] | None = None
-                   ) -> list[tuple[Any, Any, list[Any]]]:
-    """The EVT_C_FIND binding: worklist requests to :func:`handle_worklist_find`, any
-    other FIND SOP class to ``other_find`` = (handler, args), e.g. the Q/R
-    ``(handle_find, [archive, config])``; without one, other classes get 0xC000."""
+def event_handlers(store: WorklistStore, config: Any) -> list[tuple[Any, Any, list[Any]]]:
+    """The EVT_C_FIND binding: worklist requests to :func:`handle_worklist_find`; any
+    other FIND SOP class reaching pynetdicom gets 0xC000 (Q/R C-FIND is served before
+    it, by :func:`printscp.services.query_retrieve.serve_qr`)."""
 
     def dispatch(event: Any, *_: Any) -> Iterator[tuple[Any, Any]]:
         if is_worklist_request(event):
             yield from handle_worklist_find(event, store, config)
-        elif other_find is not None:
-            handler, args = other_find
-            yield from handler(event, *args)
         else:
             yield status_dataset(status.CANNOT_UNDERSTAND, "SOP class not served here"), None
 

@@ -175,8 +175,13 @@ def encode_identifier(ds: Any, implicit_vr: bool) -> bytes | None:
     pydicom's validating writer takes about 0.3 ms for a 10-key study response, as
     long as the archive's matching for it; the bytes are the same (tested).
     """
+    return encode_elements(list(ds), implicit_vr)
+
+
+def encode_elements(elements: list[Any], implicit_vr: bool) -> bytes | None:
+    """:func:`encode_identifier` for data elements already in tag order."""
     out = []
-    for elem in ds:
+    for elem in elements:
         spec = _TEXT_VRS.get(elem.VR)
         if spec is None:
             return None

@@ -424,3 +424,45 @@ def test_get_cancel_stops_the_sub_operations(populated):
     assert int(final.Status) == 0xFE00
     assert int(final.NumberOfCompletedSuboperations) == 1
     assert int(final.NumberOfRemainingSuboperations) == 2
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"],
+                         ids=["implicit", "explicit"])
+@pytest.mark.parametrize("level", ["STUDY", "SERIES", "IMAGE"])
+def test_hand_encoded_find_responses_equal_pydicom(populated, syntax, level):
+    """C-FIND responses encoded straight from the index's records are the bytes pydicom
+    writes for the same response data set."""
+    from types import SimpleNamespace
+
+    from pydicom.uid import UID
+    from pynetdicom.dsutils import encode
+
+    from printscp.archive.index import Level
+    from printscp.services.query_retrieve import _encoded_response, _response
+
+    node, _, _ = populated
+    ident = Dataset()
+    ident.QueryRetrieveLevel = level
+    ident.PatientName = ""
+    ident.PatientID = ""
+    ident.StudyInstanceUID = STUDIES[0].study_uid if level != "STUDY" else ""
+    ident.StudyDate = ""
+    ident.ModalitiesInStudy = ""
+    ident.NumberOfStudyRelatedInstances = None
+    if level in ("SERIES", "IMAGE"):
+        ident.SeriesInstanceUID = STUDIES[0].series_uids[0] if level == "IMAGE" else ""
+        ident.Modality = ""
+        ident.SeriesNumber = None
+    if level == "IMAGE":
+        ident.SOPInstanceUID = ""
+        ident.InstanceNumber = None
+        ident.Rows = None  # binary: pydicom encodes that response
+    ident.InstanceAvailability = ""
+    context = SimpleNamespace(transfer_syntax=[UID(syntax)])
+    records = [r for r, _ in node.archive.index.query(Level(level), ident)]
+    assert records
+    ts = UID(syntax)
+    for record in records:
+        expected = encode(_response(ident, record, Level(level), "PRINTSCP"),
+                          ts.is_implicit_VR, True)
+        assert _encoded_response(ident, record, Level(level), "PRINTSCP", context) == expected

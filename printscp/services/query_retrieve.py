@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, evt
@@ -118,8 +120,8 @@ def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
             respond.send(status.CANCEL)
             return
         # Each match goes at once: the requester decodes it while the next is built.
-        respond.send(status.PENDING, identifier=_response(identifier, record, level,
-                                                          config.ae_title))
+        respond.send(status.PENDING, encoded=_encoded_response(
+            identifier, record, level, config.ae_title, context))
     if assoc.is_established:
         respond.send(status.SUCCESS)
 
@@ -132,6 +134,35 @@ def _decode_identifier(req: Any, context: Any) -> Dataset:
     except Exception as exc:
         raise QueryError(status.CANNOT_UNDERSTAND,
                          f"cannot decode the identifier: {exc}") from None
+
+
+def _encoded_response(identifier: Dataset, record: Dataset, level: Level, ae_title: str,
+                      context: Any) -> bytes:
+    """:func:`_response` encoded in the context's transfer syntax; text-only return keys
+    (nearly all) are encoded by hand straight from the record's elements."""
+    syntax = context.transfer_syntax[0]
+    if syntax.is_little_endian and not syntax.is_deflated:
+        elements = {}
+        if "SpecificCharacterSet" in record:
+            elements[0x00080005] = record[0x00080005]
+        for elem in identifier:
+            if elem.tag != 0x00080005:
+                elements[elem.tag] = record[elem.tag] if elem.tag in record else \
+                    DataElement(elem.tag, elem.VR, None)
+        for keyword, value in _level_keys(level, ae_title, "InstanceAvailability" in identifier):
+            tag = tag_for_keyword(keyword)
+            elements[tag] = DataElement(tag, dictionary_VR(tag), value)
+        data = pdata.encode_elements([elements[t] for t in sorted(elements)],
+                                     syntax.is_implicit_VR)
+        if data is not None:
+            return data
+    return encode(_response(identifier, record, level, ae_title), syntax.is_implicit_VR,
+                  syntax.is_little_endian, syntax.is_deflated)
+
+
+def _level_keys(level: Level, ae_title: str, availability: bool) -> list[tuple[str, str]]:
+    keys = [("QueryRetrieveLevel", level.value), ("RetrieveAETitle", ae_title)]
+    return [*keys, ("InstanceAvailability", "ONLINE")] if availability else keys
 
 
 def _response(identifier: Dataset, record: Dataset, level: Level, ae_title: str) -> Dataset:
@@ -367,17 +398,19 @@ class _Responder:
         self.sop_class = str(req.AffectedSOPClassUID)
 
     def send(self, code: int, comment: str = "", identifier: Dataset | None = None,
-             counts: list[tuple[int, int]] = ()) -> None:
+             counts: list[tuple[int, int]] = (), encoded: bytes | None = None) -> None:
+        """One response; its identifier as a Dataset, or ``encoded`` already."""
         elements = [(pdata.AFFECTED_SOP_CLASS, pdata.ui(self.sop_class)),
                     (pdata.COMMAND_FIELD, pdata.us(self.command_field)),
                     (pdata.MESSAGE_ID_RESPONDED, pdata.us(self.message_id)),
-                    (pdata.DATA_SET_TYPE, pdata.us(pdata.NO_DATA_SET if identifier is None
-                                                   else 0x0001)),
+                    (pdata.DATA_SET_TYPE, pdata.us(
+                        pdata.NO_DATA_SET if identifier is None and encoded is None
+                        else 0x0001)),
                     (pdata.STATUS, pdata.us(code))]
         if comment:
             elements.append((pdata.ERROR_COMMENT, pdata.lo(comment)))
         elements += [(element, pdata.us(value)) for element, value in counts]
-        data = None
+        data = encoded
         if identifier is not None:
             syntax = self.context.transfer_syntax[0]
             if syntax.is_little_endian and not syntax.is_deflated:

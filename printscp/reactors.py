@@ -431,11 +431,18 @@ def _flush_partial(dul: DULServiceProvider) -> None:
 
 
 def _deliver(assoc: Association, message: pdata.MessageAssembler) -> None:
-    hook = assoc.__dict__.get("_printscp_fast_store")
-    if (hook is not None and message.command is not None
-            and pdata.command_us(message.command, pdata.COMMAND_FIELD) == pdata.C_STORE_RQ
-            and hook(assoc, message)):
-        return
+    command = message.command
+    field = pdata.command_us(command, pdata.COMMAND_FIELD) if command is not None else None
+    if field == pdata.C_STORE_RQ:
+        hook = assoc.__dict__.get("_printscp_fast_store")
+        if hook is not None and hook(assoc, message):
+            return
+    elif field == pdata.C_STORE_RSP:
+        # A C-GET sub-operation's answer, awaited by the DUL-driven C-GET (if any).
+        hook = assoc.__dict__.get("_printscp_store_response")
+        if hook is not None and hook(pdata.command_us(command, pdata.MESSAGE_ID_RESPONDED),
+                                     pdata.command_us(command, pdata.STATUS)):
+            return
     _indicate(assoc, message)
 
 
@@ -482,6 +489,23 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
             dul.to_provider_queue.put(message)
 
 
+def frame_stored_file(assoc: Association, path: Path, sop_class: str, sop_instance: str,
+                      transfer_syntax: str, msg_id: int, priority: int = 2,
+                      originator: tuple[str, int] | None = None
+                      ) -> tuple[int, bytes, memoryview] | None:
+    """(context ID, C-STORE-RQ command, data set bytes) sending a stored Part 10 file as
+    it is, or None when no accepted context takes its class in its transfer syntax."""
+    try:
+        context = assoc._get_valid_context(sop_class, transfer_syntax, "scu",
+                                           allow_conversion=False)
+    except ValueError:
+        return None
+    data = Path(path).read_bytes()
+    offset = pdata.data_set_offset(data)
+    command = pdata.store_request(msg_id, sop_class, sop_instance, priority, originator)
+    return int(context.context_id), command, memoryview(data)[offset:]
+
+
 def send_c_store_file(assoc: Association, path: Path, sop_class: str, sop_instance: str,
                       transfer_syntax: str, msg_id: int = 1, priority: int = 2,
                       originator_aet: str | None = None,
@@ -494,25 +518,21 @@ def send_c_store_file(assoc: Association, path: Path, sop_class: str, sop_instan
     pynetdicom does.  Returns None, having sent nothing, when no accepted context
     takes the file's SOP class in its transfer syntax (pynetdicom may then convert).
     """
-    try:
-        context = assoc._get_valid_context(sop_class, transfer_syntax, "scu",
-                                           allow_conversion=False)
-    except ValueError:
-        return None
-    data = Path(path).read_bytes()
-    offset = pdata.data_set_offset(data)
     originator = None
     if originator_aet is not None and originator_id is not None:
         aet = originator_aet.decode("ascii") if isinstance(originator_aet, bytes) \
             else str(originator_aet)
         originator = (aet.strip(), int(originator_id))
-    command = pdata.store_request(msg_id, sop_class, sop_instance, priority, originator)
+    framed = frame_stored_file(assoc, path, sop_class, sop_instance, transfer_syntax, msg_id,
+                               priority, originator)
+    if framed is None:
+        return None
     # As pynetdicom's send_*(): park the reactor so the response comes to us.
     assoc._reactor_checkpoint.clear()
     while not assoc._is_paused:
         time.sleep(0.0001)
     try:
-        send_raw(assoc, int(context.context_id), command, memoryview(data)[offset:])
+        send_raw(assoc, *framed)
         _, rsp = assoc.dimse.get_msg(block=True)
     finally:
         assoc._reactor_checkpoint.set()

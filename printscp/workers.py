@@ -1,13 +1,12 @@
 """Several receiving processes on one port: how ``printscp serve`` uses every core.
 
-pynetdicom handles each association in a Python thread, so one process receives
-on one core at most (the GIL), and its 1-ms polling loops cost more the more
-associations are open.  ``printscp serve`` therefore starts ``workers`` processes,
-each a complete :class:`~printscp.node.Node` with its own render process,
-accepting on one listening socket the parent opened: a connection goes to a
-worker waiting in accept, so an idle worker takes it.  (SO_REUSEPORT, used
-before, hashes connections to workers: four storescu on loopback often all
-landed on one worker while the other idled.)  Nothing is shared but the data directory: an
+pynetdicom handles each association in Python threads, so one process receives on
+one core at most (the GIL).  ``printscp serve`` therefore starts ``workers``
+processes, each a complete :class:`~printscp.node.Node` with its own render
+process, accepting on one listening socket the parent opened: every worker polls
+it and an idle one accepts the connection.  (SO_REUSEPORT, used before, hashes
+connections to workers: four storescu on loopback often all landed on one worker
+while the other idled.)  Nothing is shared but the data directory: an
 association's print objects live in the process that received it, job ids and
 film names are unique, and only worker 0 recovers the spool at start.
 """

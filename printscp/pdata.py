@@ -236,32 +236,34 @@ def store_request(message_id: int, sop_class: str, sop_instance: str, priority: 
     return encode_command(elements)
 
 
-def message_pdus(context_id: int, command: bytes, data_set: bytes | memoryview | None,
-                 max_pdu: int) -> Iterator[bytes | memoryview]:
-    """The buffers of the P-DATA-TF PDUs carrying one message, one PDV per PDU.
-
-    ``max_pdu`` is the peer's Maximum Length Received (0: unlimited).  Data set
-    fragments are yielded as memoryviews of ``data_set`` after their headers, so a
-    large data set is never copied.
-    """
+def message_fragments(command: bytes, data_set: bytes | memoryview | None, max_pdu: int
+                      ) -> Iterator[tuple[int, memoryview]]:
+    """(message control header, value) of each PDV carrying one message, one PDV per
+    PDU of at most ``max_pdu`` bytes (the peer's Maximum Length Received; 0: no limit).
+    Values are views of ``command`` and ``data_set``: a large data set is not copied."""
     room = (max_pdu - 6) if max_pdu else 1 << 31  # PDV value room after its 6-byte header
-
-    def fragments(data: bytes | memoryview, last: int, more: int) -> Iterator[bytes | memoryview]:
-        view = memoryview(data)
+    parts = [(command, 0x03, 0x01)]
+    if data_set is not None:
+        parts.append((data_set, 0x02, 0x00))
+    for data, last, more in parts:
+        view = memoryview(data).cast("B")
         offset = 0
         while True:
             chunk = view[offset:offset + room]
             offset += len(chunk)
-            control = last if offset >= len(view) else more
-            yield _PDU.pack(P_DATA_TF, 0, len(chunk) + 6) + _PDV.pack(len(chunk) + 2,
-                                                                     context_id, control)
-            yield chunk
+            yield (last if offset >= len(view) else more), chunk
             if offset >= len(view):
-                return
+                break
 
-    yield from fragments(command, 0x03, 0x01)
-    if data_set is not None:
-        yield from fragments(data_set, 0x02, 0x00)
+
+def message_pdus(context_id: int, command: bytes, data_set: bytes | memoryview | None,
+                 max_pdu: int) -> Iterator[bytes | memoryview]:
+    """The buffers of the P-DATA-TF PDUs carrying one message: each PDU's headers, then
+    its value (a view, see :func:`message_fragments`)."""
+    for control, chunk in message_fragments(command, data_set, max_pdu):
+        yield _PDU.pack(P_DATA_TF, 0, len(chunk) + 6) + _PDV.pack(len(chunk) + 2,
+                                                                 context_id, control)
+        yield chunk
 
 
 def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:

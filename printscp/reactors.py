@@ -112,7 +112,8 @@ def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> No
         message = _RSP_TO_MESSAGE[primitive.__class__]()
     message.primitive_to_message(primitive)
     message.context_id = context_id
-    if message._data_set_path is not None or not self.assoc.is_established:
+    if (message._data_set_path is not None or not self.assoc.is_established
+            or not _runs_our_loop(self.dul)):
         _ORIGINAL_SEND_MSG(self, primitive, context_id)
         return
     evt.trigger(self.assoc, evt.EVT_DIMSE_SENT, {"message": message})
@@ -173,6 +174,11 @@ def _wrap_init() -> None:
             q.put = _waking(q.put, lambda dul=self: _wake_dul(dul))
 
     DULServiceProvider.__init__ = __init__
+
+
+def _runs_our_loop(dul: DULServiceProvider) -> bool:
+    """Whether ``dul`` runs :func:`_dul_run_reactor` (it started after install())."""
+    return getattr(dul, "_printscp_pipe", None) is not None
 
 
 def _wake_dul(dul: DULServiceProvider) -> None:
@@ -480,6 +486,14 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
     serialize_sends(assoc)
     dul = assoc.dul
     max_pdu = (assoc.acceptor if assoc.is_requestor else assoc.requestor).maximum_length
+    if not _runs_our_loop(dul):  # an association opened before install(): pynetdicom's way
+        with assoc._printscp_send_lock:
+            for control, chunk in pdata.message_fragments(command, data_set, max_pdu or 0):
+                primitive = P_DATA()
+                primitive.presentation_data_value_list = [
+                    [context_id, bytes((control,)) + bytes(chunk)]]
+                dul.send_pdu(primitive)
+        return
     message = RawMessage(list(pdata.message_pdus(context_id, command, data_set,
                                                  max_pdu or 0)))
     with assoc._printscp_send_lock:

@@ -20,10 +20,16 @@ timeout) and kill flags are honoured as before.  The socket reads whole PDUs wit
 ``recv_into`` instead of 4 KiB ``recv`` calls.
 
 On an established association the DUL thread also parses P-DATA-TF PDUs itself
-(:mod:`printscp.pdata`) and assembles whole DIMSE messages.  A complete message is
-offered to the association's ``_printscp_fast_store`` hook, if the node set one
-(the archive's C-STORE, answered on this thread); anything else is handed to
-pynetdicom's DIMSE provider exactly as its own P-DATA indication would have been.
+(:mod:`printscp.pdata`) and assembles whole DIMSE messages.  A complete C-STORE-RQ
+is offered to the association's ``_printscp_fast_store`` hook, if the node set one
+(the archive's C-STORE, answered on this thread), a C-STORE-RSP to its
+``_printscp_store_response`` hook (a C-GET in progress); anything else is handed
+to pynetdicom's DIMSE provider exactly as its own P-DATA indication would have been.
+Outgoing, ``send_msg`` frames each message whole (:func:`send_raw`) instead of one
+P-DATA primitive per PDV, and command sets are encoded by hand.
+
+An association whose DUL thread started before :func:`install` keeps pynetdicom's
+loop; :func:`runs_our_loop` tells, and sending falls back to P-DATA primitives.
 """
 
 from __future__ import annotations
@@ -113,7 +119,7 @@ def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> No
     message.primitive_to_message(primitive)
     message.context_id = context_id
     if (message._data_set_path is not None or not self.assoc.is_established
-            or not _runs_our_loop(self.dul)):
+            or not runs_our_loop(self.dul)):
         _ORIGINAL_SEND_MSG(self, primitive, context_id)
         return
     evt.trigger(self.assoc, evt.EVT_DIMSE_SENT, {"message": message})
@@ -176,7 +182,7 @@ def _wrap_init() -> None:
     DULServiceProvider.__init__ = __init__
 
 
-def _runs_our_loop(dul: DULServiceProvider) -> bool:
+def runs_our_loop(dul: DULServiceProvider) -> bool:
     """Whether ``dul`` runs :func:`_dul_run_reactor` (it started after install())."""
     return getattr(dul, "_printscp_pipe", None) is not None
 
@@ -486,7 +492,7 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
     serialize_sends(assoc)
     dul = assoc.dul
     max_pdu = (assoc.acceptor if assoc.is_requestor else assoc.requestor).maximum_length
-    if not _runs_our_loop(dul):  # an association opened before install(): pynetdicom's way
+    if not runs_our_loop(dul):  # an association opened before install(): pynetdicom's way
         with assoc._printscp_send_lock:
             for control, chunk in pdata.message_fragments(command, data_set, max_pdu or 0):
                 primitive = P_DATA()

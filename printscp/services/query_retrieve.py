@@ -356,7 +356,8 @@ def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
     for cx in assoc.accepted_contexts:
         accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
     respond.remaining = len(records)
-    if all(r.transfer_syntax in accepted.get(r.sop_class_uid, ()) for r in records):
+    if reactors.runs_our_loop(assoc.dul) and all(
+            r.transfer_syntax in accepted.get(r.sop_class_uid, ()) for r in records):
         _GetPipeline(assoc, req, archive, records, respond).run()
         return
     for i, record in enumerate(records):

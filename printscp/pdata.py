@@ -112,8 +112,20 @@ def lo(text: str) -> bytes:
     return _pad(text[:64].encode("ascii", "replace"), b" ")
 
 
-_TEXT_PAD = {"UI": b"\0", "AE": b" ", "CS": b" ", "LO": b" ", "SH": b" ", "ST": b" "}
+#: Text VRs (of command elements and C-FIND return keys): (padding, 4-byte explicit length).
+_TEXT_VRS = {"AE": (b" ", False), "AS": (b" ", False), "CS": (b" ", False),
+             "DA": (b" ", False), "DS": (b" ", False), "DT": (b" ", False),
+             "IS": (b" ", False), "LO": (b" ", False), "LT": (b" ", False),
+             "PN": (b" ", False), "SH": (b" ", False), "ST": (b" ", False),
+             "TM": (b" ", False), "UI": (b"\0", False), "UT": (b" ", True),
+             "UC": (b" ", True), "UR": (b" ", True)}
+
+
 _NUMBER = {"US": "H", "SS": "h", "UL": "L", "SL": "l"}
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple | MultiValue) else [value]
 
 
 def encode_command_set(ds: Any) -> bytes | None:
@@ -131,41 +143,35 @@ def encode_command_set(ds: Any) -> bytes | None:
             return None
         if value is None or value == "" or value == []:
             data = b""
-        elif vr in _TEXT_PAD:
-            items = value if isinstance(value, list | tuple) or \
-                type(value).__name__ == "MultiValue" else [value]
-            try:
-                data = "\\".join(str(v) for v in items).encode("ascii")
-            except UnicodeEncodeError:
+        elif vr in _TEXT_VRS:
+            data = _encode_text(value, _TEXT_VRS[vr][0])
+            if data is None:
                 return None
-            data = _pad(data, _TEXT_PAD[vr])
         elif vr in _NUMBER:
-            items = value if isinstance(value, list | tuple) or \
-                type(value).__name__ == "MultiValue" else [value]
+            items = _items(value)
             data = struct.pack(f"<{len(items)}{_NUMBER[vr]}", *items)
         elif vr == "AT":
-            items = value if isinstance(value, list | tuple) or \
-                type(value).__name__ == "MultiValue" else [value]
-            data = b"".join(struct.pack("<HH", int(t) >> 16, int(t) & 0xFFFF) for t in items)
+            data = b"".join(struct.pack("<HH", int(t) >> 16, int(t) & 0xFFFF)
+                            for t in _items(value))
         else:
             return None
         out.append(_ELEMENT.pack(0, tag.element, len(data)) + data)
     return b"".join(out)
 
 
-#: VRs of C-FIND return keys encodable as plain text: (padding, 4-byte explicit length).
-_TEXT_VRS = {"AE": (b" ", False), "AS": (b" ", False), "CS": (b" ", False),
-             "DA": (b" ", False), "DS": (b" ", False), "DT": (b" ", False),
-             "IS": (b" ", False), "LO": (b" ", False), "LT": (b" ", False),
-             "PN": (b" ", False), "SH": (b" ", False), "ST": (b" ", False),
-             "TM": (b" ", False), "UI": (b"\0", False), "UT": (b" ", True),
-             "UC": (b" ", True), "UR": (b" ", True)}
-
-
 def _text(value: Any) -> str:
     """A value as pydicom writes it: number strings keep the text they were read as."""
     original = getattr(value, "original_string", None)  # DS / IS (PN: bytes)
     return original if isinstance(original, str) else str(value)
+
+
+def _encode_text(value: Any, pad: bytes) -> bytes | None:
+    """A text value (or values) as pydicom writes it, padded; None if not ASCII."""
+    text = "" if value is None or value == "" else "\\".join(_text(v) for v in _items(value))
+    try:
+        return _pad(text.encode("ascii"), pad)
+    except UnicodeEncodeError:
+        return None
 
 
 def encode_identifier(ds: Any, implicit_vr: bool) -> bytes | None:
@@ -185,16 +191,8 @@ def encode_elements(elements: list[Any], implicit_vr: bool) -> bytes | None:
         spec = _TEXT_VRS.get(elem.VR)
         if spec is None:
             return None
-        value = elem.value
-        if value is None or value == "":
-            text = ""
-        elif isinstance(value, list | tuple | MultiValue):
-            text = "\\".join(_text(v) for v in value)
-        else:
-            text = _text(value)
-        try:
-            data = _pad(text.encode("ascii"), spec[0])
-        except UnicodeEncodeError:
+        data = _encode_text(elem.value, spec[0])
+        if data is None:
             return None
         tag = elem.tag
         if implicit_vr:
@@ -211,16 +209,27 @@ def encode_elements(elements: list[Any], implicit_vr: bool) -> bytes | None:
     return b"".join(out)
 
 
+def response(command_field: int, message_id: int, sop_class: str, status: int,
+             comment: str = "", *, sop_instance: str | None = None, data_set: bool = False,
+             counts: list[tuple[int, int]] = ()) -> bytes:
+    """A response command set (C-STORE/C-FIND/C-GET-RSP), elements in tag order: an
+    Error Comment when given, sub-operation ``counts`` as (element, value)."""
+    elements = [(AFFECTED_SOP_CLASS, ui(sop_class)), (COMMAND_FIELD, us(command_field)),
+                (MESSAGE_ID_RESPONDED, us(message_id)),
+                (DATA_SET_TYPE, us(0x0001 if data_set else NO_DATA_SET)), (STATUS, us(status))]
+    if comment:
+        elements.append((ERROR_COMMENT, lo(comment)))
+    if sop_instance is not None:
+        elements.append((AFFECTED_SOP_INSTANCE, ui(sop_instance)))
+    elements += [(element, us(value)) for element, value in counts]
+    return encode_command(elements)
+
+
 def store_response(message_id: int, sop_class: str, sop_instance: str, status: int,
                    comment: str = "") -> bytes:
     """The C-STORE-RSP command set pynetdicom would send for these values."""
-    elements = [(AFFECTED_SOP_CLASS, ui(sop_class)), (COMMAND_FIELD, us(C_STORE_RSP)),
-                (MESSAGE_ID_RESPONDED, us(message_id)), (DATA_SET_TYPE, us(NO_DATA_SET)),
-                (STATUS, us(status))]
-    if comment:
-        elements.append((ERROR_COMMENT, lo(comment)))
-    elements.append((AFFECTED_SOP_INSTANCE, ui(sop_instance)))
-    return encode_command(elements)
+    return response(C_STORE_RSP, message_id, sop_class, status, comment,
+                    sop_instance=sop_instance)
 
 
 def store_request(message_id: int, sop_class: str, sop_instance: str, priority: int = 2,

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import select
 import struct
 import threading
@@ -123,15 +124,11 @@ def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> No
         _ORIGINAL_SEND_MSG(self, primitive, context_id)
         return
     evt.trigger(self.assoc, evt.EVT_DIMSE_SENT, {"message": message})
-    command = _encode_command(message.command_set)
-    data = message.data_set.getvalue() if message.data_set is not None else b""
-    send_raw(self.assoc, context_id, command, data or None)
-
-
-def _encode_command(command_set: Any) -> bytes:
     from pynetdicom import dimse_messages
 
-    return dimse_messages.encode(command_set, True, True)
+    command = dimse_messages.encode(message.command_set, True, True)  # by hand
+    data = message.data_set.getvalue() if message.data_set is not None else b""
+    send_raw(self.assoc, context_id, command, data or None)
 
 
 # -- wake-ups ------------------------------------------------------------------------
@@ -288,7 +285,7 @@ def _dul_loop(self: DULServiceProvider, pipe: _Pipe) -> None:
             return
         try:
             event = self.event_queue.get(block=False)
-        except Exception:  # queue.Empty
+        except queue.Empty:
             idle = True
             continue
         self.state_machine.do_action(event)
@@ -364,14 +361,11 @@ def _socket_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
     buffer = bytearray(nr_bytes)
     view = memoryview(buffer)
     read = 0
-    sock = self.socket
     while read < nr_bytes:
-        got = sock.recv_into(view[read:], nr_bytes - read)
+        got = self.socket.recv_into(view[read:], nr_bytes - read)
         if not got:
-            del view
             return buffer[:read]
         read += got
-    del view
     return buffer
 
 
@@ -491,7 +485,7 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
 
     serialize_sends(assoc)
     dul = assoc.dul
-    max_pdu = (assoc.acceptor if assoc.is_requestor else assoc.requestor).maximum_length
+    max_pdu = assoc.dimse.maximum_pdu_size  # the peer's Maximum Length Received
     if not runs_our_loop(dul):  # an association opened before install(): pynetdicom's way
         with assoc._printscp_send_lock:
             for control, chunk in pdata.message_fragments(command, data_set, max_pdu or 0):

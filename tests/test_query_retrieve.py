@@ -431,14 +431,15 @@ def test_get_cancel_stops_the_sub_operations(populated):
 @pytest.mark.parametrize("level", ["STUDY", "SERIES", "IMAGE"])
 def test_hand_encoded_find_responses_equal_pydicom(populated, syntax, level):
     """C-FIND responses encoded straight from the index's records are the bytes pydicom
-    writes for the same response data set."""
+    writes for the same response data set (with a binary key, pydicom writes it all)."""
     from types import SimpleNamespace
 
     from pydicom.uid import UID
     from pynetdicom.dsutils import encode
 
+    from printscp import pdata
     from printscp.archive.index import Level
-    from printscp.services.query_retrieve import _encoded_response, _response
+    from printscp.services.query_retrieve import _encoded_response, _response_elements
 
     node, _, _ = populated
     ident = Dataset()
@@ -458,11 +459,19 @@ def test_hand_encoded_find_responses_equal_pydicom(populated, syntax, level):
         ident.InstanceNumber = None
         ident.Rows = None  # binary: pydicom encodes that response
     ident.InstanceAvailability = ""
-    context = SimpleNamespace(transfer_syntax=[UID(syntax)])
+    ts = UID(syntax)
+    context = SimpleNamespace(transfer_syntax=[ts])
     records = [r for r, _ in node.archive.index.query(Level(level), ident)]
     assert records
-    ts = UID(syntax)
     for record in records:
-        expected = encode(_response(ident, record, Level(level), "PRINTSCP"),
-                          ts.is_implicit_VR, True)
+        elements = _response_elements(ident, record, Level(level), "PRINTSCP")
+        expected_ds = Dataset()
+        for elem in elements:
+            expected_ds.add(elem)
+        expected = encode(expected_ds, ts.is_implicit_VR, True)
+        by_hand = pdata.encode_elements(elements, ts.is_implicit_VR)
+        assert (by_hand is None) == (level == "IMAGE")
         assert _encoded_response(ident, record, Level(level), "PRINTSCP", context) == expected
+        assert expected_ds.RetrieveAETitle == "PRINTSCP"
+        assert expected_ds.QueryRetrieveLevel == level
+        assert expected_ds.InstanceAvailability == "ONLINE"

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -139,51 +138,40 @@ def _decode_identifier(req: Any, context: Any) -> Dataset:
                          f"cannot decode the identifier: {exc}") from None
 
 
+def _response_elements(identifier: Dataset, record: Dataset, level: Level,
+                       ae_title: str) -> list[DataElement]:
+    """A match's return keys in tag order: each key of the request with the record's
+    value (empty if unknown), its character set, level, Retrieve AE Title and, when
+    asked, Instance Availability."""
+    elements: dict[int, DataElement] = {}
+    if "SpecificCharacterSet" in record:
+        elements[0x00080005] = record[0x00080005]
+    for elem in identifier:
+        if elem.tag != 0x00080005:
+            elements[elem.tag] = record[elem.tag] if elem.tag in record else \
+                DataElement(elem.tag, elem.VR, None)
+    keys = [(0x00080052, "CS", level.value), (0x00080054, "AE", ae_title)]
+    if "InstanceAvailability" in identifier:
+        keys.append((0x00080056, "CS", "ONLINE"))
+    for tag, vr, value in keys:
+        elements[tag] = DataElement(tag, vr, value)
+    return [elements[tag] for tag in sorted(elements)]
+
+
 def _encoded_response(identifier: Dataset, record: Dataset, level: Level, ae_title: str,
                       context: Any) -> bytes:
-    """:func:`_response` encoded in the context's transfer syntax; text-only return keys
-    (nearly all) are encoded by hand straight from the record's elements."""
+    """A match's response identifier in the context's transfer syntax: text-only keys
+    (nearly all) encoded by hand, anything else by pydicom."""
     syntax = context.transfer_syntax[0]
+    elements = _response_elements(identifier, record, level, ae_title)
     if syntax.is_little_endian and not syntax.is_deflated:
-        elements = {}
-        if "SpecificCharacterSet" in record:
-            elements[0x00080005] = record[0x00080005]
-        for elem in identifier:
-            if elem.tag != 0x00080005:
-                elements[elem.tag] = record[elem.tag] if elem.tag in record else \
-                    DataElement(elem.tag, elem.VR, None)
-        for keyword, value in _level_keys(level, ae_title, "InstanceAvailability" in identifier):
-            tag = tag_for_keyword(keyword)
-            elements[tag] = DataElement(tag, dictionary_VR(tag), value)
-        data = pdata.encode_elements([elements[t] for t in sorted(elements)],
-                                     syntax.is_implicit_VR)
+        data = pdata.encode_elements(elements, syntax.is_implicit_VR)
         if data is not None:
             return data
-    return encode(_response(identifier, record, level, ae_title), syntax.is_implicit_VR,
-                  syntax.is_little_endian, syntax.is_deflated)
-
-
-def _level_keys(level: Level, ae_title: str, availability: bool) -> list[tuple[str, str]]:
-    keys = [("QueryRetrieveLevel", level.value), ("RetrieveAETitle", ae_title)]
-    return [*keys, ("InstanceAvailability", "ONLINE")] if availability else keys
-
-
-def _response(identifier: Dataset, record: Dataset, level: Level, ae_title: str) -> Dataset:
     rsp = Dataset()
-    if "SpecificCharacterSet" in record:
-        rsp.SpecificCharacterSet = record.SpecificCharacterSet
-    for elem in identifier:
-        if elem.tag in (0x00080005,):
-            continue
-        if elem.tag in record:
-            rsp.add(record[elem.tag])
-        else:
-            rsp.add_new(elem.tag, elem.VR, None)
-    rsp.QueryRetrieveLevel = level.value
-    rsp.RetrieveAETitle = ae_title
-    if "InstanceAvailability" in identifier:
-        rsp.InstanceAvailability = "ONLINE"
-    return rsp
+    for elem in elements:
+        rsp.add(elem)
+    return encode(rsp, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
 
 
 def _records(event: Any, archive: Archive):
@@ -481,16 +469,6 @@ class _Responder:
     def send(self, code: int, comment: str = "", identifier: Dataset | None = None,
              counts: list[tuple[int, int]] = (), encoded: bytes | None = None) -> None:
         """One response; its identifier as a Dataset, or ``encoded`` already."""
-        elements = [(pdata.AFFECTED_SOP_CLASS, pdata.ui(self.sop_class)),
-                    (pdata.COMMAND_FIELD, pdata.us(self.command_field)),
-                    (pdata.MESSAGE_ID_RESPONDED, pdata.us(self.message_id)),
-                    (pdata.DATA_SET_TYPE, pdata.us(
-                        pdata.NO_DATA_SET if identifier is None and encoded is None
-                        else 0x0001)),
-                    (pdata.STATUS, pdata.us(code))]
-        if comment:
-            elements.append((pdata.ERROR_COMMENT, pdata.lo(comment)))
-        elements += [(element, pdata.us(value)) for element, value in counts]
         data = encoded
         if identifier is not None:
             syntax = self.context.transfer_syntax[0]
@@ -499,8 +477,9 @@ class _Responder:
             if data is None:
                 data = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian,
                               syntax.is_deflated)
-        reactors.send_raw(self.assoc, int(self.context.context_id),
-                          pdata.encode_command(elements), data)
+        command = pdata.response(self.command_field, self.message_id, self.sop_class, code,
+                                 comment, data_set=data is not None, counts=counts)
+        reactors.send_raw(self.assoc, int(self.context.context_id), command, data)
 
 
 class _GetResponder(_Responder):

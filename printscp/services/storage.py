@@ -31,7 +31,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AllStoragePresentationContexts
 
-from printscp import pdata, reactors
+from printscp import pdata, reactors, status
 from printscp.archive.archive import Archive
 from printscp.services.dimse import status_dataset
 
@@ -62,7 +62,8 @@ def handle_store(event: Any, archive: Archive) -> Dataset:
     try:
         encoded = event.encoded_dataset(include_meta=True)
     except Exception as exc:
-        outcome_status, comment = 0xC000, f"cannot read the data set: {exc}"[:64]
+        outcome_status, comment = status.CANNOT_UNDERSTAND, \
+            f"cannot read the data set: {exc}"[:64]
     else:
         outcome_status, comment = _store(archive, encoded, str(request.AffectedSOPClassUID),
                                          str(request.AffectedSOPInstanceUID), calling)
@@ -100,10 +101,10 @@ def fast_store(assoc: Any, message: pdata.MessageAssembler, archive: Archive) ->
     calling = str(assoc.requestor.ae_title).strip()
     encoded = pdata.file_meta(sop_class, sop_instance, transfer_syntax) + message.data_set()
     try:
-        status, comment = _store(archive, encoded, sop_class, sop_instance, calling)
+        code, comment = _store(archive, encoded, sop_class, sop_instance, calling)
     except Exception:
         LOGGER.exception("C-STORE %s from %s: unexpected error", sop_instance, calling)
-        status, comment = 0xC211, ""  # pynetdicom's status for a failing handler
-    response = pdata.store_response(message_id, sop_class, sop_instance, status, comment)
+        code, comment = 0xC211, ""  # pynetdicom's status for a failing handler
+    response = pdata.store_response(message_id, sop_class, sop_instance, code, comment)
     reactors.send_raw(assoc, message.context_id or 0, response)
     return True

@@ -13,7 +13,7 @@ from archive_data import Study, write_study
 from dcmtk import HAVE_DCMTK, tool
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
@@ -240,6 +240,43 @@ def test_movescu_moves_a_study_with_counts(populated, tmp_path):
     for d in received:
         assert d.PixelData == originals[d.SOPInstanceUID].PixelData
     assert "Received Final Move Response (Success)" in res.stderr
+
+
+def test_move_announces_its_sub_operations_before_the_first_store(populated):
+    """The first C-MOVE-RSP is Pending with every sub-operation remaining and none done,
+    sent before the first C-STORE (DCMTK's move SCU waits for it to look for the
+    sub-association); the destination then receives every instance."""
+    node, _, move_port = populated
+    study = STUDIES[0]
+    received: list[str] = []
+
+    def on_store(event):
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    destination = AE(ae_title="MOVESCU")
+    destination.add_supported_context(CTImageStorage)
+    server = destination.start_server(("127.0.0.1", move_port), block=False,
+                                      evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)
+        ident = Dataset()
+        ident.QueryRetrieveLevel = "STUDY"
+        ident.StudyInstanceUID = study.study_uid
+        try:
+            responses = [(int(st.Status), int(st.get("NumberOfRemainingSuboperations", -1)),
+                          int(st.get("NumberOfCompletedSuboperations", -1)))
+                         for st, _ in assoc.send_c_move(
+                             ident, "MOVESCU", StudyRootQueryRetrieveInformationModelMove)]
+        finally:
+            assoc.release()
+    finally:
+        server.shutdown()
+    images = study.series * study.images
+    assert responses[0] == (0xFF00, images, 0)
+    assert responses[-1][0] == 0x0000 and responses[-1][2] == images
+    assert [r for r in responses if r[0] == 0xFF00 and r[2] == 0] == [responses[0]]
+    assert len(received) == images
 
 
 def test_move_to_an_unknown_destination_is_a801(populated):

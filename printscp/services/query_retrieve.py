@@ -248,6 +248,35 @@ def _no_delay(event: Any) -> None:
     send_files_raw(event.assoc)
 
 
+def _announce_move(event: Any, count: int) -> Any:
+    """An EVT_CONN_OPEN handler for the C-MOVE sub-association: once its connection is
+    open, a first Pending C-MOVE-RSP (``count`` remaining, none done) goes to the
+    requester, before the sub-association is even requested.
+
+    DCMTK's C-MOVE SCU (``DIMSE_moveUser``: movescu, and the many viewers built on
+    DCMTK) looks for the sub-association only when a message on the C-MOVE
+    association wakes it; until the first response it waits on that association
+    alone, up to one second per poll.  Without this response every move to such a
+    requester waited that second (a one-image move took 1.03 s from printscp, Orthanc
+    and dcmqrscp alike).  PS3.4 C.4.2 lets a Pending response come at any time; this
+    one also tells the requester at once how many instances to expect.
+    """
+    assoc, request, context_id = event.assoc, event.request, int(event.context.context_id)
+    message_id, sop_class = int(request.MessageID), str(request.AffectedSOPClassUID)
+    announced = threading.Event()
+
+    def announce(_: Any) -> None:
+        if announced.is_set() or not assoc.is_established:
+            return
+        announced.set()
+        command = pdata.response(_C_MOVE_RSP, message_id, sop_class, status.PENDING,
+                                 counts=[(pdata.REMAINING, count), (pdata.COMPLETED, 0),
+                                         (pdata.FAILED, 0), (pdata.WARNING, 0)])
+        reactors.send_raw(assoc, context_id, command)
+
+    return announce
+
+
 def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[Any]:
     """C-MOVE to a destination of the AE table; pending responses and final counts."""
     destination = event.move_destination
@@ -268,7 +297,8 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
         return
     yield remote.host, remote.port, {
         "contexts": _contexts(records) or [build_context(ExplicitVRLittleEndian)],
-        "evt_handlers": [(evt.EVT_CONN_OPEN, _no_delay)]}
+        "evt_handlers": [(evt.EVT_CONN_OPEN, _no_delay),
+                         (evt.EVT_CONN_OPEN, _announce_move(event, len(records)))]}
     yield len(records)
     for record in records:
         if event.is_cancelled:
@@ -284,6 +314,7 @@ GET_CLASSES = frozenset({str(PatientRootQueryRetrieveInformationModelGet),
                          str(StudyRootQueryRetrieveInformationModelGet)})
 _C_FIND_RSP = 0x8020
 _C_GET_RSP = 0x8010
+_C_MOVE_RSP = 0x8021
 
 
 def serve_qr(assoc: Any, archive: Archive, config: NodeConfig) -> None:

@@ -173,7 +173,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             config = replace(config, remote=config.remote + tuple(
                 RemoteAE.parse(r) for r in args.remote)).validate()
         workers = config.worker_count
-        node = Node(config).start() if workers == 1 else WorkerPool(config, workers).start()
+        if workers == 1:
+            node = Node(config).start()
+            node.wait_ready()
+        else:
+            node = WorkerPool(config, workers).start()  # each worker waits until ready
     except (ConfigError, OSError, ValueError) as err:
         print(f"printscp serve: {err}", file=sys.stderr)
         return 2

@@ -11,8 +11,8 @@ without it each message can wait ~40 ms on the peer's delayed ACK.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
+import gc
 import logging
 import multiprocessing
 import signal
@@ -99,22 +99,20 @@ class _QuickAckSocket:
 
 
 class _Contexts(list):
-    """The server's supported presentation contexts, copied cheaply per association.
+    """The server's supported presentation contexts, shared by every association.
 
     pynetdicom gives every association a ``deepcopy`` of them; with the ~190 storage
-    and Q/R classes in 13 transfer syntaxes that re-validates some 2,500 UIDs and
-    took about 20 ms of every association (``findscu`` waited for it on each query).
-    A context's only mutable part is its list of transfer syntaxes (UIDs are
-    immutable strings), so a shallow copy with that list copied is as independent.
+    and Q/R classes in 13 transfer syntaxes that re-validated some 2,500 UIDs and took
+    about 20 ms of every association (``findscu`` waited for it on each query); even
+    a shallow copy of each context took a quarter of an association's set-up.  An
+    association only reads them: ``negotiate_as_acceptor`` builds new context objects
+    for its result and looks up the supported ones by abstract syntax (as does the
+    unrestricted variant), and nothing here changes a context once the server runs.
+    So each association gets a new list of the same objects.
     """
 
     def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
-        copies = []
-        for cx in self:
-            new = copy.copy(cx)
-            new._transfer_syntax = list(cx._transfer_syntax)
-            copies.append(new)
-        return copies
+        return list(self)
 
 
 class _NoDelayServer(ThreadedAssociationServer):
@@ -136,6 +134,12 @@ class _NoDelayServer(ThreadedAssociationServer):
             return
         super().server_bind()
 
+    def service_actions(self) -> None:
+        """pynetdicom runs a full ``gc.collect()`` here every 60 accept-loop turns (for
+        association threads it saw linger); that holds the GIL for 10-30 ms in a
+        serving process, stalling every association of the worker.  Python's own
+        generational collector frees those cycles without such a stop."""
+
     def get_request(self) -> tuple[Any, tuple[str, int]]:
         sock, address = super().get_request()
         try:
@@ -152,7 +156,7 @@ def _render_process() -> ProcessPoolExecutor:
     the first film does not pay for the imports."""
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                initializer=die_with_parent)
-    pool.submit(job_render.warm_up)
+    pool.warmed = pool.submit(job_render.warm_up)  # type: ignore[attr-defined]
     return pool
 
 
@@ -338,6 +342,21 @@ class Node:
         LOGGER.info("listening on %s:%d as %s", self.config.bind, self.port,
                     self.config.ae_title)
         return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Return once the node serves at full speed: its render process has imported
+        and initialised the rendering stack (about 0.5 s of CPU) and the objects made
+        at start are out of the garbage collector's way.
+
+        ``printscp serve`` announces itself only then: otherwise the first second of
+        traffic shares the cores with that start-up (each worker has a render process),
+        and stores and retrieves sent at once ran at half speed.
+        """
+        warmed = getattr(self.spool.executor, "warmed", None)
+        if warmed is not None:
+            warmed.result(timeout)
+        gc.collect()
+        gc.freeze()  # start-up objects: never scanned again by full collections
 
     def stop(self) -> None:
         """Stop accepting, end open associations, let the spool finish its current job."""

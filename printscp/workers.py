@@ -45,6 +45,7 @@ def _worker_main(config: NodeConfig, index: int, sock: socket.socket, stop: Any,
     signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
     try:
         node = Node(config, listen_socket=sock, recover=index == 0).start()
+        node.wait_ready(READY_TIMEOUT)
     except Exception as exc:
         ready.put((index, f"{type(exc).__name__}: {exc}"))
         return

@@ -279,6 +279,11 @@ class Spool:
         self._worker = threading.Thread(target=self._run, name="print-spool", daemon=True)
         self._worker.start()
 
+    @property
+    def executor(self) -> Executor | None:
+        """Where jobs are rendered (None: on the spool's own thread)."""
+        return self._executor
+
     def _enqueue(self, job_id: str, priority: object) -> None:
         self._queue.put((PRIORITY_RANK.get(str(priority or "MED"), 1), next(self._arrivals),
                          job_id))

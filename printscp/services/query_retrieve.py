@@ -395,10 +395,16 @@ def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
 
 class _GetPipeline:
     """C-GET sub-operations driven from the DUL thread: each C-STORE-RSP, as it is
-    parsed, is counted and answered with the pending C-GET-RSP and the next
-    C-STORE-RQ, with no hand-off to the reactor thread and back (about a third of
+    parsed, is counted and answered with the next C-STORE-RQ and the pending
+    C-GET-RSP, with no hand-off to the reactor thread and back (about a third of
     each sub-operation's time).  For instances sent as stored (the requester took
     every stored syntax); the reactor thread starts it and waits for the end.
+
+    A requester that negotiated no asynchronous operations window has one
+    sub-operation outstanding at a time, so each costs a round trip.  The next file
+    is therefore read and framed while the requester works on the current one, and
+    goes out the moment its response arrives, ahead of that response's Pending
+    report (PS3.4 C.4.3.1.4 leaves their order free; the report's counts are the same).
     """
 
     def __init__(self, assoc: Any, req: Any, archive: Archive, records: list[Any],
@@ -406,6 +412,7 @@ class _GetPipeline:
         self.assoc, self.req, self.archive, self.respond = assoc, req, archive, respond
         self.records = collections.deque(enumerate(records))
         self.waiting: tuple[int, Any] | None = None  #: (message ID, record) sent
+        self.prepared: tuple[int, Any, tuple[int, bytes, memoryview]] | None = None
         self.finished = threading.Event()
         self.lock = threading.Lock()
         self.last_progress = time.monotonic()
@@ -415,7 +422,9 @@ class _GetPipeline:
         assoc._printscp_store_response = self.on_response
         try:
             with self.lock:
-                self._send_next()
+                self.prepared = self._prepare()
+                if not self._send_prepared():
+                    self._finish()
             timeout = assoc.dimse_timeout
             while not self.finished.wait(reactors.TICK):
                 if not assoc.is_established or not assoc.dul.is_alive():
@@ -436,17 +445,27 @@ class _GetPipeline:
             self.waiting = None
             self.last_progress = time.monotonic()
             self.respond.count(code, record.sop_uid)
+            sent = self._send_prepared()
             self.respond.pending()
-            self._send_next()
+            if not sent:
+                self._finish()
         return True
 
-    def _send_next(self) -> None:
+    def _send_prepared(self) -> bool:
+        """Send the prepared sub-operation and prepare the one after it; False when
+        none is left (or the requester cancelled)."""
+        if self.prepared is None or self.req.MessageID in self.assoc.dimse.cancel_req:
+            return False
+        sub_id, record, framed = self.prepared
+        self.waiting = (sub_id, record)
+        reactors.send_raw(self.assoc, *framed)
+        self.prepared = self._prepare()
+        return True
+
+    def _prepare(self) -> tuple[int, Any, tuple[int, bytes, memoryview]] | None:
+        """The next instance read and framed (one that cannot be is counted failed)."""
         respond, req = self.respond, self.req
         while self.records:
-            if req.MessageID in self.assoc.dimse.cancel_req:
-                respond.final(status.CANCEL)
-                self.finished.set()
-                return
             i, record = self.records.popleft()
             sub_id = (int(req.MessageID) + i) % 65535 + 1
             try:
@@ -458,12 +477,13 @@ class _GetPipeline:
             except Exception as exc:
                 LOGGER.warning("C-GET sub-operation %s failed: %s", record.sop_uid, exc)
                 respond.count(None, record.sop_uid)
-                respond.pending()
                 continue
-            self.waiting = (sub_id, record)
-            reactors.send_raw(self.assoc, *framed)
-            return
-        respond.final()
+            return sub_id, record, framed
+        return None
+
+    def _finish(self) -> None:
+        cancelled = self.req.MessageID in self.assoc.dimse.cancel_req
+        self.respond.final(status.CANCEL if cancelled else None)
         self.finished.set()
 
 

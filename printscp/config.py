@@ -152,7 +152,7 @@ class NodeConfig:
     port: int = 11112
     bind: str = "0.0.0.0"
     data_dir: str = "./printscp-data"
-    max_pdu: int = 65536
+    max_pdu: int = 131072
     max_associations: int = 16
     network_timeout: float = 60.0
     acse_timeout: float = 30.0

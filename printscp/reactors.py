@@ -356,15 +356,27 @@ def _assoc_run_reactor(self: Association) -> None:
 
 
 # -- the socket ----------------------------------------------------------------------
+#: Largest buffer allocated before its bytes have arrived: a PDU header is the peer's
+#: word for its length, and a forged one must not reserve gigabytes.
+RECV_CHUNK = 1 << 20
+
+
 def _socket_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
-    """Read ``nr_bytes`` (fewer only if the peer closed), straight into one buffer."""
-    buffer = bytearray(nr_bytes)
+    """Read ``nr_bytes`` (fewer only if the peer closed), straight into one buffer,
+    which grows by at most :data:`RECV_CHUNK` ahead of what has arrived."""
+    buffer = bytearray(min(nr_bytes, RECV_CHUNK))
     view = memoryview(buffer)
     read = 0
     while read < nr_bytes:
-        got = self.socket.recv_into(view[read:], nr_bytes - read)
+        if read == len(buffer):
+            view.release()
+            buffer.extend(bytes(min(nr_bytes - read, len(buffer))))  # doubles at most
+            view = memoryview(buffer)
+        got = self.socket.recv_into(view[read:], len(buffer) - read)
         if not got:
-            return buffer[:read]
+            view.release()
+            del buffer[read:]
+            return buffer
         read += got
     return buffer
 
@@ -392,6 +404,12 @@ def _transport_event(dul: DULServiceProvider) -> bool:
             LOGGER.error(f"Unknown PDU type received '0x{pdu_type:02X}'")
             dul.event_queue.put("Evt19")
             return True
+        limit = _receive_limit(dul.assoc)
+        if pdu_type == pdata.P_DATA_TF and limit and length > limit:
+            # PS3.8 9.3.5: a P-DATA-TF PDU never exceeds the receiver's Maximum Length.
+            LOGGER.error(f"P-DATA-TF PDU of {length} bytes exceeds the {limit} negotiated")
+            dul.event_queue.put("Evt19")  # invalid PDU: A-ABORT, this association only
+            return True
         body = transport.recv(length)
     except (OSError, TimeoutError) as exc:
         LOGGER.error("Connection closed before the entire PDU was received")
@@ -416,6 +434,12 @@ def _transport_event(dul: DULServiceProvider) -> bool:
         return True
     _receive_pdata(dul, memoryview(body))
     return True
+
+
+def _receive_limit(assoc: Association) -> int:
+    """The Maximum Length Received we announced (0: none)."""
+    local = assoc.acceptor if assoc.is_acceptor else assoc.requestor
+    return int(local.maximum_length or 0)
 
 
 def _receive_pdata(dul: DULServiceProvider, body: memoryview) -> None:

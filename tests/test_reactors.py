@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -54,3 +55,64 @@ def test_association_opened_before_install_still_sends(tmp_path):
         scp.wait(10)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[0, 0, 0, 0]"
+
+
+@pytest.mark.parametrize("length", [0xFFFFFFF0, 131072 + 1])
+def test_a_p_data_pdu_longer_than_our_maximum_aborts_only_its_association(node, length):
+    """A P-DATA-TF PDU announcing more than the Maximum Length we negotiated (PS3.8
+    9.3.5) aborts its association at once, without reserving the announced bytes; the
+    node keeps serving others."""
+    from pynetdicom import AE
+
+    from printscp.pynetdicom_fixes import guard_requestor
+
+    ae = AE("FORGER")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(assoc)
+    assert assoc.is_established
+    assert assoc.acceptor.maximum_length == 131072
+    assoc.dul.socket.socket.sendall(struct.pack(">BBL", 4, 0, length) + b"\0" * 64)
+    deadline = time.monotonic() + 10
+    while assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert assoc.is_aborted
+    other = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(other)
+    try:
+        assert other.send_c_echo().Status == 0x0000
+    finally:
+        other.release()
+
+
+def test_socket_recv_grows_its_buffer_only_as_bytes_arrive():
+    """A PDU body is read into a buffer at most RECV_CHUNK ahead of what arrived: a
+    3 MiB body comes whole, a body cut short by the peer comes as far as it got."""
+    import threading
+
+    from printscp import reactors
+
+    class Transport:
+        def __init__(self, sock):
+            self.socket = sock
+
+    payload = bytes(range(256)) * (3 * 4096 + 7)
+    a, b = socket.socketpair()
+    try:
+        sender = threading.Thread(target=lambda: (b.sendall(payload), b.close()))
+        sender.start()
+        got = reactors._socket_recv(Transport(a), len(payload))
+        assert bytes(got) == payload
+        sender.join()
+    finally:
+        a.close()
+    a, b = socket.socketpair()
+    cut = payload[:reactors.RECV_CHUNK + 10]
+    try:
+        sender = threading.Thread(target=lambda: (b.sendall(cut), b.close()))
+        sender.start()
+        got = reactors._socket_recv(Transport(a), 0xFFFFFFF0)
+        assert bytes(got) == cut
+        sender.join()
+    finally:
+        a.close()

@@ -2,8 +2,10 @@
 
 A received data set is first written to a temporary file in ``<archive>/.incoming``
 and its writeback to disk started (``sync_file_range``, where Linux has it), so that
-the disk works while the data set is decoded, checked and hashed; the fsync that
-follows then has little left to wait for.  A refused data set's file is deleted
+the disk works while the data set is hashed, decoded and checked; the fsync that
+follows then has little left to wait for.  Hashing runs on the storing thread itself
+(hashlib releases the GIL for it): handing it to a pool thread, as before, cost more
+in thread wake-ups than the overlap won.  A refused data set's file is deleted
 unsynced.  An accepted one, once fsynced, is renamed to
 ``<study>/<series>/<sop instance>.<8 hex>.dcm`` (the hex part is the start of its
 SHA-256, so a replacement never overwrites the file the index points to with other
@@ -29,9 +31,7 @@ import itertools
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -71,10 +71,10 @@ class PendingWrite:
     that is refused anyway gets its refusal, as if it had been checked first.
     """
 
-    def __init__(self, data: bytes, digest: Future[str], path: str = "", fd: int = -1,
+    def __init__(self, data: bytes, digest: str, path: str = "", fd: int = -1,
                  error: OSError | None = None) -> None:
         self.data = data
-        self.digest = digest  #: the SHA-256, computed by a hashing thread
+        self.digest = digest  #: the SHA-256 of ``data``, hex
         self._path = path
         self._fd = fd
         self._error = error
@@ -91,7 +91,6 @@ class PendingWrite:
 
     def discard(self) -> None:
         """Delete the temporary file unless :meth:`finish` handed it over."""
-        self.digest.cancel()
         if self._fd >= 0:
             _close_and_remove(self._fd, self._path)
             self._path, self._fd = "", -1
@@ -139,12 +138,11 @@ class ArchiveFiles:
         """Write ``data`` (a Part 10 file) to a temporary file and start its writeback;
         the caller meanwhile checks it, then :meth:`stage` fsyncs it (or it is
         discarded)."""
-        digest = sha256_later(data)
         try:
             path, fd = self._write_temp(data)
         except OSError as exc:
-            return PendingWrite(data, digest, error=exc)
-        return PendingWrite(data, digest, path, fd)
+            return PendingWrite(data, _sha256(data), error=exc)
+        return PendingWrite(data, _sha256(data), path, fd)  # while the disk writes
 
     def stage(self, pending: PendingWrite, study_uid: str, series_uid: str, sop_uid: str
               ) -> StagedFile:
@@ -153,7 +151,7 @@ class ArchiveFiles:
             if not valid_uid(uid):
                 raise ValueError(f"{uid!r} is not a valid UID")
         data = pending.data
-        digest = pending.digest.result()
+        digest = pending.digest
         relative = f"{study_uid}/{series_uid}/{sop_uid}.{digest[:8]}.dcm"
         return StagedFile(pending.finish(), f"{self._root}/{relative}", relative, digest,
                           len(data), data)
@@ -220,30 +218,6 @@ class ArchiveFiles:
         if self.root.resolve() not in path.parents:
             raise ValueError(f"{relative!r} is outside the archive")
         return path
-
-
-_HASHERS: tuple[int, ThreadPoolExecutor] | None = None
-_HASHERS_LOCK = threading.Lock()
-
-
-def sha256_later(data: bytes) -> Future[str]:
-    """The SHA-256 of ``data``, computed by a hashing thread of this process.
-
-    Hashing holds no GIL: it runs while the storing thread waits for the disk and
-    decodes and checks the data set, on another core.
-    """
-    global _HASHERS
-    with _HASHERS_LOCK:
-        if _HASHERS is None or _HASHERS[0] != os.getpid():  # none yet, or forked
-            _HASHERS = (os.getpid(),
-                        ThreadPoolExecutor(4, thread_name_prefix="archive-sha256"))
-        hashers = _HASHERS[1]
-    try:
-        return hashers.submit(_sha256, data)
-    except RuntimeError:  # the interpreter is shutting down: hash here
-        done: Future[str] = Future()
-        done.set_result(_sha256(data))
-        return done
 
 
 def _sha256(data: bytes) -> str:

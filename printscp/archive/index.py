@@ -461,13 +461,14 @@ class Index(Database):
         db = self._connect()
         # Derived keys cost queries per record: computed only when the identifier has them.
         derived = any(elem.tag in DERIVED_TAGS for elem in identifier)
+        matches = matching.identifier_matcher(identifier, skip=skip)
         for row in db.execute(sql, params):
             merged = Dataset()
             for i in range(len(aliases)):
                 merged.update(self._parsed(aliases[i], row[2 * i + 1], row[2 * i]))
             if derived:
                 self._add_derived(db, merged, level, row)
-            if matching.match_dataset(identifier, merged, skip=skip):
+            if matches(merged):
                 yield merged, []
 
     def _parsed(self, alias: str, pk: int, text: str) -> Dataset:

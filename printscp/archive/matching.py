@@ -91,6 +91,7 @@ __all__ = [
     "classify",
     "datetime_pairs",
     "fold_pn",
+    "identifier_matcher",
     "match_dataset",
     "matches",
     "matches_datetime_pair",
@@ -545,21 +546,24 @@ def _value_predicate(vr: str, part: _Part, opts: Opts) -> Callable[[str], bool]:
     return lambda v: v == text
 
 
-def _match_parts(vr: str, kind: MatchKind, parts: list[_Part], values: list[str],
-                 opts: Opts) -> bool:
-    def one(part: _Part) -> bool:
-        if part.kind is MatchKind.UNIVERSAL:
-            return True
-        if part.kind is MatchKind.EMPTY:
-            return not values
-        test = _value_predicate(vr, part, opts)
-        return any(test(v) for v in values)
-
+def _parts_test(vr: str, kind: MatchKind, parts: list[_Part], opts: Opts
+                ) -> Callable[[list[str]], bool]:
+    """A test of a record's normalised values against a key's parsed values, built
+    once per key: the predicates (patterns compiled) serve every record."""
     if kind is MatchKind.UNIVERSAL:
-        return True
+        return lambda values: True
+    tests: list[Callable[[list[str]], bool]] = []
+    for part in parts:
+        if part.kind is MatchKind.UNIVERSAL:
+            tests.append(lambda values: True)
+        elif part.kind is MatchKind.EMPTY:
+            tests.append(lambda values: not values)
+        else:
+            predicate = _value_predicate(vr, part, opts)
+            tests.append(lambda values, predicate=predicate: any(map(predicate, values)))
     if kind is MatchKind.MULTIPLE_VALUES and opts.get("multiple_value_matching"):
-        return all(one(p) for p in parts)
-    return any(one(p) for p in parts)
+        return lambda values: all(test(values) for test in tests)
+    return lambda values: any(test(values) for test in tests)
 
 
 def matches(key: DataElement, stored: DataElement | None, *, fuzzy_pn: bool = False,
@@ -575,23 +579,49 @@ def matches(key: DataElement, stored: DataElement | None, *, fuzzy_pn: bool = Fa
     return _matches(key, stored, opts)
 
 
-def _matches(key: DataElement, stored: DataElement | None, opts: Opts) -> bool:
+KeyTest = Callable[[DataElement | None], bool]
+
+
+def _key_test(key: DataElement, opts: Opts) -> KeyTest | None:
+    """A test of a record's attribute (None: absent) against ``key``, parsed once;
+    None when the key is Universal Matching (every record matches it)."""
     if key.VR == "SQ":
         item = _sequence_item(key)
         if item is None:
-            return True
-        if stored is None or stored.VR != "SQ" or not stored.value:
-            return False
-        return any(_match_dataset(item, candidate, (), opts) for candidate in stored.value)
+            return None
+        item_test = _dataset_test(item, (), opts)
+
+        def sequence(stored: DataElement | None) -> bool:
+            if stored is None or stored.VR != "SQ" or not stored.value:
+                return False
+            return any(item_test(candidate) for candidate in stored.value)
+
+        return sequence
     kind, parts = _parse_key(key)
+    if kind is MatchKind.UNIVERSAL:
+        return None
     vr = str(key.VR)
-    if stored is not None and stored.VR == "SQ":
-        return kind is MatchKind.UNIVERSAL
+    test = _parts_test(vr, kind, parts, opts)
     if vr not in _STRING_VRS | _INT_VRS | _FLOAT_VRS | {"AT"}:  # binary: compare the bytes
-        values = [item.hex() for item in _raw_items(stored) if isinstance(item, bytes)
-                  and item] if stored is not None else []
-        return _match_parts(vr, kind, parts, values, opts)
-    return _match_parts(vr, kind, parts, _stored_values(stored, vr), opts)
+        def binary(stored: DataElement | None) -> bool:
+            if stored is not None and stored.VR == "SQ":
+                return False
+            return test([item.hex() for item in _raw_items(stored)
+                         if isinstance(item, bytes) and item] if stored is not None else [])
+
+        return binary
+
+    def text(stored: DataElement | None) -> bool:
+        if stored is not None and stored.VR == "SQ":
+            return False
+        return test(_stored_values(stored, vr))
+
+    return text
+
+
+def _matches(key: DataElement, stored: DataElement | None, opts: Opts) -> bool:
+    test = _key_test(key, opts)
+    return test is None or test(stored)
 
 
 def datetime_pairs(identifier: Dataset) -> list[tuple[BaseTag, BaseTag]]:
@@ -662,31 +692,57 @@ def match_dataset(identifier: Dataset, stored: Dataset, *, skip: Iterable[int] =
     Tags in ``skip`` and :data:`DEFAULT_IGNORED`, group 0000/0002 and group lengths are
     not matched.  With ``combined_datetime`` (its Extended Negotiation was accepted) the
     pairs of :func:`datetime_pairs` match as one date-time, at every sequence depth.
+    To check many records against one identifier, :func:`identifier_matcher`.
+    """
+    return identifier_matcher(
+        identifier, skip=skip, fuzzy_pn=fuzzy_pn, case_insensitive_pn=case_insensitive_pn,
+        multiple_value_matching=multiple_value_matching,
+        combined_datetime=combined_datetime)(stored)
+
+
+def identifier_matcher(identifier: Dataset, *, skip: Iterable[int] = (),
+                       fuzzy_pn: bool = False, case_insensitive_pn: bool = True,
+                       multiple_value_matching: bool = False,
+                       combined_datetime: bool = False) -> Callable[[Dataset], bool]:
+    """:func:`match_dataset` for one identifier, as a test of records.
+
+    The keys are parsed once and Universal Matching keys dropped: a query's records
+    are then each checked against the few keys that constrain them (a study query by
+    name checks one key per record, not nine), with patterns compiled once.
     """
     opts: Opts = {"fuzzy_pn": fuzzy_pn, "case_insensitive_pn": case_insensitive_pn,
                   "multiple_value_matching": multiple_value_matching,
                   "combined_datetime": combined_datetime}
-    return _match_dataset(identifier, stored, skip, opts)
+    return _dataset_test(identifier, skip, opts)
 
 
-def _match_dataset(identifier: Dataset, stored: Dataset, skip: Iterable[int],
-                   opts: Opts) -> bool:
+def _dataset_test(identifier: Dataset, skip: Iterable[int], opts: Opts
+                  ) -> Callable[[Dataset], bool]:
     skip = set(skip)
     done: set[int] = set()
+    pairs: list[tuple[BaseTag, BaseTag, DataElement, DataElement]] = []
     if opts.get("combined_datetime"):
         for date_tag, time_tag in datetime_pairs(identifier):
             if _ignored(date_tag, skip) or _ignored(time_tag, skip):
                 continue
             done |= {int(date_tag), int(time_tag)}
-            if not matches_datetime_pair(identifier[date_tag], identifier[time_tag],
-                                         stored.get(date_tag), stored.get(time_tag), **opts):
-                return False
+            pairs.append((date_tag, time_tag, identifier[date_tag], identifier[time_tag]))
+    tests: list[tuple[BaseTag, KeyTest]] = []
     for elem in identifier:
         if int(elem.tag) in done or _ignored(elem.tag, skip):
             continue
-        if not _matches(elem, stored.get(elem.tag), opts):
-            return False
-    return True
+        test = _key_test(elem, opts)
+        if test is not None:
+            tests.append((elem.tag, test))
+
+    def matcher(stored: Dataset) -> bool:
+        for date_tag, time_tag, date_key, time_key in pairs:
+            if not matches_datetime_pair(date_key, time_key, stored.get(date_tag),
+                                         stored.get(time_tag), **opts):
+                return False
+        return all(test(stored.get(tag)) for tag, test in tests)
+
+    return matcher
 
 
 # -- SQL ------------------------------------------------------------------------------

@@ -549,9 +549,10 @@ class WorklistStore(Database):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY start_date, start_time, pk"
+        matches = matching.identifier_matcher(identifier, combined_datetime=True)
         for pk, version, attrs in self._connect().execute(sql, params):
             item = self._parsed(int(pk), int(version), attrs)
-            if matching.match_dataset(identifier, item, combined_datetime=True):
+            if matches(item):
                 yield int(pk), item
 
     def _parsed(self, pk: int, version: int, attrs: str) -> Dataset:

@@ -354,7 +354,10 @@ class Node:
         """
         warmed = getattr(self.spool.executor, "warmed", None)
         if warmed is not None:
-            warmed.result(timeout)
+            try:
+                warmed.result(timeout)
+            except Exception as exc:  # the spool starts a new render process per job
+                LOGGER.warning("render process did not warm up: %s", exc)
         gc.collect()
         gc.freeze()  # start-up objects: never scanned again by full collections
 

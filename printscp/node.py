@@ -280,6 +280,7 @@ class Node:
         if self.archive is not None:  # C-STORE served on the DUL thread (printscp.reactors)
             assoc._printscp_fast_store = functools.partial(storage.fast_store,
                                                            archive=self.archive)
+            assoc._printscp_store_prefix = storage.store_prefix
         rq = assoc.requestor
         primitive = rq.primitive
         calling = str(primitive.calling_ae_title)

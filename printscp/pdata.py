@@ -10,6 +10,7 @@ pynetdicom.  Tests compare every encoding below with pynetdicom's own.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -319,6 +320,17 @@ class MessageAssembler:
     parts: list[tuple[int, memoryview]] = field(default_factory=list)
     command: dict[int, bytes] | None = None
     complete: bool = False
+    #: What goes before the data set in the file it will be stored as (None: not
+    #: decided yet, empty: no file); with it, the file's SHA-256 is taken as the data
+    #: set's fragments arrive, between reads (hashlib releases the GIL).
+    prefix: bytes | None = None
+    hasher: Any = None
+
+    def start_file(self, prefix: bytes) -> None:
+        """Hash the file ``prefix`` + data set from here on (data set not begun yet)."""
+        self.prefix = prefix
+        if prefix:
+            self.hasher = hashlib.sha256(prefix)
 
     def add(self, context_id: int, control: int, fragment: memoryview) -> bool:
         if self.complete:
@@ -339,9 +351,15 @@ class MessageAssembler:
         else:
             if self.command is None:
                 raise PDataError("data set fragment before the command set ended")
+            if self.hasher is not None:
+                self.hasher.update(fragment)
             if control & 2:
                 self.complete = True
         return self.complete
+
+    def file_bytes(self) -> bytes:
+        """:attr:`prefix` and the data set, in one buffer (one copy)."""
+        return b"".join([self.prefix or b"", *(f for c, f in self.parts if not c & 1)])
 
     def data_set(self) -> bytes:
         return b"".join(f for c, f in self.parts if not c & 1)

@@ -491,7 +491,12 @@ def _receive_pdata(dul: DULServiceProvider, body: memoryview) -> None:
         assembler = dul.__dict__.get("_printscp_message")
         if assembler is None:
             assembler = dul._printscp_message = pdata.MessageAssembler()
-        if assembler.add(context_id, control, fragment):
+        done = assembler.add(context_id, control, fragment)
+        if assembler.prefix is None and assembler.command is not None:
+            # The command is in: a C-STORE the node stores gets its file's prefix.
+            hook = dul.assoc.__dict__.get("_printscp_store_prefix")
+            assembler.start_file(hook(dul.assoc, assembler) if hook is not None else b"")
+        if done:
             dul._printscp_message = None
             _deliver(dul.assoc, assembler)
 

@@ -73,6 +73,8 @@ def test_storescu_instances_are_stored_as_received(archive_node, tmp_path, synta
     assert uid_stored == original.SOPInstanceUID
     assert ds.file_meta.TransferSyntaxUID == uid  # no transcoding
     assert ds.PixelData == original.PixelData  # byte for byte as sent
+    report = archive_node.archive.verify()  # the checksum taken as the data arrived
+    assert report.checked == 1 and not report.bad
 
 
 @pytest.mark.parametrize("syntax", [DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian])

@@ -281,3 +281,21 @@ def test_identifier_encoder_leaves_what_it_cannot_to_pydicom() -> None:
     binary.add_new(0x00280010, "US", 512)
     for ds in (seq, accented, binary):
         assert pdata.encode_identifier(ds, False) is None
+
+
+def test_assembler_hashes_the_file_as_its_data_set_arrives():
+    """The SHA-256 taken fragment by fragment is the one of the bytes stored."""
+    import hashlib
+
+    command = pdata.store_request(7, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4")
+    data_set = bytes(range(256)) * 1000
+    prefix = pdata.file_meta("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "1.2.840.10008.1.2.1")
+    assembler = pdata.MessageAssembler()
+    fragments = list(pdata.message_fragments(command, data_set, 16384))
+    for i, (control, chunk) in enumerate(fragments):
+        assembler.add(1, control, memoryview(bytes(chunk)))
+        if i == 0:
+            assembler.start_file(prefix)
+    assert assembler.complete
+    assert assembler.file_bytes() == prefix + data_set
+    assert assembler.hasher.hexdigest() == hashlib.sha256(prefix + data_set).hexdigest()

@@ -90,9 +90,10 @@ class Archive:
         self.duplicates = duplicates
 
     def receive(self, encoded: bytes, sop_class: str, sop_instance: str,
-                source_ae: str = "") -> Outcome:
-        """Check, store and index one C-STORE data set (Part 10 bytes with file meta)."""
-        pending = self.files.write(encoded)  # on its way to disk while this checks
+                source_ae: str = "", *, sha256: str | None = None) -> Outcome:
+        """Check, store and index one C-STORE data set (Part 10 bytes with file meta);
+        ``sha256`` is its hex SHA-256 when the caller took it already."""
+        pending = self.files.write(encoded, sha256)  # on its way to disk while this checks
         try:
             checked = self._refusal(encoded, sop_class, sop_instance)
             if isinstance(checked, Outcome):

@@ -2,10 +2,11 @@
 
 A received data set is first written to a temporary file in ``<archive>/.incoming``
 and its writeback to disk started (``sync_file_range``, where Linux has it), so that
-the disk works while the data set is hashed, decoded and checked; the fsync that
-follows then has little left to wait for.  Hashing runs on the storing thread itself
-(hashlib releases the GIL for it): handing it to a pool thread, as before, cost more
-in thread wake-ups than the overlap won.  A refused data set's file is deleted
+the disk works while the data set is decoded and checked; the fsync that follows
+then has little left to wait for.  The file's SHA-256 comes from the caller when it
+was taken as the data set arrived (the network path hashes each fragment between
+reads), else it is taken on the storing thread (hashlib releases the GIL): handing
+it to a pool thread, as before, cost more in thread wake-ups than the overlap won.  A refused data set's file is deleted
 unsynced.  An accepted one, once fsynced, is renamed to
 ``<study>/<series>/<sop instance>.<8 hex>.dcm`` (the hex part is the start of its
 SHA-256, so a replacement never overwrites the file the index points to with other
@@ -134,15 +135,15 @@ class ArchiveFiles:
             except (ValueError, IndexError, PermissionError):
                 continue
 
-    def write(self, data: bytes) -> PendingWrite:
+    def write(self, data: bytes, sha256: str | None = None) -> PendingWrite:
         """Write ``data`` (a Part 10 file) to a temporary file and start its writeback;
         the caller meanwhile checks it, then :meth:`stage` fsyncs it (or it is
         discarded)."""
         try:
             path, fd = self._write_temp(data)
         except OSError as exc:
-            return PendingWrite(data, _sha256(data), error=exc)
-        return PendingWrite(data, _sha256(data), path, fd)  # while the disk writes
+            return PendingWrite(data, sha256 or _sha256(data), error=exc)
+        return PendingWrite(data, sha256 or _sha256(data), path, fd)  # while the disk writes
 
     def stage(self, pending: PendingWrite, study_uid: str, series_uid: str, sop_uid: str
               ) -> StagedFile:

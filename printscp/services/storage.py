@@ -71,12 +71,29 @@ def handle_store(event: Any, archive: Archive) -> Dataset:
 
 
 def _store(archive: Archive, encoded: bytes, sop_class: str, sop_instance: str,
-           calling: str) -> tuple[int, str]:
-    outcome = archive.receive(encoded, sop_class, sop_instance, calling)
+           calling: str, sha256: str | None = None) -> tuple[int, str]:
+    outcome = archive.receive(encoded, sop_class, sop_instance, calling, sha256=sha256)
     if outcome.comment:
         LOGGER.warning("C-STORE %s from %s refused (0x%04X): %s",
                        sop_instance, calling, outcome.status, outcome.comment)
     return outcome.status, outcome.comment
+
+
+def store_prefix(assoc: Any, message: pdata.MessageAssembler) -> bytes:
+    """The File Meta Information a C-STORE-RQ's data set will be stored behind, once
+    its command set is in; empty when :func:`fast_store` will not store it."""
+    if pdata.command_us(message.command or {}, pdata.COMMAND_FIELD) != pdata.C_STORE_RQ:
+        return b""
+    context = assoc._accepted_cx.get(message.context_id)
+    if (context is None or str(context.abstract_syntax) not in _STORAGE_CLASS_SET
+            or not context.as_scp):
+        return b""
+    command = message.command or {}
+    sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS)
+    sop_instance = pdata.command_text(command, pdata.AFFECTED_SOP_INSTANCE)
+    if not sop_class or not sop_instance:
+        return b""
+    return pdata.file_meta(sop_class, sop_instance, str(context.transfer_syntax[0]))
 
 
 def fast_store(assoc: Any, message: pdata.MessageAssembler, archive: Archive) -> bool:
@@ -97,11 +114,15 @@ def fast_store(assoc: Any, message: pdata.MessageAssembler, archive: Archive) ->
     sop_instance = pdata.command_text(command, pdata.AFFECTED_SOP_INSTANCE)
     if message_id is None or not sop_class or not sop_instance:
         return False  # pynetdicom refuses an incomplete command as the standard says
-    transfer_syntax = str(context.transfer_syntax[0])
     calling = str(assoc.requestor.ae_title).strip()
-    encoded = pdata.file_meta(sop_class, sop_instance, transfer_syntax) + message.data_set()
+    if message.hasher is not None:  # hashed as it arrived (printscp.reactors)
+        encoded, digest = message.file_bytes(), message.hasher.hexdigest()
+    else:
+        encoded = pdata.file_meta(sop_class, sop_instance, str(context.transfer_syntax[0])) \
+            + message.data_set()
+        digest = None
     try:
-        code, comment = _store(archive, encoded, sop_class, sop_instance, calling)
+        code, comment = _store(archive, encoded, sop_class, sop_instance, calling, digest)
     except Exception:
         LOGGER.exception("C-STORE %s from %s: unexpected error", sop_instance, calling)
         code, comment = 0xC211, ""  # pynetdicom's status for a failing handler

@@ -31,7 +31,9 @@ dcmqrscp, and prints a table with the ratio printscp / peer:
    about 4,000 records; beyond that stores succeed but are not indexed) and 500
    studies, so it gets the first 60 studies (3,000 instances) over one storescu
    association (concurrent stores corrupt its index updates), and its C-FIND
-   times are for that much smaller index.
+   times are for that much smaller index.  So that the dcmqrscp ratios compare
+   like with like, printscp is measured a second time (column ``printscp-3k``)
+   holding exactly those 3,000 instances, and the printscp / dcmqrscp ratios use it.
 3. C-GET and C-MOVE rate for a 100-instance study (512x512 16-bit), stored in the
    same populated servers: DCMTK ``getscu`` and ``movescu`` (its own storage SCP on
    ``+P``, registered as a move destination at each server).  Instances/s, median
@@ -80,6 +82,8 @@ DCMTK = Path("/usr/bin")
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 NODELAY_ENV = {**os.environ, "TCP_NODELAY": "1"}
 SERVERS = ("printscp", "orthanc", "dcmqrscp")
+#: printscp holding only what dcmqrscp can index: compared with dcmqrscp on that index.
+SMALL = "printscp-3k"
 SURNAMES = ("DOE", "ROE", "POE", "LEE", "KIM", "RAY", "FOX", "COX", "DAY", "ASH")
 MOVE_AET = "MOVESCU"
 CLIENT_AETS = ("FINDSCU", "GETSCU", "MOVESCU", "STORESCU")
@@ -374,10 +378,14 @@ class PrintSCPServer(Server):
     aet = "PRINTSCP"
     populate_how = "Python API Archive.receive (2 processes)"
 
-    def __init__(self, move_port: int, workers: int = 2) -> None:
+    def __init__(self, move_port: int, workers: int = 2, max_instances: int | None = None
+                 ) -> None:
         super().__init__(move_port)
         self.workers = workers
         self.name = "printscp" if workers == 2 else f"printscp-w{workers}"
+        if max_instances is not None:  # the index dcmqrscp can hold, for a like-for-like row
+            self.max_instances = max_instances
+            self.name = SMALL
 
     def start(self, work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
@@ -746,23 +754,28 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(ok) if ok else float("nan")
 
 
-def cell(value: float | None, fmt: str = "18.1f") -> str:
+def cell(value: float | None, fmt: str = "22.1f") -> str:
     if value is None:
-        return f"{'-':>18s}"
-    return f"{'failed':>18s}" if value != value else format(value, fmt)
+        return f"{'-':>22s}"
+    return f"{'failed':>22s}" if value != value else format(value, fmt)
 
 
-def table(title: str, rows: dict[str, dict[str, float]], names: list[str], unit: str,
-          ours: str = "printscp") -> None:
+def table(title: str, rows: dict[str, dict[str, float]], names: list[str], unit: str
+          ) -> None:
+    """One row per measurement, one column per server, then printscp / peer ratios:
+    dcmqrscp against printscp on the same small index when that was measured."""
     peers = [n for n in names if n in ("orthanc", "dcmqrscp")]
-    cols = [*names, *(f"{ours}/{p}" for p in peers)]
+    present = {n for values in rows.values() for n in values}
+    ours = {p: SMALL if p == "dcmqrscp" and SMALL in present else "printscp" for p in peers}
+    names = [n for n in names if n in present or n in peers]
+    cols = [*names, *(f"{ours[p]}/{p}" for p in peers)]
     say(f"\n{title} ({unit})")
-    say(f"{'':28s}" + "".join(f"{c:>18s}" for c in cols))
+    say(f"{'':28s}" + "".join(f"{c:>22s}" for c in cols))
     for label, values in rows.items():
         cells = [cell(values.get(n)) for n in names]
         for p in peers:
-            ok = ours in values and p in values and values[p] > 0
-            cells.append(cell(values[ours] / values[p], "18.2f") if ok else cell(None))
+            ok = ours[p] in values and p in values and values[p] > 0
+            cells.append(cell(values[ours[p]] / values[p], "22.2f") if ok else cell(None))
         say(f"{label:28s}" + "".join(cells))
 
 
@@ -856,6 +869,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measure_store(PrintSCPServer(move_port, 1), data, work, res)
         if "archive" not in skip:
             say(f"\n== C-FIND / C-GET / C-MOVE with {plan.indexed} indexed instances")
+            if {"printscp", "dcmqrscp"} <= set(names):
+                servers.append(PrintSCPServer(move_port, 2, DcmqrscpServer.max_instances))
+                names.append(SMALL)
             for server in servers:
                 try:
                     measure_archive(server, data, work, res)

@@ -134,6 +134,15 @@ class _NoDelayServer(ThreadedAssociationServer):
             return
         super().server_bind()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Set the association up on the accepting thread.
+
+        pynetdicom's threaded server starts a thread per connection whose only work
+        is to build the Association and start its own threads; building it here
+        spares every association a thread start and two GIL hand-overs before its
+        A-ASSOCIATE-RQ is read (``handle`` returns once the association runs)."""
+        self.process_request_thread(request, client_address)
+
     def service_actions(self) -> None:
         """pynetdicom runs a full ``gc.collect()`` here every 60 accept-loop turns (for
         association threads it saw linger); that holds the GIL for 10-30 ms in a

@@ -465,7 +465,10 @@ class Index(Database):
         for row in db.execute(sql, params):
             merged = Dataset()
             for i in range(len(aliases)):
-                merged.update(self._parsed(aliases[i], row[2 * i + 1], row[2 * i]))
+                # The level datasets' elements are whole (parsed from JSON, validated
+                # as set there): merged by tag, without Dataset.__setitem__'s checks
+                # per element (an instance row has dozens: most of a query's cost).
+                merged._dict.update(self._parsed(aliases[i], row[2 * i + 1], row[2 * i])._dict)
             if derived:
                 self._add_derived(db, merged, level, row)
             if matches(merged):

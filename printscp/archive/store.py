@@ -6,8 +6,9 @@ the disk works while the data set is decoded and checked; the fsync that follows
 then has little left to wait for.  The file's SHA-256 comes from the caller when it
 was taken as the data set arrived (the network path hashes each fragment between
 reads), else it is taken on the storing thread (hashlib releases the GIL): handing
-it to a pool thread, as before, cost more in thread wake-ups than the overlap won.  A refused data set's file is deleted
-unsynced.  An accepted one, once fsynced, is renamed to
+it to a pool thread, as before, cost more in thread wake-ups than the overlap won.
+A refused data set's file is deleted unsynced.  An accepted one, once fsynced, is
+renamed to
 ``<study>/<series>/<sop instance>.<8 hex>.dcm`` (the hex part is the start of its
 SHA-256, so a replacement never overwrites the file the index points to with other
 content) and the series folder fsynced (a folder made for it is fsynced in its

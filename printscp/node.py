@@ -290,6 +290,8 @@ class Node:
             assoc._printscp_fast_store = functools.partial(storage.fast_store,
                                                            archive=self.archive)
             assoc._printscp_store_prefix = storage.store_prefix
+            assoc._printscp_fast_find = functools.partial(
+                query_retrieve.fast_find, archive=self.archive, config=self.config)
         rq = assoc.requestor
         primitive = rq.primitive
         calling = str(primitive.calling_ae_title)

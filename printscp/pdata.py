@@ -22,6 +22,7 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 P_DATA_TF = 0x04
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
+C_FIND_RQ = 0x0020
 NO_DATA_SET = 0x0101
 
 #: Command elements (group 0000), as element number -> VR, for the ones used here.

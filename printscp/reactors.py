@@ -522,7 +522,32 @@ def _deliver(assoc: Association, message: pdata.MessageAssembler) -> None:
         if hook is not None and hook(pdata.command_us(command, pdata.MESSAGE_ID_RESPONDED),
                                      pdata.command_us(command, pdata.STATUS)):
             return
+    elif field == pdata.C_FIND_RQ:
+        hook = assoc.__dict__.get("_printscp_fast_find")
+        if hook is not None and hook(assoc, message):
+            return
     _indicate(assoc, message)
+
+
+def read_pending(assoc: Association) -> None:
+    """On the DUL thread, while it serves a request itself: take in, without waiting,
+    what the peer sent meanwhile, so that a C-CANCEL is seen (pynetdicom files it in
+    ``dimse.cancel_req``).  Anything else that is not P-DATA (a release, an abort, the
+    connection closing) is left queued for the state machine, after the request."""
+    dul = assoc.dul
+    sock = getattr(dul.socket, "socket", None)
+    if sock is None:
+        return
+    for _ in range(8):  # a few PDUs at most: the request goes on
+        pending = getattr(sock, "pending", None)
+        if not (pending is not None and pending()):
+            try:
+                if not select.select([sock], [], [], 0)[0]:
+                    return
+            except (OSError, ValueError):
+                return
+        if not _transport_event(dul) or dul.event_queue.qsize():
+            return
 
 
 def _indicate(assoc: Association, message: pdata.MessageAssembler) -> None:

@@ -173,6 +173,39 @@ def _find(node: Node, identifier: Dataset, model=StudyRootQueryRetrieveInformati
         assoc.release()
 
 
+def test_specific_character_set_only_when_a_value_needs_it(node):
+    """PS3.4 C.4.1.1.3.2: a response holding a Latin-1 name carries the record's
+    Specific Character Set (and the name decodes); one of UIDs and ASCII does not."""
+    from archive_data import instance
+
+    study = Study("P7", "MÜLLER^RENÉ", "20261101", "ACC7", images=1)
+    ds = instance(study, 0, 1)
+    assert ds.SpecificCharacterSet == "ISO_IR 100"
+    ae = AE(ae_title="LOADER")
+    ae.add_requested_context(CTImageStorage)
+    loader = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(loader)
+    assert loader.send_c_store(ds).Status == 0
+    loader.release()
+    named = Dataset()
+    named.QueryRetrieveLevel = "STUDY"
+    named.PatientID = "P7"
+    named.PatientName = ""
+    [(code, _, match), (final, _, _)] = _find(node, named)
+    assert (code, final) == (0xFF00, 0x0000)
+    assert match.SpecificCharacterSet == "ISO_IR 100"
+    assert str(match.PatientName) == "MÜLLER^RENÉ"
+    plain = Dataset()
+    plain.QueryRetrieveLevel = "IMAGE"
+    plain.StudyInstanceUID = study.study_uid
+    plain.SeriesInstanceUID = study.series_uids[0]
+    plain.SOPInstanceUID = ""
+    plain.InstanceNumber = ""
+    [(code, _, match), _] = _find(node, plain)
+    assert code == 0xFF00 and "SpecificCharacterSet" not in match
+    assert match.SOPInstanceUID == ds.SOPInstanceUID
+
+
 def test_sequence_matching(populated):
     node, _, _ = populated
     ident = Dataset()
@@ -220,6 +253,51 @@ def test_c_cancel_stops_the_query(populated):
     finally:
         assoc.release()
     assert statuses[-1] in (0xFE00, 0x0000) and len(statuses) <= 3
+
+
+def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
+    """A C-CANCEL arriving mid-way through a long answer ends it with 0xFE00 (the
+    query is served on the DUL thread, which reads the cancel between matches)."""
+    import time as time_
+
+    from archive_data import instance
+
+    study = Study("P9", "LONG^ANSWER", "20261101", "ACC9", images=30)
+    ae = AE(ae_title="LOADER")
+    ae.add_requested_context(CTImageStorage)
+    loader = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
+    guard_requestor(loader)
+    for i in range(1, study.images + 1):
+        assert loader.send_c_store(instance(study, 0, i)).Status == 0
+    loader.release()
+    index = node.archive.index
+    query = index.query
+
+    def slow_query(*args, **kwargs):  # a large archive's pace, so the cancel lands mid-way
+        for match in query(*args, **kwargs):
+            time_.sleep(0.02)
+            yield match
+
+    monkeypatch.setattr(index, "query", slow_query)
+    assoc = _connect(node, "FINDSCU", StudyRootQueryRetrieveInformationModelFind,
+                     "1.2.840.10008.1.1")
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "IMAGE"
+    ident.StudyInstanceUID = study.study_uid
+    ident.SeriesInstanceUID = study.series_uids[0]
+    ident.SOPInstanceUID = ""
+    statuses = []
+    try:
+        for st, _ in assoc.send_c_find(ident, StudyRootQueryRetrieveInformationModelFind,
+                                       msg_id=9):
+            statuses.append(int(st.Status))
+            if len(statuses) == 1:
+                assoc.send_c_cancel(9, None, StudyRootQueryRetrieveInformationModelFind)
+        assert assoc.send_c_echo().Status == 0x0000  # the association goes on
+    finally:
+        assoc.release()
+    assert statuses[-1] == 0xFE00
+    assert 1 <= statuses.count(0xFF00) < 10
 
 
 @DCMTK

@@ -64,15 +64,18 @@ ORDER = [Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE]
 
 #: Attributes kept at each level above IMAGE (PS3.4 C.6 keys plus what a viewer shows);
 #: every other top-level attribute of an instance (bulk data excepted) is kept at IMAGE.
+#: Specific Character Set is kept at every level: a response made of one level's
+#: values declares the character set they came in (PS3.4 C.4.1.1.3.2).
 LEVEL_KEYWORDS: dict[Level, tuple[str, ...]] = {
     Level.PATIENT: (
-        "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
+        "SpecificCharacterSet", "PatientName", "PatientID", "IssuerOfPatientID",
+        "IssuerOfPatientIDQualifiersSequence",
         "PatientBirthDate", "PatientBirthTime", "PatientSex", "OtherPatientIDsSequence",
         "OtherPatientNames", "EthnicGroup", "PatientComments", "PatientSpeciesDescription",
         "ResponsiblePerson",
     ),
     Level.STUDY: (
-        "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber",
+        "SpecificCharacterSet", "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber",
         "IssuerOfAccessionNumberSequence", "StudyID", "StudyDescription",
         "ReferringPhysicianName", "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy",
         "ProcedureCodeSequence", "AdmittingDiagnosesDescription", "PatientAge",
@@ -80,7 +83,8 @@ LEVEL_KEYWORDS: dict[Level, tuple[str, ...]] = {
         "InstitutionName",
     ),
     Level.SERIES: (
-        "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription", "SeriesDate",
+        "SpecificCharacterSet", "SeriesInstanceUID", "Modality", "SeriesNumber",
+        "SeriesDescription", "SeriesDate",
         "SeriesTime", "BodyPartExamined", "Laterality", "PerformingPhysicianName",
         "ProtocolName", "OperatorsName", "StationName", "Manufacturer",
         "ManufacturerModelName", "RequestAttributesSequence",
@@ -89,7 +93,7 @@ LEVEL_KEYWORDS: dict[Level, tuple[str, ...]] = {
     ),
 }
 _HIGHER = {kw for level in (Level.PATIENT, Level.STUDY, Level.SERIES)
-           for kw in LEVEL_KEYWORDS[level]}
+           for kw in LEVEL_KEYWORDS[level]} - {"SpecificCharacterSet"}
 
 #: Normalised columns: (table, column) per keyword, for SQL prefilters.
 COLUMNS: dict[str, tuple[str, str]] = {

@@ -18,6 +18,7 @@ import multiprocessing
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,8 @@ class _Contexts(list):
 class _NoDelayServer(ThreadedAssociationServer):
     #: A listening socket shared by worker processes (see :mod:`printscp.workers`).
     listen_socket: socket.socket | None = None
+    #: This worker's share of the associations (a :class:`printscp.workers.SharedLoad`).
+    load: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -150,7 +153,12 @@ class _NoDelayServer(ThreadedAssociationServer):
         generational collector frees those cycles without such a stop."""
 
     def get_request(self) -> tuple[Any, tuple[str, int]]:
-        sock, address = super().get_request()
+        load = self.load
+        if load is not None and load.busier_than_another():
+            time.sleep(load.DEFER)  # a less busy worker, woken too, takes it meanwhile
+        sock, address = super().get_request()  # BlockingIOError if another took it
+        if load is not None:
+            load.opened()  # closed() on EVT_CONN_CLOSE (Node.handlers)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # not a TCP socket: nothing to tune
@@ -182,14 +190,16 @@ class Node:
     """A running printscp node; ``start()`` then ``stop()`` (or use as a context).
 
     ``listen_socket`` is a listening socket several worker processes accept on (see
-    :mod:`printscp.workers`); ``recover`` is false in all but one of them.
+    :mod:`printscp.workers`), ``load`` their shared count of associations; ``recover``
+    is false in all but one of them.
     """
 
     def __init__(self, config: NodeConfig, *, listen_socket: socket.socket | None = None,
-                 recover: bool = True) -> None:
+                 recover: bool = True, load: Any = None) -> None:
         self.config = config
         self.listen_socket = listen_socket
         self.recover = recover
+        self.load = load
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
         for printer in (config.printer, *config.printers.values()):
@@ -306,7 +316,9 @@ class Node:
             assoc.kill()
 
     def handlers(self) -> list[tuple[Any, ...]]:
+        load = [(evt.EVT_CONN_CLOSE, lambda _: self.load.closed())] if self.load else []
         return [
+            *load,
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, verification.handle_echo),
             *dispatch.combine(print_management.event_handlers(self.print_service),
@@ -344,7 +356,7 @@ class Node:
         self.server = self.ae.make_server(
             (self.config.bind, self.config.port), evt_handlers=self.handlers(),
             server_class=type("_Server", (_NoDelayServer,),
-                              {"listen_socket": self.listen_socket}),
+                              {"listen_socket": self.listen_socket, "load": self.load}),
         )
         # Registered like AE.start_server does, so shutdown() and ae.shutdown() find it.
         self.ae._servers.append(self.server)

@@ -1,0 +1,60 @@
+"""Worker processes sharing a port: the least busy one takes each association."""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+from dataclasses import replace
+
+from pynetdicom import AE
+
+from printscp.config import load_config
+from printscp.node import Node
+from printscp.pynetdicom_fixes import guard_requestor
+from printscp.workers import SharedLoad
+
+
+def test_shared_load_prefers_the_least_busy():
+    counts = multiprocessing.Array("i", 3, lock=False)
+    a, b = SharedLoad(counts, 0), SharedLoad(counts, 1)
+    assert not a.busier_than_another()
+    a.opened()
+    assert a.busier_than_another() and not b.busier_than_another()
+    b.opened()
+    assert a.busier_than_another()  # 1, 1, 0: both are busier than the third
+    counts[2] = 1
+    assert not a.busier_than_another() and not b.busier_than_another()
+    a.closed()
+    a.closed()  # never below zero
+    assert counts[0] == 0 and b.busier_than_another()
+
+
+def test_two_nodes_on_one_socket_take_two_associations_each(tmp_path, monkeypatch):
+    """Four associations held open split 2-2, whichever node wakes first: a node with
+    more waits for the other (the wait made long here, so timing cannot decide)."""
+    monkeypatch.setattr(SharedLoad, "DEFER", 0.3)
+    listening = socket.create_server(("127.0.0.1", 0), backlog=16)
+    port = listening.getsockname()[1]
+    config = replace(load_config(None, port=port, bind="127.0.0.1",
+                                 data_dir=str(tmp_path / "data")), port=port)
+    counts = multiprocessing.Array("i", 2, lock=False)
+    nodes = [Node(config, listen_socket=listening, recover=i == 0,
+                  load=SharedLoad(counts, i)).start() for i in range(2)]
+    associations = []
+    try:
+        ae = AE("CLIENT")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        for _ in range(4):
+            assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
+            guard_requestor(assoc)
+            assert assoc.is_established
+            associations.append(assoc)
+        assert list(counts) == [2, 2]
+        assert sorted(len(n.ae.active_associations) for n in nodes) == [2, 2]
+        assert all(a.send_c_echo().Status == 0 for a in associations)
+    finally:
+        for assoc in associations:
+            assoc.release()
+        for node in nodes:
+            node.stop()
+    assert list(counts) == [0, 0]

@@ -243,16 +243,21 @@ def test_c_cancel_stops_the_query(populated):
     ident.StudyInstanceUID = STUDIES[0].study_uid
     ident.SeriesInstanceUID = STUDIES[0].series_uids[0]
     ident.SOPInstanceUID = ""
-    statuses = []
     try:
-        for st, _ in assoc.send_c_find(ident, PatientRootQueryRetrieveInformationModelFind,
-                                       msg_id=7):
-            statuses.append(int(st.Status))
-            if len(statuses) == 1:
-                assoc.send_c_cancel(7, None, PatientRootQueryRetrieveInformationModelFind)
+        statuses = _find_and_cancel(assoc, ident, PatientRootQueryRetrieveInformationModelFind)
     finally:
         assoc.release()
     assert statuses[-1] in (0xFE00, 0x0000) and len(statuses) <= 3
+
+
+def _find_and_cancel(assoc, ident: Dataset, model: str, msg_id: int = 7) -> list[int]:
+    """The statuses of a C-FIND cancelled (C-CANCEL) once its first response is in."""
+    statuses = []
+    for st, _ in assoc.send_c_find(ident, model, msg_id=msg_id):
+        statuses.append(int(st.Status))
+        if len(statuses) == 1:
+            assoc.send_c_cancel(msg_id, None, model)
+    return statuses
 
 
 def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
@@ -286,13 +291,8 @@ def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
     ident.StudyInstanceUID = study.study_uid
     ident.SeriesInstanceUID = study.series_uids[0]
     ident.SOPInstanceUID = ""
-    statuses = []
     try:
-        for st, _ in assoc.send_c_find(ident, StudyRootQueryRetrieveInformationModelFind,
-                                       msg_id=9):
-            statuses.append(int(st.Status))
-            if len(statuses) == 1:
-                assoc.send_c_cancel(9, None, StudyRootQueryRetrieveInformationModelFind)
+        statuses = _find_and_cancel(assoc, ident, StudyRootQueryRetrieveInformationModelFind)
         assert assoc.send_c_echo().Status == 0x0000  # the association goes on
     finally:
         assoc.release()

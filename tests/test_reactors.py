@@ -116,3 +116,21 @@ def test_socket_recv_grows_its_buffer_only_as_bytes_arrive():
         sender.join()
     finally:
         a.close()
+
+
+def test_uid_checks_are_kept_but_invalid_uids_still_raise():
+    """After install() pynetdicom's UID conversion remembers valid UIDs (the same
+    object comes back) and refuses an invalid one every time it comes."""
+    from pydicom.uid import UID
+    from pynetdicom import pdu_items, presentation
+
+    from printscp import reactors
+
+    reactors.install()
+    first = pdu_items.set_uid(b"1.2.840.10008.1.2.1", "Transfer Syntax Name")
+    assert isinstance(first, UID) and first == "1.2.840.10008.1.2.1"
+    assert presentation.set_uid("1.2.840.10008.1.2.1", "Transfer Syntax Name") is first
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            pdu_items.set_uid("1" * 65, "Abstract Syntax Name")  # longer than UI allows
+    assert pdu_items.set_uid(None, "Abstract Syntax Name") is None

@@ -563,25 +563,30 @@ def _deliver(assoc: Association, message: pdata.MessageAssembler) -> None:
     _indicate(assoc, message)
 
 
-def read_pending(assoc: Association) -> None:
+def read_pending(assoc: Association) -> bool:
     """On the DUL thread, while it serves a request itself: take in, without waiting,
     what the peer sent meanwhile, so that a C-CANCEL is seen (pynetdicom files it in
     ``dimse.cancel_req``).  Anything else that is not P-DATA (a release, an abort, the
-    connection closing) is left queued for the state machine, after the request."""
+    connection closing) is left queued for the state machine, after the request.
+
+    Returns True when the request should stop: such an event waits (the peer aborted
+    or went away), so the rest of the answer would go nowhere.
+    """
     dul = assoc.dul
     sock = getattr(dul.socket, "socket", None)
-    if sock is None:
-        return
+    if sock is None or dul.event_queue.qsize():
+        return True
     for _ in range(8):  # a few PDUs at most: the request goes on
         pending = getattr(sock, "pending", None)
         if not (pending is not None and pending()):
             try:
                 if not select.select([sock], [], [], 0)[0]:
-                    return
+                    return False
             except (OSError, ValueError):
-                return
+                return True
         if not _transport_event(dul) or dul.event_queue.qsize():
-            return
+            return bool(dul.event_queue.qsize())
+    return False
 
 
 def _indicate(assoc: Association, message: pdata.MessageAssembler) -> None:

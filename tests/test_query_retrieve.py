@@ -260,14 +260,15 @@ def _find_and_cancel(assoc, ident: Dataset, model: str, msg_id: int = 7) -> list
     return statuses
 
 
-def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
-    """A C-CANCEL arriving mid-way through a long answer ends it with 0xFE00 (the
-    query is served on the DUL thread, which reads the cancel between matches)."""
+def _slow_series(node: Node, monkeypatch, images: int = 30) -> tuple[Dataset, list[int]]:
+    """A series of ``images`` stored in ``node``, queried at a large archive's pace
+    (20 ms a match); the image-level identifier, and a list that counts the matches
+    the index has produced."""
     import time as time_
 
     from archive_data import instance
 
-    study = Study("P9", "LONG^ANSWER", "20261101", "ACC9", images=30)
+    study = Study("P9", "LONG^ANSWER", "20261101", "ACC9", images=images)
     ae = AE(ae_title="LOADER")
     ae.add_requested_context(CTImageStorage)
     loader = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
@@ -277,20 +278,29 @@ def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
     loader.release()
     index = node.archive.index
     query = index.query
+    produced: list[int] = []
 
-    def slow_query(*args, **kwargs):  # a large archive's pace, so the cancel lands mid-way
+    def slow_query(*args, **kwargs):
         for match in query(*args, **kwargs):
             time_.sleep(0.02)
+            produced.append(1)
             yield match
 
     monkeypatch.setattr(index, "query", slow_query)
-    assoc = _connect(node, "FINDSCU", StudyRootQueryRetrieveInformationModelFind,
-                     "1.2.840.10008.1.1")
     ident = Dataset()
     ident.QueryRetrieveLevel = "IMAGE"
     ident.StudyInstanceUID = study.study_uid
     ident.SeriesInstanceUID = study.series_uids[0]
     ident.SOPInstanceUID = ""
+    return ident, produced
+
+
+def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
+    """A C-CANCEL arriving mid-way through a long answer ends it with 0xFE00 (the
+    query is served on the DUL thread, which reads the cancel between matches)."""
+    ident, _ = _slow_series(node, monkeypatch)
+    assoc = _connect(node, "FINDSCU", StudyRootQueryRetrieveInformationModelFind,
+                     "1.2.840.10008.1.1")
     try:
         statuses = _find_and_cancel(assoc, ident, StudyRootQueryRetrieveInformationModelFind)
         assert assoc.send_c_echo().Status == 0x0000  # the association goes on
@@ -298,6 +308,27 @@ def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
         assoc.release()
     assert statuses[-1] == 0xFE00
     assert 1 <= statuses.count(0xFF00) < 10
+
+
+def test_a_query_stops_when_its_requester_aborts(node, monkeypatch):
+    """A requester that aborts mid-way through a long answer is not answered further:
+    the query stops at the next match instead of writing the rest to nobody, and the
+    node keeps serving."""
+    import time as time_
+
+    ident, produced = _slow_series(node, monkeypatch)
+    assoc = _connect(node, "FINDSCU", StudyRootQueryRetrieveInformationModelFind)
+    for st, _ in assoc.send_c_find(ident, StudyRootQueryRetrieveInformationModelFind):
+        assert st.Status == 0xFF00
+        assoc.abort()
+        break
+    time_.sleep(1.0)  # 30 matches at 20 ms: all produced by now, had it gone on
+    assert 1 <= len(produced) < 10
+    other = _connect(node, "ECHOSCU", "1.2.840.10008.1.1")
+    try:
+        assert other.send_c_echo().Status == 0x0000
+    finally:
+        other.release()
 
 
 @DCMTK

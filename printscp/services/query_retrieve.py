@@ -109,7 +109,8 @@ def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
                 config: NodeConfig, poll: Any = None) -> None:
     """C-FIND: one pending response per match, return keys filled (empty if unknown),
     then the final status; C-CANCEL ends it with 0xFE00.  ``poll``, if given, is
-    called before each match to take in a C-CANCEL (see :func:`fast_find`)."""
+    called before each match to take in a C-CANCEL (see :func:`fast_find`); when it
+    returns True the peer has gone and the query stops."""
     respond = _Responder(assoc, req, context, _C_FIND_RSP)
     try:
         identifier = _decode_identifier(req, context)
@@ -120,8 +121,8 @@ def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
         return
     keys = _ReturnKeys(identifier, level, config.ae_title)
     for record, _ in archive.index.query(level, identifier, patient_root=patient_root):
-        if poll is not None:
-            poll()
+        if poll is not None and poll():
+            return  # the peer aborted or closed: nobody to answer
         if not assoc.is_established:
             return
         if req.MessageID in assoc.dimse.cancel_req:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -310,6 +311,22 @@ def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
     assert 1 <= statuses.count(0xFF00) < 10
 
 
+@DCMTK
+def test_findscu_cancel_is_seen_while_the_matches_go_out(node, monkeypatch, tmp_path):
+    """DCMTK findscu --cancel 1 sends C-CANCEL after the first match; the answer ends
+    with the Cancel status and findscu exits cleanly."""
+    ident, produced = _slow_series(node, monkeypatch)
+    res = subprocess.run([tool("findscu"), "-S", "-v", "-aec", "PRINTSCP", "--cancel", "1",
+                          "-k", "QueryRetrieveLevel=IMAGE",
+                          "-k", f"StudyInstanceUID={ident.StudyInstanceUID}",
+                          "-k", f"SeriesInstanceUID={ident.SeriesInstanceUID}",
+                          "-k", "SOPInstanceUID", "127.0.0.1", str(node.port)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "Cancel" in res.stderr
+    assert 1 <= res.stderr.count("Find Response:") < 10 and len(produced) < 10
+
+
 def test_a_query_stops_when_its_requester_aborts(node, monkeypatch):
     """A requester that aborts mid-way through a long answer is not answered further:
     the query stops at the next match instead of writing the rest to nobody, and the
@@ -335,7 +352,7 @@ def test_a_query_stops_when_its_requester_aborts(node, monkeypatch):
 def test_movescu_moves_a_study_with_counts(populated, tmp_path):
     node, _, move_port = populated
     study = STUDIES[0]
-    res = subprocess.run([tool("movescu"), "-S", "-v", "-aec", "PRINTSCP", "-aet", "MOVESCU",
+    res = subprocess.run([tool("movescu"), "-S", "-d", "-aec", "PRINTSCP", "-aet", "MOVESCU",
                           "-aem", "MOVESCU", "+P", str(move_port), "-od", str(tmp_path),
                           "-k", "QueryRetrieveLevel=STUDY",
                           "-k", f"StudyInstanceUID={study.study_uid}",
@@ -348,7 +365,17 @@ def test_movescu_moves_a_study_with_counts(populated, tmp_path):
     originals = {r.sop_uid: archive.read(r) for r in archive.instances()}
     for d in received:
         assert d.PixelData == originals[d.SOPInstanceUID].PixelData
-    assert "Received Final Move Response (Success)" in res.stderr
+    # movescu -d: the first C-MOVE-RSP, Pending with all four remaining and none done,
+    # comes before the first C-STORE-RQ (movescu waits for it to look for the
+    # sub-association); the last is Success.
+    log = res.stderr
+    first_rsp, first_store = log.index(": C-MOVE RSP"), log.index(": C-STORE RQ")
+    assert first_rsp < first_store
+    block = log[first_rsp:first_store]
+    assert re.search(r"Remaining Suboperations\s+: 4\b", block)
+    assert re.search(r"Completed Suboperations\s+: 0\b", block)
+    assert "0xff00: Pending" in block
+    assert "0x0000: Success" in log[log.rindex(": C-MOVE RSP"):]
 
 
 def test_move_announces_its_sub_operations_before_the_first_store(populated):
@@ -585,7 +612,7 @@ def test_hand_encoded_find_responses_equal_pydicom(populated, syntax, level):
 
     from printscp import pdata
     from printscp.archive.index import Level
-    from printscp.services.query_retrieve import _encoded_response, _response_elements
+    from printscp.services.query_retrieve import _encoded_response, _ReturnKeys
 
     node, _, _ = populated
     ident = Dataset()
@@ -610,14 +637,15 @@ def test_hand_encoded_find_responses_equal_pydicom(populated, syntax, level):
     records = [r for r, _ in node.archive.index.query(Level(level), ident)]
     assert records
     for record in records:
-        elements = _response_elements(ident, record, Level(level), "PRINTSCP")
+        keys = _ReturnKeys(ident, Level(level), "PRINTSCP")
+        elements = keys.elements(record)
         expected_ds = Dataset()
         for elem in elements:
             expected_ds.add(elem)
         expected = encode(expected_ds, ts.is_implicit_VR, True)
         by_hand = pdata.encode_elements(elements, ts.is_implicit_VR)
         assert (by_hand is None) == (level == "IMAGE")
-        assert _encoded_response(ident, record, Level(level), "PRINTSCP", context) == expected
+        assert _encoded_response(keys, record, context) == expected
         assert expected_ds.RetrieveAETitle == "PRINTSCP"
         assert expected_ds.QueryRetrieveLevel == level
         assert expected_ds.InstanceAvailability == "ONLINE"

@@ -143,7 +143,7 @@ class ArchiveFiles:
         try:
             path, fd = self._write_temp(data)
         except OSError as exc:
-            return PendingWrite(data, sha256 or _sha256(data), error=exc)
+            return PendingWrite(data, "", error=exc)  # finish() raises it: no file to name
         return PendingWrite(data, sha256 or _sha256(data), path, fd)  # while the disk writes
 
     def stage(self, pending: PendingWrite, study_uid: str, series_uid: str, sop_uid: str

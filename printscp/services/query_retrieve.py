@@ -129,8 +129,7 @@ def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
             respond.send(status.CANCEL)
             return
         # Each match goes at once: the requester decodes it while the next is built.
-        respond.send(status.PENDING, encoded=_encoded_response(
-            identifier, record, level, config.ae_title, context, keys))
+        respond.send(status.PENDING, encoded=_encoded_response(keys, record, context))
     if assoc.is_established:
         respond.send(status.SUCCESS)
 
@@ -174,7 +173,8 @@ def fast_find(assoc: Any, message: pdata.MessageAssembler, archive: Archive,
                     poll=lambda: reactors.read_pending(assoc))
     except Exception:
         LOGGER.exception("C-FIND failed")
-        _Responder(assoc, req, context, _C_FIND_RSP).send(_UNABLE_TO_PROCESS)
+        _Responder(assoc, req, context, _C_FIND_RSP).send(status.CANNOT_UNDERSTAND,
+                                                          "unable to process")
     finally:
         assoc.dimse.cancel_req = {}
         assoc._printscp_serving = False
@@ -227,12 +227,6 @@ class _ReturnKeys:
         return [elements[tag] for tag in sorted(elements)]
 
 
-def _response_elements(identifier: Dataset, record: Dataset, level: Level,
-                       ae_title: str) -> list[DataElement]:
-    """One match's return keys (see :class:`_ReturnKeys`)."""
-    return _ReturnKeys(identifier, level, ae_title).elements(record)
-
-
 #: Value representations whose text the Specific Character Set governs (PS3.5 6.1.2.3).
 _CHARACTER_SET_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
 
@@ -251,13 +245,10 @@ def _needs_character_set(elements: Iterable[DataElement]) -> bool:
     return False
 
 
-def _encoded_response(identifier: Dataset, record: Dataset, level: Level, ae_title: str,
-                      context: Any, keys: _ReturnKeys | None = None) -> bytes:
+def _encoded_response(keys: _ReturnKeys, record: Dataset, context: Any) -> bytes:
     """A match's response identifier in the context's transfer syntax: text-only keys
-    (nearly all) encoded by hand, anything else by pydicom.  ``keys``: the query's
-    :class:`_ReturnKeys`, if made already."""
+    (nearly all) encoded by hand, anything else by pydicom."""
     syntax = context.transfer_syntax[0]
-    keys = keys or _ReturnKeys(identifier, level, ae_title)
     elements = keys.elements(record)
     if syntax.is_little_endian and not syntax.is_deflated:
         data = pdata.encode_elements(elements, syntax.is_implicit_VR)
@@ -410,7 +401,6 @@ GET_CLASSES = frozenset({str(PatientRootQueryRetrieveInformationModelGet),
 _C_FIND_RSP = 0x8020
 _C_GET_RSP = 0x8010
 _C_MOVE_RSP = 0x8021
-_UNABLE_TO_PROCESS = 0xC311  #: as pynetdicom answers a C-FIND whose handler failed
 
 
 def serve_qr(assoc: Any, archive: Archive, config: NodeConfig) -> None:

@@ -101,26 +101,19 @@ def fast_store(assoc: Any, message: pdata.MessageAssembler, archive: Archive) ->
 
     The same work as :func:`handle_store` without pynetdicom's per-message objects
     and thread hand-offs (see :mod:`printscp.reactors`).  Returns False, having done
-    nothing, when the message is not for a storage context this node accepted as
-    SCP; pynetdicom then serves (or refuses) it as usual.
+    nothing, when :func:`store_prefix` gave the message no file (not for a storage
+    context this node accepted as SCP, or a command without its UIDs) or its Message
+    ID is missing; pynetdicom then serves (or refuses) it as usual.
     """
-    context = assoc._accepted_cx.get(message.context_id)
-    if (context is None or str(context.abstract_syntax) not in _STORAGE_CLASS_SET
-            or not context.as_scp):
-        return False
     command = message.command or {}
     message_id = pdata.command_us(command, pdata.MESSAGE_ID)
+    if message_id is None or not message.prefix:
+        return False  # pynetdicom refuses an incomplete command as the standard says
     sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS)
     sop_instance = pdata.command_text(command, pdata.AFFECTED_SOP_INSTANCE)
-    if message_id is None or not sop_class or not sop_instance:
-        return False  # pynetdicom refuses an incomplete command as the standard says
     calling = str(assoc.requestor.ae_title).strip()
-    if message.hasher is not None:  # hashed as it arrived (printscp.reactors)
-        encoded, digest = message.file_bytes(), message.hasher.hexdigest()
-    else:
-        encoded = pdata.file_meta(sop_class, sop_instance, str(context.transfer_syntax[0])) \
-            + message.data_set()
-        digest = None
+    # The file's bytes, and its SHA-256 taken as they arrived (printscp.reactors).
+    encoded, digest = message.file_bytes(), message.hasher.hexdigest()
     try:
         code, comment = _store(archive, encoded, sop_class, sop_instance, calling, digest)
     except Exception:

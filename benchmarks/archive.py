@@ -80,6 +80,7 @@ from pydicom.uid import PYDICOM_ROOT_UID, CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
+from printscp import reactors
 from printscp.pynetdicom_fixes import guard_requestor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -530,6 +531,7 @@ def find_association(server: Server) -> Iterator[Any]:
     # pynetdicom 3.0's requestor loses a response now and then when the answer comes
     # before its reactor has parked (against printscp: 2 of 300 six-match queries came
     # back with five); printscp's guard for its own clients fixes that, for every server.
+    # (Its event-driven loops are installed before the first association: see main.)
     guard_requestor(assoc)
     try:
         yield assoc
@@ -845,6 +847,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("DCMTK clients missing under /usr/bin (apt-get install -y dcmtk)", file=sys.stderr)
         return 2
     skip = set(args.skip.split(","))
+    # The persistent query client's loops, event-driven for every server alike: an
+    # association opened before this keeps pynetdicom's polling one (printscp.reactors).
+    reactors.install()
     move_port = free_port()
     factories: dict[str, Callable[[], Server]] = {
         "printscp": lambda: PrintSCPServer(move_port, 2), "orthanc": lambda: OrthancServer(

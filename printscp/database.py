@@ -14,6 +14,10 @@ than the lock is held; a blocking ``flock`` wakes the next writer as soon as the
 lock is released.  The busy timeout stays as a backstop for other writers (the
 ``sqlite3`` shell).  One connection per thread: sqlite3 connections are not to be
 shared between threads.
+
+The first connection to a new file switches it to WAL under the writer lock too:
+two workers opening a fresh data directory at once otherwise had one of them fail
+with "database is locked" (SQLite does not wait on a busy handler for that switch).
 """
 
 from __future__ import annotations
@@ -95,7 +99,8 @@ class Database:
         self._local = threading.local()
         self._lock: WriterLock | None = None
         self._lock_pid = 0
-        self._connect().executescript(schema)
+        with self._writer():  # the first connection switches a new file to WAL
+            self._connect().executescript(schema)
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)

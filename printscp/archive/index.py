@@ -7,12 +7,12 @@ queried ones as normalised columns (SQL prefilters on them) and all of them as D
 JSON (return keys, and the exact PS3.4 C.2 check in
 :mod:`printscp.archive.matching`).
 
-The database is ``<data_dir>/index.sqlite`` in WAL mode with ``synchronous=FULL``:
-a C-STORE is answered only after its row is committed.  The instance's file is
-complete, fsynced and renamed into place before its row is written, so the index
-never names a file that is incomplete or other than the one whose checksum it holds;
-the write transaction is short (no file I/O but a check that the file is still
-there).  Writers serialise on the database's writer lock
+The database is ``<data_dir>/index.sqlite`` in WAL mode (:mod:`printscp.database`):
+a C-STORE is answered only after its row is committed and the WAL flushed to disk.
+The instance's file is complete, fsynced and renamed into place before its row is
+written, so the index never names a file that is incomplete or other than the one
+whose checksum it holds; the write transaction is short (no file I/O but a check that
+the file is still there).  Writers serialise on the database's writer lock
 (:class:`printscp.database.WriterLock`), under which replaced files are deleted as
 well, so two workers storing the same instance leave one good copy.
 

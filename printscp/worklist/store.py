@@ -8,7 +8,8 @@ everything else), so every step is matched, returned and moved through its state
 own, and the matching columns are single-valued where the data dictionary says so.
 
 Storage follows :mod:`printscp.archive.index` (same file, ``<data_dir>/index.sqlite``): WAL,
-``synchronous=FULL``, one connection per thread, writes in ``BEGIN IMMEDIATE``
+flushed to disk before a write returns (:mod:`printscp.database`), one connection per
+thread, writes in ``BEGIN IMMEDIATE``
 transactions.  Each item is kept twice: the matching keys as columns holding
 :func:`printscp.archive.matching.normalise` values (the SQL prefilter of
 :func:`~printscp.archive.matching.sql_condition` relies on exactly that form) and the whole

@@ -208,6 +208,8 @@ def _wrap_init() -> None:
     def __init__(self: DULServiceProvider, assoc: Any) -> None:
         original(self, assoc)
         self._printscp_pipe = None
+        #: The socket was readable when :func:`_wait_for_io` last looked (not TLS).
+        self._printscp_readable = False
         #: Held while bytes go to the socket, by whichever thread writes them (and by
         #: the DUL thread from taking a queued message until it is written).
         self._printscp_write_lock = threading.RLock()
@@ -293,10 +295,16 @@ def _wait_for_io(dul: DULServiceProvider, pipe: _Pipe) -> None:
             return  # TLS: decrypted bytes wait that select cannot see
         fds.append(sock)
     try:
-        select.select(fds, [], [], TICK)
+        readable, _, _ = select.select(fds, [], [], TICK)
     except (OSError, ValueError):  # the socket closed under us: the loop will see it
         time.sleep(dul._run_loop_delay)
-    pipe.drain()
+        pipe.drain()
+        return
+    # Only what select saw is read: every syscall of this thread lets the GIL go, and
+    # a store on another association's thread may then hold it for a while.
+    if pipe.read_fd in readable:
+        pipe.drain()
+    dul._printscp_readable = len(fds) > 1 and fds[1] in readable
 
 
 def _dul_run_reactor(self: DULServiceProvider) -> None:
@@ -465,11 +473,13 @@ _PDU_HEADER = struct.Struct(">BBL")
 
 def _transport_event(dul: DULServiceProvider) -> bool:
     """Read one PDU if the peer sent one; P-DATA-TF in Sta6 goes to the assembler."""
+    # A socket select has just found readable needs no second select (transport.ready).
+    readable, dul._printscp_readable = dul._printscp_readable, False
     if dul.state_machine.current_state != "Sta6" or _config.STORE_RECV_CHUNKED_DATASET:
         _flush_partial(dul)
         return dul._is_transport_event()
     transport = dul.socket
-    if not (transport and transport.ready):
+    if not (transport and (readable or transport.ready)):
         return False
     from pynetdicom.dul import LOGGER
     try:

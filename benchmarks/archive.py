@@ -17,8 +17,11 @@ dcmqrscp, and prints a table with the ratio printscp / peer:
 1. Store rate: DCMTK ``storescu`` sending 300 CT images (512x512, 16-bit, Explicit VR
    Little Endian, generated once with pydicom) on one association, and from 4
    storescu processes at once (75 each).  Instances/s (first byte to last
-   process exit), median of ``--runs`` runs, each against a fresh server and an
-   empty data directory; the count stored is checked with a C-FIND afterwards.
+   process exit), median of 5 runs (``--runs``), each against a fresh server and an
+   empty data directory; the count stored is checked with a C-FIND afterwards.  The
+   servers take turns run by run, and each run's printscp / Orthanc ratio is printed
+   too (this shared machine's disk has slow spells that a run of one server alone
+   would catch and another's not).
 2. C-FIND latency with 50,000 indexed instances (1,000 studies x 2 series x 25
    instances of 8x8 pixels, 500 patients): study level by Patient ID, by wildcard
    Patient Name ``DOE*``, by a Study Date range (one quarter), and image level for
@@ -103,6 +106,7 @@ class Plan:
     store_images: int = 300
     store_parallel: int = 4
     runs: int = 3
+    store_runs: int = 5
     studies: int = 1000
     series_per_study: int = 2
     per_series: int = 25
@@ -115,7 +119,7 @@ class Plan:
         return self.studies * self.series_per_study * self.per_series
 
 
-QUICK = Plan(store_images=60, runs=1, studies=100, per_series=5, retrieve_images=20,
+QUICK = Plan(store_images=60, runs=1, store_runs=1, studies=100, per_series=5, retrieve_images=20,
              find_repeats=5, findscu_repeats=3)
 
 
@@ -629,42 +633,58 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def measure_store(server: Server, data: DataSet, work: Path, res: Results) -> None:
-    plan = data.plan
+def store_modes(data: DataSet) -> dict[str, list[list[str]]]:
+    """Each store mode's groups of files, one storescu process per group."""
     files = [str(p) for p in data.store_files]
-    per = len(files) // plan.store_parallel
-    modes = {
+    per = len(files) // data.plan.store_parallel
+    return {
         f"1 assoc x {len(files)}": [files],
-        f"{plan.store_parallel} assoc x {per}": [files[i * per:(i + 1) * per]
-                                                 for i in range(plan.store_parallel)],
+        f"{data.plan.store_parallel} assoc x {per}": [
+            files[i * per:(i + 1) * per] for i in range(data.plan.store_parallel)],
     }
-    for mode, groups in modes.items():
-        rates = res.store.setdefault(server.name, {}).setdefault(mode, [])
-        for r in range(plan.runs):
-            folder = work / f"store-{server.name}-{len(groups)}-{r}"
-            server.start(folder)
-            failed = ""
-            try:
-                cmds = [[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
-                         str(server.port), *g] for g in groups]
-                try:
-                    elapsed = timed_parallel(cmds)
-                except RuntimeError as exc:
-                    failed = str(exc).splitlines()[0]
-                stored = count_instances(server, data.store_study.uid)
-            finally:
-                server.stop()
-                shutil.rmtree(folder, ignore_errors=True)
-            sent = sum(len(g) for g in groups)
-            if failed or stored != sent:
-                res.problems.append(f"{server.name} store {mode} run {r + 1}: C-FIND finds "
-                                    f"{stored} of {sent} instances sent {failed}")
-                say(f"  {server.name:12s} store {mode:14s} run {r + 1}: FAILED ({stored} of "
-                    f"{sent} stored) {failed}")
-                rates.append(float("nan"))
-                continue
-            rates.append(sent / elapsed)
-            say(f"  {server.name:12s} store {mode:14s} run {r + 1}: {sent / elapsed:7.1f} inst/s")
+
+
+def measure_stores(servers: Sequence[Server], data: DataSet, work: Path, res: Results
+                   ) -> None:
+    """Every server's store runs, taking turns: run r of each mode goes to every server
+    before run r + 1 does (the order rotating), so that a slower spell of this shared
+    machine (its disk's fsync latency moved by 2x within minutes) falls on all servers
+    alike and each run's ratio compares like with like."""
+    for r in range(data.plan.store_runs):
+        for mode, groups in store_modes(data).items():
+            turn = r % len(servers)
+            for server in [*servers[turn:], *servers[:turn]]:
+                rate = store_run(server, mode, groups, r, data, work, res)
+                res.store.setdefault(server.name, {}).setdefault(mode, []).append(rate)
+
+
+def store_run(server: Server, mode: str, groups: list[list[str]], r: int, data: DataSet,
+              work: Path, res: Results) -> float:
+    """One store run against a fresh server and data directory: instances/s (NaN if it
+    failed or a C-FIND afterwards does not find every instance sent)."""
+    folder = work / f"store-{server.name}-{len(groups)}-{r}"
+    server.start(folder)
+    failed = ""
+    try:
+        cmds = [[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
+                 str(server.port), *g] for g in groups]
+        try:
+            elapsed = timed_parallel(cmds)
+        except RuntimeError as exc:
+            failed = str(exc).splitlines()[0]
+        stored = count_instances(server, data.store_study.uid)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    sent = sum(len(g) for g in groups)
+    if failed or stored != sent:
+        res.problems.append(f"{server.name} store {mode} run {r + 1}: C-FIND finds "
+                            f"{stored} of {sent} instances sent {failed}")
+        say(f"  {server.name:12s} store {mode:14s} run {r + 1}: FAILED ({stored} of "
+            f"{sent} stored) {failed}")
+        return float("nan")
+    say(f"  {server.name:12s} store {mode:14s} run {r + 1}: {sent / elapsed:7.1f} inst/s")
+    return sent / elapsed
 
 
 def measure_archive(server: Server, data: DataSet, work: Path, res: Results) -> None:
@@ -790,6 +810,21 @@ def table(title: str, rows: dict[str, dict[str, float]], names: list[str], unit:
         say(f"{label:28s}" + "".join(cells))
 
 
+def paired_ratios(rates: dict[str, dict[str, list[float]]], ours: str, peer: str) -> None:
+    """Each store run's ratio ``ours`` / ``peer``: the runs took turns (measure_stores),
+    so a run's two rates met the same state of the machine."""
+    if ours not in rates or peer not in rates:
+        return
+    for mode, values in rates[ours].items():
+        ratios = [a / b for a, b in zip(values, rates[peer].get(mode, []), strict=False)
+                  if a == a and b == b and b > 0]
+        if ratios:
+            say(f"  {ours}/{peer} run by run, {mode}: "
+                + " ".join(f"{q:.2f}" for q in ratios)
+                + f" (median {statistics.median(ratios):.2f}, {sum(q >= 1 for q in ratios)}"
+                  f" of {len(ratios)} runs >= 1)")
+
+
 def pivot(data: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for server, rows in data.items():
@@ -803,8 +838,9 @@ def report(res: Results, names: list[str], plan: Plan) -> None:
     retrieve = {s: {m: median(v) for m, v in rows.items()}
                 for s, rows in res.retrieve.items()}
     store_names = [n for n in ("printscp", "printscp-w1", "orthanc", "dcmqrscp") if n in store]
-    table(f"Store rate, {plan.store_images} CT 512x512x16 (median of {plan.runs})",
+    table(f"Store rate, {plan.store_images} CT 512x512x16 (median of {plan.store_runs})",
           pivot(store), store_names, "instances/s; ratio > 1: printscp faster")
+    paired_ratios(res.store, "printscp", "orthanc")
     table(f"C-FIND, {plan.indexed} indexed instances, persistent pynetdicom association "
           f"(median of {plan.find_repeats})", pivot(res.find), names,
           "ms; ratio < 1: printscp faster")
@@ -833,12 +869,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--only", default=",".join(SERVERS),
                         help="comma-separated servers (default: all)")
-    parser.add_argument("--runs", type=int, help="runs per store/retrieve rate (default 3)")
+    parser.add_argument("--runs", type=int,
+                        help="runs per store and retrieve rate (default 5 and 3)")
     parser.add_argument("--skip", default="", help="comma-separated phases: store,archive")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
     if args.runs:
-        plan = Plan(**{**plan.__dict__, "runs": args.runs})
+        plan = Plan(**{**plan.__dict__, "runs": args.runs, "store_runs": args.runs})
     wanted = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(wanted) - set(SERVERS)
     if unknown:
@@ -876,11 +913,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{plan.indexed} 8x8 instances in {time.perf_counter() - t0:.1f} s")
         res = Results()
         if "store" not in skip:
-            say("\n== store")
-            for server in servers:
-                measure_store(server, data, work, res)
-                if isinstance(server, PrintSCPServer):
-                    measure_store(PrintSCPServer(move_port, 1), data, work, res)
+            say("\n== store (the servers take turns, run by run)")
+            store_servers = [*servers]
+            if "printscp" in names:
+                store_servers.insert(1, PrintSCPServer(move_port, 1))
+            measure_stores(store_servers, data, work, res)
         if "archive" not in skip:
             say(f"\n== C-FIND / C-GET / C-MOVE with {plan.indexed} indexed instances")
             if {"printscp", "dcmqrscp"} <= set(names):

@@ -702,6 +702,8 @@ def send_c_store_file(assoc: Association, path: Path, sop_class: str, sop_instan
                                priority, originator)
     if framed is None:
         return None
+    if not assoc.is_established:  # the peer aborted or closed it after the last one
+        raise RuntimeError("the association closed before the C-STORE could be sent")
     # As pynetdicom's send_*(): park the reactor so the response comes to us; a
     # reactor that has ended never parks (the peer aborted or closed meanwhile).
     assoc._reactor_checkpoint.clear()

@@ -211,17 +211,21 @@ def test_the_reactor_leaves_a_parked_senders_response_on_the_queue():
     assert assoc.dimse.msg_queue.get_nowait() == (1, "C-STORE-RSP for the sender")
 
 
-def test_a_c_store_on_an_association_that_has_ended_fails_instead_of_waiting(monkeypatch):
-    """Its reactor has ended and will never park: the sub-operation fails at once (and
-    the C-MOVE counts it) instead of waiting for the reactor forever."""
+@pytest.mark.parametrize("paused", [False, True])
+def test_a_c_store_on_an_association_that_has_ended_fails_instead_of_waiting(monkeypatch,
+                                                                               paused):
+    """Its reactor has ended, parked or not: the sub-operation fails at once (and the
+    C-MOVE counts it) instead of waiting for the reactor, or for a response, forever."""
     import threading
     from types import SimpleNamespace
 
     from printscp import reactors
 
     monkeypatch.setattr(reactors, "frame_stored_file", lambda *a, **k: (1, b"", b""))
-    assoc = SimpleNamespace(_is_paused=False, _kill=True, is_established=False,
-                            _reactor_checkpoint=threading.Event())
+    checkpoint = threading.Event()
+    checkpoint.set()  # open, as when no send_*() is waiting
+    assoc = SimpleNamespace(_is_paused=paused, _kill=True, is_established=False,
+                            _reactor_checkpoint=checkpoint)
     outcome: list[BaseException] = []
 
     def send() -> None:
@@ -235,4 +239,4 @@ def test_a_c_store_on_an_association_that_has_ended_fails_instead_of_waiting(mon
     thread.join(5)
     assert not thread.is_alive()
     assert outcome and "closed" in str(outcome[0])
-    assert assoc._reactor_checkpoint.is_set()
+    assert checkpoint.is_set()  # left open for whoever comes next

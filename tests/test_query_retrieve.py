@@ -415,6 +415,50 @@ def test_move_announces_its_sub_operations_before_the_first_store(populated):
     assert len(received) == images
 
 
+def test_move_to_a_destination_that_aborts_part_way_fails_the_rest_at_once(populated):
+    """A viewer closed during a move: the sub-operations left fail at once and the final
+    response counts them, instead of each waiting for a reactor or a response that
+    will not come."""
+    import time
+
+    node, _, move_port = populated
+    study = STUDIES[0]
+    received: list[str] = []
+
+    def on_store(event):
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        if len(received) == 2:
+            event.assoc.abort()
+        return 0x0000
+
+    destination = AE(ae_title="MOVESCU")
+    destination.add_supported_context(CTImageStorage)
+    server = destination.start_server(("127.0.0.1", move_port), block=False,
+                                      evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)
+        ident = Dataset()
+        ident.QueryRetrieveLevel = "STUDY"
+        ident.StudyInstanceUID = study.study_uid
+        started = time.monotonic()
+        try:
+            responses = list(assoc.send_c_move(
+                ident, "MOVESCU", StudyRootQueryRetrieveInformationModelMove))
+        finally:
+            assoc.release()
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+    images = study.series * study.images
+    final, identifier = responses[-1]
+    assert int(final.Status) == 0xB000
+    assert int(final.NumberOfCompletedSuboperations) == 1
+    assert int(final.NumberOfFailedSuboperations) == images - 1
+    assert identifier is not None and len(identifier.FailedSOPInstanceUIDList) == images - 1
+    assert len(received) == 2
+    assert elapsed < 10  # the DIMSE timeout is 30 s
+
+
 def test_move_to_an_unknown_destination_is_a801(populated):
     node, _, _ = populated
     assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)

@@ -40,6 +40,8 @@ dcmqrscp, and prints a table with the ratio printscp / peer:
    times are for that much smaller index.  So that the dcmqrscp ratios compare
    like with like, printscp is measured a second time (column ``printscp-3k``)
    holding exactly those 3,000 instances, and the printscp / dcmqrscp ratios use it.
+   All servers are populated first and run side by side; each repetition of a query
+   goes to every server before the next repetition does (the order rotating).
 3. C-GET and C-MOVE rate for a 100-instance study (512x512 16-bit), stored in the
    same populated servers: DCMTK ``getscu`` and ``movescu`` (its own storage SCP on
    ``+P``, registered as a move destination at each server).  Instances/s, median
@@ -687,8 +689,41 @@ def store_run(server: Server, mode: str, groups: list[list[str]], r: int, data: 
     return sent / elapsed
 
 
-def measure_archive(server: Server, data: DataSet, work: Path, res: Results) -> None:
-    """Populate, then C-FIND latency, then C-GET / C-MOVE rate, on one server."""
+def measure_archives(servers: Sequence[Server], data: DataSet, work: Path, res: Results
+                     ) -> None:
+    """Populate every server and keep them all running, then measure them taking turns:
+    each repetition of a query and each retrieve run goes to every server before the
+    next one does (the order rotating), so that a slow spell of the machine falls on
+    all of them alike.  A server that fails to start or populate is left out."""
+    started: list[Server] = []
+    try:
+        for server in servers:
+            try:
+                _populate(server, data, work, res)
+            except Exception as exc:
+                server.stop()
+                res.problems.append(f"{server.name}: {exc}")
+                say(f"  {server.name}: FAILED: {exc}")
+                continue
+            started.append(server)
+        if started:
+            _measure_find(started, data, res)
+            _measure_retrieve(started, data, work, res)
+    finally:
+        for server in started:
+            server.stop()
+            shutil.rmtree(work / f"archive-{server.name}", ignore_errors=True)
+
+
+def _turns(servers: Sequence[Server], r: int) -> list[Server]:
+    """``servers`` in the order of turn ``r`` (rotated by one each turn)."""
+    k = r % len(servers)
+    return [*servers[k:], *servers[:k]]
+
+
+def _populate(server: Server, data: DataSet, work: Path, res: Results) -> None:
+    """Start ``server`` holding the indexed instances (all, or as many as it can) and
+    the study to retrieve."""
     plan = data.plan
     folder = work / f"archive-{server.name}"
     studies = plan.studies
@@ -709,72 +744,80 @@ def measure_archive(server: Server, data: DataSet, work: Path, res: Results) -> 
     else:
         server.start(folder)
         t = server.populate(dirs, folder)
-    try:
-        res.populate[server.name] = (f"{server.populate_how}: {count} instances in "
-                                     f"{t:.0f} s ({count / t:.0f}/s)")
-        say(f"  {server.name:12s} populated: {res.populate[server.name]}")
-        timed_parallel([[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
-                         str(server.port), *map(str, data.retrieve_files)]])
-        _measure_find(server, data, res)
-        _measure_retrieve(server, data, work, res)
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    res.populate[server.name] = (f"{server.populate_how}: {count} instances in "
+                                 f"{t:.0f} s ({count / t:.0f}/s)")
+    say(f"  {server.name:12s} populated: {res.populate[server.name]}")
+    timed_parallel([[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
+                     str(server.port), *map(str, data.retrieve_files)]])
 
 
-def _measure_find(server: Server, data: DataSet, res: Results) -> None:
+def _measure_find(servers: Sequence[Server], data: DataSet, res: Results) -> None:
     plan = data.plan
     qs = queries(data)
-    with find_association(server) as assoc:
+    with contextlib.ExitStack() as stack:
+        assocs = {s.name: stack.enter_context(find_association(s)) for s in servers}
         for label, keys in qs.items():
-            times, counts = [], set()
-            for _ in range(plan.find_repeats):
-                t0 = time.perf_counter()
-                counts.add(c_find(assoc, keys))
-                times.append(time.perf_counter() - t0)
-            res.find.setdefault(server.name, {})[label] = statistics.median(times) * 1000
-            res.matches.setdefault(server.name, {})[label] = counts.pop() if len(counts) == 1 \
-                else -1
-            say(f"  {server.name:12s} C-FIND {label:26s} pynetdicom "
-                f"{statistics.median(times) * 1000:8.1f} ms  ({sorted(counts) or ''}"
-                f"{res.matches[server.name][label]} matches)")
+            times: dict[str, list[float]] = {s.name: [] for s in servers}
+            counts: dict[str, set[int]] = {s.name: set() for s in servers}
+            for r in range(plan.find_repeats):
+                for server in _turns(servers, r):
+                    t0 = time.perf_counter()
+                    counts[server.name].add(c_find(assocs[server.name], keys))
+                    times[server.name].append(time.perf_counter() - t0)
+            for server in servers:
+                found = counts[server.name]
+                ms = statistics.median(times[server.name]) * 1000
+                res.find.setdefault(server.name, {})[label] = ms
+                res.matches.setdefault(server.name, {})[label] = \
+                    found.pop() if len(found) == 1 else -1
+                say(f"  {server.name:12s} C-FIND {label:26s} pynetdicom {ms:8.1f} ms  "
+                    f"({res.matches[server.name][label]} matches)")
     for label, keys in qs.items():
-        times = []
-        for _ in range(plan.findscu_repeats):
-            elapsed, n = findscu(server, keys)
-            times.append(elapsed)
-            if n != res.matches[server.name][label]:
-                res.problems.append(f"{server.name} {label}: findscu counted {n} matches, "
-                                    f"pynetdicom {res.matches[server.name][label]}")
-        res.findscu.setdefault(server.name, {})[label] = statistics.median(times) * 1000
-        say(f"  {server.name:12s} C-FIND {label:26s} findscu    "
-            f"{statistics.median(times) * 1000:8.1f} ms")
+        times = {s.name: [] for s in servers}
+        for r in range(plan.findscu_repeats):
+            for server in _turns(servers, r):
+                elapsed, n = findscu(server, keys)
+                times[server.name].append(elapsed)
+                if n != res.matches[server.name][label]:
+                    res.problems.append(f"{server.name} {label}: findscu counted {n} "
+                                        f"matches, pynetdicom {res.matches[server.name][label]}")
+        for server in servers:
+            ms = statistics.median(times[server.name]) * 1000
+            res.findscu.setdefault(server.name, {})[label] = ms
+            say(f"  {server.name:12s} C-FIND {label:26s} findscu    {ms:8.1f} ms")
 
 
-def _measure_retrieve(server: Server, data: DataSet, work: Path, res: Results) -> None:
+def _measure_retrieve(servers: Sequence[Server], data: DataSet, work: Path, res: Results
+                      ) -> None:
     plan = data.plan
     n = len(data.retrieve_files)
     key = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={data.retrieve_study.uid}"]
     out = work / "received"
-    commands = {
-        "C-GET (getscu)": [str(DCMTK / "getscu"), "-S", "-aet", "GETSCU", "-aec", server.aet,
-                           *key, "-od", str(out), "127.0.0.1", str(server.port)],
-        "C-MOVE (movescu)": [str(DCMTK / "movescu"), "-S", "-aet", MOVE_AET, "-aec",
-                             server.aet, "-aem", MOVE_AET, "+P", str(server.move_port), *key,
-                             "-od", str(out), "127.0.0.1", str(server.port)],
-    }
-    for label, cmd in commands.items():
-        rates = res.retrieve.setdefault(server.name, {}).setdefault(label, [])
+
+    def commands(server: Server) -> dict[str, list[str]]:
+        return {
+            "C-GET (getscu)": [str(DCMTK / "getscu"), "-S", "-aet", "GETSCU", "-aec",
+                               server.aet, *key, "-od", str(out), "127.0.0.1",
+                               str(server.port)],
+            "C-MOVE (movescu)": [str(DCMTK / "movescu"), "-S", "-aet", MOVE_AET, "-aec",
+                                 server.aet, "-aem", MOVE_AET, "+P", str(server.move_port),
+                                 *key, "-od", str(out), "127.0.0.1", str(server.port)],
+        }
+
+    for label in commands(servers[0]):
         for r in range(plan.runs):
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir()
-            elapsed = timed_parallel([cmd])
-            got = sum(1 for _ in out.iterdir())
-            if got != n:
-                res.problems.append(f"{server.name} {label} run {r + 1}: received {got} of {n}")
-            rates.append(got / elapsed)
-            say(f"  {server.name:12s} {label:16s} run {r + 1}: {got / elapsed:7.1f} inst/s "
-                f"({got} received)")
+            for server in _turns(servers, r):
+                rates = res.retrieve.setdefault(server.name, {}).setdefault(label, [])
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir()
+                elapsed = timed_parallel([commands(server)[label]])
+                got = sum(1 for _ in out.iterdir())
+                if got != n:
+                    res.problems.append(f"{server.name} {label} run {r + 1}: received {got} "
+                                        f"of {n}")
+                rates.append(got / elapsed)
+                say(f"  {server.name:12s} {label:16s} run {r + 1}: {got / elapsed:7.1f} "
+                    f"inst/s ({got} received)")
     shutil.rmtree(out, ignore_errors=True)
 
 
@@ -923,12 +966,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if {"printscp", "dcmqrscp"} <= set(names):
                 servers.append(PrintSCPServer(move_port, 2, DcmqrscpServer.max_instances))
                 names.append(SMALL)
-            for server in servers:
-                try:
-                    measure_archive(server, data, work, res)
-                except Exception as exc:
-                    res.problems.append(f"{server.name}: {exc}")
-                    say(f"  {server.name}: FAILED: {exc}")
+            try:
+                measure_archives(servers, data, work, res)
+            except Exception as exc:
+                res.problems.append(f"archive measurements: {exc}")
+                say(f"  FAILED: {exc}")
         check_matches(res, data)
         report(res, names, plan)
     say(f"\nTotal run time {time.perf_counter() - t_start:.0f} s.")

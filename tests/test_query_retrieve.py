@@ -6,6 +6,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pydicom
@@ -378,59 +379,10 @@ def test_movescu_moves_a_study_with_counts(populated, tmp_path):
     assert "0x0000: Success" in log[log.rindex(": C-MOVE RSP"):]
 
 
-def test_move_announces_its_sub_operations_before_the_first_store(populated):
-    """The first C-MOVE-RSP is Pending with every sub-operation remaining and none done,
-    sent before the first C-STORE (DCMTK's move SCU waits for it to look for the
-    sub-association); the destination then receives every instance."""
+def _move_to_pynetdicom(populated, study: Study, on_store) -> tuple[list, float]:
+    """C-MOVE ``study`` to a pynetdicom storage SCP (the node's MOVESCU) whose C-STORE
+    handler is ``on_store``: the (status, identifier) responses and the seconds taken."""
     node, _, move_port = populated
-    study = STUDIES[0]
-    received: list[str] = []
-
-    def on_store(event):
-        received.append(str(event.request.AffectedSOPInstanceUID))
-        return 0x0000
-
-    destination = AE(ae_title="MOVESCU")
-    destination.add_supported_context(CTImageStorage)
-    server = destination.start_server(("127.0.0.1", move_port), block=False,
-                                      evt_handlers=[(evt.EVT_C_STORE, on_store)])
-    try:
-        assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)
-        ident = Dataset()
-        ident.QueryRetrieveLevel = "STUDY"
-        ident.StudyInstanceUID = study.study_uid
-        try:
-            responses = [(int(st.Status), int(st.get("NumberOfRemainingSuboperations", -1)),
-                          int(st.get("NumberOfCompletedSuboperations", -1)))
-                         for st, _ in assoc.send_c_move(
-                             ident, "MOVESCU", StudyRootQueryRetrieveInformationModelMove)]
-        finally:
-            assoc.release()
-    finally:
-        server.shutdown()
-    images = study.series * study.images
-    assert responses[0] == (0xFF00, images, 0)
-    assert responses[-1][0] == 0x0000 and responses[-1][2] == images
-    assert [r for r in responses if r[0] == 0xFF00 and r[2] == 0] == [responses[0]]
-    assert len(received) == images
-
-
-def test_move_to_a_destination_that_aborts_part_way_fails_the_rest_at_once(populated):
-    """A viewer closed during a move: the sub-operations left fail at once and the final
-    response counts them, instead of each waiting for a reactor or a response that
-    will not come."""
-    import time
-
-    node, _, move_port = populated
-    study = STUDIES[0]
-    received: list[str] = []
-
-    def on_store(event):
-        received.append(str(event.request.AffectedSOPInstanceUID))
-        if len(received) == 2:
-            event.assoc.abort()
-        return 0x0000
-
     destination = AE(ae_title="MOVESCU")
     destination.add_supported_context(CTImageStorage)
     server = destination.start_server(("127.0.0.1", move_port), block=False,
@@ -446,9 +398,46 @@ def test_move_to_a_destination_that_aborts_part_way_fails_the_rest_at_once(popul
                 ident, "MOVESCU", StudyRootQueryRetrieveInformationModelMove))
         finally:
             assoc.release()
-        elapsed = time.monotonic() - started
+        return responses, time.monotonic() - started
     finally:
         server.shutdown()
+
+
+def test_move_announces_its_sub_operations_before_the_first_store(populated):
+    """The first C-MOVE-RSP is Pending with every sub-operation remaining and none done,
+    sent before the first C-STORE (DCMTK's move SCU waits for it to look for the
+    sub-association); the destination then receives every instance."""
+    study = STUDIES[0]
+    received: list[str] = []
+
+    def on_store(event):
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    moved, _ = _move_to_pynetdicom(populated, study, on_store)
+    responses = [(int(st.Status), int(st.get("NumberOfRemainingSuboperations", -1)),
+                  int(st.get("NumberOfCompletedSuboperations", -1))) for st, _ in moved]
+    images = study.series * study.images
+    assert responses[0] == (0xFF00, images, 0)
+    assert responses[-1][0] == 0x0000 and responses[-1][2] == images
+    assert [r for r in responses if r[0] == 0xFF00 and r[2] == 0] == [responses[0]]
+    assert len(received) == images
+
+
+def test_move_to_a_destination_that_aborts_part_way_fails_the_rest_at_once(populated):
+    """A viewer closed during a move: the sub-operations left fail at once and the final
+    response counts them, instead of each waiting for a reactor or a response that
+    will not come."""
+    study = STUDIES[0]
+    received: list[str] = []
+
+    def on_store(event):
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        if len(received) == 2:
+            event.assoc.abort()
+        return 0x0000
+
+    responses, elapsed = _move_to_pynetdicom(populated, study, on_store)
     images = study.series * study.images
     final, identifier = responses[-1]
     assert int(final.Status) == 0xB000

@@ -81,7 +81,9 @@ def guard_requestor(assoc: Any) -> None:
       stale ``_is_paused`` flag and then take the answer off the queue itself (logged as
       "Received unexpected ... service message"); the sender then waits for the DIMSE
       timeout.  A fast peer on loopback with TCP_NODELAY hits this.  Such a response is
-      put back at the head of the queue, where the waiting sender finds it.
+      put back at the head of the queue, where the waiting sender finds it.  (The loop
+      of :mod:`printscp.reactors` no longer reads the queue past a cleared checkpoint;
+      this stays for an association that runs pynetdicom's own loop.)
     * A peer's N-EVENT-REPORT is served on a thread of its own, which clears
       ``_is_paused`` when done; a ``send_*`` call waiting for the reactor to park then
       waits forever.  After each such report, a parked reactor is marked paused again.

@@ -702,15 +702,16 @@ def send_c_store_file(assoc: Association, path: Path, sop_class: str, sop_instan
                                priority, originator)
     if framed is None:
         return None
+    closed = RuntimeError("the association closed before the C-STORE could be sent")
     if not assoc.is_established:  # the peer aborted or closed it after the last one
-        raise RuntimeError("the association closed before the C-STORE could be sent")
+        raise closed
     # As pynetdicom's send_*(): park the reactor so the response comes to us; a
     # reactor that has ended never parks (the peer aborted or closed meanwhile).
     assoc._reactor_checkpoint.clear()
     while not assoc._is_paused:
         if assoc._kill or not assoc.is_established:
             assoc._reactor_checkpoint.set()
-            raise RuntimeError("the association closed before the C-STORE could be sent")
+            raise closed
         time.sleep(0.0001)
     try:
         send_raw(assoc, *framed)

@@ -7,14 +7,13 @@ A record with several steps is split into one item per step on the way in (they 
 everything else), so every step is matched, returned and moved through its states on its
 own, and the matching columns are single-valued where the data dictionary says so.
 
-Storage follows :mod:`printscp.archive.index` (same file, ``<data_dir>/index.sqlite``): WAL,
-flushed to disk before a write returns (:mod:`printscp.database`), one connection per
-thread, writes in ``BEGIN IMMEDIATE``
-transactions.  Each item is kept twice: the matching keys as columns holding
-:func:`printscp.archive.matching.normalise` values (the SQL prefilter of
-:func:`~printscp.archive.matching.sql_condition` relies on exactly that form) and the whole
-item as DICOM JSON (PS3.18 F), from which responses are built and on which the exact PS3.4
-C.2 check runs.
+Storage follows :mod:`printscp.archive.index` (same file, ``<data_dir>/index.sqlite``):
+WAL, flushed to disk before a write returns (:mod:`printscp.database`), one connection
+per thread, writes in ``BEGIN IMMEDIATE`` transactions.  Each item is kept twice: the
+matching keys as columns holding :func:`printscp.archive.matching.normalise` values (the
+SQL prefilter of :func:`~printscp.archive.matching.sql_condition` relies on exactly that
+form) and the whole item as DICOM JSON (PS3.18 F), from which responses are built and on
+which the exact PS3.4 C.2 check runs.
 
 Items are identified by (Study Instance UID, Scheduled Procedure Step ID): storing an item
 with the same pair replaces the stored one (a RIS re-sending an order updates it) but keeps

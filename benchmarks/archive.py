@@ -654,8 +654,7 @@ def measure_stores(servers: Sequence[Server], data: DataSet, work: Path, res: Re
     alike and each run's ratio compares like with like."""
     for r in range(data.plan.store_runs):
         for mode, groups in store_modes(data).items():
-            turn = r % len(servers)
-            for server in [*servers[turn:], *servers[:turn]]:
+            for server in _turns(servers, r):
                 rate = store_run(server, mode, groups, r, data, work, res)
                 res.store.setdefault(server.name, {}).setdefault(mode, []).append(rate)
 

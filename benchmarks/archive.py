@@ -85,8 +85,8 @@ from pydicom.uid import PYDICOM_ROOT_UID, CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from printscp import reactors
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.net import reactors
+from printscp.net.workarounds import guard_requestor
 
 ROOT = Path(__file__).resolve().parents[1]
 DCMTK = Path("/usr/bin")
@@ -927,7 +927,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     skip = set(args.skip.split(","))
     # The persistent query client's loops, event-driven for every server alike: an
-    # association opened before this keeps pynetdicom's polling one (printscp.reactors).
+    # association opened before this keeps pynetdicom's polling one (printscp.net.reactors).
     reactors.install()
     move_port = free_port()
     factories: dict[str, Callable[[], Server]] = {

@@ -36,9 +36,9 @@ def main() -> int:
     from pydicom.uid import generate_uid
     from pynetdicom import AE, evt
 
+    from printscp.app.node import Node
     from printscp.config import load_config
-    from printscp.node import Node
-    from printscp.pynetdicom_fixes import guard_requestor
+    from printscp.net.workarounds import guard_requestor
     from printscp.services.commitment import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE
 
     with tempfile.TemporaryDirectory() as tmp:

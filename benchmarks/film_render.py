@@ -50,7 +50,7 @@ def film():
 
 
 def run_once(kind: str, out: Path) -> float:
-    from printscp.printing.output import flate_image, write_pdf, write_png
+    from printscp.printing.film_files import flate_image, write_pdf, write_png
     from printscp.printing.render import render_film
 
     fb = film()

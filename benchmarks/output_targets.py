@@ -42,8 +42,8 @@ def bench_hardcopy(cups, repeat: int) -> None:
     from film_render import film
 
     from printscp.outputs import ipp
-    from printscp.outputs.paper import IPP_MEDIA, PaperPolicy, ipp_job_attributes, paper_pdf
-    from printscp.printing.output import flate_image
+    from printscp.printing.film_files import flate_image
+    from printscp.printing.paper import IPP_MEDIA, PaperPolicy, ipp_job_attributes, paper_pdf
     from printscp.printing.render import render_film
 
     rendered = render_film(film(), dpi=300, postprocess=flate_image, keep_levels=False)
@@ -72,9 +72,9 @@ def _spooled_job(tmp: Path):
     """A real spooled job of the benchmark film, as the node writes it."""
     from film_render import film
 
+    from printscp.jobs.spool import PrintJob, Spool, new_job_id, now_iso
     from printscp.printing.film_session import FilmSession
     from printscp.printing.records import film_box_record, session_record
-    from printscp.printing.spool import PrintJob, Spool, new_job_id, now_iso
 
     arrays: dict = {}
     job = PrintJob(job_id=new_job_id(), created=now_iso(), calling_ae="CT1", called_ae="PRINTSCP",
@@ -88,8 +88,8 @@ def _spooled_job(tmp: Path):
 def bench_forward(repeat: int, tmp: Path) -> None:
     from upstream import running_dcmprscp
 
+    from printscp.jobs.targets import DicomTarget
     from printscp.outputs.forward import forward
-    from printscp.outputs.targets import DicomTarget
 
     folder = _spooled_job(tmp / "fwd")
     with running_dcmprscp(tmp, display_formats="1,1\\4,5") as (port, db):
@@ -110,10 +110,10 @@ def bench_end_to_end(cups, repeat: int, tmp: Path) -> None:
     from film_render import film
     from upstream import running_dcmprscp
 
+    from printscp.app.node import Node
     from printscp.config import load_config
-    from printscp.node import Node
-    from printscp.print_scu import print_films
-    from printscp.printing.spool import list_jobs
+    from printscp.jobs.spool import list_jobs
+    from printscp.outputs.print_scu import print_films
 
     with running_dcmprscp(tmp, display_formats="1,1\\4,5") as (port, _):
         for name, target in (("CUPS A4 fit", f'type = "cups"\nserver = "{cups.server}"\n'

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from print_scu import PrintSCU  # noqa: E402
 
-from printscp import uids  # noqa: E402
+from printscp.core import uids  # noqa: E402
 
 
 def images(n: int = 20, size: int = 512) -> list[np.ndarray]:

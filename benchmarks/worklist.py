@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from printscp.services.worklist import event_handlers  # noqa: E402
 from printscp.worklist.importing import build_item  # noqa: E402
-from printscp.worklist.store import WorklistConfig, WorklistStore  # noqa: E402
+from printscp.worklist.items import WorklistConfig, WorklistStore  # noqa: E402
 
 FINDSCU = "/usr/bin/findscu"
 FIRST_DAY = dt.date(2026, 11, 1)

@@ -1,5 +1,5 @@
 import sys
 
-from printscp.cli import main
+from printscp.app.cli.main import main
 
 sys.exit(main())

@@ -13,17 +13,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from printscp.outputs.targets import DEFAULT_TARGETS, Target, TargetError, parse_targets
+from printscp.core.errors import ConfigError
+from printscp.core.remote import RemoteAE
+from printscp.jobs.targets import DEFAULT_TARGETS, Target, TargetError, parse_targets
 from printscp.printing.display_format import ImageDisplayFormat
 from printscp.printing.enums import DecimateCropBehavior, FilmSize, MagnificationType
 from printscp.printing.errors import PrintAttributeError, parse_enum
 from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
-from printscp.worklist.store import WorklistConfig
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the key."""
+from printscp.worklist.items import WorklistConfig
 
 
 def _grid(columns: int, rows: int) -> tuple[tuple[float, float, float, float], ...]:
@@ -41,29 +39,6 @@ class AccessConfig:
 
     calling_ae_titles: tuple[str, ...] = ()
     require_called_ae: bool = False
-
-
-@dataclass(frozen=True)
-class RemoteAE:
-    """A peer we connect to: C-MOVE destination, storage commitment requester..."""
-
-    ae_title: str
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> RemoteAE:
-        """``AE@HOST:PORT``."""
-        ae, _, rest = text.partition("@")
-        host, _, port = rest.rpartition(":")
-        try:
-            number = int(port)
-        except ValueError:
-            number = -1
-        if not ae.strip() or len(ae.strip()) > 16 or not host or not 0 < number < 65536:
-            raise ConfigError(f"{text!r} is not AE@HOST:PORT (an AE title of 1 to 16 "
-                              "characters, a port 1-65535)")
-        return cls(ae.strip(), host, number)
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ def samples() -> Path:
 @pytest.fixture
 def node(tmp_path):
     """A running printscp node on a free loopback port, data in ``tmp_path``."""
+    from printscp.app.node import Node
     from printscp.config import load_config
-    from printscp.node import Node
 
     config = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path / "data"))
     running = Node(config).start()

@@ -15,9 +15,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pynetdicom import AE, evt
 
-from printscp import uids
-from printscp.print_scu import reference
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.core import uids
+from printscp.net.workarounds import guard_requestor
+from printscp.outputs.print_scu import reference
 
 META = uids.BASIC_GRAYSCALE_PRINT_META
 

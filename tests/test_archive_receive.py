@@ -27,11 +27,11 @@ from pydicom.uid import (
 )
 from pynetdicom.dsutils import encode
 
-from printscp import pdata
 from printscp.archive.archive import Archive, DuplicatePolicy, decode
 from printscp.archive.index import _HIGHER, Level, StoreResult, _json, level_dataset
 from printscp.archive.instance_json import InstanceJson, element_json, fast_element_json
-from printscp.database import Database, writer_lock
+from printscp.core.database import Database, writer_lock
+from printscp.net import pdata
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
@@ -331,7 +331,7 @@ def test_the_writer_lock_excludes_other_processes(tmp_path):
 def test_temporary_files_of_dead_processes_are_removed(tmp_path):
     """A store interrupted by a crash leaves a temporary file; the next start removes
     it, but not one of a live process (another worker storing right now)."""
-    from printscp.archive.store import ArchiveFiles
+    from printscp.archive.files import ArchiveFiles
 
     files = ArchiveFiles(tmp_path / "archive")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

@@ -26,10 +26,10 @@ from pydicom.uid import (
 )
 from pynetdicom import AE
 
+from printscp.app.node import Node
 from printscp.archive.archive import Archive
 from printscp.config import load_config
-from printscp.node import Node
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.net.workarounds import guard_requestor
 
 DCMTK = pytest.mark.skipif(not HAVE_DCMTK, reason="needs Debian's dcmtk")
 

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from calibration.export import read_lut_text
-from printscp.cli import main
+from printscp.app.cli.main import main
 
 MEASUREMENTS = Path(__file__).resolve().parents[1] / "samples" / "measurements"
 LCD = MEASUREMENTS / "lcd-gamma22-tg18.csv"
@@ -90,7 +90,7 @@ def test_printer_report_has_pages_and_plots(tmp_path, capsys):
 
 def test_printer_profile_is_accepted_and_renders(tmp_path, capsys):
     from printscp.config import load_config
-    from printscp.film_export import export_pdf
+    from printscp.printing.film_export import export_pdf
     from printscp.printing.profile import OutputProfile
 
     toml = tmp_path / "profile" / "out.toml"
@@ -115,7 +115,7 @@ def test_printer_profile_is_accepted_and_renders(tmp_path, capsys):
 
 
 def test_record_updates_last_calibration(tmp_path, capsys):
-    from printscp.printer_state import last_calibration
+    from printscp.core.printer_state import last_calibration
 
     data_dir = tmp_path / "data"
     assert last_calibration(data_dir) is None

@@ -13,7 +13,7 @@ from print_scu import PrintSCU, color_item
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from printscp import status, uids
+from printscp.core import status, uids
 
 COLOR = uids.BASIC_COLOR_PRINT_META
 COLORS = [(255, 0, 0), (0, 200, 0), (20, 40, 230), (250, 220, 10)]

@@ -10,17 +10,17 @@ from pathlib import Path
 from pydicom.datadict import tag_for_keyword
 from pydicom.tag import Tag
 
-from printscp import status
+from printscp.app.node import SUPPORTED_CLASSES, TRANSFER_SYNTAXES
 from printscp.config import AccessConfig, ArchiveConfig, NodeConfig, PrinterConfig, load_config
-from printscp.mpps.store import MPPS_SOP_CLASS
-from printscp.node import SUPPORTED_CLASSES, TRANSFER_SYNTAXES
+from printscp.core import status
+from printscp.mpps.steps import MPPS_SOP_CLASS
 from printscp.printing.enums import FilmSize, MagnificationType, MediumType
 from printscp.services import print_management as pm
 from printscp.services.commitment import STORAGE_COMMITMENT
 from printscp.services.query_retrieve import QR_CLASSES
 from printscp.services.storage import STORAGE_TRANSFER_SYNTAXES
 from printscp.services.worklist import WORKLIST_CLASSES
-from printscp.worklist.store import WorklistConfig
+from printscp.worklist.items import WorklistConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -89,7 +89,7 @@ def test_every_configuration_key_is_documented_and_the_example_loads():
 
 
 def test_every_target_key_is_documented_and_the_examples_load(tmp_path):
-    from printscp.outputs.targets import CupsTarget, DicomTarget, FileTarget, RetryPolicy
+    from printscp.jobs.targets import CupsTarget, DicomTarget, FileTarget, RetryPolicy
 
     text = (DOCS / "configuration.md").read_text()
     for cls in (FileTarget, CupsTarget, DicomTarget, RetryPolicy):

@@ -28,15 +28,15 @@ from PIL import Image
 
 from printscp.outputs import ipp
 from printscp.outputs.ipp import Attribute, Group, IppError, Message
-from printscp.outputs.paper import (
+from printscp.printing.film_box import FilmBox
+from printscp.printing.image_box import ImageBox
+from printscp.printing.paper import (
     IPP_MEDIA,
     PAPER_SIZES,
     PaperPolicy,
     ipp_job_attributes,
     paper_pdf,
 )
-from printscp.printing.film_box import FilmBox
-from printscp.printing.image_box import ImageBox
 from printscp.printing.render import RenderedFilm, render_film
 
 PT_PER_MM = 72 / 25.4

@@ -14,9 +14,9 @@ from unittest import mock
 
 import pytest
 
-from printscp import database as database_module
 from printscp.archive.index import Index
-from printscp.database import Database
+from printscp.core import database as database_module
+from printscp.core.database import Database
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (a INTEGER);"
 

@@ -14,11 +14,11 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 from test_output_targets import films
 
+from printscp.app.node import Node
 from printscp.archive.films import ENCAPSULATED_PDF
 from printscp.config import load_config
-from printscp.node import Node
-from printscp.print_scu import print_films
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.net.workarounds import guard_requestor
+from printscp.outputs.print_scu import print_films
 
 
 def _store(port: int, ds: Dataset) -> None:

@@ -10,7 +10,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from printscp.archive.matching import (
+from printscp.query.matching import (
     InvalidKeyError,
     MatchKind,
     classify,

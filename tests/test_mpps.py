@@ -14,11 +14,11 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
+from printscp.app.cli import mpps as mpps_cli
 from printscp.archive.archive import Archive
-from printscp.mpps import cli as mpps_cli
 from printscp.mpps.report import dose_of, format_duration, list_steps, usage
-from printscp.mpps.store import MppsStore, parse_datetime
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.mpps.steps import MppsStore, parse_datetime
+from printscp.net.workarounds import guard_requestor
 from printscp.services.mpps import (
     NO_LONGER_UPDATABLE,
     StatusListeners,
@@ -42,8 +42,8 @@ def mpps_server(tmp_path: Path, hook_calls: list[tuple[str, str]]
                 ) -> Iterator[tuple[int, MppsStore]]:
     """printscp serve's MPPS SCP on a free loopback port, its steps in ``tmp_path/data``;
     every status hook call is recorded."""
+    from printscp.app.node import Node
     from printscp.config import load_config
-    from printscp.node import Node
 
     lock = threading.Lock()
 

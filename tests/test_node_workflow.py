@@ -19,9 +19,9 @@ from pynetdicom.sop_class import (
 )
 from test_mpps import completion, create_ds, series_item
 
+from printscp.app.node import Node
 from printscp.config import load_config
-from printscp.node import Node
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.net.workarounds import guard_requestor
 from printscp.services.commitment import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE
 from printscp.worklist.importing import build_item
 

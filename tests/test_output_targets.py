@@ -18,14 +18,14 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from upstream import HAVE_DCMPRSCP, running_dcmprscp
 
-from printscp import uids
+from printscp.app.node import Node
 from printscp.config import ConfigError, load_config
-from printscp.node import Node
-from printscp.print_scu import print_films
+from printscp.core import uids
+from printscp.jobs.spool import list_jobs
+from printscp.net.workarounds import guard_requestor
+from printscp.outputs.print_scu import print_films
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
-from printscp.printing.spool import list_jobs
-from printscp.pynetdicom_fixes import guard_requestor
 
 POPPLER = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
 needs_dcmprscp = pytest.mark.skipif(not HAVE_DCMPRSCP, reason="needs Debian's dcmtk")

@@ -1,4 +1,4 @@
-"""printscp.pdata: hand-made P-DATA framing and C-STORE command sets equal pynetdicom's."""
+"""printscp.net.pdata: hand-made P-DATA framing and C-STORE command sets equal pynetdicom's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pynetdicom.dsutils import create_file_meta, encode, encode_file_meta
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 
-from printscp import pdata
+from printscp.net import pdata
 
 SOP = "1.2.826.0.1.3680043.8.498.1.2.3"  # odd length: padded with a NUL
 

@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pynetdicom import AE
 
-from printscp import status, uids
+from printscp.core import status, uids
 
 STRICT_PRINTER_TAGS = [0x21100010, 0x21100020, 0x21100030, 0x00080070, 0x00081090,
                        0x00181000, 0x00181020, 0x00181200, 0x00181201]
@@ -380,8 +380,8 @@ def test_node_keeps_serving_after_many_failures(node):
 
 
 def test_access_rules_reject_with_the_proper_reason(tmp_path):
+    from printscp.app.node import Node
     from printscp.config import AccessConfig, load_config
-    from printscp.node import Node
 
     config = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path))
     config = replace(config, access=AccessConfig(calling_ae_titles=("MODALITY@127.0.0.1",),
@@ -429,8 +429,8 @@ def test_accepted_sockets_have_tcp_nodelay(node):
 
 
 def test_full_print_queue_is_c602(tmp_path):
+    from printscp.app.node import Node
     from printscp.config import load_config
-    from printscp.node import Node
 
     config = replace(load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path)),
                      max_queued_jobs=1)
@@ -454,7 +454,7 @@ def test_full_print_queue_is_c602(tmp_path):
 def test_printer_reports_the_recorded_calibration(node):
     from datetime import datetime
 
-    from printscp.printer_state import Calibration, record_calibration
+    from printscp.core.printer_state import Calibration, record_calibration
 
     with PrintSCU(node.port) as scu:
         _, ds = scu.get_printer([0x00181200, 0x00181201])
@@ -554,8 +554,8 @@ def test_print_job_reference_and_n_get_from_a_later_association(node):
 
 
 def test_print_job_is_pending_while_spooled(tmp_path):
+    from printscp.app.node import Node
     from printscp.config import load_config
-    from printscp.node import Node
 
     n = Node(load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path)))
     n.start()

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from print_scu import PrintSCU
 
-from printscp import status, uids
+from printscp.app.node import Node
 from printscp.config import load_config
-from printscp.node import Node
+from printscp.core import status, uids
 
 PROFILES = Path(__file__).resolve().parents[1] / "docs" / "profiles" / "dry-film-imager.toml"
 

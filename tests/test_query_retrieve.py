@@ -23,9 +23,10 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from printscp.config import RemoteAE, load_config
-from printscp.node import Node
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.app.node import Node
+from printscp.config import load_config
+from printscp.core.remote import RemoteAE
+from printscp.net.workarounds import guard_requestor
 
 DCMTK = pytest.mark.skipif(not HAVE_DCMTK, reason="needs Debian's dcmtk")
 
@@ -643,8 +644,8 @@ def test_hand_encoded_find_responses_equal_pydicom(populated, syntax, level):
     from pydicom.uid import UID
     from pynetdicom.dsutils import encode
 
-    from printscp import pdata
     from printscp.archive.index import Level
+    from printscp.net import pdata
     from printscp.services.query_retrieve import _encoded_response, _ReturnKeys
 
     node, _, _ = populated

@@ -1,4 +1,4 @@
-"""printscp.reactors: patched pynetdicom keeps working for associations of every age."""
+"""printscp.net.reactors: patched pynetdicom keeps working for associations of every age."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_association_opened_before_install_still_sends(tmp_path):
             ae.add_requested_context("1.2.840.10008.1.1")
             assoc = ae.associate("127.0.0.1", {port})
             assert assoc.is_established
-            from printscp import reactors
+            from printscp.net import reactors
             reactors.install()
             statuses = [assoc.send_c_echo().Status for _ in range(3)]
             assoc.release()
@@ -64,7 +64,7 @@ def test_a_p_data_pdu_longer_than_our_maximum_aborts_only_its_association(node, 
     node keeps serving others."""
     from pynetdicom import AE
 
-    from printscp.pynetdicom_fixes import guard_requestor
+    from printscp.net.workarounds import guard_requestor
 
     ae = AE("FORGER")
     ae.add_requested_context("1.2.840.10008.1.1")
@@ -90,7 +90,7 @@ def test_socket_recv_grows_its_buffer_only_as_bytes_arrive():
     3 MiB body comes whole, a body cut short by the peer comes as far as it got."""
     import threading
 
-    from printscp import reactors
+    from printscp.net import reactors
 
     class Transport:
         def __init__(self, sock):
@@ -124,7 +124,7 @@ def test_uid_checks_are_kept_but_invalid_uids_still_raise():
     from pydicom.uid import UID
     from pynetdicom import pdu_items, presentation
 
-    from printscp import reactors
+    from printscp.net import reactors
 
     reactors.install()
     first = pdu_items.set_uid(b"1.2.840.10008.1.2.1", "Transfer Syntax Name")
@@ -203,7 +203,7 @@ def test_the_reactor_leaves_a_parked_senders_response_on_the_queue():
     """A C-MOVE's sub-association sits idle between its C-STOREs; its reactor took the
     C-STORE-RSP meant for the sender, which then waited for it until the DIMSE timeout
     (1 move of 10 hung, 300 instances to movescu with the cores busy)."""
-    from printscp.reactors import _assoc_run_reactor
+    from printscp.net.reactors import _assoc_run_reactor
 
     assoc = _IdleAssociation()
     _assoc_run_reactor(assoc)
@@ -219,7 +219,7 @@ def test_a_c_store_on_an_association_that_has_ended_fails_instead_of_waiting(mon
     import threading
     from types import SimpleNamespace
 
-    from printscp import reactors
+    from printscp.net import reactors
 
     monkeypatch.setattr(reactors, "frame_stored_file", lambda *a, **k: (1, b"", b""))
     checkpoint = threading.Event()

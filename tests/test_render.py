@@ -12,9 +12,9 @@ from PIL import Image
 from lut import density
 from lut.device import CharacteristicCurve, DeviceKind
 from printscp.printing.film_box import FilmBox
+from printscp.printing.film_files import write_pdf, write_png, write_tiff
 from printscp.printing.image_box import ImageBox
 from printscp.printing.layout import film_geometry
-from printscp.printing.output import write_pdf, write_png, write_tiff
 from printscp.printing.presentation_lut import PresentationLUT
 from printscp.printing.profile import OutputProfile, default_profile
 from printscp.printing.render import render_film

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from print_scu import PrintSCU
 
-from printscp import uids
+from printscp.core import uids
 
 
 def start(data: Path, *extra: str) -> tuple[subprocess.Popen, int]:

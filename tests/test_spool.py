@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from printscp.printing.spool import PENDING, PrintJob, Spool, list_jobs, new_job_id, now_iso
+from printscp.jobs.spool import PENDING, PrintJob, Spool, list_jobs, new_job_id, now_iso
 
 
 def job(priority: str) -> PrintJob:

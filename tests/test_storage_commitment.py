@@ -14,9 +14,10 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
-from printscp.config import RemoteAE, load_config
-from printscp.node import Node
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.app.node import Node
+from printscp.config import load_config
+from printscp.core.remote import RemoteAE
+from printscp.net.workarounds import guard_requestor
 from printscp.services.commitment import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE
 
 
@@ -241,7 +242,7 @@ def test_print_n_action_still_works_beside_commitment(node):
     """N-ACTION is shared: Print Management keeps its own handler."""
     from test_output_targets import films
 
-    from printscp.print_scu import print_films
+    from printscp.outputs.print_scu import print_films
 
     result = print_films(films(1), ("PRINTSCP", "127.0.0.1", node.port), timeout=20)
     assert result.films == 1

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 from pynetdicom import AE
 
+from printscp.app.node import Node
+from printscp.app.workers import SharedLoad
 from printscp.config import load_config
-from printscp.node import Node
-from printscp.pynetdicom_fixes import guard_requestor
-from printscp.workers import SharedLoad
+from printscp.net.workarounds import guard_requestor
 
 
 def test_shared_load_prefers_the_least_busy():

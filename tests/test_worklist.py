@@ -25,11 +25,11 @@ from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.app.cli.worklist import add_worklist_parser
+from printscp.net.workarounds import guard_requestor
 from printscp.services.worklist import event_handlers, response
-from printscp.worklist.cli import add_worklist_parser
 from printscp.worklist.importing import build_item, import_files
-from printscp.worklist.store import ItemRejected, WorklistConfig, WorklistStore
+from printscp.worklist.items import ItemRejected, WorklistConfig, WorklistStore
 
 DCMTK = pytest.mark.skipif(not HAVE_DCMTK, reason="needs Debian's dcmtk")
 WLISTDB = Path("/usr/share/doc/dcmtk/examples/wlistdb/OFFIS")
@@ -76,8 +76,8 @@ def serve(store: WorklistStore, config: Any) -> Iterator[int]:
 @pytest.fixture
 def worklist_server(tmp_path) -> Iterator[tuple[int, WorklistStore]]:
     """(port, store) of printscp serve's worklist, database ``tmp_path/data/index.sqlite``."""
+    from printscp.app.node import Node
     from printscp.config import load_config
-    from printscp.node import Node
 
     node = Node(load_config(None, port=0, bind="127.0.0.1",
                             data_dir=str(tmp_path / "data"))).start()

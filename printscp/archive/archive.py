@@ -6,7 +6,7 @@ writes the file durably (fsynced, renamed into place, folder fsynced) and indexe
 (committed); only then may the C-STORE be answered.
 
 The bytes go to a temporary file first, and are hashed by another thread, while
-the data set is decoded and checked (:mod:`printscp.archive.store`).  It is decoded
+the data set is decoded and checked (:mod:`printscp.archive.files`).  It is decoded
 only as far as checking and indexing need: values longer than :data:`DEFER_SIZE`
 (Pixel Data above all) stay unread, since the file is stored as received and the
 index never keeps them; native Pixel Data is length-checked on its encoded length,
@@ -29,9 +29,9 @@ from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
+from printscp.archive.files import ArchiveFiles, PendingWrite, sha256_of, valid_uid
 from printscp.archive.index import Index, InstanceRecord, StoreResult
-from printscp.archive.store import ArchiveFiles, PendingWrite, sha256_of, valid_uid
-from printscp.status import (
+from printscp.core.status import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
     OUT_OF_RESOURCES,

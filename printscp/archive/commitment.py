@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from printscp import status
 from printscp.archive.archive import Archive
-from printscp.archive.store import sha256_of
-from printscp.printing.output import atomic_write
+from printscp.archive.files import sha256_of
+from printscp.core import status
+from printscp.core.files import atomic_write
 
 #: Failure Reason (0008,1197) values: DIMSE status codes (PS3.4 J.3.3.1.1).
 NO_SUCH_OBJECT_INSTANCE = status.NO_SUCH_SOP_INSTANCE

@@ -130,7 +130,7 @@ def film_instance(pdf: bytes, job: dict[str, Any], archive: Archive, worklist: A
 def store_film(archive: Archive, folder: Path, pdf_path: Path, worklist: Any = None
                ) -> dict[str, Any]:
     """Store the job in spool ``folder`` (its films in ``pdf_path``) in the archive;
-    ``worklist`` (a :class:`~printscp.worklist.store.WorklistStore`) links it too."""
+    ``worklist`` (a :class:`~printscp.worklist.items.WorklistStore`) links it too."""
     job = json.loads((Path(folder) / "job.json").read_text("utf-8"))
     ds, how = film_instance(Path(pdf_path).read_bytes(), job, archive, worklist)
     buf = io.BytesIO()

@@ -5,15 +5,15 @@ types; ``?`` parameters are the only dialect point), so a shared PostgreSQL can
 take its place later.  Each level keeps its Q/R attributes twice: the commonly
 queried ones as normalised columns (SQL prefilters on them) and all of them as DICOM
 JSON (return keys, and the exact PS3.4 C.2 check in
-:mod:`printscp.archive.matching`).
+:mod:`printscp.query.matching`).
 
-The database is ``<data_dir>/index.sqlite`` in WAL mode (:mod:`printscp.database`):
+The database is ``<data_dir>/index.sqlite`` in WAL mode (:mod:`printscp.core.database`):
 a C-STORE is answered only after its row is committed and the WAL flushed to disk.
 The instance's file is complete, fsynced and renamed into place before its row is
 written, so the index never names a file that is incomplete or other than the one
 whose checksum it holds; the write transaction is short (no file I/O but a check that
 the file is still there).  Writers serialise on the database's writer lock
-(:class:`printscp.database.WriterLock`), under which replaced files are deleted as
+(:class:`printscp.core.database.WriterLock`), under which replaced files are deleted as
 well, so two workers storing the same instance leave one good copy.
 
 The IMAGE-level JSON of an instance is built by
@@ -39,7 +39,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 
-from printscp.archive import matching
+from printscp.archive.files import ArchiveFiles, StagedFile, remove
 from printscp.archive.instance_json import (
     BULK_DATA_THRESHOLD,
     BULK_VRS,
@@ -47,8 +47,8 @@ from printscp.archive.instance_json import (
     SKIPPED_GROUPS,
     InstanceJson,
 )
-from printscp.archive.store import ArchiveFiles, StagedFile, remove
-from printscp.database import Database
+from printscp.core.database import Database
+from printscp.query import matching
 
 LOGGER = logging.getLogger("printscp.archive")
 
@@ -390,7 +390,7 @@ class Index(Database):
     @staticmethod
     def _remove_replaced(files: ArchiveFiles, relative: str) -> None:
         """Delete the file of a replaced copy (under the writer lock: see
-        :mod:`printscp.archive.store`); the new one is indexed, so a failure only
+        :mod:`printscp.archive.files`); the new one is indexed, so a failure only
         leaves an orphan."""
         try:
             remove(str(files.root / relative))

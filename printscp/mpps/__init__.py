@@ -1,11 +1,11 @@
 """Modality Performed Procedure Step (PS3.4 Annex F): what the modalities report they did.
 
-:mod:`printscp.mpps.store` keeps each step in the node's ``index.sqlite``,
+:mod:`printscp.mpps.steps` keeps each step in the node's ``index.sqlite``,
 :mod:`printscp.mpps.report` lists them and sums up use per station, and
 :mod:`printscp.services.mpps` is the DIMSE side (N-CREATE / N-SET).
 """
 
-from printscp.mpps.store import (
+from printscp.mpps.steps import (
     COMPLETED,
     DISCONTINUED,
     FINAL_STATUSES,

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from printscp.mpps.store import COMPLETED, DISCONTINUED, IN_PROGRESS, MppsStore, StepRecord
+from printscp.mpps.steps import COMPLETED, DISCONTINUED, IN_PROGRESS, MppsStore, StepRecord
 
 
 def _number(ds: Dataset, keyword: str) -> float | None:

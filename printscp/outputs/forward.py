@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from printscp.outputs.delivery import DeliveryError
-from printscp.outputs.targets import DicomTarget
-from printscp.print_scu import PrintError, parse_destination, print_films
+from printscp.jobs.delivery import DeliveryError
+from printscp.jobs.spool import PrintJob, load_arrays
+from printscp.jobs.targets import DicomTarget
+from printscp.outputs.print_scu import PrintError, parse_destination, print_films
 from printscp.printing.enums import FilmSize
 from printscp.printing.film_box import FilmBox
 from printscp.printing.records import film_box_from_record
-from printscp.printing.spool import PrintJob, load_arrays
 
 #: Statuses after which the same request may succeed later: print queue full
 #: (0xC602), resource limitation (0x0213), out of resources (0xA700-0xA7FF).

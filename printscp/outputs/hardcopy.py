@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from printscp.jobs.delivery import DeliveryError
+from printscp.jobs.targets import CupsTarget
 from printscp.outputs import ipp
-from printscp.outputs.delivery import DeliveryError
-from printscp.outputs.paper import IPP_MEDIA, PaperPolicy, ipp_job_attributes
-from printscp.outputs.targets import CupsTarget
+from printscp.printing.paper import IPP_MEDIA, PaperPolicy, ipp_job_attributes
 
 
 def submit(target: CupsTarget, folder: Path, document: Path, pages: int = 1) -> dict[str, Any]:

@@ -25,14 +25,15 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role
 
-from printscp import reactors, status
 from printscp.archive.archive import Archive
 from printscp.archive.commitment import Commitment, CommitmentStore, check
-from printscp.archive.store import valid_uid
+from printscp.archive.files import valid_uid
 from printscp.config import NodeConfig
-from printscp.pynetdicom_fixes import guard_requestor
+from printscp.core import status
+from printscp.net import reactors
+from printscp.net.event_reports import send_event_report
+from printscp.net.workarounds import guard_requestor
 from printscp.services.dimse import status_dataset
-from printscp.services.events import send_event_report
 
 LOGGER = logging.getLogger("printscp.commitment")
 

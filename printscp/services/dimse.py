@@ -9,7 +9,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 
-from printscp import status
+from printscp.core import status
 from printscp.printing.errors import InvalidAttributeValue, MissingAttribute, PrintAttributeError
 from printscp.printing.layout import ImageTooLarge
 

@@ -49,8 +49,8 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 
-from printscp import status
-from printscp.mpps.store import (
+from printscp.core import status
+from printscp.mpps.steps import (
     COMPLETED,
     DISCONTINUED,
     FINAL_STATUSES,

@@ -28,11 +28,27 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from printscp import __version__, status, uids
+from printscp import __version__
 from printscp.config import NodeConfig, PrinterConfig
-from printscp.outputs.delivery import OFFLINE_INFO, unhealthy_targets
-from printscp.outputs.targets import ArchiveTarget, Target
-from printscp.printer_state import PRINTER_EVENTS, last_calibration, printer_condition
+from printscp.core import status, uids
+from printscp.core.printer_state import PRINTER_EVENTS, last_calibration, printer_condition
+from printscp.jobs.delivery import OFFLINE_INFO, unhealthy_targets
+from printscp.jobs.spool import (
+    DONE,
+    FAILURE,
+    PENDING,
+    PRINTING,
+    PrintJob,
+    Spool,
+    SpoolFull,
+    find_job,
+    job_id_from_uid,
+    new_job_id,
+    now_iso,
+    print_job_uid,
+)
+from printscp.jobs.targets import ArchiveTarget, Target
+from printscp.net.event_reports import PRINT_JOB_EVENTS, EventReporter
 from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.enums import (
     DecimateCropBehavior,
@@ -49,20 +65,6 @@ from printscp.printing.layout import FitOutcome, film_geometry, place_image
 from printscp.printing.pixel_data import decode_color, decode_grayscale
 from printscp.printing.presentation_lut import PresentationLUT
 from printscp.printing.records import film_box_record, session_record
-from printscp.printing.spool import (
-    DONE,
-    FAILURE,
-    PENDING,
-    PRINTING,
-    PrintJob,
-    Spool,
-    SpoolFull,
-    find_job,
-    job_id_from_uid,
-    new_job_id,
-    now_iso,
-    print_job_uid,
-)
 from printscp.services.dimse import (
     DimseError,
     create_failure,
@@ -70,7 +72,6 @@ from printscp.services.dimse import (
     guarded,
     referenced_uid,
 )
-from printscp.services.events import PRINT_JOB_EVENTS, EventReporter
 
 LOGGER = logging.getLogger("printscp.print")
 

@@ -4,7 +4,7 @@ C-FIND and C-GET are served by :func:`serve_qr` on each association; the C-MOVE
 handler is a pynetdicom generator bound with the archive and the node's config.
 Queries are hierarchical: the unique keys of the levels above the query level must
 be given (single value or UID list); matching follows PS3.4 C.2
-(:mod:`printscp.archive.matching`).
+(:mod:`printscp.query.matching`).
 
 Statuses: 0xFF00 pending; 0x0000 done; 0xFE00 cancelled (C-CANCEL); 0xA900
 identifier does not match the SOP class (missing or wrong Query/Retrieve Level,
@@ -43,10 +43,11 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from printscp import pdata, reactors, status
 from printscp.archive.archive import Archive
 from printscp.archive.index import ORDER, Level
 from printscp.config import NodeConfig
+from printscp.core import status
+from printscp.net import pdata, reactors
 from printscp.services.dimse import status_dataset
 
 LOGGER = logging.getLogger("printscp.qr")
@@ -150,7 +151,7 @@ def fast_find(assoc: Any, message: pdata.MessageAssembler, archive: Archive,
 
     The same answer as through pynetdicom, without its message objects and the hand-
     over to the reactor thread: the first match goes out about half a millisecond
-    sooner.  Between matches :func:`printscp.reactors.read_pending` takes in a
+    sooner.  Between matches :func:`printscp.net.reactors.read_pending` takes in a
     C-CANCEL.  Returns False, having done nothing, for anything else (another class,
     a command missing a required field, a request while one is served), which
     pynetdicom then handles as usual.
@@ -166,7 +167,7 @@ def fast_find(assoc: Any, message: pdata.MessageAssembler, archive: Archive,
             pdata.command_us(command, pdata.DATA_SET_TYPE) in (None, pdata.NO_DATA_SET):
         return False
     req = _FindRequest(message_id, sop_class, message.data_set())
-    assoc._printscp_serving = True  # event reports wait (printscp.services.events)
+    assoc._printscp_serving = True  # event reports wait (printscp.net.event_reports)
     assoc.dimse.cancel_req = {}
     try:
         handle_find(assoc, req, context, archive, config,
@@ -304,7 +305,7 @@ class StoredFile(Dataset):
 
 def send_files_raw(assoc: Any) -> None:
     """Have ``assoc.send_c_store`` send :class:`StoredFile` references from their files
-    as they are (:func:`printscp.reactors.send_c_store_file`)."""
+    as they are (:func:`printscp.net.reactors.send_c_store_file`)."""
     if getattr(assoc, "_printscp_raw", False):
         return
     send = assoc.send_c_store
@@ -408,9 +409,9 @@ def serve_qr(assoc: Any, archive: Archive, config: NodeConfig) -> None:
 
     pynetdicom builds, validates and encodes several objects for every response and
     sub-operation: about 1 ms each, more than the archive's own work for a C-FIND
-    match.  Here a response is a command set encoded by hand (:mod:`printscp.pdata`)
+    match.  Here a response is a command set encoded by hand (:mod:`printscp.net.pdata`)
     with the identifier encoded once, and a C-GET sub-operation a stored file sent
-    as it is (:func:`printscp.reactors.send_c_store_file`).  C-MOVE stays with
+    as it is (:func:`printscp.net.reactors.send_c_store_file`).  C-MOVE stays with
     pynetdicom (:func:`handle_move`), whose sub-associations send files the same way.
     """
     serve = assoc._serve_request

@@ -31,8 +31,9 @@ from pydicom.uid import (
 )
 from pynetdicom import AllStoragePresentationContexts
 
-from printscp import pdata, reactors, status
 from printscp.archive.archive import Archive
+from printscp.core import status
+from printscp.net import pdata, reactors
 from printscp.services.dimse import status_dataset
 
 LOGGER = logging.getLogger("printscp.storage")
@@ -100,7 +101,7 @@ def fast_store(assoc: Any, message: pdata.MessageAssembler, archive: Archive) ->
     """The C-STORE-RQ ``message``, stored and answered on the DUL thread.
 
     The same work as :func:`handle_store` without pynetdicom's per-message objects
-    and thread hand-offs (see :mod:`printscp.reactors`).  Returns False, having done
+    and thread hand-offs (see :mod:`printscp.net.reactors`).  Returns False, having done
     nothing, when :func:`store_prefix` gave the message no file (not for a storage
     context this node accepted as SCP, or a command without its UIDs) or its Message
     ID is missing; pynetdicom then serves (or refuses) it as usual.
@@ -112,7 +113,7 @@ def fast_store(assoc: Any, message: pdata.MessageAssembler, archive: Archive) ->
     sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS)
     sop_instance = pdata.command_text(command, pdata.AFFECTED_SOP_INSTANCE)
     calling = str(assoc.requestor.ae_title).strip()
-    # The file's bytes, and its SHA-256 taken as they arrived (printscp.reactors).
+    # The file's bytes, and its SHA-256 taken as they arrived (printscp.net.reactors).
     encoded, digest = message.file_bytes(), message.hasher.hexdigest()
     try:
         code, comment = _store(archive, encoded, sop_class, sop_instance, calling, digest)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from printscp import status
+from printscp.core import status
 
 
 def handle_echo(event: Any) -> int:

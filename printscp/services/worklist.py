@@ -1,6 +1,6 @@
 """Modality Worklist SCP: C-FIND of the Modality Worklist Information Model – FIND SOP
 Class (PS3.4 Annex K, 1.2.840.10008.5.1.4.31) on the items of
-:class:`~printscp.worklist.store.WorklistStore`.
+:class:`~printscp.worklist.items.WorklistStore`.
 
 The handler is a pynetdicom generator bound with the store and the node's config, like
 the Q/R handlers.  pynetdicom has one EVT_C_FIND handler per AE, shared by every FIND SOP
@@ -32,9 +32,9 @@ from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from printscp import status
+from printscp.core import status
 from printscp.services.dimse import status_dataset
-from printscp.worklist.store import QueryRejected, WorklistConfig, WorklistStore
+from printscp.worklist.items import QueryRejected, WorklistConfig, WorklistStore
 
 LOGGER = logging.getLogger("printscp.worklist")
 

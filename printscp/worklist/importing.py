@@ -71,8 +71,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
 
-from printscp.uids import UID_ROOT
-from printscp.worklist.store import ItemRejected, WorklistStore, split_steps, validate_item
+from printscp.core.uids import UID_ROOT
+from printscp.worklist.items import ItemRejected, WorklistStore, split_steps, validate_item
 
 __all__ = [
     "COLUMNS",
@@ -163,7 +163,7 @@ def build_item(fields: Mapping[str, str | None], *, now: datetime | None = None)
     With ``now`` the Scheduled Procedure Step Start Date/Time default to it (``worklist
     add``); without, they are required (CSV).  Raises :class:`ItemRejected` for unknown
     fields or malformed codes; the rest is checked by
-    :func:`~printscp.worklist.store.validate_item`.
+    :func:`~printscp.worklist.items.validate_item`.
     """
     unknown = sorted(k for k in fields if k not in COLUMNS)
     if unknown:

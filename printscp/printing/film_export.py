@@ -11,10 +11,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from printscp.images import ImageReadError, PrintImage, read_print_images
 from printscp.printing.film_box import FilmBox
+from printscp.printing.film_files import flate_image, write_pdf
 from printscp.printing.image_box import ImageBox
-from printscp.printing.output import flate_image, write_pdf
+from printscp.printing.images import ImageReadError, PrintImage, read_print_images
 from printscp.printing.profile import OutputProfile
 from printscp.printing.render import RenderedFilm, render_film
 

@@ -20,7 +20,7 @@ timeout) and kill flags are honoured as before.  The socket reads whole PDUs wit
 ``recv_into`` instead of 4 KiB ``recv`` calls.
 
 On an established association the DUL thread also parses P-DATA-TF PDUs itself
-(:mod:`printscp.pdata`) and assembles whole DIMSE messages.  A complete C-STORE-RQ
+(:mod:`printscp.net.pdata`) and assembles whole DIMSE messages.  A complete C-STORE-RQ
 is offered to the association's ``_printscp_fast_store`` hook, if the node set one
 (the archive's C-STORE, answered on this thread), a C-STORE-RSP to its
 ``_printscp_store_response`` hook (a C-GET in progress); anything else is handed
@@ -55,7 +55,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket
 
-from printscp import pdata
+from printscp.net import pdata
 
 #: Longest wait without a wake-up: bounds how late a timer or kill flag is seen.
 TICK = 0.02
@@ -138,7 +138,7 @@ def _fast_command_encoding() -> None:
 
 
 def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> None:
-    """pynetdicom's ``DIMSEServiceProvider.send_msg``, framed by :mod:`printscp.pdata`.
+    """pynetdicom's ``DIMSEServiceProvider.send_msg``, framed by :mod:`printscp.net.pdata`.
 
     pynetdicom turns each PDV into a P-DATA primitive that its state machine then
     turns into a PDU object and encodes, one per DUL loop; here the message is framed
@@ -616,7 +616,7 @@ def _indicate(assoc: Association, message: pdata.MessageAssembler) -> None:
 
 
 class RawMessage:
-    """A whole DIMSE message framed by :mod:`printscp.pdata`, queued for the DUL thread.
+    """A whole DIMSE message framed by :mod:`printscp.net.pdata`, queued for the DUL thread.
 
     It travels in the DUL's outgoing queue like pynetdicom's P-DATA primitives, so it
     keeps its place among them, and the DUL thread writes it to the socket in one go:
@@ -634,7 +634,7 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
     """Send one message framed by hand: at once, from the calling thread, when nothing
     waits to go out; else queued for the DUL thread behind what waits.
 
-    Takes the send lock of :func:`printscp.pynetdicom_fixes.serialize_sends`, so no
+    Takes the send lock of :func:`printscp.net.workarounds.serialize_sends`, so no
     message is half queued by another thread meanwhile, and writes under the
     association's write lock, which every PDU pynetdicom sends takes too: with the
     queue empty no message is part-way out, so the bytes of two never interleave.
@@ -642,7 +642,7 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
     and a hand-over of the GIL to it and back (a C-FIND's matches were each paying
     them: 100 matches, about 4 ms).
     """
-    from printscp.pynetdicom_fixes import serialize_sends
+    from printscp.net.workarounds import serialize_sends
 
     serialize_sends(assoc)
     dul = assoc.dul
@@ -689,7 +689,7 @@ def send_c_store_file(assoc: Association, path: Path, sop_class: str, sop_instan
 
     pynetdicom reads and re-encodes a file given to ``send_c_store`` and frames it
     through its state machine, several milliseconds per image; this sends the file's
-    data set bytes, framed by :mod:`printscp.pdata`, then waits for the response as
+    data set bytes, framed by :mod:`printscp.net.pdata`, then waits for the response as
     pynetdicom does.  Returns None, having sent nothing, when no accepted context
     takes the file's SOP class in its transfer syntax (pynetdicom may then convert).
     """

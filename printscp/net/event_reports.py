@@ -61,7 +61,7 @@ def send_event_report(assoc: Any, context_id: int, transfer_syntax: Any, info: D
     try:
         deadline = time.monotonic() + timeout
         # Parked between messages: not merely paused inside a request's handler, whose
-        # response must go out first (printscp.pynetdicom_fixes.track_serving).
+        # response must go out first (printscp.net.workarounds.track_serving).
         while not assoc._is_paused or getattr(assoc, "_printscp_serving", False):
             if _ending(assoc) or time.monotonic() > deadline:
                 return None

@@ -2,7 +2,7 @@
 
 pynetdicom handles each association in Python threads, so one process receives on
 one core at most (the GIL).  ``printscp serve`` therefore starts ``workers``
-processes, each a complete :class:`~printscp.node.Node` with its own render
+processes, each a complete :class:`~printscp.app.node.Node` with its own render
 process, accepting on one listening socket the parent opened: every worker polls
 it and the least busy one accepts the connection (:class:`SharedLoad`).
 (SO_REUSEPORT, used before, hashes connections to workers: four storescu on
@@ -67,7 +67,7 @@ def _listen(config: NodeConfig) -> socket.socket:
 
 def _worker_main(config: NodeConfig, index: int, sock: socket.socket, stop: Any,
                  ready: Any, loads: Any) -> None:
-    from printscp.node import Node, die_with_parent
+    from printscp.app.node import Node, die_with_parent
 
     die_with_parent()
     # The handler only raises a flag: it runs between two bytecodes of this thread,
@@ -93,7 +93,7 @@ class WorkerPool:
     """``start()`` the worker processes, ``stop()`` them (each finishes its current film).
 
     Workers are not daemonic (they have render processes of their own); they die
-    with the parent through :func:`~printscp.node.die_with_parent` instead.
+    with the parent through :func:`~printscp.app.node.die_with_parent` instead.
     """
 
     def __init__(self, config: NodeConfig, count: int) -> None:

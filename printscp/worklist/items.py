@@ -8,10 +8,10 @@ everything else), so every step is matched, returned and moved through its state
 own, and the matching columns are single-valued where the data dictionary says so.
 
 Storage follows :mod:`printscp.archive.index` (same file, ``<data_dir>/index.sqlite``):
-WAL, flushed to disk before a write returns (:mod:`printscp.database`), one connection
+WAL, flushed to disk before a write returns (:mod:`printscp.core.database`), one connection
 per thread, writes in ``BEGIN IMMEDIATE`` transactions.  Each item is kept twice: the
-matching keys as columns holding :func:`printscp.archive.matching.normalise` values (the
-SQL prefilter of :func:`~printscp.archive.matching.sql_condition` relies on exactly that
+matching keys as columns holding :func:`printscp.query.matching.normalise` values (the
+SQL prefilter of :func:`~printscp.query.matching.sql_condition` relies on exactly that
 form) and the whole item as DICOM JSON (PS3.18 F), from which responses are built and on
 which the exact PS3.4 C.2 check runs.
 
@@ -45,8 +45,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import validate_value
 
-from printscp.archive import matching
-from printscp.database import Database
+from printscp.core.database import Database
+from printscp.query import matching
 
 __all__ = [
     "DONE_STATUSES",
@@ -533,7 +533,7 @@ class WorklistStore(Database):
         """(id, item) of every item matching a Modality Worklist identifier (PS3.4 K.6,
         C.2), in schedule order.
 
-        SQL narrows with the columns; :func:`~printscp.archive.matching.match_dataset`
+        SQL narrows with the columns; :func:`~printscp.query.matching.match_dataset`
         then checks each candidate exactly, with combined date-time matching of
         Scheduled Procedure Step Start Date and Time (C.2.2.2.5.1).  Steps whose status is
         in :data:`DONE_STATUSES` are left out unless ``include_done``.  Raises

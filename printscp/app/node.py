@@ -28,17 +28,18 @@ from pynetdicom import AE, evt
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom.transport import ThreadedAssociationServer
 
-from printscp import __version__, reactors, uids
-from printscp.access import AccessPolicy
+from printscp import __version__
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
-from printscp.mpps.store import MPPS_SOP_CLASS, MppsStore
-from printscp.outputs.delivery import DeliveryError
-from printscp.outputs.targets import ArchiveTarget, CupsTarget, DicomTarget, Target
-from printscp.printing import job_render
+from printscp.core import uids
+from printscp.jobs import render as job_render
+from printscp.jobs.delivery import DeliveryError
+from printscp.jobs.spool import Spool
+from printscp.jobs.targets import ArchiveTarget, CupsTarget, DicomTarget, Target
+from printscp.mpps.steps import MPPS_SOP_CLASS, MppsStore
+from printscp.net import reactors
+from printscp.net.workarounds import serialize_sends, track_serving
 from printscp.printing.profile import OutputProfile
-from printscp.printing.spool import Spool
-from printscp.pynetdicom_fixes import serialize_sends, track_serving
 from printscp.services import (
     commitment,
     dispatch,
@@ -49,9 +50,10 @@ from printscp.services import (
     verification,
     worklist,
 )
-from printscp.worklist.store import WorklistStore
+from printscp.services.access import AccessPolicy
+from printscp.worklist.items import WorklistStore
 
-LOGGER = logging.getLogger("printscp.node")
+LOGGER = logging.getLogger("printscp.app.node")
 
 #: Explicit VR Little Endian first: pynetdicom picks the first of the acceptor's
 #: syntaxes that the requestor proposed.
@@ -117,9 +119,9 @@ class _Contexts(list):
 
 
 class _NoDelayServer(ThreadedAssociationServer):
-    #: A listening socket shared by worker processes (see :mod:`printscp.workers`).
+    #: A listening socket shared by worker processes (see :mod:`printscp.app.workers`).
     listen_socket: socket.socket | None = None
-    #: This worker's share of the associations (a :class:`printscp.workers.SharedLoad`).
+    #: This worker's share of the associations (a :class:`printscp.app.workers.SharedLoad`).
     load: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -190,7 +192,7 @@ class Node:
     """A running printscp node; ``start()`` then ``stop()`` (or use as a context).
 
     ``listen_socket`` is a listening socket several worker processes accept on (see
-    :mod:`printscp.workers`), ``load`` their shared count of associations; ``recover``
+    :mod:`printscp.app.workers`), ``load`` their shared count of associations; ``recover``
     is false in all but one of them.
     """
 
@@ -235,8 +237,8 @@ class Node:
     def _deliver(self, target: Target, folder: Path, index: int) -> dict[str, Any]:
         """Send a rendered job to one of its network targets (spool delivery threads)."""
         if isinstance(target, CupsTarget):
+            from printscp.jobs.delivery import load_delivery
             from printscp.outputs import hardcopy
-            from printscp.outputs.delivery import load_delivery
 
             delivery = load_delivery(folder)
             pages = delivery.rendered.get("paper_pages", {}).get(str(index), 1) if delivery \
@@ -296,7 +298,7 @@ class Node:
         if self.archive is not None:
             query_retrieve.serve_qr(assoc, self.archive, self.config)
         track_serving(assoc)
-        if self.archive is not None:  # C-STORE served on the DUL thread (printscp.reactors)
+        if self.archive is not None:  # C-STORE served on the DUL thread (printscp.net.reactors)
             assoc._printscp_fast_store = functools.partial(storage.fast_store,
                                                            archive=self.archive)
             assoc._printscp_store_prefix = storage.store_prefix

@@ -1,6 +1,6 @@
 """``printscp worklist add|import|list|remove``: manage the node's Modality Worklist.
 
-Items live in ``<data_dir>/index.sqlite`` (:mod:`printscp.worklist.store`); the running
+Items live in ``<data_dir>/index.sqlite`` (:mod:`printscp.worklist.items`); the running
 node sees changes at its next C-FIND, no restart needed.  ``--data-dir`` (or ``--config``
 for the node's configuration file) says which node.
 
@@ -15,16 +15,16 @@ import json
 import sys
 from datetime import datetime
 
-from printscp.cli_options import add_data_dir_options, data_dir_of
-from printscp.progress import Progress
+from printscp.app.cli.options import add_data_dir_options, data_dir_of
+from printscp.core.progress import Progress
 from printscp.worklist.importing import build_item, import_files
-from printscp.worklist.store import ItemRejected, WorklistStore
+from printscp.worklist.items import ItemRejected, WorklistStore
 
 PROG = "printscp worklist"
 
 
 def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``printscp worklist add|import|list|remove`` (called by printscp.cli)."""
+    """Register ``printscp worklist add|import|list|remove`` (called by printscp.app.cli.main)."""
     p = sub.add_parser("worklist", help="manage the Modality Worklist",
                        description="Add, import, list and remove the scheduled procedure "
                        "steps the node offers to modalities (Modality Worklist C-FIND).")

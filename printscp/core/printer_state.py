@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from printscp.printing.output import atomic_write
+from printscp.core.files import atomic_write
 
 STATE_FILE = "printer-state.json"
 

@@ -7,10 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from calibration.cli import add_calibrate_parser
 from printscp import __version__
-from printscp.cli_options import add_data_dir_options, data_dir_of
-from printscp.mpps.cli import add_mpps_parser
+from printscp.app.cli.calibrate import add_calibrate_parser
+from printscp.app.cli.mpps import add_mpps_parser
+from printscp.app.cli.options import add_data_dir_options, data_dir_of
+from printscp.app.cli.worklist import add_worklist_parser
 from printscp.printing.enums import (
     FilmOrientation,
     FilmSize,
@@ -18,7 +19,6 @@ from printscp.printing.enums import (
     Polarity,
 )
 from printscp.printing.errors import PrintAttributeError
-from printscp.worklist.cli import add_worklist_parser
 
 
 def _window(text: str) -> tuple[float, float]:
@@ -98,10 +98,10 @@ def _add_film_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_film(args: argparse.Namespace) -> int:
-    from printscp.film_export import export_pdf
+    from printscp.core.progress import Progress
     from printscp.printing.film_box import FilmBox
+    from printscp.printing.film_export import export_pdf
     from printscp.printing.profile import OutputProfile
-    from printscp.progress import Progress
 
     film_attributes = _film_attributes(args)
     try:
@@ -154,9 +154,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import signal
     import time
 
+    from printscp.app.node import Node
+    from printscp.app.workers import WorkerPool
     from printscp.config import ConfigError, load_config
-    from printscp.node import Node
-    from printscp.workers import WorkerPool
 
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -168,7 +168,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if args.remote:
             from dataclasses import replace
 
-            from printscp.config import RemoteAE
+            from printscp.core.remote import RemoteAE
 
             config = replace(config, remote=config.remote + tuple(
                 RemoteAE.parse(r) for r in args.remote)).validate()
@@ -213,7 +213,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     import json
 
     from printscp.config import ConfigError
-    from printscp.printing.spool import list_jobs
+    from printscp.jobs.spool import list_jobs
 
     try:
         data_dir = data_dir_of(args)
@@ -269,8 +269,8 @@ def _add_print_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_print(args: argparse.Namespace) -> int:
-    from printscp.film_export import films_from_images, read_images
-    from printscp.print_scu import PrintError, parse_destination, print_films
+    from printscp.outputs.print_scu import PrintError, parse_destination, print_films
+    from printscp.printing.film_export import films_from_images, read_images
 
     try:
         destination = parse_destination(args.to)
@@ -350,7 +350,7 @@ def _cmd_media_export(args: argparse.Namespace) -> int:
     from printscp.archive.index import Level
     from printscp.archive.media import MediaError, export_fileset
     from printscp.config import ConfigError
-    from printscp.progress import Progress
+    from printscp.core.progress import Progress
 
     try:
         archive = Archive(data_dir_of(args))
@@ -394,7 +394,7 @@ def _cmd_media_import(args: argparse.Namespace) -> int:
     from printscp.archive.archive import Archive
     from printscp.archive.media import MediaError, read_fileset
     from printscp.config import ConfigError
-    from printscp.progress import Progress
+    from printscp.core.progress import Progress
 
     try:
         archive = Archive(data_dir_of(args))
@@ -421,7 +421,7 @@ def _cmd_media_import(args: argparse.Namespace) -> int:
 def _cmd_archive_verify(args: argparse.Namespace) -> int:
     from printscp.archive.archive import Archive
     from printscp.config import ConfigError
-    from printscp.progress import Progress
+    from printscp.core.progress import Progress
 
     try:
         data_dir = data_dir_of(args)

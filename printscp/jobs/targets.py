@@ -29,7 +29,7 @@ class TargetKind(StrEnum):
     ARCHIVE = "archive"
 
 
-#: Fields a file name template may use (see :mod:`printscp.outputs.naming`).
+#: Fields a file name template may use (see :mod:`printscp.jobs.naming`).
 NAME_FIELDS = frozenset({"stem", "date", "time", "calling_ae", "called_ae", "printer",
                          "label", "job", "job_id", "film", "copies"})
 
@@ -221,7 +221,7 @@ def _validate(t: Target, where: str) -> None:
         if t.bits not in (8, 16) or (t.bits == 16 and t.format is TargetKind.PDF):
             raise TargetError(f"{where}.bits: 8, or 16 for png/tiff")
     elif isinstance(t, CupsTarget):
-        from printscp.outputs.paper import PAPER_SIZES, PaperPolicy
+        from printscp.printing.paper import PAPER_SIZES, PaperPolicy
 
         if not t.queue:
             raise TargetError(f"{where}.queue: the CUPS queue name is required")
@@ -235,7 +235,7 @@ def _validate(t: Target, where: str) -> None:
         if not 0 <= t.margin_mm < 50:
             raise TargetError(f"{where}.margin_mm: 0..50")
     elif isinstance(t, DicomTarget):
-        from printscp.config import RemoteAE
+        from printscp.core.remote import RemoteAE
         from printscp.printing.enums import FilmSize, MagnificationType
         from printscp.printing.errors import PrintAttributeError, parse_enum
 

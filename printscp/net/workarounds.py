@@ -2,7 +2,7 @@
 
 Every association printscp requests (the Print SCU, forwarding, the tests' clients)
 goes through :func:`guard_requestor`; every association it accepts gets
-:func:`serialize_sends` (and :mod:`printscp.services.events` for its own reports).
+:func:`serialize_sends` (and :mod:`printscp.net.event_reports` for its own reports).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from printscp import reactors
+from printscp.net import reactors
 
 
 def serialize_sends(assoc: Any) -> None:
@@ -23,7 +23,7 @@ def serialize_sends(assoc: Any) -> None:
     """
     if getattr(assoc, "_printscp_serialized", False):
         return
-    lock = threading.RLock()  # send_msg -> printscp.reactors.send_raw takes it again
+    lock = threading.RLock()  # send_msg -> printscp.net.reactors.send_raw takes it again
     send = assoc.dimse.send_msg
 
     def send_msg(primitive: Any, context_id: int) -> None:
@@ -31,7 +31,7 @@ def serialize_sends(assoc: Any) -> None:
             send(primitive, context_id)
 
     assoc.dimse.send_msg = send_msg
-    assoc._printscp_send_lock = lock  # printscp.reactors.send_raw takes it too
+    assoc._printscp_send_lock = lock  # printscp.net.reactors.send_raw takes it too
     assoc._printscp_serialized = True
 
 
@@ -56,7 +56,7 @@ def track_serving(assoc: Any) -> None:
 
     pynetdicom raises ``_is_paused`` during a request's handler too, so a sender from
     another thread that waits for "paused" could go out before the response; it waits
-    for ``not _printscp_serving`` as well (see :mod:`printscp.services.events`).
+    for ``not _printscp_serving`` as well (see :mod:`printscp.net.event_reports`).
     """
     serve = assoc._serve_request
 
@@ -82,7 +82,7 @@ def guard_requestor(assoc: Any) -> None:
       "Received unexpected ... service message"); the sender then waits for the DIMSE
       timeout.  A fast peer on loopback with TCP_NODELAY hits this.  Such a response is
       put back at the head of the queue, where the waiting sender finds it.  (The loop
-      of :mod:`printscp.reactors` no longer reads the queue past a cleared checkpoint;
+      of :mod:`printscp.net.reactors` no longer reads the queue past a cleared checkpoint;
       this stays for an association that runs pynetdicom's own loop.)
     * A peer's N-EVENT-REPORT is served on a thread of its own, which clears
       ``_is_paused`` when done; a ``send_*`` call waiting for the reactor to park then

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from printscp.database import Database
+from printscp.core.database import Database
 
 IN_PROGRESS = "IN PROGRESS"
 COMPLETED = "COMPLETED"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from printscp.outputs.targets import FileTarget
-from printscp.printing.output import safe_name
-from printscp.printing.spool import PrintJob, film_file_stem
+from printscp.core.files import safe_name
+from printscp.jobs.spool import PrintJob, film_file_stem
+from printscp.jobs.targets import FileTarget
 
 EXTENSIONS = {"pdf": ".pdf", "png": ".png", "tiff": ".tif"}
 

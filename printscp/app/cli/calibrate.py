@@ -38,7 +38,7 @@ def _nonneg(text: str) -> float:
 
 
 def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``printscp calibrate analyze|patterns`` (called by printscp.cli)."""
+    """Register ``printscp calibrate analyze|patterns`` (called by printscp.app.cli.main)."""
     p = sub.add_parser("calibrate", help="GSDF calibration of displays and printers",
                        description="Analyse display or printer measurements against the "
                        "DICOM GSDF (PS3.14), write the calibration LUT and a printer "
@@ -167,7 +167,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(data, indent=1), encoding="utf-8")
             written["json"] = args.json
         if args.record:
-            from printscp.printer_state import Calibration, record_calibration
+            from printscp.core.printer_state import Calibration, record_calibration
 
             Path(args.data_dir).mkdir(parents=True, exist_ok=True)
             state = record_calibration(args.data_dir, Calibration(

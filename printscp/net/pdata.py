@@ -3,7 +3,7 @@
 pynetdicom turns every PDU into objects, every PDV into a copied slice, and every
 command set into a pydicom Dataset that is validated and encoded element by element:
 about 3.5 ms of CPU per 512 KB C-STORE on this project's hardware, more than the
-archive's own work.  The archive's hot path (see :mod:`printscp.reactors`) frames and
+archive's own work.  The archive's hot path (see :mod:`printscp.net.reactors`) frames and
 parses these few fixed structures here instead; everything else still goes through
 pynetdicom.  Tests compare every encoding below with pynetdicom's own.
 """

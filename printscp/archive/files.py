@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from printscp.printing.output import fsync_dir
+from printscp.core.files import fsync_dir
 
 #: A UID as PS3.5 9.1 defines it: digits and dots, no leading zeros in a component,
 #: at most 64 characters.  Only such strings ever become path components.

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from PIL import Image
 from reportlab.pdfbase import pdfdoc
 from reportlab.pdfgen import canvas as rl_canvas
 
+from printscp.core.files import atomic_write
 from printscp.printing.layout import MM_PER_INCH, Rect
 from printscp.printing.render import RenderedFilm
 
@@ -192,45 +191,3 @@ def _write_raster(film: RenderedFilm, path: str | os.PathLike[str], fmt: str, **
     buf = io.BytesIO()
     im.save(buf, fmt, dpi=(film.dpi, film.dpi), **opts)
     return atomic_write(path, buf.getvalue())
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
-
-    Temporary file in the same directory, fsync, rename, fsync of the directory:
-    a crash never leaves a truncated film behind the final name.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; films are for others to read
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
-    return target
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_name(value: object) -> str:
-    """``value`` as a file name component: runs of anything but letters, digits, ``.``,
-    ``_`` and ``-`` become ``_``, no leading or trailing ``_`` or ``.`` (so never
-    ``..``), never empty.  Values from the network only become names through this."""
-    return _UNSAFE.sub("_", str(value)).strip("_.") or "_"
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """Make a rename or new entry in directory ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

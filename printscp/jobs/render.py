@@ -12,19 +12,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from printscp.outputs.naming import output_paths
-from printscp.outputs.targets import (
+from printscp.core.files import atomic_write
+from printscp.jobs.naming import output_paths
+from printscp.jobs.spool import PrintJob, load_arrays
+from printscp.jobs.targets import (
     ArchiveTarget,
     CupsTarget,
     FileTarget,
     TargetKind,
     snapshot_targets,
 )
-from printscp.printing.output import atomic_write, flate_image, write_pdf, write_png, write_tiff
+from printscp.printing.film_files import flate_image, write_pdf, write_png, write_tiff
 from printscp.printing.profile import OutputProfile
 from printscp.printing.records import film_box_from_record
 from printscp.printing.render import render_film
-from printscp.printing.spool import PrintJob, load_arrays
 
 
 @functools.lru_cache(maxsize=8)
@@ -78,7 +79,7 @@ def render_job(folder: str | Path, data_dir: str | Path, profile_path: str = "",
                     write(film, path)
             outputs.extend(str(p) for p in paths)
         elif isinstance(target, CupsTarget):
-            from printscp.outputs.paper import PaperPolicy, paper_pdf
+            from printscp.printing.paper import PaperPolicy, paper_pdf
 
             # Copies go to CUPS as the IPP copies attribute, not as repeated pages.
             document, pages = paper_pdf(rendered, target.paper.upper(),

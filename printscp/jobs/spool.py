@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from printscp.outputs.delivery import (
+from printscp.core.files import atomic_write, fsync_dir, safe_name
+from printscp.jobs.delivery import (
     Deliver,
     DeliveryError,
     Dispatcher,
@@ -40,8 +41,7 @@ from printscp.outputs.delivery import (
     load_delivery,
     save_delivery,
 )
-from printscp.outputs.targets import Target, snapshot_targets
-from printscp.printing.output import atomic_write, fsync_dir, safe_name
+from printscp.jobs.targets import Target, snapshot_targets
 
 LOGGER = logging.getLogger("printscp.spool")
 

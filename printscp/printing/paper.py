@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 from reportlab.pdfgen import canvas as rl_canvas
 
+from printscp.printing.film_files import POINTS_PER_MM, draw_film
 from printscp.printing.layout import Rect
-from printscp.printing.output import POINTS_PER_MM, draw_film
 from printscp.printing.render import RenderedFilm
 
 #: Paper sizes in millimetres, portrait (width, height).  ``FILM`` is the film's own

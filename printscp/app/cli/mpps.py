@@ -1,7 +1,7 @@
 """``printscp mpps list|report``: the performed procedure steps the modalities reported.
 
-Registered by :func:`add_mpps_parser` (called by :mod:`printscp.cli`); also runs
-alone as ``python -m printscp.mpps.cli`` so it can be used before it is wired in.
+Registered by :func:`add_mpps_parser` (called by :mod:`printscp.app.cli.main`); also runs
+alone as ``python -m printscp.app.cli.mpps`` so it can be used before it is wired in.
 Exit status: 0 done, 2 bad options or no usable data directory.
 """
 
@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from printscp.cli_options import add_data_dir_options, data_dir_of
+from printscp.app.cli.options import add_data_dir_options, data_dir_of
 from printscp.mpps.report import format_list, format_usage, list_steps, usage
-from printscp.mpps.store import STATUSES, MppsStore
+from printscp.mpps.steps import STATUSES, MppsStore
 
 
 def _day(text: str) -> date:
@@ -37,7 +37,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_mpps_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``printscp mpps list|report`` (called by printscp.cli)."""
+    """Register ``printscp mpps list|report`` (called by printscp.app.cli.main)."""
     p = sub.add_parser("mpps", help="performed procedure steps reported by modalities",
                        description="Modality Performed Procedure Steps received by "
                        "printscp serve: when, how long, dose, and whether their images "

@@ -25,12 +25,13 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.status import code_to_category
 
-from printscp import reactors, uids
-from printscp.config import RemoteAE
+from printscp.core import uids
+from printscp.core.remote import RemoteAE
+from printscp.net import reactors
+from printscp.net.workarounds import guard_requestor
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
 from printscp.printing.presentation_lut import PresentationLUT
-from printscp.pynetdicom_fixes import guard_requestor
 
 
 class PrintError(Exception):

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from printscp.outputs.targets import FileTarget, Target
-from printscp.printing.output import atomic_write, safe_name
+from printscp.core.files import atomic_write, safe_name
+from printscp.jobs.targets import FileTarget, Target
 
 LOGGER = logging.getLogger("printscp.delivery")
 

@@ -1,0 +1,5 @@
+"""The network layer: the only package that knows pynetdicom's private names.
+
+Being reshaped (issue 15): version gate, association hooks and the small interface the
+services use come next.
+"""

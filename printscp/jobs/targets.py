@@ -178,11 +178,16 @@ def _check_template(where: str, template: str) -> None:
                           f"(known: {', '.join(sorted(NAME_FIELDS))})")
 
 
+def target_class(kind: str) -> type[Target] | None:
+    """The class of a target ``type`` (``pdf``, ``cups``...), None if there is none."""
+    return _CLASSES.get(str(kind).strip().lower())
+
+
 def parse_target(data: dict[str, Any], where: str = "targets") -> Target:
     """One target from its TOML table (or a job's snapshot); errors name the key."""
     data = dict(data)
     kind = str(data.pop("type", "")).strip().lower()
-    cls = _CLASSES.get(kind)
+    cls = target_class(kind)
     if cls is None:
         raise TargetError(f"{where}.type: {kind!r} is not one of {', '.join(_CLASSES)}")
     known = {f.name for f in fields(cls)} - {"format"}
@@ -209,50 +214,77 @@ def parse_target(data: dict[str, Any], where: str = "targets") -> Target:
 
 
 def _validate(t: Target, where: str) -> None:
-    if t.retry.initial_seconds <= 0 or t.retry.max_seconds < t.retry.initial_seconds \
-            or t.retry.max_attempts < 0:
-        raise TargetError(f"{where}.retry: need 0 < initial_seconds <= max_seconds and "
-                          "max_attempts >= 0")
+    retry = t.retry
+    if not retry.initial_seconds > 0:
+        raise TargetError(f"{where}.retry.initial_seconds: {retry.initial_seconds} is out of "
+                          "range; expected a number > 0")
+    if not retry.max_seconds >= retry.initial_seconds:
+        raise TargetError(f"{where}.retry.max_seconds: {retry.max_seconds} is out of range; "
+                          f"expected a number >= initial_seconds ({retry.initial_seconds})")
+    if retry.max_attempts < 0:
+        raise TargetError(f"{where}.retry.max_attempts: {retry.max_attempts} is out of range; "
+                          "expected an integer >= 0 (0: retry until it works)")
     if isinstance(t, FileTarget):
         _check_template(f"{where}.directory", t.directory)
         _check_template(f"{where}.name", t.name)
         if not t.name.strip():
-            raise TargetError(f"{where}.name: empty")
+            raise TargetError(f"{where}.name: empty; expected a file name template")
         if t.bits not in (8, 16) or (t.bits == 16 and t.format is TargetKind.PDF):
-            raise TargetError(f"{where}.bits: 8, or 16 for png/tiff")
+            raise TargetError(f"{where}.bits: {t.bits} is not allowed; expected 8, or 16 "
+                              "for png/tiff")
     elif isinstance(t, CupsTarget):
         from printscp.printing.paper import PAPER_SIZES, PaperPolicy
 
-        if not t.queue:
+        if not t.queue.strip():
             raise TargetError(f"{where}.queue: the CUPS queue name is required")
+        if not t.server.strip() or any(c.isspace() for c in t.server.strip()):
+            raise TargetError(f"{where}.server: {t.server!r} is not allowed; expected "
+                              "host[:port]")
         if t.paper.upper() not in PAPER_SIZES:
             raise TargetError(f"{where}.paper: {t.paper!r} is not one of "
                               f"{', '.join(PAPER_SIZES)}")
         try:
             PaperPolicy(t.fit)
         except ValueError:
-            raise TargetError(f"{where}.fit: 'fit' or 'true-size'") from None
+            raise TargetError(f"{where}.fit: {t.fit!r} is not allowed; expected 'fit' or "
+                              "'true-size'") from None
         if not 0 <= t.margin_mm < 50:
-            raise TargetError(f"{where}.margin_mm: 0..50")
+            raise TargetError(f"{where}.margin_mm: {t.margin_mm} is out of range; expected "
+                              "a number >= 0 and < 50")
     elif isinstance(t, DicomTarget):
-        from printscp.core.remote import RemoteAE
+        from printscp.core.remote import RemoteAE, check_ae_title
         from printscp.printing.enums import FilmSize, MagnificationType
         from printscp.printing.errors import PrintAttributeError, parse_enum
 
         try:
             RemoteAE.parse(t.destination)
-            for v in t.film_sizes:
-                parse_enum(FilmSize, "film_sizes", v)
-            for v in t.magnification_types:
-                parse_enum(MagnificationType, "magnification_types", v)
-        except (ValueError, PrintAttributeError) as err:
-            raise TargetError(f"{where}: {err}") from None
+        except ValueError as err:
+            raise TargetError(f"{where}.destination: {err}") from None
+        if t.calling_ae:
+            try:
+                check_ae_title(t.calling_ae, f"{where}.calling_ae")
+            except ValueError as err:
+                raise TargetError(str(err)) from None
+        for key, enum in (("film_sizes", FilmSize), ("magnification_types", MagnificationType)):
+            for i, v in enumerate(getattr(t, key)):
+                try:
+                    parse_enum(enum, key, v)
+                except PrintAttributeError:
+                    raise TargetError(f"{where}.{key}[{i}]: {v!r} is not allowed; expected one "
+                                      f"of {', '.join(enum)}") from None
         if t.max_bits not in (8, 12):
-            raise TargetError(f"{where}.max_bits: 8 or 12")
+            raise TargetError(f"{where}.max_bits: {t.max_bits} is not allowed; expected 8 or 12")
         for key in ("min_density_range", "max_density_range"):
             low, high = getattr(t, key)
             if not 0 <= low <= high:
-                raise TargetError(f"{where}.{key}: need 0 <= low <= high")
+                raise TargetError(f"{where}.{key}: [{low}, {high}] is not allowed; expected "
+                                  "[low, high] with 0 <= low <= high")
+        if not t.timeout > 0:
+            raise TargetError(f"{where}.timeout: {t.timeout} is out of range; expected a "
+                              "number > 0 (seconds)")
+        if not t.follow_print_job >= 0:
+            raise TargetError(f"{where}.follow_print_job: {t.follow_print_job} is out of "
+                              "range; expected a number >= 0 (seconds; 0: do not follow)")
 
 
 def parse_targets(items: list[dict[str, Any]], where: str) -> tuple[Target, ...]:

@@ -37,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from pydicom import config as pydicom_config
@@ -46,12 +47,14 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import validate_value
 
 from printscp.core.database import Database
+from printscp.core.errors import wrong_value
 from printscp.query import matching
 
 __all__ = [
     "DONE_STATUSES",
     "MPPS_TO_SPS",
     "SPS_STATUSES",
+    "CompletedSteps",
     "ItemRejected",
     "QueryRejected",
     "WorklistConfig",
@@ -140,21 +143,34 @@ class QueryRejected(ValueError):
         self.status = status
 
 
+class CompletedSteps(StrEnum):
+    """What a Modality Worklist C-FIND does with finished steps (``[worklist] completed``)."""
+
+    HIDE = "hide"  #: steps COMPLETED, DISCONTINUED or CANCELED do not match
+    MARK = "mark"  #: they match, and return their Scheduled Procedure Step Status
+
+
 @dataclass(frozen=True)
 class WorklistConfig:
     """``[worklist]`` of the node's configuration.
 
     ``completed``: what a C-FIND does with steps whose status is COMPLETED, DISCONTINUED
     or CANCELED: ``"hide"`` (default; a modality's list shows only what is still to do)
-    or ``"mark"`` (they match, and return their status).
+    or ``"mark"`` (they match, and return their status).  A string is converted to
+    :class:`CompletedSteps`; anything else raises :class:`ConfigError` naming the key.
     """
 
     enabled: bool = True
-    completed: str = "hide"
+    completed: CompletedSteps = CompletedSteps.HIDE
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "completed", CompletedSteps(self.completed))
+        except ValueError:
+            raise wrong_value(self.completed, "one of " + ", ".join(CompletedSteps),
+                              "completed") from None
 
     def validate(self) -> WorklistConfig:
-        if self.completed not in ("hide", "mark"):
-            raise ValueError(f"worklist.completed: {self.completed!r} is not 'hide' or 'mark'")
         return self
 
 

@@ -1,0 +1,37 @@
+"""The node's configuration: one typed object from a TOML file plus command-line overrides.
+
+Every key, its type, range and default is listed in ``docs/configuration.md``;
+``docs/printscp.example.toml`` is a complete example.  Each value is checked once, when
+the configuration is loaded (or a section is built in Python): a wrong type, a value
+out of range or an unknown key raises :class:`ConfigError`, one line naming the file,
+the key and what is allowed, e.g.
+``printscp.toml: node.port: "11112" is a string; expected an integer 0-65535``.
+
+* :mod:`printscp.config.checks`: the rules (integer ranges, enums, lists, tables).
+* :mod:`printscp.config.model`: the typed sections, checking themselves when built.
+* :mod:`printscp.config.loader`: the TOML file's shape, and command-line overrides.
+"""
+
+from __future__ import annotations
+
+from printscp.config.loader import NODE_KEYS, SECTIONS, apply_overrides, load_config, read_config
+from printscp.config.model import (
+    AccessConfig,
+    ArchiveConfig,
+    CompletedSteps,
+    DuplicatePolicy,
+    NodeConfig,
+    PrinterConfig,
+    Replaceable,
+    WorklistConfig,
+)
+from printscp.core.errors import ConfigError
+from printscp.core.remote import RemoteAE
+from printscp.jobs.targets import DEFAULT_TARGETS
+
+__all__ = [
+    "DEFAULT_TARGETS", "NODE_KEYS", "SECTIONS", "AccessConfig", "ArchiveConfig",
+    "CompletedSteps", "ConfigError", "DuplicatePolicy", "NodeConfig", "PrinterConfig",
+    "RemoteAE", "Replaceable", "WorklistConfig", "apply_overrides", "load_config",
+    "read_config",
+]

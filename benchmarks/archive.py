@@ -86,7 +86,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from printscp.net import reactors
-from printscp.net.workarounds import guard_requestor
+from printscp.net import guard_requestor
 
 ROOT = Path(__file__).resolve().parents[1]
 DCMTK = Path("/usr/bin")

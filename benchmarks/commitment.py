@@ -38,7 +38,7 @@ def main() -> int:
 
     from printscp.app.node import Node
     from printscp.config import load_config
-    from printscp.net.workarounds import guard_requestor
+    from printscp.net import guard_requestor
     from printscp.services.commitment import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE
 
     with tempfile.TemporaryDirectory() as tmp:

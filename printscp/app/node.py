@@ -18,17 +18,13 @@ import multiprocessing
 import signal
 import socket
 import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
-from pynetdicom import _config as pynetdicom_config
-from pynetdicom.transport import ThreadedAssociationServer
 
-from printscp import __version__
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
 from printscp.core import uids
@@ -37,8 +33,7 @@ from printscp.jobs.delivery import DeliveryError
 from printscp.jobs.spool import Spool
 from printscp.jobs.targets import ArchiveTarget, CupsTarget, DicomTarget, Target
 from printscp.mpps.steps import MPPS_SOP_CLASS, MppsStore
-from printscp.net import reactors
-from printscp.net.workarounds import serialize_sends, track_serving
+from printscp.net import channel, server
 from printscp.printing.profile import OutputProfile
 from printscp.services import (
     commitment,
@@ -59,8 +54,8 @@ LOGGER = logging.getLogger("printscp.app.node")
 #: syntaxes that the requestor proposed.
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
 
-#: (0000,0013)-style Implementation Version Name sent in A-ASSOCIATE-AC (16 chars).
-IMPLEMENTATION_VERSION_NAME = f"PRINTSCP_{__version__}"[:16]
+#: Implementation Version Name sent in A-ASSOCIATE-AC.
+IMPLEMENTATION_VERSION_NAME = uids.IMPLEMENTATION_VERSION_NAME
 
 SUPPORTED_CLASSES = [
     uids.VERIFICATION,
@@ -71,103 +66,6 @@ SUPPORTED_CLASSES = [
     uids.PRINT_JOB,
     uids.PRINTER_CONFIGURATION_RETRIEVAL,
 ]
-
-
-class _QuickAckSocket:
-    """A socket that acknowledges every read at once (Linux TCP_QUICKACK).
-
-    Clients that leave Nagle on (DCMTK's do unless TCP_NODELAY=1 is set in their
-    environment) hold each PDU's data until the header is acknowledged; with the
-    kernel's delayed ACK that is ~40 ms per message.  Quick-ack mode lapses, so it
-    is re-armed after every read.  Everything else is the wrapped socket.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        data = self._sock.recv(bufsize, flags)
-        with contextlib.suppress(OSError):
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-        return data
-
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        read = self._sock.recv_into(buffer, nbytes, flags)
-        with contextlib.suppress(OSError):
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-        return read
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-class _Contexts(list):
-    """The server's supported presentation contexts, shared by every association.
-
-    pynetdicom gives every association a ``deepcopy`` of them; with the ~190 storage
-    and Q/R classes in 13 transfer syntaxes that re-validated some 2,500 UIDs and took
-    about 20 ms of every association (``findscu`` waited for it on each query); even
-    a shallow copy of each context took a quarter of an association's set-up.  An
-    association only reads them: ``negotiate_as_acceptor`` builds new context objects
-    for its result and looks up the supported ones by abstract syntax (as does the
-    unrestricted variant), and nothing here changes a context once the server runs.
-    So each association gets a new list of the same objects.
-    """
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
-        return list(self)
-
-
-class _NoDelayServer(ThreadedAssociationServer):
-    #: A listening socket shared by worker processes (see :mod:`printscp.app.workers`).
-    listen_socket: socket.socket | None = None
-    #: This worker's share of the associations (a :class:`printscp.app.workers.SharedLoad`).
-    load: Any = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.contexts = _Contexts(self.contexts)
-
-    def server_bind(self) -> None:
-        if self.listen_socket is not None:  # already bound and listening
-            self.socket.close()
-            self.socket = self.listen_socket
-            # Every worker wakes for a connection and one accepts it; the others must
-            # not block in accept() (nor could they then be shut down).
-            self.socket.setblocking(False)
-            self.server_address = self.socket.getsockname()
-            return
-        super().server_bind()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Set the association up on the accepting thread.
-
-        pynetdicom's threaded server starts a thread per connection whose only work
-        is to build the Association and start its own threads; building it here
-        spares every association a thread start and two GIL hand-overs before its
-        A-ASSOCIATE-RQ is read (``handle`` returns once the association runs)."""
-        self.process_request_thread(request, client_address)
-
-    def service_actions(self) -> None:
-        """pynetdicom runs a full ``gc.collect()`` here every 60 accept-loop turns (for
-        association threads it saw linger); that holds the GIL for 10-30 ms in a
-        serving process, stalling every association of the worker.  Python's own
-        generational collector frees those cycles without such a stop."""
-
-    def get_request(self) -> tuple[Any, tuple[str, int]]:
-        load = self.load
-        if load is not None and load.busier_than_another():
-            time.sleep(load.DEFER)  # a less busy worker, woken too, takes it meanwhile
-        sock, address = super().get_request()  # BlockingIOError if another took it
-        if load is not None:
-            load.opened()  # closed() on EVT_CONN_CLOSE (Node.handlers)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:  # not a TCP socket: nothing to tune
-            return sock, address
-        if hasattr(socket, "TCP_QUICKACK") and not self.ssl_context:
-            return _QuickAckSocket(sock), address
-        return sock, address
 
 
 def _render_process() -> ProcessPoolExecutor:
@@ -231,7 +129,7 @@ class Node:
         self.access = AccessPolicy(config.called_ae_titles, config.access.calling_ae_titles,
                                    config.access.require_called_ae)
         self.ae = self._build_ae()
-        self.server: ThreadedAssociationServer | None = None
+        self.server: server.AssociationServer | None = None
         self._thread: threading.Thread | None = None
 
     def _deliver(self, target: Target, folder: Path, index: int) -> dict[str, Any]:
@@ -261,14 +159,7 @@ class Node:
 
     def _build_ae(self) -> AE:
         c = self.config
-        reactors.install()
-        # pynetdicom formats identifiers and every PDU and message for its logs even
-        # when nothing shows them: only when those logs are on.
-        log = logging.getLogger("pynetdicom")
-        pynetdicom_config.LOG_REQUEST_IDENTIFIERS = log.isEnabledFor(logging.INFO)
-        pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = log.isEnabledFor(logging.DEBUG)
-        pynetdicom_config.LOG_HANDLER_LEVEL = \
-            "standard" if log.isEnabledFor(logging.INFO) else "none"
+        server.configure_logging()
         ae = AE(ae_title=c.ae_title)
         ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         for uid in SUPPORTED_CLASSES:
@@ -294,16 +185,16 @@ class Node:
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
-        serialize_sends(assoc)  # event reports are sent beside the reactor's responses
         if self.archive is not None:
+            # Q/R C-FIND and C-GET served by printscp rather than pynetdicom, and C-STORE
+            # and C-FIND served on the DUL thread as soon as they are parsed.
             query_retrieve.serve_qr(assoc, self.archive, self.config)
-        track_serving(assoc)
-        if self.archive is not None:  # C-STORE served on the DUL thread (printscp.net.reactors)
-            assoc._printscp_fast_store = functools.partial(storage.fast_store,
-                                                           archive=self.archive)
-            assoc._printscp_store_prefix = storage.store_prefix
-            assoc._printscp_fast_find = functools.partial(
-                query_retrieve.fast_find, archive=self.archive, config=self.config)
+            channel.attach_fast_paths(
+                assoc,
+                store=functools.partial(storage.claim_store, archive=self.archive),
+                store_prefix=storage.store_prefix,
+                find=functools.partial(query_retrieve.claim_find, archive=self.archive,
+                                       config=self.config))
         rq = assoc.requestor
         primitive = rq.primitive
         calling = str(primitive.calling_ae_title)
@@ -318,9 +209,7 @@ class Node:
             assoc.kill()
 
     def handlers(self) -> list[tuple[Any, ...]]:
-        load = [(evt.EVT_CONN_CLOSE, lambda _: self.load.closed())] if self.load else []
         return [
-            *load,
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, verification.handle_echo),
             *dispatch.combine(print_management.event_handlers(self.print_service),
@@ -355,13 +244,9 @@ class Node:
         if self.commitment is not None:
             self.commitment.start()
         self.print_service.start_monitor()
-        self.server = self.ae.make_server(
-            (self.config.bind, self.config.port), evt_handlers=self.handlers(),
-            server_class=type("_Server", (_NoDelayServer,),
-                              {"listen_socket": self.listen_socket, "load": self.load}),
-        )
-        # Registered like AE.start_server does, so shutdown() and ae.shutdown() find it.
-        self.ae._servers.append(self.server)
+        self.server = server.start_server(
+            self.ae, (self.config.bind, self.config.port), self.handlers(),
+            listen_socket=self.listen_socket, load=self.load)
         self._thread = threading.Thread(target=self.server.serve_forever,
                                         name="printscp-acceptor", daemon=True)
         self._thread.start()

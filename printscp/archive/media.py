@@ -71,17 +71,16 @@ from pydicom.uid import (
     JPEGExtended12Bit,
     JPEGLSNearLossless,
 )
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
 
-from printscp import __version__
+from printscp.core import uids
 
 #: The profile every export writes (PS3.11 Annex D).
 PROFILE = "STD-GEN-CD"
 #: The files carry the identity the node declares in its associations (it keeps
 #: pynetdicom's Implementation Class UID and names its version), so that a reader of the CD
 #: can tell which implementation wrote them.
-IMPLEMENTATION_CLASS_UID = UID(PYNETDICOM_IMPLEMENTATION_UID)
-IMPLEMENTATION_VERSION_NAME = f"PRINTSCP_{__version__}"[:16]
+IMPLEMENTATION_CLASS_UID = UID(uids.IMPLEMENTATION_CLASS_UID)
+IMPLEMENTATION_VERSION_NAME = uids.IMPLEMENTATION_VERSION_NAME
 
 #: PS3.10 8.5 / PS3.12 F.1: File-set IDs use the File ID repertoire, CS of at most 16.
 _FILESET_ID = re.compile(r"^[A-Z0-9_ ]{0,16}$")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
+from printscp import __version__
+
 VERIFICATION = "1.2.840.10008.1.1"
 
 BASIC_FILM_SESSION = "1.2.840.10008.5.1.1.1"
@@ -23,3 +27,11 @@ PRINTER_CONFIGURATION_INSTANCE = "1.2.840.10008.5.1.1.17.376"
 #: Root of the instance UIDs printscp creates: pydicom's registered root, which
 #: pydicom's generate_uid() completes with a random suffix (PS3.5 B.2 style).
 UID_ROOT = "1.2.826.0.1.3680043.8.498."
+
+#: The Implementation Version Name the node declares in its associations and writes in
+#: the media it exports (SH, at most 16 characters).
+IMPLEMENTATION_VERSION_NAME = f"PRINTSCP_{__version__}"[:16]
+#: The Implementation Class UID the node declares: pynetdicom's, which names its release
+#: (pynetdicom's own scheme, read from the package's metadata so that nothing below the
+#: network layer imports pynetdicom; tests/net/test_compat.py checks they agree).
+IMPLEMENTATION_CLASS_UID = f"1.2.826.0.1.3680043.9.3811.{metadata.version('pynetdicom')}"

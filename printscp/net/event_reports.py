@@ -25,17 +25,14 @@ from pydicom.dataset import Dataset
 from pynetdicom.dimse_primitives import N_EVENT_REPORT
 from pynetdicom.dsutils import encode
 
+from printscp.net import channel
+
 LOGGER = logging.getLogger("printscp.events")
 
 #: Event Type IDs of the Print Job SOP Class (PS3.4 H.4.5.1.1).
 PRINT_JOB_EVENTS = {"PENDING": 1, "PRINTING": 2, "DONE": 3, "FAILURE": 4}
 
 _message_ids = itertools.count(0x8000)
-
-
-def _ending(assoc: Any) -> bool:
-    """True once the peer asked to release or abort: stop waiting for answers then."""
-    return not assoc.is_established or assoc.dul.to_user_queue.qsize() > 0
 
 
 def send_event_report(assoc: Any, context_id: int, transfer_syntax: Any, info: Dataset | None,
@@ -56,34 +53,26 @@ def send_event_report(assoc: Any, context_id: int, transfer_syntax: Any, info: D
                                               transfer_syntax.is_deflated))
     if not assoc.is_established:
         return None
-    # Pause the association's reactor between messages, as pynetdicom's own senders do.
-    assoc._reactor_checkpoint.clear()
-    try:
-        deadline = time.monotonic() + timeout
-        # Parked between messages: not merely paused inside a request's handler, whose
-        # response must go out first (printscp.net.workarounds.track_serving).
-        while not assoc._is_paused or getattr(assoc, "_printscp_serving", False):
-            if _ending(assoc) or time.monotonic() > deadline:
-                return None
-            time.sleep(0.0005)
+    deadline = time.monotonic() + timeout
+    # Parked between messages, as pynetdicom's own senders park the reactor; not merely
+    # paused inside a request's handler, whose response must go out first.
+    with channel.parked(assoc, timeout=timeout, after_response=True) as ready:
+        if not ready:
+            return None
         assoc.dimse.send_msg(req, context_id)
         others = []
         status = None
-        while time.monotonic() < deadline and not _ending(assoc):
-            try:
-                cx_id, msg = assoc.dimse.msg_queue.get(timeout=0.05)
-            except queue.Empty:
+        while time.monotonic() < deadline and not channel.peer_is_leaving(assoc):
+            cx_id, msg = channel.next_message(assoc, 0.05)
+            if msg is None:
                 continue
             if (isinstance(msg, N_EVENT_REPORT)
                     and msg.MessageIDBeingRespondedTo == req.MessageID):
                 status = msg.Status
                 break
             others.append((cx_id, msg))  # a request of the peer: the reactor's, not ours
-        with assoc.dimse.msg_queue.mutex:
-            assoc.dimse.msg_queue.queue.extendleft(reversed(others))
+        channel.requeue_front(assoc, others)
         return status
-    finally:
-        assoc._reactor_checkpoint.set()
 
 
 class EventReporter:

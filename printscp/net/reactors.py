@@ -21,15 +21,20 @@ timeout) and kill flags are honoured as before.  The socket reads whole PDUs wit
 
 On an established association the DUL thread also parses P-DATA-TF PDUs itself
 (:mod:`printscp.net.pdata`) and assembles whole DIMSE messages.  A complete C-STORE-RQ
-is offered to the association's ``_printscp_fast_store`` hook, if the node set one
-(the archive's C-STORE, answered on this thread), a C-STORE-RSP to its
-``_printscp_store_response`` hook (a C-GET in progress); anything else is handed
-to pynetdicom's DIMSE provider exactly as its own P-DATA indication would have been.
+or C-FIND-RQ is offered to the fast path the node attached to the association (its
+:class:`~printscp.net.hooks.AssociationHooks`: the archive's C-STORE and C-FIND, served
+on this thread), a C-STORE-RSP to a C-GET in progress; a message a fast path claims
+fires pynetdicom's ``EVT_DIMSE_RECV`` first (:mod:`printscp.net.observe`), as its own
+path does.  Anything else is handed to pynetdicom's DIMSE provider exactly as its own
+P-DATA indication would have been.
 Outgoing, ``send_msg`` frames each message whole (:func:`send_raw`) instead of one
 P-DATA primitive per PDV, and command sets are encoded by hand.
 
 An association whose DUL thread started before :func:`install` keeps pynetdicom's
 loop; :func:`runs_our_loop` tells, and sending falls back to P-DATA primitives.
+
+Every upstream function mirrored or wrapped here is fingerprinted in
+:mod:`printscp.net.compat`; :data:`ORIGINALS` keeps the ones replaced.
 """
 
 from __future__ import annotations
@@ -42,12 +47,9 @@ import select
 import struct
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import pynetdicom
-from pydicom.dataset import Dataset
-from pynetdicom import _config
+from pynetdicom import _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dul import DULServiceProvider
@@ -55,12 +57,25 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket
 
-from printscp.net import pdata
+from printscp.net import observe, pdata
+from printscp.net.hooks import AssociationHooks, existing_hooks, hooks_of
 
 #: Longest wait without a wake-up: bounds how late a timer or kill flag is seen.
 TICK = 0.02
 
-_ORIGINAL_SEND_MSG = DIMSEServiceProvider.send_msg
+#: The upstream functions :func:`install` replaces, by ``module:qualname`` (as
+#: :data:`printscp.net.compat.MIRRORED` names them), as released.
+ORIGINALS: dict[str, Any] = {
+    "pynetdicom.dul:DULServiceProvider.__init__": DULServiceProvider.__init__,
+    "pynetdicom.dul:DULServiceProvider.run_reactor": DULServiceProvider.run_reactor,
+    "pynetdicom.dul:DULServiceProvider.kill_dul": DULServiceProvider.kill_dul,
+    "pynetdicom.dul:DULServiceProvider.stop_dul": DULServiceProvider.stop_dul,
+    "pynetdicom.association:Association._run_reactor": Association._run_reactor,
+    "pynetdicom.association:Association._serve_request": Association._serve_request,
+    "pynetdicom.transport:AssociationSocket.recv": AssociationSocket.recv,
+    "pynetdicom.transport:AssociationSocket.send": AssociationSocket.send,
+    "pynetdicom.dimse:DIMSEServiceProvider.send_msg": DIMSEServiceProvider.send_msg,
+}
 
 _installed = False
 _install_lock = threading.Lock()
@@ -69,17 +84,20 @@ _install_lock = threading.Lock()
 def install() -> None:
     """Patch pynetdicom's classes once per process (idempotent).
 
-    Only pynetdicom 3.0.x is patched: the loops below mirror its code line by line.
+    The loops below mirror pynetdicom 3.0's line by line; importing
+    :mod:`printscp.net` has already refused any other release
+    (:func:`printscp.net.compat.check_version`).
     """
     global _installed
     with _install_lock:
-        if _installed or not pynetdicom.__version__.startswith("3.0."):
+        if _installed:
             return
         _wrap_init()
         DULServiceProvider.run_reactor = _dul_run_reactor
         DULServiceProvider.kill_dul = _kill_dul
         DULServiceProvider.stop_dul = _stop_dul
         Association._run_reactor = _assoc_run_reactor
+        Association._serve_request = _serve_request
         AssociationSocket.recv = _socket_recv
         AssociationSocket.send = _socket_send
         _fast_command_encoding()
@@ -102,6 +120,7 @@ def _cached_uid_checks() -> None:
     from pynetdicom import ae, dimse_primitives, pdu_items, pdu_primitives, presentation, utils
 
     original = utils.set_uid
+    ORIGINALS["pynetdicom.utils:set_uid"] = original
 
     @functools.lru_cache(maxsize=16384)
     def checked(value: str, name: str, allow_empty: bool, allow_none: bool,
@@ -137,33 +156,102 @@ def _fast_command_encoding() -> None:
     dimse_messages.encode = encode
 
 
-def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> None:
-    """pynetdicom's ``DIMSEServiceProvider.send_msg``, framed by :mod:`printscp.net.pdata`.
-
-    pynetdicom turns each PDV into a P-DATA primitive that its state machine then
-    turns into a PDU object and encodes, one per DUL loop; here the message is framed
-    once and queued whole (:func:`send_raw`).  A data set sent from a file
-    (pynetdicom's chunked mode) still goes pynetdicom's way.
-    """
-    from pynetdicom import evt
+def message_for(primitive: Any) -> Any:
+    """pynetdicom's DIMSE message object for a DIMSE primitive (request or response)."""
     from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE
 
     if primitive.MessageIDBeingRespondedTo is None:
-        message = _RQ_TO_MESSAGE[primitive.__class__]()
-    else:
-        message = _RSP_TO_MESSAGE[primitive.__class__]()
-    message.primitive_to_message(primitive)
-    message.context_id = context_id
-    if (message._data_set_path is not None or not self.assoc.is_established
-            or not runs_our_loop(self.dul)):
-        _ORIGINAL_SEND_MSG(self, primitive, context_id)
-        return
-    evt.trigger(self.assoc, evt.EVT_DIMSE_SENT, {"message": message})
-    from pynetdicom import dimse_messages
+        return _RQ_TO_MESSAGE[primitive.__class__]()
+    return _RSP_TO_MESSAGE[primitive.__class__]()
 
-    command = dimse_messages.encode(message.command_set, True, True)  # by hand
-    data = message.data_set.getvalue() if message.data_set is not None else b""
-    send_raw(self.assoc, context_id, command, data or None)
+
+def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> None:
+    """pynetdicom's ``DIMSEServiceProvider.send_msg``, one message at a time per
+    association, framed by :mod:`printscp.net.pdata`.
+
+    pynetdicom splits a message into P-DATA primitives and queues them one by one; two
+    threads sending at once (a reply to the peer's N-EVENT-REPORT beside a request, or
+    an event report beside the response of the request that caused it) interleaved
+    fragments of two messages, which the peer cannot decode and answers with an abort.
+    So every message is sent under the association's send lock.  On our loop the
+    message is framed once and queued whole (:func:`send_raw`) instead of one P-DATA
+    primitive per PDV, each turned into a PDU object and encoded in one DUL loop.  A
+    data set sent from a file (pynetdicom's chunked mode) still goes pynetdicom's way.
+    """
+    assoc = self.assoc
+    with hooks_of(assoc).send_lock:
+        message = message_for(primitive)
+        message.primitive_to_message(primitive)
+        message.context_id = context_id
+        if (message._data_set_path is not None or not assoc.is_established
+                or not runs_our_loop(self.dul)):
+            ORIGINALS["pynetdicom.dimse:DIMSEServiceProvider.send_msg"](
+                self, primitive, context_id)
+            return
+        evt.trigger(assoc, evt.EVT_DIMSE_SENT, {"message": message})
+        from pynetdicom import dimse_messages
+
+        command = dimse_messages.encode(message.command_set, True, True)  # by hand
+        data = message.data_set.getvalue() if message.data_set is not None else b""
+        send_raw(assoc, context_id, command, data or None, observed=True)
+
+
+# -- serving the peer's requests ------------------------------------------------------
+def _serve_request(self: Association, msg: Any, context_id: int) -> None:
+    """pynetdicom's ``_serve_request``, with what printscp adds around it.
+
+    * A response nobody took off the queue is not a request: it belongs to a sender
+      parked on this association (see :func:`_put_back`).
+    * ``hooks.serving`` is set while the request is served, so that an event report
+      from another thread waits until its response is out (:mod:`.event_reports`).
+    * Requests the node serves itself (``hooks.requests``: Q/R C-FIND and C-GET) go
+      there; the rest to pynetdicom.
+    * A requestor's reactor that a sender has parked is marked paused again: a peer's
+      N-EVENT-REPORT is served on a thread of its own, which clears the flag when done
+      (pynetdicom #820), and the sender would wait for it for ever.
+    """
+    if not msg.is_valid_request and msg.is_valid_response:
+        _put_back(self, msg, context_id)  # the answer to one of our requests or reports
+        return
+    hooks = hooks_of(self)
+    hooks.serving = True
+    try:
+        requests = hooks.requests
+        if requests is None or not requests(msg, context_id):
+            ORIGINALS["pynetdicom.association:Association._serve_request"](
+                self, msg, context_id)
+    finally:
+        hooks.serving = False
+    if self.is_requestor and not self._reactor_checkpoint.is_set():
+        self._is_paused = True
+
+
+def _put_back(assoc: Association, msg: Any, context_id: int) -> None:
+    """Return a response the reactor took to the head of the queue, for its waiter.
+
+    A sender waiting for a response holds the reactor's checkpoint cleared (pynetdicom
+    #875: its reactor can pass the checkpoint just as a ``send_*`` call clears it, read
+    a stale "paused" and take the answer; the sender then waits for the DIMSE timeout).
+    With none waiting (a late answer after a timeout) the response is dropped, as
+    pynetdicom does, so it cannot stay at the head of the queue before the next request.
+    """
+    if assoc._reactor_checkpoint.is_set():
+        return
+    requeue_front(assoc, [(context_id, msg)])
+
+
+def requeue_front(assoc: Association, items: list[tuple[int, Any]]) -> None:
+    """Put decoded messages back at the head of the association's queue, in order."""
+    if not items:
+        return
+    queue_ = assoc.dimse.msg_queue
+    with queue_.not_empty:
+        queue_.queue.extendleft(reversed(items))
+        queue_.unfinished_tasks += len(items)
+        queue_.not_empty.notify()
+    wake = hooks_of(assoc).wake
+    if wake is not None:
+        wake.set()
 
 
 # -- wake-ups ------------------------------------------------------------------------
@@ -203,26 +291,18 @@ class _Pipe:
 
 
 def _wrap_init() -> None:
-    original = DULServiceProvider.__init__
+    original = ORIGINALS["pynetdicom.dul:DULServiceProvider.__init__"]
 
     def __init__(self: DULServiceProvider, assoc: Any) -> None:
         original(self, assoc)
-        self._printscp_pipe = None
-        #: The socket was readable when :func:`_wait_for_io` last looked (not TLS).
-        self._printscp_readable = False
-        #: Held while bytes go to the socket, by whichever thread writes them (and by
-        #: the DUL thread from taking a queued message until it is written).
-        self._printscp_write_lock = threading.RLock()
-        #: pynetdicom P-DATA primitives queued and not yet written as PDUs: while any
-        #: is, a message of pynetdicom's is part-way out and nothing may go directly.
-        self._printscp_pdata = _Counter()
+        hooks = hooks_of(assoc)
         for q in (self.to_provider_queue, self.event_queue):
-            q.put = _waking(q.put, lambda dul=self: _wake_dul(dul))
+            q.put = _waking(q.put, lambda h=hooks: _wake_dul(h))
         put = self.to_provider_queue.put
 
         def counting_put(item: Any, *args: Any, **kwargs: Any) -> None:
             if isinstance(item, P_DATA):
-                self._printscp_pdata.add(1)
+                hooks.pdata_queued.add(1)
             put(item, *args, **kwargs)
 
         self.to_provider_queue.put = counting_put
@@ -230,32 +310,21 @@ def _wrap_init() -> None:
     DULServiceProvider.__init__ = __init__
 
 
-class _Counter:
-    """A thread-safe count."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self.value += n
-
-
 def runs_our_loop(dul: DULServiceProvider) -> bool:
     """Whether ``dul`` runs :func:`_dul_run_reactor` (it started after install())."""
-    return getattr(dul, "_printscp_pipe", None) is not None
+    hooks = existing_hooks(dul.assoc)
+    return hooks is not None and hooks.pipe is not None
 
 
-def _wake_dul(dul: DULServiceProvider) -> None:
-    pipe = getattr(dul, "_printscp_pipe", None)  # None before install() or after the loop
+def _wake_dul(hooks: AssociationHooks) -> None:
+    pipe = hooks.pipe  # None before the loop starts or after it ended
     if pipe is not None:
         pipe.wake()
 
 
 def _kill_dul(self: DULServiceProvider) -> None:
     self._kill_thread = True
-    _wake_dul(self)
+    _wake_dul(hooks_of(self.assoc))
 
 
 def _stop_dul(self: DULServiceProvider) -> bool:
@@ -263,25 +332,26 @@ def _stop_dul(self: DULServiceProvider) -> bool:
     if self.state_machine.current_state != "Sta1":
         return False
     self._kill_thread = True
+    hooks = hooks_of(self.assoc)
     while self.is_alive() and threading.current_thread() is not self:
-        _wake_dul(self)
+        _wake_dul(hooks)
         self.join(TICK)
     return True
 
 
 def _assoc_event(assoc: Association) -> threading.Event:
     """The event the association reactor waits on, set when it has something to do."""
-    event = assoc.__dict__.get("_printscp_wake")
-    if event is None:
+    hooks = hooks_of(assoc)
+    if hooks.wake is None:
         event = threading.Event()
         for q in (assoc.dimse.msg_queue, assoc.dul.to_user_queue):
             q.put = _waking(q.put, event.set)
-        assoc._printscp_wake = event
-    return event
+        hooks.wake = event
+    return hooks.wake
 
 
 # -- the DUL thread -------------------------------------------------------------------
-def _wait_for_io(dul: DULServiceProvider, pipe: _Pipe) -> None:
+def _wait_for_io(dul: DULServiceProvider, hooks: AssociationHooks, pipe: _Pipe) -> None:
     """Block until the peer sends, something is queued, or TICK passes."""
     if (dul.to_provider_queue.qsize() or dul.event_queue.qsize()
             or dul._kill_thread):
@@ -304,24 +374,24 @@ def _wait_for_io(dul: DULServiceProvider, pipe: _Pipe) -> None:
     # a store on another association's thread may then hold it for a while.
     if pipe.read_fd in readable:
         pipe.drain()
-    dul._printscp_readable = len(fds) > 1 and fds[1] in readable
+    hooks.readable = len(fds) > 1 and fds[1] in readable
 
 
 def _dul_run_reactor(self: DULServiceProvider) -> None:
     """pynetdicom's DUL loop, waiting in select instead of sleeping between polls."""
+    hooks = hooks_of(self.assoc)
     pipe = _Pipe()
-    self._printscp_pipe = pipe
+    hooks.pipe = pipe
     try:
-        _dul_loop(self, pipe)
+        _dul_loop(self, hooks, pipe)
     finally:
-        self._printscp_pipe = None
+        hooks.pipe = None
         pipe.close()
-        event = self.assoc.__dict__.get("_printscp_wake")
-        if event is not None:
-            event.set()  # the association reactor notices the DUL is gone
+        if hooks.wake is not None:
+            hooks.wake.set()  # the association reactor notices the DUL is gone
 
 
-def _dul_loop(self: DULServiceProvider, pipe: _Pipe) -> None:
+def _dul_loop(self: DULServiceProvider, hooks: AssociationHooks, pipe: _Pipe) -> None:
     from pynetdicom.dul import LOGGER
     self._idle_timer.start()
     idle = False
@@ -330,15 +400,15 @@ def _dul_loop(self: DULServiceProvider, pipe: _Pipe) -> None:
             self.assoc._dul_ready.set()
             idle = True
         if idle:
-            _wait_for_io(self, pipe)
+            _wait_for_io(self, hooks, pipe)
         if self._kill_thread:
             break
         if self.artim_timer.expired:
             self.event_queue.put("Evt18")
         try:
-            if _send_queued_raw(self) or self._process_recv_primitive():
+            if _send_queued_raw(self, hooks) or self._process_recv_primitive():
                 pass
-            elif _transport_event(self):
+            elif _transport_event(self, hooks):
                 self._idle_timer.restart()
         except Exception as exc:
             LOGGER.error("Exception in DUL.run(), aborting association")
@@ -364,7 +434,6 @@ def _dul_loop(self: DULServiceProvider, pipe: _Pipe) -> None:
 # -- the association reactor ----------------------------------------------------------
 def _assoc_run_reactor(self: Association) -> None:
     """pynetdicom's acceptor/requestor reactor, waiting on an event instead of 1 ms sleeps."""
-    from pynetdicom import evt
     from pynetdicom.association import LOGGER
 
     wake = _assoc_event(self)
@@ -459,33 +528,31 @@ def _socket_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
     return buffer
 
 
-_ORIGINAL_SOCKET_SEND = AssociationSocket.send
-
-
 def _socket_send(self: AssociationSocket, bytestream: bytes) -> None:
     """pynetdicom's PDU send, under the association's write lock: a message that
     :func:`send_raw` writes from another thread never lands inside a PDU."""
-    dul = getattr(self.assoc, "dul", None)
-    lock = getattr(dul, "_printscp_write_lock", None)
-    if lock is None:
-        _ORIGINAL_SOCKET_SEND(self, bytestream)
+    assoc = getattr(self, "assoc", None)
+    hooks = existing_hooks(assoc) if assoc is not None else None
+    original = ORIGINALS["pynetdicom.transport:AssociationSocket.send"]
+    if hooks is None:
+        original(self, bytestream)
         return
-    with lock:
-        _ORIGINAL_SOCKET_SEND(self, bytestream)
+    with hooks.write_lock:
+        original(self, bytestream)
         if bytestream[:1] == b"\x04":  # a P-DATA-TF PDU of a queued primitive is out
-            dul._printscp_pdata.add(-1)
+            hooks.pdata_queued.add(-1)
 
 
 # -- P-DATA on an established association -------------------------------------------------
 _PDU_HEADER = struct.Struct(">BBL")
 
 
-def _transport_event(dul: DULServiceProvider) -> bool:
+def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
     """Read one PDU if the peer sent one; P-DATA-TF in Sta6 goes to the assembler."""
     # A socket select has just found readable needs no second select (transport.ready).
-    readable, dul._printscp_readable = dul._printscp_readable, False
+    readable, hooks.readable = hooks.readable, False
     if dul.state_machine.current_state != "Sta6" or _config.STORE_RECV_CHUNKED_DATASET:
-        _flush_partial(dul)
+        _flush_partial(dul, hooks)
         return dul._is_transport_event()
     transport = dul.socket
     if not (transport and (readable or transport.ready)):
@@ -529,7 +596,8 @@ def _transport_event(dul: DULServiceProvider) -> bool:
         dul.event_queue.put(event)
         dul._recv_pdu.put(pdu)
         return True
-    _receive_pdata(dul, memoryview(body))
+    observe.pdu_received(dul.assoc, header, body)
+    _receive_pdata(dul, hooks, memoryview(body))
     return True
 
 
@@ -539,47 +607,50 @@ def _receive_limit(assoc: Association) -> int:
     return int(local.maximum_length or 0)
 
 
-def _receive_pdata(dul: DULServiceProvider, body: memoryview) -> None:
+def _receive_pdata(dul: DULServiceProvider, hooks: AssociationHooks, body: memoryview) -> None:
     for context_id, control, fragment in pdata.pdvs(body):
-        assembler = dul.__dict__.get("_printscp_message")
+        assembler = hooks.message
         if assembler is None:
-            assembler = dul._printscp_message = pdata.MessageAssembler()
+            assembler = hooks.message = pdata.MessageAssembler()
         done = assembler.add(context_id, control, fragment)
         if assembler.prefix is None and assembler.command is not None:
             # The command is in: a C-STORE the node stores gets its file's prefix.
-            hook = dul.assoc.__dict__.get("_printscp_store_prefix")
-            assembler.start_file(hook(dul.assoc, assembler) if hook is not None else b"")
+            prefix = hooks.store_prefix
+            assembler.start_file(prefix(dul.assoc, assembler) if prefix is not None else b"")
         if done:
-            dul._printscp_message = None
-            _deliver(dul.assoc, assembler)
+            hooks.message = None
+            _deliver(dul.assoc, hooks, assembler)
 
 
-def _flush_partial(dul: DULServiceProvider) -> None:
+def _flush_partial(dul: DULServiceProvider, hooks: AssociationHooks) -> None:
     """Leaving Sta6 mid-message: give pynetdicom what has arrived, for it to finish."""
-    assembler = dul.__dict__.get("_printscp_message")
+    assembler = hooks.message
     if assembler is not None:
-        dul._printscp_message = None
+        hooks.message = None
         _indicate(dul.assoc, assembler)
 
 
-def _deliver(assoc: Association, message: pdata.MessageAssembler) -> None:
+def _deliver(assoc: Association, hooks: AssociationHooks,
+             message: pdata.MessageAssembler) -> None:
+    """A whole message: served by the fast path that claims it, else by pynetdicom."""
     command = message.command
     field = pdata.command_us(command, pdata.COMMAND_FIELD) if command is not None else None
+    serve = None
     if field == pdata.C_STORE_RQ:
-        hook = assoc.__dict__.get("_printscp_fast_store")
-        if hook is not None and hook(assoc, message):
-            return
+        if hooks.store is not None:
+            serve = hooks.store(assoc, message)
     elif field == pdata.C_STORE_RSP:
         # A C-GET sub-operation's answer, awaited by the DUL-driven C-GET (if any).
-        hook = assoc.__dict__.get("_printscp_store_response")
-        if hook is not None and hook(pdata.command_us(command, pdata.MESSAGE_ID_RESPONDED),
-                                     pdata.command_us(command, pdata.STATUS)):
-            return
-    elif field == pdata.C_FIND_RQ:
-        hook = assoc.__dict__.get("_printscp_fast_find")
-        if hook is not None and hook(assoc, message):
-            return
-    _indicate(assoc, message)
+        if hooks.store_response is not None:
+            serve = hooks.store_response(pdata.command_us(command, pdata.MESSAGE_ID_RESPONDED),
+                                         pdata.command_us(command, pdata.STATUS))
+    elif field == pdata.C_FIND_RQ and hooks.find is not None:
+        serve = hooks.find(assoc, message)
+    if serve is None:
+        _indicate(assoc, message)
+        return
+    observe.message_received(assoc, message)  # as pynetdicom's receive_primitive does
+    serve()
 
 
 def read_pending(assoc: Association) -> bool:
@@ -592,6 +663,7 @@ def read_pending(assoc: Association) -> bool:
     or went away), so the rest of the answer would go nowhere.
     """
     dul = assoc.dul
+    hooks = hooks_of(assoc)
     sock = getattr(dul.socket, "socket", None)
     if sock is None or dul.event_queue.qsize():
         return True
@@ -603,7 +675,7 @@ def read_pending(assoc: Association) -> bool:
                     return False
             except (OSError, ValueError):
                 return True
-        if not _transport_event(dul) or dul.event_queue.qsize():
+        if not _transport_event(dul, hooks) or dul.event_queue.qsize():
             return bool(dul.event_queue.qsize())
     return False
 
@@ -616,7 +688,8 @@ def _indicate(assoc: Association, message: pdata.MessageAssembler) -> None:
 
 
 class RawMessage:
-    """A whole DIMSE message framed by :mod:`printscp.net.pdata`, queued for the DUL thread.
+    """A whole DIMSE message framed by :mod:`printscp.net.pdata`, queued for the DUL
+    thread.
 
     It travels in the DUL's outgoing queue like pynetdicom's P-DATA primitives, so it
     keeps its place among them, and the DUL thread writes it to the socket in one go:
@@ -630,25 +703,28 @@ class RawMessage:
 
 
 def send_raw(assoc: Association, context_id: int, command: bytes,
-             data_set: bytes | memoryview | None = None) -> None:
+             data_set: bytes | memoryview | None = None, *, observed: bool = False) -> None:
     """Send one message framed by hand: at once, from the calling thread, when nothing
     waits to go out; else queued for the DUL thread behind what waits.
 
-    Takes the send lock of :func:`printscp.net.workarounds.serialize_sends`, so no
-    message is half queued by another thread meanwhile, and writes under the
-    association's write lock, which every PDU pynetdicom sends takes too: with the
-    queue empty no message is part-way out, so the bytes of two never interleave.
-    Writing from the calling thread spares each message a wake-up of the DUL thread
-    and a hand-over of the GIL to it and back (a C-FIND's matches were each paying
-    them: 100 matches, about 4 ms).
-    """
-    from printscp.net.workarounds import serialize_sends
+    Takes the association's send lock (:func:`_send_msg` takes it too), so no message
+    is half queued by another thread meanwhile, and writes under the association's
+    write lock, which every PDU pynetdicom sends takes too: with the queue empty no
+    message is part-way out, so the bytes of two never interleave.  Writing from the
+    calling thread spares each message a wake-up of the DUL thread and a hand-over of
+    the GIL to it and back (a C-FIND's matches were each paying them: 100 matches,
+    about 4 ms).
 
-    serialize_sends(assoc)
+    pynetdicom's events for the message fire first (:mod:`printscp.net.observe`);
+    ``observed``: its ``EVT_DIMSE_SENT`` has fired already (:func:`_send_msg`).
+    """
+    hooks = hooks_of(assoc)
     dul = assoc.dul
     max_pdu = assoc.dimse.maximum_pdu_size  # the peer's Maximum Length Received
     if not runs_our_loop(dul):  # an association opened before install(): pynetdicom's way
-        with assoc._printscp_send_lock:
+        with hooks.send_lock:
+            if not observed:
+                observe.message_sent(assoc, context_id, command, data_set, [])
             for control, chunk in pdata.message_fragments(command, data_set, max_pdu or 0):
                 primitive = P_DATA()
                 primitive.presentation_data_value_list = [
@@ -657,75 +733,24 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
         return
     message = RawMessage(list(pdata.message_pdus(context_id, command, data_set,
                                                  max_pdu or 0)))
-    with assoc._printscp_send_lock:
-        if not dul.to_provider_queue.qsize() and dul._printscp_pdata.value <= 0:
-            _write(dul, message)
+    with hooks.send_lock:
+        if observed:
+            observe.pdus_sent(assoc, _joined_pdus(message.buffers))
+        else:
+            observe.message_sent(assoc, context_id, command, data_set, message.buffers)
+        if not dul.to_provider_queue.qsize() and hooks.pdata_queued.value <= 0:
+            _write(dul, hooks, message)
         else:
             dul.to_provider_queue.put(message)
 
 
-def frame_stored_file(assoc: Association, path: Path, sop_class: str, sop_instance: str,
-                      transfer_syntax: str, msg_id: int, priority: int = 2,
-                      originator: tuple[str, int] | None = None
-                      ) -> tuple[int, bytes, memoryview] | None:
-    """(context ID, C-STORE-RQ command, data set bytes) sending a stored Part 10 file as
-    it is, or None when no accepted context takes its class in its transfer syntax."""
-    try:
-        context = assoc._get_valid_context(sop_class, transfer_syntax, "scu",
-                                           allow_conversion=False)
-    except ValueError:
-        return None
-    data = Path(path).read_bytes()
-    offset = pdata.data_set_offset(data)
-    command = pdata.store_request(msg_id, sop_class, sop_instance, priority, originator)
-    return int(context.context_id), command, memoryview(data)[offset:]
+def _joined_pdus(buffers: list[Any]) -> Any:
+    """Each PDU of a :class:`RawMessage` as one bytes object (header, then value)."""
+    return (bytes(buffers[i]) + bytes(buffers[i + 1]) for i in range(0, len(buffers), 2))
 
 
-def send_c_store_file(assoc: Association, path: Path, sop_class: str, sop_instance: str,
-                      transfer_syntax: str, msg_id: int = 1, priority: int = 2,
-                      originator_aet: str | None = None,
-                      originator_id: int | None = None) -> Dataset | None:
-    """``assoc.send_c_store`` for a stored Part 10 file sent as it is.
-
-    pynetdicom reads and re-encodes a file given to ``send_c_store`` and frames it
-    through its state machine, several milliseconds per image; this sends the file's
-    data set bytes, framed by :mod:`printscp.net.pdata`, then waits for the response as
-    pynetdicom does.  Returns None, having sent nothing, when no accepted context
-    takes the file's SOP class in its transfer syntax (pynetdicom may then convert).
-    """
-    originator = None
-    if originator_aet is not None and originator_id is not None:
-        aet = originator_aet.decode("ascii") if isinstance(originator_aet, bytes) \
-            else str(originator_aet)
-        originator = (aet.strip(), int(originator_id))
-    framed = frame_stored_file(assoc, path, sop_class, sop_instance, transfer_syntax, msg_id,
-                               priority, originator)
-    if framed is None:
-        return None
-    closed = RuntimeError("the association closed before the C-STORE could be sent")
-    if not assoc.is_established:  # the peer aborted or closed it after the last one
-        raise closed
-    # As pynetdicom's send_*(): park the reactor so the response comes to us; a
-    # reactor that has ended never parks (the peer aborted or closed meanwhile).
-    assoc._reactor_checkpoint.clear()
-    while not assoc._is_paused:
-        if assoc._kill or not assoc.is_established:
-            assoc._reactor_checkpoint.set()
-            raise closed
-        time.sleep(0.0001)
-    try:
-        send_raw(assoc, *framed)
-        _, rsp = assoc.dimse.get_msg(block=True)
-    finally:
-        assoc._reactor_checkpoint.set()
-    if rsp is None:
-        assoc._handle_no_response()
-        return Dataset()
-    return assoc._check_received_status(rsp)
-
-
-def _write(dul: DULServiceProvider, message: RawMessage) -> None:
-    with dul._printscp_write_lock:
+def _write(dul: DULServiceProvider, hooks: AssociationHooks, message: RawMessage) -> None:
+    with hooks.write_lock:
         sock = getattr(dul.socket, "socket", None)
         if sock is None or dul.state_machine.current_state != "Sta6":
             return  # the association is going: the message goes with it, as a PDU would
@@ -736,13 +761,13 @@ def _write(dul: DULServiceProvider, message: RawMessage) -> None:
             dul.event_queue.put("Evt17")
 
 
-def _send_queued_raw(dul: DULServiceProvider) -> bool:
+def _send_queued_raw(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
     """Write a :class:`RawMessage` at the head of the outgoing queue, if one is there.
 
     Only the DUL thread takes from that queue, so what it peeks stays at the head.
     """
     queue_ = dul.to_provider_queue
-    with dul._printscp_write_lock:  # no direct send between taking it and writing it
+    with hooks.write_lock:  # no direct send between taking it and writing it
         try:
             head = queue_.queue[0]
         except IndexError:
@@ -750,7 +775,7 @@ def _send_queued_raw(dul: DULServiceProvider) -> bool:
         if not isinstance(head, RawMessage):
             return False
         queue_.get_nowait()
-        _write(dul, head)
+        _write(dul, hooks, head)
     return True
 
 

@@ -10,9 +10,7 @@ status is reported; any failure stops the print and makes it fail.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +23,10 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.status import code_to_category
 
+from printscp import net
 from printscp.core import uids
 from printscp.core.remote import RemoteAE
-from printscp.net import reactors
-from printscp.net.workarounds import guard_requestor
+from printscp.net import channel
 from printscp.printing.film_box import FilmBox
 from printscp.printing.image_box import ImageBox
 from printscp.printing.presentation_lut import PresentationLUT
@@ -210,7 +208,6 @@ def print_films(
     called, host, port = destination
     color = any(b.is_color for fb in films for b in fb.image_boxes)
     meta = uids.BASIC_COLOR_PRINT_META if color else uids.BASIC_GRAYSCALE_PRINT_META
-    reactors.install()
     ae = AE(ae_title=calling_ae)
     ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = timeout
     syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
@@ -233,16 +230,14 @@ def print_films(
                     execution, str(info.get("ExecutionStatusInfo", "")))
         return 0x0000, None
 
-    assoc = ae.associate(host, port, ae_title=called, evt_handlers=[
+    assoc = net.associate(ae, host, port, ae_title=called, evt_handlers=[
         (evt.EVT_DIMSE_RECV, lambda event: commands.append(event.message.command_set)),
         (evt.EVT_N_EVENT_REPORT, on_event_report)])
     if not assoc.is_established:
         raise PrintError(f"association with {called}@{host}:{port} was not accepted")
-    guard_requestor(assoc)
     _number_messages(assoc)
     # Like the server's sockets: no message's last segment waits on a delayed ACK.
-    with contextlib.suppress(OSError, AttributeError):
-        assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    channel.no_delay(assoc)
     accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
     print_job_accepted = uids.PRINT_JOB in accepted
     # Annotations go only to a printer that takes the Basic Annotation Box SOP Class.

@@ -25,14 +25,13 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role
 
+from printscp import net
 from printscp.archive.archive import Archive
 from printscp.archive.commitment import Commitment, CommitmentStore, check
 from printscp.archive.files import valid_uid
 from printscp.config import NodeConfig
 from printscp.core import status
-from printscp.net import reactors
 from printscp.net.event_reports import send_event_report
-from printscp.net.workarounds import guard_requestor
 from printscp.services.dimse import status_dataset
 
 LOGGER = logging.getLogger("printscp.commitment")
@@ -207,16 +206,14 @@ class CommitmentService:
         remote = self.config.remote_ae(c.requester_ae)
         if remote is None:
             return f"{c.requester_ae} is not in the AE table ([[remote]])"
-        reactors.install()
         ae = AE(ae_title=self.config.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
         ae.add_requested_context(STORAGE_COMMITMENT,
                                  [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-        assoc = ae.associate(remote.host, remote.port, ae_title=remote.ae_title,
+        assoc = net.associate(ae, remote.host, remote.port, ae_title=remote.ae_title,
                              ext_neg=[build_role(STORAGE_COMMITMENT, scp_role=True)])
         if not assoc.is_established:
             return f"association with {remote.ae_title}@{remote.host}:{remote.port} refused"
-        guard_requestor(assoc)
         try:
             rsp, _ = assoc.send_n_event_report(info, c.event_type, STORAGE_COMMITMENT,
                                                   STORAGE_COMMITMENT_INSTANCE)

@@ -17,18 +17,15 @@ Failed SOP Instance UID List), 0xA702 when all failed.
 from __future__ import annotations
 
 import collections
-import contextlib
 import io
 import logging
-import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, evt
@@ -47,7 +44,8 @@ from printscp.archive.archive import Archive
 from printscp.archive.index import ORDER, Level
 from printscp.config import NodeConfig
 from printscp.core import status
-from printscp.net import pdata, reactors
+from printscp.net import channel, pdata
+from printscp.net.channel import StoredFile
 from printscp.services.dimse import status_dataset
 
 LOGGER = logging.getLogger("printscp.qr")
@@ -110,7 +108,7 @@ def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
                 config: NodeConfig, poll: Any = None) -> None:
     """C-FIND: one pending response per match, return keys filled (empty if unknown),
     then the final status; C-CANCEL ends it with 0xFE00.  ``poll``, if given, is
-    called before each match to take in a C-CANCEL (see :func:`fast_find`); when it
+    called before each match to take in a C-CANCEL (see :func:`claim_find`); when it
     returns True the peer has gone and the query stops."""
     respond = _Responder(assoc, req, context, _C_FIND_RSP)
     try:
@@ -126,7 +124,7 @@ def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
             return  # the peer aborted or closed: nobody to answer
         if not assoc.is_established:
             return
-        if req.MessageID in assoc.dimse.cancel_req:
+        if channel.is_cancelled(assoc, req.MessageID):
             respond.send(status.CANCEL)
             return
         # Each match goes at once: the requester decodes it while the next is built.
@@ -145,41 +143,42 @@ class _FindRequest:
         self.Identifier = io.BytesIO(identifier)
 
 
-def fast_find(assoc: Any, message: pdata.MessageAssembler, archive: Archive,
-              config: NodeConfig) -> bool:
-    """A Q/R C-FIND-RQ served on the DUL thread as soon as it is parsed.
+def claim_find(assoc: Any, message: pdata.MessageAssembler, archive: Archive,
+               config: NodeConfig) -> Callable[[], None] | None:
+    """Serve a Q/R C-FIND-RQ on the DUL thread as soon as it is parsed: a callable that
+    answers it, or None, having done nothing, for anything else (another class, a
+    command missing a required field, a request while one is served), which pynetdicom
+    then handles as usual.
 
     The same answer as through pynetdicom, without its message objects and the hand-
     over to the reactor thread: the first match goes out about half a millisecond
-    sooner.  Between matches :func:`printscp.net.reactors.read_pending` takes in a
-    C-CANCEL.  Returns False, having done nothing, for anything else (another class,
-    a command missing a required field, a request while one is served), which
-    pynetdicom then handles as usual.
+    sooner.  Between matches :func:`printscp.net.channel.read_pending` takes in a
+    C-CANCEL.
     """
-    context = assoc._accepted_cx.get(message.context_id)
+    context = channel.accepted_context(assoc, message.context_id)
     if (context is None or str(context.abstract_syntax) not in FIND_CLASSES
-            or not context.as_scp or assoc.__dict__.get("_printscp_serving")):
-        return False
+            or not context.as_scp or channel.is_serving(assoc)):
+        return None
     command = message.command or {}
     message_id = pdata.command_us(command, pdata.MESSAGE_ID)
     sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS)
     if message_id is None or not sop_class or \
             pdata.command_us(command, pdata.DATA_SET_TYPE) in (None, pdata.NO_DATA_SET):
-        return False
+        return None
     req = _FindRequest(message_id, sop_class, message.data_set())
-    assoc._printscp_serving = True  # event reports wait (printscp.net.event_reports)
-    assoc.dimse.cancel_req = {}
-    try:
-        handle_find(assoc, req, context, archive, config,
-                    poll=lambda: reactors.read_pending(assoc))
-    except Exception:
-        LOGGER.exception("C-FIND failed")
-        _Responder(assoc, req, context, _C_FIND_RSP).send(status.CANNOT_UNDERSTAND,
-                                                          "unable to process")
-    finally:
-        assoc.dimse.cancel_req = {}
-        assoc._printscp_serving = False
-    return True
+
+    def serve() -> None:
+        # Served as pynetdicom serves a request: event reports wait, C-CANCELs counted.
+        with channel.serving_request(assoc):
+            try:
+                handle_find(assoc, req, context, archive, config,
+                            poll=lambda: channel.read_pending(assoc))
+            except Exception:
+                LOGGER.exception("C-FIND failed")
+                _Responder(assoc, req, context, _C_FIND_RSP).send(status.CANNOT_UNDERSTAND,
+                                                                  "unable to process")
+
+    return serve
 
 
 def _decode_identifier(req: Any, context: Any) -> Dataset:
@@ -285,54 +284,11 @@ def _contexts(records: list) -> list:
     return contexts[:128]
 
 
-class StoredFile(Dataset):
-    """A stored instance yielded to pynetdicom's C-GET/C-MOVE service by reference.
-
-    pynetdicom only takes Datasets from these handlers and re-encodes them; its
-    ``send_c_store`` can also send a file as it is (the data set bytes after the File
-    Meta Information, undecoded).  :func:`send_files_raw` makes the association do so
-    for these references, which is several times faster for large images.
-    """
-
-    def __init__(self, path: Path, sop_class: str, sop_uid: str, syntax: str) -> None:
-        super().__init__()
-        self.SOPClassUID = sop_class
-        self.SOPInstanceUID = sop_uid
-        self.file_meta = FileMetaDataset()
-        self.file_meta.TransferSyntaxUID = syntax
-        object.__setattr__(self, "stored_path", path)
-
-
-def send_files_raw(assoc: Any) -> None:
-    """Have ``assoc.send_c_store`` send :class:`StoredFile` references from their files
-    as they are (:func:`printscp.net.reactors.send_c_store_file`)."""
-    if getattr(assoc, "_printscp_raw", False):
-        return
-    send = assoc.send_c_store
-
-    def send_c_store(dataset: Any, msg_id: int = 1, priority: int = 2,
-                     originator_aet: Any = None, originator_id: int | None = None) -> Any:
-        path = getattr(dataset, "stored_path", None)
-        if path is not None:
-            meta = dataset.file_meta
-            status = reactors.send_c_store_file(
-                assoc, path, str(dataset.SOPClassUID), str(dataset.SOPInstanceUID),
-                str(meta.TransferSyntaxUID), msg_id, priority, originator_aet, originator_id)
-            if status is not None:
-                return status
-        return send(path if path is not None else dataset, msg_id, priority,
-                    originator_aet, originator_id)
-
-    assoc.send_c_store = send_c_store
-    assoc._printscp_raw = True
-
-
 def _no_delay(event: Any) -> None:
     """Our sockets never wait on the peer's delayed ACK (as the server's); stored
     files go out as they are."""
-    with contextlib.suppress(OSError, AttributeError):
-        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    send_files_raw(event.assoc)
+    channel.no_delay(event.assoc)
+    channel.send_stored_files_as_is(event.assoc)
 
 
 def _announce_move(event: Any, count: int) -> Any:
@@ -359,7 +315,7 @@ def _announce_move(event: Any, count: int) -> Any:
         command = pdata.response(_C_MOVE_RSP, message_id, sop_class, status.PENDING,
                                  counts=[(pdata.REMAINING, count), (pdata.COMPLETED, 0),
                                          (pdata.FAILED, 0), (pdata.WARNING, 0)])
-        reactors.send_raw(assoc, context_id, command)
+        channel.send_message(assoc, context_id, command)
 
     return announce
 
@@ -411,36 +367,30 @@ def serve_qr(assoc: Any, archive: Archive, config: NodeConfig) -> None:
     sub-operation: about 1 ms each, more than the archive's own work for a C-FIND
     match.  Here a response is a command set encoded by hand (:mod:`printscp.net.pdata`)
     with the identifier encoded once, and a C-GET sub-operation a stored file sent
-    as it is (:func:`printscp.net.reactors.send_c_store_file`).  C-MOVE stays with
+    as it is (:func:`printscp.net.channel.send_c_store_file`).  C-MOVE stays with
     pynetdicom (:func:`handle_move`), whose sub-associations send files the same way.
     """
-    serve = assoc._serve_request
-
-    def serving(msg: Any, context_id: int) -> None:
-        context = assoc._accepted_cx.get(context_id)
+    def serve(msg: Any, context_id: int) -> bool:
+        context = channel.accepted_context(assoc, context_id)
         syntax = str(context.abstract_syntax) if context is not None else ""
         if isinstance(msg, C_FIND) and msg.is_valid_request and syntax in FIND_CLASSES:
             _serving(assoc, handle_find, msg, context, archive, config)
         elif isinstance(msg, C_GET) and msg.is_valid_request and syntax in GET_CLASSES:
             _serving(assoc, handle_get, msg, context, archive)
         else:
-            serve(msg, context_id)
+            return False
+        return True
 
-    assoc._serve_request = serving
+    channel.serve_requests(assoc, serve)
 
 
 def _serving(assoc: Any, handler: Any, *args: Any) -> None:
-    # As pynetdicom's _serve_request: paused, so our send_*() calls go ahead.
-    assoc.dimse.cancel_req = {}
-    assoc._is_paused = True
-    try:
-        handler(assoc, *args)
-    except Exception:
-        LOGGER.exception("Q/R request failed; aborting the association")
-        assoc.abort()
-    finally:
-        assoc._is_paused = False
-        assoc.dimse.cancel_req = {}
+    with channel.serving_request(assoc):  # as pynetdicom's _serve_request
+        try:
+            handler(assoc, *args)
+        except Exception:
+            LOGGER.exception("Q/R request failed; aborting the association")
+            assoc.abort()
 
 
 def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
@@ -462,14 +412,14 @@ def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
     for cx in assoc.accepted_contexts:
         accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
     respond.remaining = len(records)
-    if reactors.runs_our_loop(assoc.dul) and all(
+    if channel.runs_our_loop(assoc) and all(
             r.transfer_syntax in accepted.get(r.sop_class_uid, ()) for r in records):
         _GetPipeline(assoc, req, archive, records, respond).run()
         return
     for i, record in enumerate(records):
         if not assoc.is_established:
             return
-        if req.MessageID in assoc.dimse.cancel_req:
+        if channel.is_cancelled(assoc, req.MessageID):
             respond.final(status.CANCEL)
             return
         sub_id = (int(req.MessageID) + i) % 65535 + 1
@@ -506,28 +456,33 @@ class _GetPipeline:
 
     def run(self) -> None:
         assoc = self.assoc
-        assoc._printscp_store_response = self.on_response
-        try:
+        with channel.expecting_store_responses(assoc, self.claim_response):
             with self.lock:
                 self.prepared = self._prepare()
                 if not self._send_prepared():
                     self._finish()
             timeout = assoc.dimse_timeout
-            while not self.finished.wait(reactors.TICK):
-                if not assoc.is_established or not assoc.dul.is_alive():
+            while not self.finished.wait(channel.TICK):
+                if not channel.is_running(assoc):
                     return
                 if timeout and time.monotonic() - self.last_progress > timeout:
                     LOGGER.error("C-GET: no C-STORE response in %s s; aborting", timeout)
                     assoc.abort()
                     return
-        finally:
-            assoc._printscp_store_response = None
 
-    def on_response(self, message_id: int | None, code: int | None) -> bool:
-        """A C-STORE-RSP parsed on the DUL thread; False if it is not the awaited one."""
+    def claim_response(self, message_id: int | None,
+                       code: int | None) -> Callable[[], None] | None:
+        """A C-STORE-RSP parsed on the DUL thread: a callable that takes it, or None
+        if it is not the awaited one."""
         with self.lock:
             if self.waiting is None or message_id != self.waiting[0]:
-                return False
+                return None
+        return lambda: self._on_response(message_id, code)
+
+    def _on_response(self, message_id: int | None, code: int | None) -> None:
+        with self.lock:
+            if self.waiting is None or message_id != self.waiting[0]:
+                return
             record = self.waiting[1]
             self.waiting = None
             self.last_progress = time.monotonic()
@@ -536,16 +491,15 @@ class _GetPipeline:
             self.respond.pending()
             if not sent:
                 self._finish()
-        return True
 
     def _send_prepared(self) -> bool:
         """Send the prepared sub-operation and prepare the one after it; False when
         none is left (or the requester cancelled)."""
-        if self.prepared is None or self.req.MessageID in self.assoc.dimse.cancel_req:
+        if self.prepared is None or channel.is_cancelled(self.assoc, self.req.MessageID):
             return False
         sub_id, record, framed = self.prepared
         self.waiting = (sub_id, record)
-        reactors.send_raw(self.assoc, *framed)
+        channel.send_message(self.assoc, *framed)
         self.prepared = self._prepare()
         return True
 
@@ -556,7 +510,7 @@ class _GetPipeline:
             i, record = self.records.popleft()
             sub_id = (int(req.MessageID) + i) % 65535 + 1
             try:
-                framed = reactors.frame_stored_file(
+                framed = channel.frame_stored_file(
                     self.assoc, self.archive.path_of(record), record.sop_class_uid,
                     record.sop_uid, record.transfer_syntax, sub_id)
                 if framed is None:
@@ -569,7 +523,7 @@ class _GetPipeline:
         return None
 
     def _finish(self) -> None:
-        cancelled = self.req.MessageID in self.assoc.dimse.cancel_req
+        cancelled = channel.is_cancelled(self.assoc, self.req.MessageID)
         self.respond.final(status.CANCEL if cancelled else None)
         self.finished.set()
 
@@ -579,7 +533,7 @@ def _send_instance(assoc: Any, archive: Archive, record: Any,
     """One C-STORE sub-operation; its status, None when it could not be sent."""
     try:
         if record.transfer_syntax in accepted.get(record.sop_class_uid, set()):
-            result = reactors.send_c_store_file(
+            result = channel.send_c_store_file(
                 assoc, archive.path_of(record), record.sop_class_uid, record.sop_uid,
                 record.transfer_syntax, msg_id)
             if result is not None:
@@ -617,7 +571,7 @@ class _Responder:
                               syntax.is_deflated)
         command = pdata.response(self.command_field, self.message_id, self.sop_class, code,
                                  comment, data_set=data is not None, counts=counts)
-        reactors.send_raw(self.assoc, int(self.context.context_id), command, data)
+        channel.send_message(self.assoc, int(self.context.context_id), command, data)
 
 
 class _GetResponder(_Responder):

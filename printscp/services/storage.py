@@ -11,6 +11,7 @@ the request or its SOP class (UIDs, Pixel Data shorter than its description),
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -33,7 +34,7 @@ from pynetdicom import AllStoragePresentationContexts
 
 from printscp.archive.archive import Archive
 from printscp.core import status
-from printscp.net import pdata, reactors
+from printscp.net import channel, pdata
 from printscp.services.dimse import status_dataset
 
 LOGGER = logging.getLogger("printscp.storage")
@@ -82,10 +83,10 @@ def _store(archive: Archive, encoded: bytes, sop_class: str, sop_instance: str,
 
 def store_prefix(assoc: Any, message: pdata.MessageAssembler) -> bytes:
     """The File Meta Information a C-STORE-RQ's data set will be stored behind, once
-    its command set is in; empty when :func:`fast_store` will not store it."""
+    its command set is in; empty when :func:`claim_store` will not store it."""
     if pdata.command_us(message.command or {}, pdata.COMMAND_FIELD) != pdata.C_STORE_RQ:
         return b""
-    context = assoc._accepted_cx.get(message.context_id)
+    context = channel.accepted_context(assoc, message.context_id)
     if (context is None or str(context.abstract_syntax) not in _STORAGE_CLASS_SET
             or not context.as_scp):
         return b""
@@ -97,29 +98,35 @@ def store_prefix(assoc: Any, message: pdata.MessageAssembler) -> bytes:
     return pdata.file_meta(sop_class, sop_instance, str(context.transfer_syntax[0]))
 
 
-def fast_store(assoc: Any, message: pdata.MessageAssembler, archive: Archive) -> bool:
-    """The C-STORE-RQ ``message``, stored and answered on the DUL thread.
+def claim_store(assoc: Any, message: pdata.MessageAssembler,
+                archive: Archive) -> Callable[[], None] | None:
+    """Serve the C-STORE-RQ ``message`` on the DUL thread: a callable that stores and
+    answers it, or None, having done nothing, when :func:`store_prefix` gave the message
+    no file (not for a storage context this node accepted as SCP, or a command without
+    its UIDs) or its Message ID is missing; pynetdicom then serves (or refuses) it as
+    usual.
 
     The same work as :func:`handle_store` without pynetdicom's per-message objects
-    and thread hand-offs (see :mod:`printscp.net.reactors`).  Returns False, having done
-    nothing, when :func:`store_prefix` gave the message no file (not for a storage
-    context this node accepted as SCP, or a command without its UIDs) or its Message
-    ID is missing; pynetdicom then serves (or refuses) it as usual.
+    and thread hand-offs (see :mod:`printscp.net.reactors`).
     """
     command = message.command or {}
     message_id = pdata.command_us(command, pdata.MESSAGE_ID)
     if message_id is None or not message.prefix:
-        return False  # pynetdicom refuses an incomplete command as the standard says
-    sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS)
-    sop_instance = pdata.command_text(command, pdata.AFFECTED_SOP_INSTANCE)
-    calling = str(assoc.requestor.ae_title).strip()
-    # The file's bytes, and its SHA-256 taken as they arrived (printscp.net.reactors).
-    encoded, digest = message.file_bytes(), message.hasher.hexdigest()
-    try:
-        code, comment = _store(archive, encoded, sop_class, sop_instance, calling, digest)
-    except Exception:
-        LOGGER.exception("C-STORE %s from %s: unexpected error", sop_instance, calling)
-        code, comment = 0xC211, ""  # pynetdicom's status for a failing handler
-    response = pdata.store_response(message_id, sop_class, sop_instance, code, comment)
-    reactors.send_raw(assoc, message.context_id or 0, response)
-    return True
+        return None  # pynetdicom refuses an incomplete command as the standard says
+
+    def serve() -> None:
+        sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS)
+        sop_instance = pdata.command_text(command, pdata.AFFECTED_SOP_INSTANCE)
+        calling = str(assoc.requestor.ae_title).strip()
+        # The file's bytes, and its SHA-256 taken as they arrived (printscp.net.reactors).
+        encoded, digest = message.file_bytes(), message.hasher.hexdigest()
+        try:
+            code, comment = _store(archive, encoded, sop_class, sop_instance, calling,
+                                   digest)
+        except Exception:
+            LOGGER.exception("C-STORE %s from %s: unexpected error", sop_instance, calling)
+            code, comment = 0xC211, ""  # pynetdicom's status for a failing handler
+        response = pdata.store_response(message_id, sop_class, sop_instance, code, comment)
+        channel.send_message(assoc, message.context_id or 0, response)
+
+    return serve

@@ -64,7 +64,7 @@ def test_a_p_data_pdu_longer_than_our_maximum_aborts_only_its_association(node, 
     node keeps serving others."""
     from pynetdicom import AE
 
-    from printscp.net.workarounds import guard_requestor
+    from printscp.net import guard_requestor
 
     ae = AE("FORGER")
     ae.add_requested_context("1.2.840.10008.1.1")
@@ -136,77 +136,14 @@ def test_uid_checks_are_kept_but_invalid_uids_still_raise():
     assert pdu_items.set_uid(None, "Abstract Syntax Name") is None
 
 
-class _RacingCheckpoint:
-    """The reactor's checkpoint, with a sender that parks it at the worst moment: just
-    after the reactor has passed it, the sender clears it, reads the reactor's "paused"
-    of a moment ago, sends, and its response is already queued."""
-
-    def __init__(self, assoc: _IdleAssociation) -> None:
-        self.assoc = assoc
-        self._set = True
-        self.waits = 0
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.waits += 1
-        if self.waits == 1:
-            assert self.assoc._is_paused  # what the sender read
-            self._set = False
-            self.assoc.dimse.msg_queue.put((1, "C-STORE-RSP for the sender"))
-            return True  # the reactor had passed already
-        self.assoc._kill = True  # the test is over at the next turn
-        return self.waits > 2
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-
-    def clear(self) -> None:
-        self._set = False
-
-
-class _IdleAssociation:
-    """As much of an established pynetdicom association as its reactor looks at."""
-
-    def __init__(self) -> None:
-        import queue
-        from types import SimpleNamespace
-
-        msg_queue: queue.Queue = queue.Queue()
-
-        def get_msg(block: bool = False):
-            try:
-                return msg_queue.get(block=block)
-            except queue.Empty:
-                return None, None
-
-        self.dimse = SimpleNamespace(msg_queue=msg_queue, get_msg=get_msg)
-        self.dul = SimpleNamespace(to_user_queue=queue.Queue(), is_alive=lambda: True,
-                                   idle_timer_expired=lambda: False)
-        self.acse = SimpleNamespace(is_release_requested=lambda: False,
-                                    is_aborted=lambda *_: False)
-        self.is_established = True
-        self._kill = False
-        self._is_paused = False
-        self._reactor_checkpoint = _RacingCheckpoint(self)
-        self.served: list[object] = []
-
-    def _serve_request(self, msg: object, context_id: int) -> None:
-        self.served.append(msg)
-
-    def kill(self) -> None:
-        self._kill = True
-
-
 def test_the_reactor_leaves_a_parked_senders_response_on_the_queue():
     """A C-MOVE's sub-association sits idle between its C-STOREs; its reactor took the
     C-STORE-RSP meant for the sender, which then waited for it until the DIMSE timeout
     (1 move of 10 hung, 300 instances to movescu with the cores busy)."""
-    from printscp.net.reactors import _assoc_run_reactor
+    from printscp.net.testing import IdleAssociation, run_association_reactor
 
-    assoc = _IdleAssociation()
-    _assoc_run_reactor(assoc)
+    assoc = IdleAssociation()
+    run_association_reactor(assoc)
     assert assoc.served == []
     assert assoc.dimse.msg_queue.get_nowait() == (1, "C-STORE-RSP for the sender")
 
@@ -217,21 +154,19 @@ def test_a_c_store_on_an_association_that_has_ended_fails_instead_of_waiting(mon
     """Its reactor has ended, parked or not: the sub-operation fails at once (and the
     C-MOVE counts it) instead of waiting for the reactor, or for a response, forever."""
     import threading
-    from types import SimpleNamespace
 
-    from printscp.net import reactors
+    from printscp.net import channel
+    from printscp.net.testing import EndedAssociation
 
-    monkeypatch.setattr(reactors, "frame_stored_file", lambda *a, **k: (1, b"", b""))
-    checkpoint = threading.Event()
-    checkpoint.set()  # open, as when no send_*() is waiting
-    assoc = SimpleNamespace(_is_paused=paused, _kill=True, is_established=False,
-                            _reactor_checkpoint=checkpoint)
+    monkeypatch.setattr(channel, "frame_stored_file", lambda *a, **k: (1, b"", b""))
+    assoc = EndedAssociation(paused)
     outcome: list[BaseException] = []
 
     def send() -> None:
         try:
-            reactors.send_c_store_file(assoc, "/nonexistent", "1.2", "1.2.3", "1.2.840.10008.1.2.1")
-        except RuntimeError as exc:
+            channel.send_c_store_file(assoc, "/nonexistent", "1.2", "1.2.3",
+                                      "1.2.840.10008.1.2.1")
+        except channel.AssociationClosed as exc:
             outcome.append(exc)
 
     thread = threading.Thread(target=send, daemon=True)
@@ -239,4 +174,4 @@ def test_a_c_store_on_an_association_that_has_ended_fails_instead_of_waiting(mon
     thread.join(5)
     assert not thread.is_alive()
     assert outcome and "closed" in str(outcome[0])
-    assert checkpoint.is_set()  # left open for whoever comes next
+    assert assoc.checkpoint_open()  # left open for whoever comes next

@@ -223,12 +223,10 @@ def _primitives() -> list[tuple[str, object]]:
 @pytest.mark.parametrize(("name", "primitive"), _primitives(), ids=[n for n, _ in _primitives()])
 def test_command_sets_encode_as_pynetdicom(name: str, primitive: object) -> None:
     """Every kind of command set printscp exchanges, byte for byte as pydicom writes it."""
-    from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE
+    from printscp.net.reactors import message_for
 
     del name
-    is_response = getattr(primitive, "MessageIDBeingRespondedTo", None) is not None
-    kind = (_RSP_TO_MESSAGE if is_response else _RQ_TO_MESSAGE)[type(primitive)]
-    msg = kind()
+    msg = message_for(primitive)
     msg.primitive_to_message(primitive)
     assert pdata.encode_command_set(msg.command_set) == encode(msg.command_set, True, True)
 

@@ -1,0 +1,100 @@
+"""Everything printscp keeps about one association, in one object beside it.
+
+pynetdicom's ``Association`` and ``DULServiceProvider`` are not ours to decorate: earlier
+printscp pinned some fourteen ``_printscp_*`` attributes on them.  Now each association
+has one :class:`AssociationHooks`, found with :func:`hooks_of`; it holds the state of the
+event-driven loops (:mod:`printscp.net.reactors`) and the fast paths the node attached
+(:func:`printscp.net.channel.attach_fast_paths`).  It lives exactly as long as the
+association (a weak key), so nothing outlives a closed connection.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from printscp.net.pdata import MessageAssembler
+
+#: ``claim(assoc, message)`` -> a callable that serves the message, or None to leave it
+#: to pynetdicom.  Claiming has no side effect, so pynetdicom's events for the message
+#: can be fired before it is served (:mod:`printscp.net.observe`).
+Claim = Callable[[Any, "MessageAssembler"], Callable[[], None] | None]
+
+
+class Counter:
+    """A thread-safe count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.value += n
+
+
+@dataclass(eq=False)
+class AssociationHooks:
+    """printscp's state for one association (see the module docstring)."""
+
+    # -- the DUL thread's loop (printscp.net.reactors) ---------------------------------
+    #: The wake-up pipe the DUL thread selects on while it runs our loop (else None).
+    pipe: Any = None
+    #: The socket was readable when the DUL thread last looked (not TLS).
+    readable: bool = False
+    #: Held while bytes go to the socket, by whichever thread writes them (and by the
+    #: DUL thread from taking a queued message until it is written).
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
+    #: pynetdicom P-DATA primitives queued and not yet written as PDUs: while any is, a
+    #: message of pynetdicom's is part-way out and nothing may be written directly.
+    pdata_queued: Counter = field(default_factory=Counter)
+    #: The DIMSE message being assembled from P-DATA-TF PDUs.
+    message: MessageAssembler | None = None
+    # -- the association reactor -------------------------------------------------------
+    #: Set whenever something is queued for the association reactor.
+    wake: threading.Event | None = None
+    #: One DIMSE message at a time on the association (see reactors._send_msg).
+    send_lock: threading.RLock = field(default_factory=threading.RLock)
+    #: True while a request of the peer is being served (its response not yet sent).
+    serving: bool = False
+    # -- fast paths the node attached (printscp.net.channel) ---------------------------
+    #: A complete C-STORE-RQ served on the DUL thread.
+    store: Claim | None = None
+    #: The File Meta Information a C-STORE-RQ's data set is stored behind, asked for
+    #: as soon as its command set is in (empty: not stored by ``store``).
+    store_prefix: Callable[[Any, MessageAssembler], bytes] | None = None
+    #: A C-FIND-RQ served on the DUL thread.
+    find: Claim | None = None
+    #: A C-STORE-RSP awaited by a C-GET in progress: ``(message_id, status)`` -> a
+    #: callable that takes it, or None when it is not the awaited one.
+    store_response: Callable[[int | None, int | None], Callable[[], None] | None] | None \
+        = None
+    #: Requests served here rather than by pynetdicom: ``(msg, context_id)`` -> True
+    #: when served (printscp.services.query_retrieve serves C-FIND and C-GET so).
+    requests: Callable[[Any, int], bool] | None = None
+    #: ``send_c_store`` sends stored files as they are (C-MOVE sub-associations).
+    sends_files_as_stored: bool = False
+
+
+_HOOKS: weakref.WeakKeyDictionary[Any, AssociationHooks] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def hooks_of(assoc: Any) -> AssociationHooks:
+    """The hooks of ``assoc``, made on first use."""
+    hooks = _HOOKS.get(assoc)
+    if hooks is None:
+        with _LOCK:
+            hooks = _HOOKS.get(assoc)
+            if hooks is None:
+                hooks = _HOOKS[assoc] = AssociationHooks()
+    return hooks
+
+
+def existing_hooks(assoc: Any) -> AssociationHooks | None:
+    """The hooks of ``assoc`` if it has any yet (no new object is made)."""
+    return _HOOKS.get(assoc)

@@ -1,0 +1,165 @@
+"""The association server: one listening socket, many worker processes, no stalls.
+
+pynetdicom's ``ThreadedAssociationServer`` as printscp needs it:
+
+* a listening socket opened once and shared by the worker processes
+  (:mod:`printscp.app.workers`), the least busy of which accepts each connection;
+* every accepted socket with TCP_NODELAY (DCMTK-based clients write a PDU header and its
+  data separately, and without it each message can wait ~40 ms on the peer's delayed
+  ACK) and, for plain TCP, TCP_QUICKACK;
+* the association set up on the accepting thread, the presentation contexts shared
+  rather than deep-copied, and no full garbage collection in the accept loop
+  (:data:`printscp.net.compat.WORKAROUNDS`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pynetdicom import AE, evt
+from pynetdicom import _config as pynetdicom_config
+from pynetdicom.transport import ThreadedAssociationServer
+
+from printscp.net import reactors
+
+
+class QuickAckSocket:
+    """A socket that acknowledges every read at once (Linux TCP_QUICKACK).
+
+    Clients that leave Nagle on (DCMTK's do unless TCP_NODELAY=1 is set in their
+    environment) hold each PDU's data until the header is acknowledged; with the
+    kernel's delayed ACK that is ~40 ms per message.  Quick-ack mode lapses, so it
+    is re-armed after every read.  Everything else is the wrapped socket.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = self._sock.recv(bufsize, flags)
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return data
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        read = self._sock.recv_into(buffer, nbytes, flags)
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return read
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class SharedContexts(list):
+    """The server's supported presentation contexts, shared by every association.
+
+    pynetdicom gives every association a ``deepcopy`` of them; with the ~190 storage
+    and Q/R classes in 13 transfer syntaxes that re-validated some 2,500 UIDs and took
+    about 20 ms of every association (``findscu`` waited for it on each query); even
+    a shallow copy of each context took a quarter of an association's set-up.  An
+    association only reads them: ``negotiate_as_acceptor`` builds new context objects
+    for its result and looks up the supported ones by abstract syntax (as does the
+    unrestricted variant), and nothing here changes a context once the server runs.
+    So each association gets a new list of the same objects.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return list(self)
+
+
+class AssociationServer(ThreadedAssociationServer):
+    #: A listening socket shared by worker processes (see :mod:`printscp.app.workers`).
+    listen_socket: socket.socket | None = None
+    #: This worker's share of the associations (a :class:`printscp.app.workers.SharedLoad`).
+    load: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.contexts = SharedContexts(self.contexts)
+
+    def server_bind(self) -> None:
+        if self.listen_socket is not None:  # already bound and listening
+            self.socket.close()
+            self.socket = self.listen_socket
+            # Every worker wakes for a connection and one accepts it; the others must
+            # not block in accept() (nor could they then be shut down).
+            self.socket.setblocking(False)
+            self.server_address = self.socket.getsockname()
+            return
+        super().server_bind()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Set the association up on the accepting thread.
+
+        pynetdicom's threaded server starts a thread per connection whose only work
+        is to build the Association and start its own threads; building it here
+        spares every association a thread start and two GIL hand-overs before its
+        A-ASSOCIATE-RQ is read (``handle`` returns once the association runs)."""
+        self.process_request_thread(request, client_address)
+
+    def service_actions(self) -> None:
+        """pynetdicom runs a full ``gc.collect()`` here every 60 accept-loop turns (for
+        association threads it saw linger); that holds the GIL for 10-30 ms in a
+        serving process, stalling every association of the worker.  Python's own
+        generational collector frees those cycles without such a stop."""
+
+    def get_request(self) -> tuple[Any, tuple[str, int]]:
+        load = self.load
+        if load is not None and load.busier_than_another():
+            time.sleep(load.DEFER)  # a less busy worker, woken too, takes it meanwhile
+        sock, address = super().get_request()  # BlockingIOError if another took it
+        if load is not None:
+            load.opened()  # closed() on EVT_CONN_CLOSE (start_server)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket: nothing to tune
+            return sock, address
+        if hasattr(socket, "TCP_QUICKACK") and not self.ssl_context:
+            return QuickAckSocket(sock), address
+        return sock, address
+
+
+def configure_logging() -> None:
+    """Have pynetdicom format identifiers, PDUs and messages for its log only when that
+    log is on: it does so for every message otherwise, whether or not anything shows it.
+    (The fast paths log through the same handlers: :mod:`printscp.net.observe`.)"""
+    log = logging.getLogger("pynetdicom")
+    pynetdicom_config.LOG_REQUEST_IDENTIFIERS = log.isEnabledFor(logging.INFO)
+    pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = log.isEnabledFor(logging.DEBUG)
+    pynetdicom_config.LOG_HANDLER_LEVEL = \
+        "standard" if log.isEnabledFor(logging.INFO) else "none"
+
+
+def start_server(ae: AE, address: tuple[str, int], handlers: list[tuple[Any, ...]], *,
+                 listen_socket: socket.socket | None = None, load: Any = None
+                 ) -> AssociationServer:
+    """Make ``ae``'s association server on ``address`` (or on ``listen_socket``, already
+    listening), registered with ``ae`` as ``AE.start_server`` registers its own, so that
+    ``ae.shutdown()`` finds it; the caller runs its ``serve_forever``.
+
+    ``load`` is this worker's share of the associations (a
+    :class:`printscp.app.workers.SharedLoad`): counted when accepted, and released when
+    the connection closes.
+    """
+    reactors.install()
+    if load is not None:
+        handlers = [(evt.EVT_CONN_CLOSE, _closed(load)), *handlers]
+    server = ae.make_server(
+        address, evt_handlers=handlers,
+        server_class=type("Server", (AssociationServer,),
+                          {"listen_socket": listen_socket, "load": load}))
+    ae._servers.append(server)
+    return server
+
+
+def _closed(load: Any) -> Callable[[Any], None]:
+    def closed(_: Any) -> None:
+        load.closed()
+
+    return closed

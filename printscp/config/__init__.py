@@ -10,6 +10,10 @@ the key and what is allowed, e.g.
 * :mod:`printscp.config.checks`: the rules (integer ranges, enums, lists, tables).
 * :mod:`printscp.config.model`: the typed sections, checking themselves when built.
 * :mod:`printscp.config.loader`: the TOML file's shape, and command-line overrides.
+
+It may import printscp.core, printscp.printing, printscp.jobs, printscp.worklist,
+printscp.archive, printscp.mpps and printscp.query (for their enums and checks), never
+printscp.services, printscp.net, printscp.app or pynetdicom.
 """
 
 from __future__ import annotations

@@ -200,6 +200,7 @@ def _targets(value: Any, key: str) -> Any:
                 rules[name](item_value, sub(where, name))
     try:
         return parse_targets(list(value), key)
-    except TargetError as err:
-        raise ConfigError(str(err)) from None
+    except TargetError as err:  # "printer.targets[0].queue: the CUPS queue name..."
+        where, _, problem = str(err).partition(": ")
+        raise ConfigError(problem, where) from None
 

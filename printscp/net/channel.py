@@ -186,15 +186,25 @@ def frame_stored_file(assoc: Any, path: Path, sop_class: str, sop_instance: str,
                       ) -> tuple[int, bytes, memoryview] | None:
     """(context ID, C-STORE-RQ command, data set bytes) sending a stored Part 10 file as
     it is, or None when no accepted context takes its class in its transfer syntax."""
-    try:
-        context = assoc._get_valid_context(sop_class, transfer_syntax, "scu",
-                                           allow_conversion=False)
-    except ValueError:
+    context = _context_as_stored(assoc, sop_class, transfer_syntax)
+    if context is None:
         return None
     data = Path(path).read_bytes()
     offset = pdata.data_set_offset(data)
     command = pdata.store_request(msg_id, sop_class, sop_instance, priority, originator)
     return int(context.context_id), command, memoryview(data)[offset:]
+
+
+def _context_as_stored(assoc: Any, sop_class: str, transfer_syntax: str) -> Any:
+    """The accepted context in which we may send ``sop_class`` as SCU in exactly
+    ``transfer_syntax`` (pynetdicom's ``_get_valid_context`` without conversion, but
+    without its ERROR log line when there is none: the caller then converts, which is
+    no error)."""
+    for context in assoc.accepted_contexts:
+        if (context.abstract_syntax == sop_class and context.as_scu
+                and context.transfer_syntax[0] == transfer_syntax):
+            return context
+    return None
 
 
 def send_c_store_file(assoc: Any, path: Path, sop_class: str, sop_instance: str,

@@ -119,7 +119,7 @@ MIRRORED: tuple[Mirrored, ...] = (
     Mirrored("pynetdicom.association:Association.send_n_event_report", "a15155dd15f901b5",
              "event_reports.send_event_report mirrors its park-send-wait"),
     Mirrored("pynetdicom.association:Association._get_valid_context", "2cdaaffc845829b7",
-             "channel.frame_stored_file calls it"),
+             "channel._context_as_stored is it without conversion and without logging"),
     Mirrored("pynetdicom.association:Association._check_received_status", "0806617812ab9a7c",
              "channel.send_c_store_file calls it"),
     Mirrored("pynetdicom.association:Association._handle_no_response", "7904e056b44f9e1e",

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+
+class StatusError(Exception):
+    """A request refused with a DIMSE status (PS3.7 Annex C): the status, the Error
+    Comment (0000,0902) that says why, and the tags at fault for the Attribute Identifier
+    List (0000,1005).  Raised by any layer that decides a request's answer (the
+    services, the archive's and the worklist's query checks); the services layer turns
+    it into the response (:func:`printscp.services.dimse.error_status`)."""
+
+    def __init__(self, status: int, comment: str, tags: Iterable[int] = ()) -> None:
+        super().__init__(comment)
+        self.status = status
+        self.comment = comment
+        self.tags = [int(t) for t in tags]
+
 
 class ConfigError(ValueError):
     """The configuration is invalid: one line naming where, the key and what is allowed.

@@ -44,6 +44,7 @@ from printscp.archive.archive import Archive
 from printscp.archive.index import ORDER, Level
 from printscp.config import NodeConfig
 from printscp.core import status
+from printscp.core.errors import StatusError
 from printscp.net import channel, pdata
 from printscp.net.channel import StoredFile
 from printscp.services.dimse import status_dataset
@@ -65,34 +66,29 @@ UNIQUE_KEYS = {Level.PATIENT: "PatientID", Level.STUDY: "StudyInstanceUID",
                Level.SERIES: "SeriesInstanceUID", Level.IMAGE: "SOPInstanceUID"}
 
 
-class QueryError(Exception):
-    def __init__(self, status: int, comment: str) -> None:
-        super().__init__(comment)
-        self.status = status
-
 
 
 def parse_request(identifier: Dataset, sop_class: str, retrieve: bool = False
                   ) -> tuple[Level, bool]:
-    """(Query/Retrieve Level, patient root?) of a request; QueryError if invalid."""
+    """(Query/Retrieve Level, patient root?) of a request; StatusError if invalid."""
     patient_root = sop_class in PATIENT_ROOT
     text = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
     try:
         level = Level(text)
     except ValueError:
-        raise QueryError(status.DOES_NOT_MATCH_SOP_CLASS,
+        raise StatusError(status.DOES_NOT_MATCH_SOP_CLASS,
                          f"QueryRetrieveLevel {text or '(missing)'} is not valid") from None
     if level is Level.PATIENT and not patient_root:
-        raise QueryError(status.DOES_NOT_MATCH_SOP_CLASS,
+        raise StatusError(status.DOES_NOT_MATCH_SOP_CLASS,
                          "QueryRetrieveLevel PATIENT needs the Patient Root model")
     first = 0 if patient_root else 1
     for above in ORDER[first:ORDER.index(level)]:
         keyword = UNIQUE_KEYS[above]
         if not identifier.get(keyword):
-            raise QueryError(status.DOES_NOT_MATCH_SOP_CLASS,
+            raise StatusError(status.DOES_NOT_MATCH_SOP_CLASS,
                              f"{keyword} is required at level {level.value}")
     if retrieve and not identifier.get(UNIQUE_KEYS[level]):
-        raise QueryError(status.DOES_NOT_MATCH_SOP_CLASS,
+        raise StatusError(status.DOES_NOT_MATCH_SOP_CLASS,
                          f"{UNIQUE_KEYS[level]} is required to retrieve at {level.value}")
     return level, patient_root
 
@@ -101,7 +97,8 @@ def _identifier(event: Any) -> Dataset:
     try:
         return event.identifier
     except Exception as exc:
-        raise QueryError(status.CANNOT_UNDERSTAND, f"cannot decode the identifier: {exc}") from None
+        raise StatusError(status.CANNOT_UNDERSTAND,
+                          f"cannot decode the identifier: {exc}") from None
 
 
 def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
@@ -114,7 +111,7 @@ def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
     try:
         identifier = _decode_identifier(req, context)
         level, patient_root = parse_request(identifier, str(req.AffectedSOPClassUID))
-    except QueryError as exc:
+    except StatusError as exc:
         LOGGER.warning("C-FIND refused (0x%04X): %s", exc.status, exc)
         respond.send(exc.status, comment=str(exc))
         return
@@ -187,7 +184,7 @@ def _decode_identifier(req: Any, context: Any) -> Dataset:
         return decode(req.Identifier, syntax.is_implicit_VR, syntax.is_little_endian,
                       syntax.is_deflated)
     except Exception as exc:
-        raise QueryError(status.CANNOT_UNDERSTAND,
+        raise StatusError(status.CANNOT_UNDERSTAND,
                          f"cannot decode the identifier: {exc}") from None
 
 
@@ -332,7 +329,7 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
         return
     try:
         records = _records(event, archive)
-    except QueryError as exc:
+    except StatusError as exc:
         # pynetdicom takes a failure status only after a destination and a count.
         yield remote.host, remote.port, {"contexts": [build_context(ExplicitVRLittleEndian)]}
         yield 1
@@ -404,7 +401,7 @@ def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
         level, patient_root = parse_request(identifier, str(req.AffectedSOPClassUID),
                                             retrieve=True)
         records = archive.index.instances_for(level, identifier, patient_root=patient_root)
-    except QueryError as exc:
+    except StatusError as exc:
         LOGGER.warning("C-GET refused (0x%04X): %s", exc.status, exc)
         respond.final(exc.status, str(exc))
         return

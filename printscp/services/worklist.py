@@ -33,8 +33,9 @@ from pynetdicom import evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from printscp.core import status
+from printscp.core.errors import StatusError
 from printscp.services.dimse import status_dataset
-from printscp.worklist.items import QueryRejected, WorklistConfig, WorklistStore
+from printscp.worklist.items import WorklistConfig, WorklistStore
 
 LOGGER = logging.getLogger("printscp.worklist")
 
@@ -103,7 +104,7 @@ def handle_worklist_find(event: Any, store: WorklistStore, config: Any
     try:
         matches = store.query(identifier, include_done=include_done)
         first = next(matches, None)
-    except QueryRejected as exc:
+    except StatusError as exc:
         LOGGER.info("worklist C-FIND refused (0x%04X): %s", exc.status, exc)
         yield status_dataset(exc.status, str(exc)), None
         return

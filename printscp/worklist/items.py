@@ -47,7 +47,7 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import validate_value
 
 from printscp.core.database import Database
-from printscp.core.errors import wrong_value
+from printscp.core.errors import StatusError, wrong_value
 from printscp.query import matching
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
     "SPS_STATUSES",
     "CompletedSteps",
     "ItemRejected",
-    "QueryRejected",
     "WorklistConfig",
     "WorklistItem",
     "WorklistStore",
@@ -133,14 +132,6 @@ class ItemRejected(ValueError):
         if len(self.reasons) > 10:
             shown += f"; ... {len(self.reasons) - 10} more"
         super().__init__((f"{where}: " if where else "") + shown)
-
-
-class QueryRejected(ValueError):
-    """A C-FIND identifier that cannot be answered; ``status`` is the DIMSE failure."""
-
-    def __init__(self, status: int, comment: str) -> None:
-        super().__init__(comment)
-        self.status = status
 
 
 class CompletedSteps(StrEnum):
@@ -553,7 +544,7 @@ class WorklistStore(Database):
         then checks each candidate exactly, with combined date-time matching of
         Scheduled Procedure Step Start Date and Time (C.2.2.2.5.1).  Steps whose status is
         in :data:`DONE_STATUSES` are left out unless ``include_done``.  Raises
-        :class:`QueryRejected` (0xA900 / 0xC000) for identifiers it cannot answer, before
+        :class:`StatusError` (0xA900 / 0xC000) for identifiers it cannot answer, before
         anything is yielded.
         """
         check_identifier(identifier)
@@ -609,7 +600,7 @@ def _check_keys(ds: Dataset, where: str) -> None:
                 expected = ""
             if expected and elem.VR not in ("UN", expected) and \
                     str(elem.VR) not in expected.split(" or "):
-                raise QueryRejected(_IDENTIFIER_DOES_NOT_MATCH,
+                raise StatusError(_IDENTIFIER_DOES_NOT_MATCH,
                                     f"{name} has VR {elem.VR}, not {expected}")
         if elem.VR == "SQ":  # items first, so the comment names the innermost key
             for item in elem.value or []:
@@ -618,12 +609,12 @@ def _check_keys(ds: Dataset, where: str) -> None:
             matching.classify(elem)
         except matching.InvalidKeyError as exc:
             # The Error Comment holds 64 characters: the key's own name comes first.
-            raise QueryRejected(_UNABLE_TO_PROCESS,
+            raise StatusError(_UNABLE_TO_PROCESS,
                                 f"{elem.keyword or tag}: {exc} (in {name})") from None
 
 
 def check_identifier(identifier: Dataset) -> None:
-    """Raise :class:`QueryRejected` for an identifier the worklist cannot answer.
+    """Raise :class:`StatusError` for an identifier the worklist cannot answer.
 
     0xA900 (identifier does not match the SOP class) for a key whose VR is not its data
     dictionary VR (such as a Scheduled Procedure Step Sequence that is no sequence);

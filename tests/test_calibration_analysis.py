@@ -6,21 +6,14 @@ whose answer is known by construction; LUTs are compared with the real dcmdspfn.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers.dcmtk import dcmdspfn
 
 from calibration import analysis
 from calibration.measurements import Measurement, MeasurementError
 from lut import gsdf
-from lut.device import DeviceKind, write_characteristic_file
-
-DCMDSPFN = shutil.which("dcmdspfn")
-needs_dcmdspfn = pytest.mark.skipif(
-    DCMDSPFN is None, reason="dcmdspfn not found (install Debian package 'dcmtk')")
+from lut.device import write_characteristic_file
 
 TG18 = np.rint(np.linspace(0, 255, 18)).astype(np.int64)
 
@@ -187,21 +180,11 @@ def test_select_levels_picks_tg18_grid():
 # --------------------------------------------------------------------------------------
 
 
-def dcmdspfn_columns(tmp_path: Path, lut_file: Path, kind: DeviceKind, opts: list[str]
-                     ) -> tuple[list[str], list[str]]:
-    out = tmp_path / "curves.txt"
-    flag = "+Ip" if kind is DeviceKind.PRINTER else "+Im"
-    subprocess.run([DCMDSPFN or "dcmdspfn", "-q", flag, str(lut_file), "+Og", str(out), *opts],
-                   check=True, capture_output=True, timeout=30)
-    rows = [line.split("\t") for line in out.read_text().splitlines() if line[:1].isdigit()]
-    return [r[1] for r in rows], [r[3] for r in rows]
-
-
 def printer_wedge(levels: np.ndarray) -> np.ndarray:
     return 3.1 - 2.92 * (levels / 255.0) ** 0.8
 
 
-@needs_dcmdspfn
+@pytest.mark.dcmtk("dcmdspfn")
 @pytest.mark.parametrize("case", ["lcd-18", "lcd-256", "crt-d1", "printer", "printer-range"])
 def test_lut_equals_dcmdspfn(tmp_path, ps314_tables, case):
     dens: dict[str, float] = {}
@@ -222,7 +205,8 @@ def test_lut_equals_dcmdspfn(tmp_path, ps314_tables, case):
             opts = ["+Dn", "0.25", "+Dx", "2.9"]
     lut_file = tmp_path / "device.lut"
     write_characteristic_file(measured.to_curve(), lut_file)
-    cc, psc = dcmdspfn_columns(tmp_path, lut_file, measured.device_kind, opts)
+    curves = dcmdspfn(lut_file, measured.device_kind, tmp_path, opts)
+    cc, psc = curves.cc, curves.psc
     cal = analysis.calibrate(measured, **dens)
     ours = [cc[i] for i in cal.lut.tolist()]
     assert len(ours) == len(psc) == 256

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from helpers.dcmtk import dcmdspfn
+from helpers.films import pdf_pages
 
 from calibration.export import read_lut_text
+from lut.device import DeviceKind
 from printscp.app.cli.main import main
 
 MEASUREMENTS = Path(__file__).resolve().parents[1] / "samples" / "measurements"
 LCD = MEASUREMENTS / "lcd-gamma22-tg18.csv"
 GSDF_LCD = MEASUREMENTS / "lcd-gsdf.json"
 WEDGE = MEASUREMENTS / "printer-wedge.csv"
-POPPLER = shutil.which("pdfinfo") and shutil.which("pdfimages")
-DCMDSPFN = shutil.which("dcmdspfn")
 
 
 def analyze(*args: str | Path) -> int:
@@ -69,12 +69,12 @@ def test_density_options_are_for_printers(capsys):
     assert "printers only" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not POPPLER, reason="pdfinfo/pdfimages not found (poppler-utils)")
+@pytest.mark.slow
+@pytest.mark.poppler("pdfinfo", "pdfimages")
 def test_printer_report_has_pages_and_plots(tmp_path, capsys):
     pdf = tmp_path / "report.pdf"
     assert analyze(WEDGE, "--min-density", "0.2", "--max-density", "3.0", "--report", pdf) == 1
-    info = subprocess.run(["pdfinfo", pdf], capture_output=True, text=True, check=True).stdout
-    pages = int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages:")))
+    pages, _ = pdf_pages(pdf)
     listing = subprocess.run(["pdfimages", "-list", pdf], capture_output=True, text=True,
                              check=True).stdout.splitlines()[2:]
     pngs = sorted(tmp_path.glob("report-*.png"))
@@ -126,6 +126,7 @@ def test_record_updates_last_calibration(tmp_path, capsys):
     assert recorded.profile == str((tmp_path / "p.lut").resolve())
 
 
+@pytest.mark.slow
 def test_patterns_are_printable_dicom_and_png(tmp_path, capsys):
     out = tmp_path / "pat"
     assert main(["calibrate", "patterns", "-o", str(out), "--size", "128"]) == 0
@@ -147,14 +148,11 @@ def test_patterns_are_printable_dicom_and_png(tmp_path, capsys):
     assert film.returncode == 0, film.stderr
 
 
-@pytest.mark.skipif(DCMDSPFN is None, reason="dcmdspfn not found (install Debian 'dcmtk')")
+@pytest.mark.dcmtk("dcmdspfn")
 def test_cli_lut_matches_dcmdspfn(tmp_path, capsys):
     """The written LUT drives the DDLs whose light dcmdspfn's PSC column lists."""
     assert analyze(WEDGE, "--lut", tmp_path / "l.txt", "--profile", tmp_path / "p.toml") == 1
-    out = tmp_path / "curves.txt"
-    subprocess.run([DCMDSPFN, "-q", "+Ip", str(tmp_path / "p.lut"), "+Og", str(out)],
-                   check=True, capture_output=True, timeout=30)
-    rows = [line.split("\t") for line in out.read_text().splitlines() if line[:1].isdigit()]
-    cc, psc = [r[1] for r in rows], [r[3] for r in rows]
+    curves = dcmdspfn(tmp_path / "p.lut", DeviceKind.PRINTER, tmp_path)
+    cc, psc = curves.cc, curves.psc
     lut = read_lut_text(tmp_path / "l.txt")
     assert [cc[i] for i in lut.tolist()] == psc

@@ -3,37 +3,20 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers.films import pdf_page, pdf_pages
 
-pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None,
-                                reason="pdftoppm/pdfinfo (poppler-utils) not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.poppler]  # printscp film, read back from the PDF
 
 
 def run_film(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "printscp", "film", *args],
                           capture_output=True, text=True, timeout=120)
-
-
-def pdf_pages(path: Path) -> tuple[int, tuple[float, float]]:
-    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True,
-                          check=True).stdout
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    w, h = fields["Page size"].split("pts")[0].split(" x ")
-    return int(fields["Pages"]), (float(w), float(h))
-
-
-def page_gray(path: Path, tmp: Path, dpi: int = 20) -> np.ndarray:
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-f", "1", "-l", "1", "-png", str(path),
-                    str(tmp / "pg")], check=True)
-    arr = np.asarray(Image.open(next(tmp.glob("pg*.png"))).convert("L"))
-    return arr
 
 
 def bars(row: np.ndarray, n: int) -> np.ndarray:
@@ -70,9 +53,7 @@ def test_wedge_prints_in_order_and_reverse_polarity_flips_it(tmp_path, samples):
                        "--polarity", polarity, "--magnification", "REPLICATE", "-o", str(out))
         assert res.returncode == 0, res.stderr
         assert pdf_pages(out) == (1, (576.0, 720.0))
-        d = tmp_path / polarity
-        d.mkdir()
-        img = page_gray(out, d, dpi=30)
+        img = pdf_page(out, 30)
         outs[polarity] = bars(img[img.shape[0] // 2], 16)
     normal, reverse = outs["NORMAL"], outs["REVERSE"]
     assert np.all(np.diff(normal) > 0)  # 16 distinct steps, dark to light
@@ -86,7 +67,7 @@ def test_monochrome1_prints_zero_as_white(tmp_path, samples):
     res = run_film(str(samples / "wedge_8bit_mono1.dcm"), "--film-size", "8INX10IN",
                    "--magnification", "REPLICATE", "-o", str(out))
     assert res.returncode == 0, res.stderr
-    img = page_gray(out, tmp_path, dpi=30)
+    img = pdf_page(out, 30)
     levels = bars(img[img.shape[0] // 2], 8)
     assert np.all(np.diff(levels) < 0)
 
@@ -98,9 +79,7 @@ def test_window_option_changes_the_rendering(tmp_path, samples):
         res = run_film(str(samples / "wedge_12bit.dcm"), "--window", window,
                        "--film-size", "8INX10IN", "-o", str(out))
         assert res.returncode == 0, res.stderr
-        d = tmp_path / f"w{i}"
-        d.mkdir()
-        img = page_gray(out, d, dpi=30)
+        img = pdf_page(out, 30)
         grays.append(bars(img[img.shape[0] // 2], 16))
     # A narrow window at 1024 saturates: bars 6.. are all at the lightest level.
     assert np.ptp(grays[1][6:]) <= 1 and grays[1][6] > grays[0][6]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
-from PIL import Image
-from print_scu import PrintSCU, color_item
+from helpers.films import pdf_page
+from helpers.nodes import printed_jobs
+from helpers.print_scu import PrintSCU, color_item
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -17,6 +14,8 @@ from printscp.core import status, uids
 
 COLOR = uids.BASIC_COLOR_PRINT_META
 COLORS = [(255, 0, 0), (0, 200, 0), (20, 40, 230), (250, 220, 10)]
+
+pytestmark = pytest.mark.slow  # every test runs a node
 
 
 def quadrants(size: int = 64) -> np.ndarray:
@@ -42,22 +41,19 @@ def print_color(node, **image_attrs) -> dict:
         st, _ = scu.set(uids.BASIC_COLOR_IMAGE_BOX, boxes[0], ds)
         assert st.Status == 0, st
         assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
-    node.spool.wait_idle()
-    [side] = (node.config.data_path / "films").glob("*.json")
-    return json.loads(side.read_text())
+    [job] = printed_jobs(node)
+    return job
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
+@pytest.mark.poppler("pdftoppm")
 @pytest.mark.parametrize("polarity, expect", [("NORMAL", COLORS),
                                               ("REVERSE", [tuple(255 - c for c in rgb)
                                                            for rgb in COLORS])])
-def test_color_pattern_prints_with_its_colors(node, tmp_path, polarity, expect):
+def test_color_pattern_prints_with_its_colors(node, polarity, expect):
     job = print_color(node, Polarity=polarity)
     assert job["status"] == "DONE"
     assert job["films"][0]["image_boxes"][0]["photometric_interpretation"] == "RGB"
-    subprocess.run(["pdftoppm", "-r", "20", "-png", job["output"], str(tmp_path / "p")],
-                   check=True)
-    page = np.asarray(Image.open(next(tmp_path.glob("p*.png"))).convert("RGB")).astype(int)
+    page = pdf_page(job["output"], 20, color=True).astype(int)
     # The square image is centred on the 8x10 in film: sample each quadrant's centre.
     h, w = page.shape[:2]
     side = min(w, h) - 20

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import http.server
 import math
-import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,10 +19,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import cups as private_cups
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import cups as private_cups
+from helpers.films import page_sizes, pdf_page
+from helpers.net import free_port
 
 from printscp.outputs import ipp
 from printscp.outputs.ipp import Attribute, Group, IppError, Message
@@ -40,8 +39,7 @@ from printscp.printing.paper import (
 from printscp.printing.render import RenderedFilm, render_film
 
 PT_PER_MM = 72 / 25.4
-POPPLER = pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdfinfo") is None,
-                             reason="poppler-utils (pdfinfo, pdftoppm, pdfimages) not installed")
+POPPLER = pytest.mark.poppler("pdftoppm", "pdfinfo", "pdfimages", "pdftotext")
 
 # --- IPP encoding ----------------------------------------------------------------------
 
@@ -139,7 +137,9 @@ class _FakePrinter:
 
         self.release = threading.Event()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll, for shutdown() not to wait the default half second.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
         self.uri = f"ipp://127.0.0.1:{self.httpd.server_address[1]}/printers/fake"
 
@@ -210,9 +210,7 @@ def test_timeout_is_retriable(fake_printer):
 
 
 def test_connection_refused_is_retriable():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.raises(IppError) as err:
         ipp.get_printer_attributes(ipp.printer_uri(f"127.0.0.1:{port}", "q"), timeout=2)
     assert err.value.retriable and err.value.status is None
@@ -251,19 +249,12 @@ def kind_at(film: RenderedFilm, point: tuple[float, float] | None) -> str:
     return "dark"
 
 
-def page_raster(pdf: Path, page: int, dpi: int = 20) -> np.ndarray:
-    out = pdf.with_name(f"{pdf.stem}-p{page}")
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-gray", "-f", str(page), "-l", str(page),
-                    "-singlefile", str(pdf), str(out)], check=True)
-    return np.asarray(Image.open(f"{out}.pgm"), dtype=np.int32)
-
-
 def check_content(pdf: Path, page: int, film: RenderedFilm, to_film, *, guard: float = 2.5,
                   dpi: int = 20) -> dict[str, int]:
     """Compare every pixel of a page with the film point ``to_film(x_mm, y_mm)`` maps it
     to; pixels within ``guard`` mm of an edge between kinds, and the bottom 6.5 mm (the
     margin label), are not judged."""
-    raster = page_raster(pdf, page, dpi)
+    raster = pdf_page(pdf, dpi, page).astype(np.int32)
     label_band = raster.shape[0] * 25.4 / dpi - 6.5
     counts = {"bright": 0, "dark": 0, "paper": 0}
     for py, px in np.ndindex(*raster.shape):
@@ -303,13 +294,6 @@ class TileMap:
         if not (self.m < x < self.w - self.m and self.m < y < self.h - self.m):
             return None
         return self.fx + x - self.m, self.fy + y - self.m
-
-
-def page_sizes(pdf: Path) -> list[tuple[float, float]]:
-    out = subprocess.run(["pdfinfo", "-f", "1", "-l", "9999", str(pdf)], capture_output=True,
-                         text=True, check=True).stdout
-    return [(float(w), float(h)) for w, h in
-            re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+) pts", out)]
 
 
 def image_objects(pdf: Path) -> list[int]:
@@ -354,6 +338,7 @@ def test_fit_one_page_turned_to_the_film(films, tmp_path, paper, kind):
     assert len(set(image_objects(pdf))) == 4
 
 
+@pytest.mark.slow
 @POPPLER
 @pytest.mark.parametrize("paper", ["A4", "LETTER"])
 @pytest.mark.parametrize("kind", ["portrait", "landscape"])
@@ -380,6 +365,7 @@ def test_true_size_tiles(films, tmp_path, paper, kind):
     assert "tile 2/4, row 1 col 2, 1:1" in text
 
 
+@pytest.mark.slow
 @POPPLER
 def test_true_size_film_that_fits_is_one_centred_page(tmp_path):
     film = pattern_film(size="8INX10IN")
@@ -418,8 +404,6 @@ def test_paper_tables_and_job_attributes():
 
 # --- a real CUPS queue -----------------------------------------------------------------
 
-_MISSING = private_cups.missing()
-needs_cups = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
 
 
 def _print(cups, films, paper, policy, tmp_path) -> tuple[Path, int]:
@@ -433,7 +417,8 @@ def _print(cups, films, paper, policy, tmp_path) -> tuple[Path, int]:
     return out, pages
 
 
-@needs_cups
+@pytest.mark.slow
+@pytest.mark.cups
 @POPPLER
 def test_cups_prints_fitted_film_on_a4(cups, films, tmp_path):
     film = films["portrait"]
@@ -445,7 +430,8 @@ def test_cups_prints_fitted_film_on_a4(cups, films, tmp_path):
     assert min(counts.values()) > 20
 
 
-@needs_cups
+@pytest.mark.slow
+@pytest.mark.cups
 @POPPLER
 def test_cups_prints_true_size_tiles_unscaled(cups, films, tmp_path):
     film = films["portrait"]
@@ -458,7 +444,8 @@ def test_cups_prints_true_size_tiles_unscaled(cups, films, tmp_path):
         assert counts["bright"] > 20 and counts["dark"] > 20
 
 
-@needs_cups
+@pytest.mark.slow
+@pytest.mark.cups
 def test_printer_attributes(cups):
     attrs = ipp.get_printer_attributes(cups.uri)
     assert attrs["printer-state"] in ("idle", "processing")
@@ -467,7 +454,8 @@ def test_printer_attributes(cups):
     assert IPP_MEDIA["A4"] in attrs["media-supported"]
 
 
-@needs_cups
+@pytest.mark.slow
+@pytest.mark.cups
 def test_stopped_queue_keeps_the_job_pending(cups):
     cups.stop_queue()
     try:
@@ -484,7 +472,8 @@ def test_stopped_queue_keeps_the_job_pending(cups):
         cups.start_queue()
 
 
-@needs_cups
+@pytest.mark.slow
+@pytest.mark.cups
 def test_rejecting_queue_is_a_retriable_error(cups):
     cups.reject_jobs()
     try:
@@ -496,7 +485,8 @@ def test_rejecting_queue_is_a_retriable_error(cups):
         cups.accept_jobs()
 
 
-@needs_cups
+@pytest.mark.slow
+@pytest.mark.cups
 def test_dead_cupsd_is_a_retriable_error():
     with private_cups.running_cups() as server:
         uri = server.uri

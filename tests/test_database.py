@@ -29,6 +29,7 @@ def _open_index(path: str, barrier, errors) -> None:
         errors.put(traceback.format_exc())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
                     reason="needs fork to start the openers at the same moment")
 def test_workers_opening_a_new_database_at_once_all_succeed(tmp_path):

@@ -1,111 +1,51 @@
 """Real print clients: DCMTK's dcmpsprt + dcmprscu printing to printscp, films checked.
 
 dcmpsprt renders images into a Stored Print object; dcmprscu sends it as one Film
-Session with one Film Box (see shared notes).  dcmprscu exits 0 even on failure,
-so its log is checked for E:/F: lines.  Each film is read back from the PDF.
+Session with one Film Box (see :class:`helpers.dcmtk.PrintClient`).  Each film is read
+back from the PDF.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-from dcmtk import tool
-from PIL import Image
+from helpers.dcmtk import PrintClient, tool
+from helpers.films import pdf_page, pdf_pages
+from helpers.nodes import printed_jobs
 
 from lut.density import pvalue_to_density
 from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.enums import FilmOrientation, FilmSize
 from printscp.printing.layout import film_geometry
 
-pytestmark = pytest.mark.skipif(
-    not all(shutil.which(t) for t in ("dcmpsprt", "dcmprscu", "dcmodify", "pdftoppm")),
-    reason="needs Debian's dcmtk and poppler-utils",
-)
+pytestmark = [pytest.mark.slow, pytest.mark.dcmtk("dcmpsprt", "dcmprscu", "dcmodify"),
+              pytest.mark.poppler]
 
 DPI = 30
 
 
-class Dcmtk:
-    def __init__(self, tmp: Path, port: int) -> None:
-        self.tmp = tmp
-        self.port = port
-        self.db = tmp / "db"
-        self.db.mkdir()
-        self.luts = tmp / "lut"
-        self.luts.mkdir()
-
-    def config(self, **printer: str) -> Path:
-        keys = {"Aetitle": "PRINTSCP", "DisplayFormat": "1,1\\2,2\\3,4\\3,1\\2,1",
-                "SupportsPresentationLUT": "true", **printer}
-        text = (f"[[GENERAL]]\n[DATABASE]\nDirectory = {self.db}\n[NETWORK]\naetitle = DCMTK_PRN\n"
-                f"[LUT]\nDirectory = {self.luts}\n"
-                "[[COMMUNICATION]]\n[TARGET]\nType = PRINTER\nHostname = 127.0.0.1\n"
-                f"Port = {self.port}\n"
-                + "".join(f"{k} = {v}\n" for k, v in keys.items())
-                + "[[LUT]]\n[GAMMA]\ndescription = test\nfilename = gamma.lut\n")
-        path = self.tmp / "dcmtk.cfg"
-        path.write_text(text)
-        return path
-
-    def print(self, images: list[Path], layout: tuple[int, int] = (1, 1),
-              psprt: list[str] = (), prscu: list[str] = (), fmt: str | None = None,
-              **printer: str) -> str:
-        cfg = self.config(**printer)
-        for old in self.db.glob("*.dcm"):
-            old.unlink()
-        run = subprocess.run(
-            ["dcmpsprt", "-c", str(cfg), "-p", "TARGET", "--nospool", "--layout",
-             str(layout[0]), str(layout[1]), *psprt, *map(str, images)],
-            capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
-        [sp] = self.db.glob("SP_*.dcm")
-        if fmt:
-            # Image Display Format of the Film Box Content Sequence item.
-            subprocess.run(["dcmodify", "-nb", "-m", f"(2130,0030)[0].(2010,0010)={fmt}",
-                            str(sp)],
-                           check=True, capture_output=True)
-        log = subprocess.run(
-            ["dcmprscu", "-c", str(cfg), "-p", "TARGET", "-d", "--dump", *prscu, str(sp)],
-            capture_output=True, text=True, timeout=60)
-        out = log.stdout + log.stderr
-        errors = [ln for ln in out.splitlines() if ln.startswith(("E:", "F:"))]
-        assert not errors, "\n".join(errors)
-        return out
-
-
 @pytest.fixture
 def dcmtk(tmp_path, node):
-    return Dcmtk(tmp_path, node.port)
+    return PrintClient(tmp_path, node.port)
 
 
 def last_film(node) -> dict:
-    node.spool.wait_idle()
-    jobs = [json.loads(p.read_text()) for p in (node.config.data_path / "films").glob("*.json")]
+    jobs = printed_jobs(node)
     assert jobs, "no film was written"
-    job = max(jobs, key=lambda j: j["job_id"])  # job ids are time-ordered
+    job = jobs[-1]  # job ids are time-ordered
     assert job["status"] == "DONE", job.get("error")
     return job
 
 
-def page(job: dict, tmp: Path, dpi: int = DPI) -> np.ndarray:
-    prefix = tmp / Path(job["output"]).stem
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-f", "1", "-l", "1", "-png", job["output"],
-                    str(prefix)], check=True)
-    return np.asarray(Image.open(next(tmp.glob(prefix.name + "*.png"))).convert("L"))
+def page(job: dict, dpi: int = DPI) -> np.ndarray:
+    return pdf_page(job["output"], dpi)
 
 
 def page_size(job: dict) -> tuple[float, float]:
-    info = subprocess.run(["pdfinfo", job["output"]], capture_output=True, text=True,
-                          check=True).stdout
-    line = next(x for x in info.splitlines() if x.startswith("Page size"))
-    w, h = line.split(":")[1].split("pts")[0].split(" x ")
-    return float(w), float(h)
+    return pdf_pages(job["output"])[1]
 
 
 def cells(job: dict, fmt: str, dpi: int = DPI) -> list[tuple[int, int, int, int]]:
@@ -144,35 +84,35 @@ def test_echoscu(node):
 
 @pytest.mark.parametrize("layout, fmt", [((1, 1), "STANDARD\\1,1"), ((2, 2), "STANDARD\\2,2"),
                                          ((3, 4), "STANDARD\\3,4")])
-def test_standard_formats_place_images_in_order(node, dcmtk, samples, tmp_path, layout, fmt):
+def test_standard_formats_place_images_in_order(node, dcmtk, samples, layout, fmt):
     n = layout[0] * layout[1]
     images = [samples / "wedge_12bit.dcm"] * (n - 1 if n > 1 else 1)
     dcmtk.print(images, layout)
     job = last_film(node)
     assert job["films"][0]["image_display_format"] == fmt
     assert page_size(job) == pytest.approx((1008, 1224), abs=0.01)  # 14INX17IN default
-    img = page(job, tmp_path)
+    img = page(job)
     found = [has_image(img, c) for c in cells(job, fmt)]
     # Every box holds the wedge except the last of a partial film (empty density).
     assert found == [True] * len(images) + [False] * (n - len(images))
 
 
 @pytest.mark.parametrize("fmt, layout", [("ROW\\1,2", (3, 1)), ("COL\\2,1", (3, 1))])
-def test_row_and_col_formats(node, dcmtk, samples, tmp_path, fmt, layout):
+def test_row_and_col_formats(node, dcmtk, samples, fmt, layout):
     images = [samples / "wedge_12bit.dcm", samples / "wedge_12bit.dcm"]
     dcmtk.print(images, layout, fmt=fmt)
     job = last_film(node)
     assert job["films"][0]["image_display_format"] == fmt
-    img = page(job, tmp_path)
+    img = page(job)
     assert [has_image(img, c) for c in cells(job, fmt)] == [True, True, False]
 
 
-def test_12_bit_wedge_lands_on_gsdf_densities(node, dcmtk, samples, tmp_path):
+def test_12_bit_wedge_lands_on_gsdf_densities(node, dcmtk, samples):
     dcmtk.print([samples / "wedge_12bit.dcm"], psprt=["--magnification", "REPLICATE"])
     job = last_film(node)
     box = job["films"][0]["image_boxes"][0]
     assert box["bits_stored"] == 12
-    bars = wedge_bars(page(job, tmp_path, dpi=40), cells(job, "STANDARD\\1,1", 40)[0])
+    bars = wedge_bars(page(job, dpi=40), cells(job, "STANDARD\\1,1", 40)[0])
     values = np.rint(np.arange(16) * 4095 / 15)
     expected = pvalue_to_density(values, 12, 0.2, 3.0)
     measured = srgb_od(bars)
@@ -181,29 +121,28 @@ def test_12_bit_wedge_lands_on_gsdf_densities(node, dcmtk, samples, tmp_path):
     assert np.all(np.diff(bars) > 0)
 
 
-def test_8_bit_transfer(node, dcmtk, samples, tmp_path):
+def test_8_bit_transfer(node, dcmtk, samples):
     dcmtk.print([samples / "wedge_12bit.dcm"], Supports12Bit="false")
     job = last_film(node)
     assert job["films"][0]["image_boxes"][0]["bits_stored"] == 8
-    bars = wedge_bars(page(job, tmp_path), cells(job, "STANDARD\\1,1")[0])
+    bars = wedge_bars(page(job), cells(job, "STANDARD\\1,1")[0])
     assert np.all(np.diff(bars) > 0)
 
 
-def test_monochrome1_and_reverse_polarity_invert_the_film(node, dcmtk, samples, tmp_path):
-    def bars(case: str) -> np.ndarray:
+def test_monochrome1_and_reverse_polarity_invert_the_film(node, dcmtk, samples):
+    def bars() -> np.ndarray:
         job = last_film(node)
-        (tmp_path / case).mkdir()
-        return wedge_bars(page(job, tmp_path / case), cells(job, "STANDARD\\1,1")[0])
+        return wedge_bars(page(job), cells(job, "STANDARD\\1,1")[0])
 
     dcmtk.print([samples / "wedge_12bit.dcm"])
-    normal = bars("normal")
+    normal = bars()
     dcmtk.print([samples / "wedge_12bit.dcm"], prscu=["--monochrome1"])
     assert last_film(node)["films"][0]["image_boxes"][0]["photometric_interpretation"] == \
         "MONOCHROME1"
-    mono1 = bars("mono1")
+    mono1 = bars()
     dcmtk.print([samples / "wedge_12bit.dcm"], psprt=["--img-polarity", "REVERSE"])
     assert last_film(node)["films"][0]["image_boxes"][0]["polarity"] == "REVERSE"
-    reverse = bars("reverse")
+    reverse = bars()
     # DCMTK inverts the values when it sends MONOCHROME1: the same picture prints.
     np.testing.assert_allclose(mono1, normal, atol=2)
     np.testing.assert_allclose(reverse, normal[::-1], atol=2)
@@ -218,10 +157,9 @@ def test_presentation_lut_shapes(node, dcmtk, samples, option, shape):
     assert job["films"][0]["presentation_lut"] == {"shape": shape}
 
 
-def test_explicit_presentation_lut_table(node, dcmtk, samples, tmp_path):
-    if not shutil.which("dcmmklut"):
-        pytest.skip("dcmmklut missing")
-    subprocess.run(["dcmmklut", "+Tp", "+Cg", "2.2", "-b", "12", "-e", "4096",
+@pytest.mark.dcmtk("dcmmklut")
+def test_explicit_presentation_lut_table(node, dcmtk, samples):
+    subprocess.run([tool("dcmmklut"), "+Tp", "+Cg", "2.2", "-b", "12", "-e", "4096",
                     str(dcmtk.luts / "gamma.lut")], check=True, capture_output=True)
     dcmtk.print([samples / "wedge_12bit.dcm"], psprt=["--plut", "GAMMA"],
                 PresentationLUTPreferSCPRendering="true", PresentationLUTMatchRequired="false")
@@ -262,13 +200,13 @@ def test_annotation_from_dcmtk_is_printed(node, dcmtk, samples):
     assert "DCMTK NOTE" in text
 
 
-def test_slide_format_from_an_edited_stored_print(node, dcmtk, samples, tmp_path):
+def test_slide_format_from_an_edited_stored_print(node, dcmtk, samples):
     # 20 image boxes, as the default printer's SLIDE layout (4 x 5 slides) has.
     dcmtk.print([samples / "wedge_12bit.dcm"] * 19, (4, 5), fmt="SLIDE",
                 DisplayFormat="4,5")
     job = last_film(node)
     assert job["films"][0]["image_display_format"] == "SLIDE"
-    img = page(job, tmp_path)
+    img = page(job)
     film = job["films"][0]
     geo = film_geometry(FilmSize(film["film_size_id"]), FilmOrientation(film["film_orientation"]),
                         ImageDisplayFormat.parse("SLIDE").cells(

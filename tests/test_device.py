@@ -9,13 +9,12 @@ same DDL was chosen for every P-value.
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.dcmtk import dcmdspfn
 
 from lut import device, gsdf
 from lut.device import (
@@ -32,16 +31,7 @@ from lut.device import (
 )
 
 DCMTK_DATA = Path("/usr/share/dcmtk")
-DCMDSPFN = shutil.which("dcmdspfn")
-needs_dcmdspfn = pytest.mark.skipif(
-    DCMDSPFN is None, reason="dcmdspfn not found (install Debian package 'dcmtk')"
-)
-INPUT_FLAG = {
-    DeviceKind.MONITOR: "+Im",
-    DeviceKind.CAMERA: "+Ic",
-    DeviceKind.PRINTER: "+Ip",
-    DeviceKind.SCANNER: "+Is",
-}
+needs_dcmdspfn = pytest.mark.dcmtk("dcmdspfn")
 SAMPLES = {
     "monitor": DeviceKind.MONITOR,
     "camera": DeviceKind.CAMERA,
@@ -64,31 +54,6 @@ def load(name: str) -> CharacteristicCurve:
 # --------------------------------------------------------------------------------------
 # dcmdspfn harness
 # --------------------------------------------------------------------------------------
-
-
-@dataclass
-class DcmtkCurves:
-    """The columns and JND header line of a ``dcmdspfn +Og`` file, as printed."""
-
-    ddl: list[str]
-    cc: list[str]
-    gsdf: list[str]
-    psc: list[str]
-    jnd_line: str
-
-
-def run_dcmdspfn(tmp_path: Path, lut_file: Path, kind: DeviceKind, opts: list[str]) -> DcmtkCurves:
-    out = tmp_path / "curves.txt"
-    cmd = [DCMDSPFN or "dcmdspfn", "-q", INPUT_FLAG[kind], str(lut_file), "+Og", str(out), *opts]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=30)
-    rows, jnd_line = [], ""
-    for line in out.read_text().splitlines():
-        if line.startswith("# Barten JND index range"):
-            jnd_line = line.split(":", 1)[1].strip()
-        if line[:1].isdigit():
-            rows.append(line.split("\t"))
-    ddl, cc, gsdf_col, psc = (list(col) for col in zip(*rows, strict=True))
-    return DcmtkCurves(ddl, cc, gsdf_col, psc, jnd_line)
 
 
 def options_to_kwargs(opts: list[str]) -> dict[str, float | int]:
@@ -119,7 +84,7 @@ def first_mismatch(ours: list[str], theirs: list[str]) -> str:
 
 
 def assert_same_as_dcmtk(tmp_path: Path, lut_file: Path, kind: DeviceKind, opts: list[str]) -> None:
-    ref = run_dcmdspfn(tmp_path, lut_file, kind, opts)
+    ref = dcmdspfn(lut_file, kind, tmp_path, opts)
     curve = read_characteristic_file(lut_file, kind)
     cal = calibrate(curve, **options_to_kwargs(opts))
 
@@ -213,8 +178,8 @@ def test_written_file_gives_dcmtk_the_same_curve(tmp_path: Path) -> None:
     original = sample("printer")
     copy = tmp_path / "copy.lut"
     write_characteristic_file(load("printer"), copy)
-    ref = run_dcmdspfn(tmp_path, original, DeviceKind.PRINTER, [])
-    again = run_dcmdspfn(tmp_path, copy, DeviceKind.PRINTER, [])
+    ref = dcmdspfn(original, DeviceKind.PRINTER, tmp_path, [])
+    again = dcmdspfn(copy, DeviceKind.PRINTER, tmp_path, [])
     assert again == ref
 
 
@@ -224,7 +189,7 @@ def test_philips_presentation_lut_is_rejected_like_dcmtk(tmp_path: Path) -> None
     # dcmdspfn refuses it ("missing keyword 'max'"), and so do we, with the line.
     path = sample("philips")
     with pytest.raises(subprocess.CalledProcessError):
-        run_dcmdspfn(tmp_path, path, DeviceKind.MONITOR, [])
+        dcmdspfn(path, DeviceKind.MONITOR, tmp_path, [])
     with pytest.raises(ValueError, match=r"philips\.lut:6: expected 'max"):
         read_characteristic_file(path, DeviceKind.MONITOR)
 

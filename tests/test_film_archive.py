@@ -7,25 +7,22 @@ import subprocess
 
 import pydicom
 import pytest
-from archive_data import Study, instance
-from dcmtk import HAVE_DCMTK, tool
+from helpers.archive_data import Study, instance
+from helpers.clients import associate
+from helpers.dcmtk import tool
+from helpers.films import pdf_pages, ramp_films
 from pydicom.dataset import Dataset
-from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
-from test_output_targets import films
 
 from printscp.app.node import Node
 from printscp.archive.films import ENCAPSULATED_PDF
-from printscp.config import load_config
-from printscp.net.workarounds import guard_requestor
 from printscp.outputs.print_scu import print_films
+
+pytestmark = pytest.mark.slow  # every test runs a node
 
 
 def _store(port: int, ds: Dataset) -> None:
-    ae = AE(ae_title="CT1")
-    ae.add_requested_context(ds.SOPClassUID)
-    assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = associate(port, ds.SOPClassUID, calling="CT1")
     try:
         assert assoc.send_c_store(ds).Status == 0
     finally:
@@ -38,13 +35,13 @@ def _films_in_archive(node: Node) -> list[pydicom.Dataset]:
 
 
 @pytest.mark.parametrize("label", ["ACC777", "P77", "NOTHING-KNOWN", ""])
-def test_each_printed_job_is_an_encapsulated_pdf_linked_by_its_label(tmp_path, label):
-    node = Node(load_config(None, port=0, bind="127.0.0.1",
-                            data_dir=str(tmp_path / "data"))).start()
+def test_each_printed_job_is_an_encapsulated_pdf_linked_by_its_label(make_node, tmp_path,
+                                                                       label):
+    node = make_node()
     try:
         study = Study("P77", "KNEE^KATE", "20261101", "ACC777")
         _store(node.port, instance(study, 0, 1))
-        print_films(films(2), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="CT1",
+        print_films(ramp_films(2), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="CT1",
                     session={"FilmSessionLabel": label} if label else None, collate=True)
         assert node.spool.wait_idle(60)
         [doc] = _films_in_archive(node)
@@ -55,8 +52,7 @@ def test_each_printed_job_is_an_encapsulated_pdf_linked_by_its_label(tmp_path, l
     pdf_file = tmp_path / "film.pdf"
     pdf_file.write_bytes(pdf.rstrip(b"\0"))
     if shutil.which("pdfinfo"):
-        info = subprocess.run(["pdfinfo", str(pdf_file)], capture_output=True, text=True)
-        assert "Pages:           2" in info.stdout  # one page per film
+        assert pdf_pages(pdf_file)[0] == 2  # one page per film
     if label == "ACC777":  # the study with that Accession Number
         assert doc.StudyInstanceUID == study.study_uid and doc.PatientID == "P77"
         assert doc.AccessionNumber == "ACC777"
@@ -68,12 +64,11 @@ def test_each_printed_job_is_an_encapsulated_pdf_linked_by_its_label(tmp_path, l
     assert doc.Modality == "DOC" and doc.SOPClassUID == ENCAPSULATED_PDF
 
 
-@pytest.mark.skipif(not HAVE_DCMTK, reason="needs Debian's dcmtk")
-def test_films_are_found_and_retrieved_like_any_instance(tmp_path):
-    node = Node(load_config(None, port=0, bind="127.0.0.1",
-                            data_dir=str(tmp_path / "data"))).start()
+@pytest.mark.dcmtk("findscu", "getscu")
+def test_films_are_found_and_retrieved_like_any_instance(make_node, tmp_path):
+    node = make_node()
     try:
-        print_films(films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="MR2",
+        print_films(ramp_films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="MR2",
                     session={"FilmSessionLabel": "BRAIN"})
         assert node.spool.wait_idle(60)
         res = subprocess.run([tool("findscu"), "-S", "-aec", "PRINTSCP",
@@ -96,16 +91,12 @@ def test_films_are_found_and_retrieved_like_any_instance(tmp_path):
     assert pydicom.dcmread(got).EncapsulatedDocument == doc.EncapsulatedDocument
 
 
-def test_c_find_on_the_film_series(tmp_path):
-    node = Node(load_config(None, port=0, bind="127.0.0.1",
-                            data_dir=str(tmp_path / "data"))).start()
+def test_c_find_on_the_film_series(make_node, client):
+    node = make_node()
     try:
-        print_films(films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="US3")
+        print_films(ramp_films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="US3")
         assert node.spool.wait_idle(60)
-        ae = AE(ae_title="Q")
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-        guard_requestor(assoc)
+        assoc = client(node.port, StudyRootQueryRetrieveInformationModelFind, calling="Q")
         ident = Dataset()
         ident.QueryRetrieveLevel = "STUDY"
         ident.PatientID = "PRINTS-US3"
@@ -121,14 +112,13 @@ def test_c_find_on_the_film_series(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["label", "started"])
-def test_films_join_the_worklist_order(tmp_path, how):
+def test_films_join_the_worklist_order(make_node, how):
     """A film printed with the order's Accession Number as label, or printed by the
     modality while the order's step is STARTED (after MPPS N-CREATE), joins that order's
     patient and study, though no image of it is archived yet."""
     from printscp.worklist.importing import build_item
 
-    node = Node(load_config(None, port=0, bind="127.0.0.1",
-                            data_dir=str(tmp_path / "data"))).start()
+    node = make_node()
     try:
         study_uid = "1.2.826.0.1.3680043.8.498.4242"
         node.worklist.add(build_item({
@@ -137,7 +127,7 @@ def test_films_join_the_worklist_order(tmp_path, how):
             "start_date": "20261126", "start_time": "1000", "study_uid": study_uid}))
         if how == "started":
             node.worklist.mark(accession="ACC42", status="IN PROGRESS")
-        print_films(films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="US3",
+        print_films(ramp_films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="US3",
                     session={"FilmSessionLabel": "ACC42"} if how == "label" else None)
         assert node.spool.wait_idle(60)
         [doc] = _films_in_archive(node)

@@ -639,6 +639,7 @@ def _case(rng: random.Random) -> tuple[str, list[object], object]:
     return "StudyInstanceUID", [*uids, None], key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(8))
 def test_sql_equals_python_on_single_valued_columns(seed: int) -> None:
     rng = random.Random(seed)
@@ -652,6 +653,7 @@ def test_sql_equals_python_on_single_valued_columns(seed: int) -> None:
             assert select(keyword, key, stored, **opts) == expected, (keyword, key, opts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_sql_is_a_superset_on_multi_valued_columns(seed: int) -> None:
     rng = random.Random(seed)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from helpers.dcmtk import tool
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -36,8 +36,7 @@ from printscp.archive.media import (
 )
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-HAVE_DCMTK = shutil.which("dcmmkdir") is not None and shutil.which("dcmdump") is not None
-needs_dcmtk = pytest.mark.skipif(not HAVE_DCMTK, reason="DCMTK (dcmmkdir, dcmdump) missing")
+needs_dcmtk = pytest.mark.dcmtk("dcmmkdir", "dcmdump")
 COMPONENT = re.compile(r"^[0-9A-Z_]{1,8}$")
 
 
@@ -170,7 +169,7 @@ def _file_ids(root: Path) -> list[Path]:
 
 def _dcmdump_record_types(dicomdir: Path) -> Counter[str]:
     """Directory record types as DCMTK reads them (it follows the record offsets)."""
-    out = subprocess.run(["dcmdump", "+P", "0004,1430", str(dicomdir)], check=True,
+    out = subprocess.run([tool("dcmdump"), "+P", "0004,1430", str(dicomdir)], check=True,
                          capture_output=True, text=True).stdout
     return Counter(re.findall(r"CS \[([A-Z ]+)\]", out))
 
@@ -184,7 +183,7 @@ def _dcmmkdir(root: Path, work: Path, *extra: str) -> subprocess.CompletedProces
     """
     target = work / "DCMTKDIR"
     ids = [str(p) for p in _file_ids(root)]
-    return subprocess.run(["dcmmkdir", "-Pgp", "-a", "-nb", "+D", str(target), *extra,
+    return subprocess.run([tool("dcmmkdir"), "-Pgp", "-a", "-nb", "+D", str(target), *extra,
                            *ids], cwd=root, capture_output=True, text=True)
 
 
@@ -221,8 +220,8 @@ def test_export_synthetic_is_std_gen_cd(synthetic: dict, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert _dcmdump_record_types(tmp_path / "DCMTKDIR") == ours
     for file_id in ids:
-        subprocess.run(["dcmdump", "-q", str(out / file_id)], check=True, capture_output=True)
-    head = subprocess.run(["dcmdump", "-M", "+P", "0004,1130", str(out / "DICOMDIR")],
+        subprocess.run([tool("dcmdump"), "-q", str(out / file_id)], check=True, capture_output=True)
+    head = subprocess.run([tool("dcmdump"), "-M", "+P", "0004,1130", str(out / "DICOMDIR")],
                           check=True, capture_output=True, text=True).stdout
     assert "[PATIENT_CD]" in head
 
@@ -360,6 +359,7 @@ def test_export_refusals(synthetic: dict, tmp_path: Path) -> None:
     assert "duplicate SOP Instance UID" in report.skipped[0][1]
 
 
+@pytest.mark.slow
 @needs_dcmtk
 def test_export_rate(tmp_path: Path) -> None:
     """Export rate for 300 small files (64x64, 16-bit), printed for the record."""

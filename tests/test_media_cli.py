@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from archive_data import Study, instance, write_study
-from dcmtk import tool
+from helpers.archive_data import Study, instance, write_study
+from helpers.dcmtk import tool
 
 from printscp.archive.archive import Archive
+
+pytestmark = pytest.mark.slow  # every test runs printscp media
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -31,6 +33,7 @@ def archive_dir(tmp_path) -> tuple[Path, list[Study]]:
     return data, studies
 
 
+@pytest.mark.dcmtk("dcmdump", "dcmmkdir")
 def test_export_one_patient_as_a_standard_file_set(archive_dir, tmp_path):
     data, studies = archive_dir
     out = tmp_path / "cd"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from archive_data import Study, write_study
+from helpers.archive_data import Study, write_study
+from helpers.clients import associate
+from helpers.mpps import DELETE, completion, create_ds, series_item
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
@@ -18,7 +19,6 @@ from printscp.app.cli import mpps as mpps_cli
 from printscp.archive.archive import Archive
 from printscp.mpps.report import dose_of, format_duration, list_steps, usage
 from printscp.mpps.steps import MppsStore, parse_datetime
-from printscp.net.workarounds import guard_requestor
 from printscp.services.mpps import (
     NO_LONGER_UPDATABLE,
     StatusListeners,
@@ -38,39 +38,29 @@ def hook_calls() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def mpps_server(tmp_path: Path, hook_calls: list[tuple[str, str]]
-                ) -> Iterator[tuple[int, MppsStore]]:
+def mpps_server(make_node, hook_calls: list[tuple[str, str]]) -> tuple[int, MppsStore]:
     """printscp serve's MPPS SCP on a free loopback port, its steps in ``tmp_path/data``;
     every status hook call is recorded."""
-    from printscp.app.node import Node
-    from printscp.config import load_config
-
     lock = threading.Lock()
 
     def record(step: Dataset, status: str) -> None:
         with lock:
             hook_calls.append((str(step.SOPInstanceUID), status))
 
-    node = Node(load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path / "data")))
+    node = make_node(start=False)
     node.mpps_hooks.listeners.append(record)
     node.start()
-    try:
-        yield node.port, node.mpps_store
-    finally:
-        node.stop()
+    return node.port, node.mpps_store
 
 
 class Scu:
     """One association to the SCP; keeps the Affected SOP Instance UID of each response."""
 
     def __init__(self, port: int) -> None:
-        self.ae = AE(ae_title="MODALITY1")
-        self.ae.add_requested_context(MPPS)
         self.response_uids: list[str | None] = []
-        self.assoc = self.ae.associate("127.0.0.1", port, ae_title="MPPSSCP",
-                                       evt_handlers=[(evt.EVT_DIMSE_RECV, self._received)])
+        self.assoc = associate(port, MPPS, calling="MODALITY1", called="MPPSSCP",
+                               evt_handlers=[(evt.EVT_DIMSE_RECV, self._received)])
         assert self.assoc.is_established
-        guard_requestor(self.assoc)
 
     def _received(self, event: evt.Event) -> None:
         uid = event.message.command_set.get("AffectedSOPInstanceUID")
@@ -95,83 +85,8 @@ def scu(mpps_server: tuple[int, MppsStore]) -> Iterator[Scu]:
     client.close()
 
 
-def create_ds(study_uid: str = "1.2.3.4", accession: str = "ACC1", **changes: object
-              ) -> Dataset:
-    """An N-CREATE attribute list with every Type 1 and 2 attribute of Table F.7.2-1."""
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    item = Dataset()
-    item.StudyInstanceUID = study_uid
-    item.ReferencedStudySequence = []
-    item.AccessionNumber = accession
-    item.RequestedProcedureID = "RP1"
-    item.RequestedProcedureDescription = "CT CHEST"
-    item.ScheduledProcedureStepID = "SPS1"
-    item.ScheduledProcedureStepDescription = "CHEST"
-    item.ScheduledProtocolCodeSequence = []
-    ds.ScheduledStepAttributesSequence = [item]
-    ds.PatientName = "Müller^Jürgen"
-    ds.PatientID = "P1"
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "M"
-    ds.ReferencedPatientSequence = []
-    ds.PerformedProcedureStepID = "PPS1"
-    ds.PerformedStationAETitle = "CT1"
-    ds.PerformedStationName = "CT ROOM 1"
-    ds.PerformedLocation = "RAD"
-    ds.PerformedProcedureStepStartDate = "20240501"
-    ds.PerformedProcedureStepStartTime = "101500"
-    ds.PerformedProcedureStepStatus = "IN PROGRESS"
-    ds.PerformedProcedureStepDescription = "CT CHEST"
-    ds.PerformedProcedureTypeDescription = ""
-    ds.ProcedureCodeSequence = []
-    ds.PerformedProcedureStepEndDate = None
-    ds.PerformedProcedureStepEndTime = None
-    ds.Modality = "CT"
-    ds.StudyID = "1"
-    ds.PerformedProtocolCodeSequence = []
-    ds.PerformedSeriesSequence = []
-    for keyword, value in changes.items():
-        if value is _DELETE:
-            delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    return ds
-
-
-_DELETE = object()
-
-
-def series_item(series_uid: str, sop_uids: list[str], sop_class: str = "1.2.840.10008.5.1.4.1.1.2"
-                ) -> Dataset:
-    item = Dataset()
-    item.PerformingPhysicianName = ""
-    item.ProtocolName = "CHEST ROUTINE"
-    item.OperatorsName = ""
-    item.SeriesInstanceUID = series_uid
-    item.SeriesDescription = "AXIAL"
-    item.RetrieveAETitle = ""
-    refs = []
-    for uid in sop_uids:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = sop_class
-        ref.ReferencedSOPInstanceUID = uid
-        refs.append(ref)
-    item.ReferencedImageSequence = refs
-    item.ReferencedNonImageCompositeSOPInstanceSequence = []
-    return item
-
-
-def completion(series: list[Dataset], status: str = "COMPLETED") -> Dataset:
-    ds = Dataset()
-    ds.PerformedProcedureStepStatus = status
-    ds.PerformedProcedureStepEndDate = "20240501"
-    ds.PerformedProcedureStepEndTime = "104500"
-    ds.PerformedSeriesSequence = series
-    return ds
-
-
 # -- the flow ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_full_flow_create_progress_complete(mpps_server, scu, hook_calls) -> None:
     _, store = mpps_server
     uid = generate_uid()
@@ -206,6 +121,7 @@ def test_full_flow_create_progress_complete(mpps_server, scu, hook_calls) -> Non
     assert hook_calls == [(uid, "IN PROGRESS"), (uid, "COMPLETED")]
 
 
+@pytest.mark.slow
 def test_server_assigns_uid_and_returns_it(mpps_server, scu, hook_calls) -> None:
     _, store = mpps_server
     assert scu.create(create_ds(), None).Status == 0x0000
@@ -217,6 +133,7 @@ def test_server_assigns_uid_and_returns_it(mpps_server, scu, hook_calls) -> None
     assert hook_calls == [(uid, "IN PROGRESS"), (uid, "COMPLETED")]
 
 
+@pytest.mark.slow
 def test_discontinued_is_final_and_may_have_no_series(mpps_server, scu, hook_calls) -> None:
     _, store = mpps_server
     uid = generate_uid()
@@ -228,6 +145,7 @@ def test_discontinued_is_final_and_may_have_no_series(mpps_server, scu, hook_cal
 
 
 # -- failures ---------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("final", ["COMPLETED", "DISCONTINUED"])
 def test_final_step_is_immutable(mpps_server, scu, hook_calls, final) -> None:
     _, store = mpps_server
@@ -247,6 +165,7 @@ def test_final_step_is_immutable(mpps_server, scu, hook_calls, final) -> None:
     assert len(hook_calls) == 2
 
 
+@pytest.mark.slow
 def test_duplicate_uid_on_create(mpps_server, scu) -> None:
     uid = generate_uid()
     assert scu.create(create_ds(), uid).Status == 0
@@ -256,12 +175,14 @@ def test_duplicate_uid_on_create(mpps_server, scu) -> None:
     assert mpps_server[1].get(uid).accession_number == "ACC1"
 
 
+@pytest.mark.slow
 def test_unknown_uid_on_set(scu) -> None:
     status = scu.set(completion([]), "1.2.3.999")
     assert status.Status == 0x0112
     assert "1.2.3.999" in status.ErrorComment
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["COMPLETED", "DISCONTINUED", "SCHEDULED"])
 def test_create_with_other_status_refused(mpps_server, scu, hook_calls, value) -> None:
     uid = generate_uid()
@@ -271,6 +192,7 @@ def test_create_with_other_status_refused(mpps_server, scu, hook_calls, value) -
     assert mpps_server[1].get(uid) is None and hook_calls == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keyword,tag", [
     ("ScheduledStepAttributesSequence", "(0040,0270)"),
     ("PerformedStationAETitle", "(0040,0241)"),
@@ -282,12 +204,13 @@ def test_create_with_other_status_refused(mpps_server, scu, hook_calls, value) -
 ])
 def test_create_missing_type1_refused(mpps_server, scu, keyword, tag) -> None:
     uid = generate_uid()
-    status = scu.create(create_ds(**{keyword: _DELETE}), uid)
+    status = scu.create(create_ds(**{keyword: DELETE}), uid)
     assert status.Status == 0x0120
     assert keyword in status.ErrorComment and tag in status.ErrorComment
     assert mpps_server[1].get(uid) is None
 
 
+@pytest.mark.slow
 def test_create_empty_type1_and_item_type1(mpps_server, scu) -> None:
     status = scu.create(create_ds(Modality=""), generate_uid())
     assert status.Status == 0x0121 and "Modality" in status.ErrorComment
@@ -301,6 +224,7 @@ def test_create_empty_type1_and_item_type1(mpps_server, scu) -> None:
     assert "ScheduledStepAttributesSequence[1].StudyInstanceUID" in status.ErrorComment
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keyword,value,tag", [
     ("Modality", "MR", 0x00080060),
     ("PatientName", "OTHER^NAME", 0x00100010),
@@ -325,6 +249,7 @@ def test_set_not_allowed_attributes_refused(mpps_server, scu, keyword, value, ta
     assert store.get(uid).attrs == before  # nothing of the request was applied
 
 
+@pytest.mark.slow
 def test_set_invalid_status_value(mpps_server, scu) -> None:
     uid = generate_uid()
     scu.create(create_ds(), uid)
@@ -335,6 +260,7 @@ def test_set_invalid_status_value(mpps_server, scu) -> None:
     assert int(status.AttributeIdentifierList) == 0x00400252
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop,named", [
     ("PerformedProcedureStepEndDate", "(0040,0250)"),
     ("PerformedProcedureStepEndTime", "(0040,0251)"),
@@ -356,6 +282,7 @@ def test_completed_without_final_attributes(mpps_server, scu, hook_calls, drop, 
     assert store.get(uid).status == "COMPLETED"
 
 
+@pytest.mark.slow
 def test_completed_series_item_needs_series_uid(mpps_server, scu) -> None:
     uid = generate_uid()
     scu.create(create_ds(), uid)
@@ -396,6 +323,7 @@ def test_parse_datetime_forms() -> None:
     assert format_duration(3725) == "1:02:05"
 
 
+@pytest.mark.slow
 def test_list_shows_completeness_after_archive_receives(mpps_server, scu, tmp_path,
                                                          capsys) -> None:
     _, store = mpps_server
@@ -494,6 +422,7 @@ def test_cli_without_database(tmp_path, capsys) -> None:
         mpps_cli.main(["mpps", "report", "--from", "May"])
 
 
+@pytest.mark.slow
 def test_concurrent_final_sets_only_one_wins(mpps_server) -> None:
     """Two associations completing the same step: exactly one gets 0x0000."""
     port, store = mpps_server

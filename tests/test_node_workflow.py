@@ -9,19 +9,17 @@ import subprocess
 import sys
 import threading
 
-from archive_data import Study, instance
+import pytest
+from helpers.archive_data import Study, instance
+from helpers.mpps import completion, create_ds, series_item
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.sop_class import (
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
 )
-from test_mpps import completion, create_ds, series_item
 
-from printscp.app.node import Node
-from printscp.config import load_config
-from printscp.net.workarounds import guard_requestor
 from printscp.services.commitment import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE
 from printscp.worklist.importing import build_item
 
@@ -42,9 +40,8 @@ def _worklist(assoc, station: str) -> list[Dataset]:
             if st.Status == 0xFF00]
 
 
-def test_worklist_mpps_storage_commitment_on_one_node(tmp_path):
-    node = Node(load_config(None, port=0, bind="127.0.0.1",
-                            data_dir=str(tmp_path / "data"))).start()
+@pytest.mark.slow
+def test_worklist_mpps_storage_commitment_on_one_node(node, client):
     try:
         study = Study("P1", "DOE^JANE", "20261126", "ACC1", images=2)
         node.worklist.add(build_item({
@@ -60,13 +57,10 @@ def test_worklist_mpps_storage_commitment_on_one_node(tmp_path):
             arrived.set()
             return 0x0000, None
 
-        ae = AE(ae_title="CT1")
-        for uid in (ModalityWorklistInformationFind, ModalityPerformedProcedureStep,
-                    STORAGE_COMMITMENT, "1.2.840.10008.5.1.4.1.1.2"):
-            ae.add_requested_context(uid)
-        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP",
-                             evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
-        guard_requestor(assoc)
+        assoc = client(node.port, ModalityWorklistInformationFind,
+                       ModalityPerformedProcedureStep, STORAGE_COMMITMENT,
+                       "1.2.840.10008.5.1.4.1.1.2", calling="CT1",
+                       evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
         try:
             [item] = _worklist(assoc, "CT1")
             assert item.AccessionNumber == "ACC1"

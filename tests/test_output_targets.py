@@ -4,58 +4,35 @@ retries with visible Printer and Print Job status, and resumption after a restar
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from helpers.clients import associate
+from helpers.films import pdf_page, pdf_pages, ramp_films
+from helpers.net import refusing_port, wait_until
+from helpers.nodes import make_node
+from helpers.upstream import running_dcmprscp
 from PIL import Image
 from pydicom.uid import ExplicitVRLittleEndian
-from pynetdicom import AE
-from upstream import HAVE_DCMPRSCP, running_dcmprscp
 
 from printscp.app.node import Node
 from printscp.config import ConfigError, load_config
 from printscp.core import uids
 from printscp.jobs.spool import list_jobs
-from printscp.net.workarounds import guard_requestor
 from printscp.outputs.print_scu import print_films
-from printscp.printing.film_box import FilmBox
-from printscp.printing.image_box import ImageBox
-
-POPPLER = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
-needs_dcmprscp = pytest.mark.skipif(not HAVE_DCMPRSCP, reason="needs Debian's dcmtk")
 
 
-def wedge(rows: int = 256, cols: int = 256) -> np.ndarray:
-    """12-bit horizontal wedge: black on the left, white on the right (MONOCHROME2)."""
-    return np.tile(np.linspace(0, 4095, cols).astype(np.uint16), (rows, 1))
-
-
-def films(count: int = 1, size: str = "8INX10IN", fmt: str = "STANDARD\\1,1",
-          annotation: str = "") -> list[FilmBox]:
-    return [FilmBox(image_display_format=fmt, film_size_id=size, film_orientation="PORTRAIT",
-                    image_boxes=[ImageBox(position=1, pixels=wedge(), bits_stored=12)],
-                    **({"annotation_display_format_id": "LABEL", "annotation_boxes": 1,
-                        "annotations": {1: annotation}} if annotation else {}))
-            for _ in range(count)]
-
-
-def start_node(tmp_path: Path, targets: str, printer: str = "") -> Node:
-    toml = tmp_path / "node.toml"
-    toml.write_text(f'[node]\nae_title = "PRINTSCP"\nport = 0\nbind = "127.0.0.1"\n'
-                    f'data_dir = "{tmp_path / "data"}"\n[printer]\ndpi = 100\n{printer}\n'
-                    + targets)
-    return Node(load_config(toml)).start()
+def start_node(folder: Path, targets: str, printer: str = "") -> Node:
+    """A node printing at 100 DPI to ``targets``, its data in ``folder/data``."""
+    return make_node(folder, f'[printer]\ndpi = 100\n{printer}\n' + targets)
 
 
 def send(node: Node, count: int = 1, label: str = "TARGETS", **kw) -> None:
     """Print ``count`` films as one job (Film Session N-ACTION)."""
-    print_films(films(count, **kw), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="CT1",
+    print_films(ramp_films(count, **kw), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="CT1",
                 session={"FilmSessionLabel": label}, timeout=20, collate=True)
 
 
@@ -65,23 +42,10 @@ def finished_job(node: Node, timeout: float = 60.0) -> dict:
     return job
 
 
-def wait_for(predicate, timeout: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def n_get(port: int, sop_class: str, uid: str, tags: list[int]) -> pydicom.Dataset:
     """N-GET from a fresh association, as a modality checking on the printer does."""
-    ae = AE(ae_title="CHECKER")
-    ae.add_requested_context(uids.BASIC_GRAYSCALE_PRINT_META, ExplicitVRLittleEndian)
-    ae.add_requested_context(uids.PRINT_JOB, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = associate(port, (uids.BASIC_GRAYSCALE_PRINT_META, ExplicitVRLittleEndian),
+                      (uids.PRINT_JOB, ExplicitVRLittleEndian), calling="CHECKER")
     try:
         meta = uids.BASIC_GRAYSCALE_PRINT_META if sop_class == uids.PRINTER else None
         status, ds = assoc.send_n_get(tags, sop_class, uid, meta_uid=meta)
@@ -126,6 +90,7 @@ def test_bad_targets_are_refused_naming_the_key(tmp_path, table, message):
 
 
 # -- film files ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_file_targets_write_every_format_under_their_naming(tmp_path):
     tiff_dir = tmp_path / "elsewhere"
     node = start_node(tmp_path, f'''
@@ -167,22 +132,9 @@ bits = 16
 
 
 # -- CUPS hardcopy -------------------------------------------------------------------
-def _pages(pdf: Path) -> tuple[int, tuple[float, float]]:
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
-    pages = int(next(line for line in info.splitlines() if line.startswith("Pages:")).split()[1])
-    size = next(line for line in info.splitlines() if line.startswith("Page size:")).split()
-    return pages, (float(size[2]), float(size[4]))
-
-
-def _gray_page(pdf: Path, tmp_path: Path, page: int = 1) -> np.ndarray:
-    out = tmp_path / f"page{page}"
-    subprocess.run(["pdftoppm", "-gray", "-r", "30", "-f", str(page), "-l", str(page),
-                    "-png", str(pdf), str(out)], check=True)
-    [png] = tmp_path.glob(f"page{page}*.png")
-    return np.asarray(Image.open(png))
-
-
-@POPPLER
+@pytest.mark.slow
+@pytest.mark.cups
+@pytest.mark.poppler
 def test_hardcopy_on_a4_fit_and_true_size(tmp_path, cups):
     node = start_node(tmp_path, f'''
 [[printer.targets]]
@@ -217,17 +169,19 @@ fit = "true-size"
         attrs = cups.wait_for_job(result["cups_job_id"])
         assert attrs["job-state"] == "completed", cups.log_tail()
         printed = cups.output_for(result["cups_job_id"])
-        pages, (w, h) = _pages(printed)
+        pages, (w, h) = pdf_pages(printed)
         assert pages == sheets
         assert abs(w - 595) <= 1 and abs(h - 842) <= 1  # A4 portrait, in points
     # The fitted film: the wedge runs from black to white, left to right.
-    page = _gray_page(cups.output_for(by_id["paper-fit"]["result"]["cups_job_id"]), tmp_path)
+    page = pdf_page(cups.output_for(by_id["paper-fit"]["result"]["cups_job_id"]), 30)
     row = page[page.shape[0] // 2]
     inside = row[(row > 5) & (row < 250)]
     assert len(np.unique(inside)) > 20
     assert np.all(np.diff(inside.astype(int)) >= -3)  # monotonic up to resampling noise
 
 
+@pytest.mark.slow
+@pytest.mark.cups
 def test_failing_cups_target_is_retried_shown_and_nothing_lost(tmp_path, cups):
     node = start_node(tmp_path, f'''
 [[printer.targets]]
@@ -241,8 +195,9 @@ retry = {{initial_seconds = 0.2, max_seconds = 0.4}}
     cups.reject_jobs()
     try:
         send(node)
-        job = wait_for(lambda: (j := spooled(node)) and any(
-            t["attempts"] >= 2 for t in j.get("deliveries", [])) and j, what="two attempts")
+        job = wait_until(lambda: (j := spooled(node)) and any(
+            t["attempts"] >= 2 for t in j.get("deliveries", [])) and j, 20)
+        assert job, "timed out waiting for two attempts"
         # The PDF target completed meanwhile; the job waits for the paper.
         assert len(list((node.config.data_path / "films").glob("*.pdf"))) == 1
         assert printer_status(node) == ("WARNING", "PRINTER OFFLINE")
@@ -264,6 +219,8 @@ retry = {{initial_seconds = 0.2, max_seconds = 0.4}}
     assert cups.wait_for_job(cups_state["result"]["cups_job_id"])["job-state"] == "completed"
 
 
+@pytest.mark.slow
+@pytest.mark.cups
 def test_waiting_delivery_survives_a_restart(tmp_path, cups):
     targets = f'''
 [[printer.targets]]
@@ -276,8 +233,8 @@ retry = {{initial_seconds = 0.2, max_seconds = 0.2}}
     node = start_node(tmp_path, targets)
     try:
         send(node, label="RESTART")
-        wait_for(lambda: (j := spooled(node)) and any(t["attempts"] for t in j.get(
-            "deliveries", [])), what="a failed attempt")
+        assert wait_until(lambda: (j := spooled(node)) and any(t["attempts"] for t in j.get(
+            "deliveries", [])), 20), "timed out waiting for a failed attempt"
     finally:
         node.stop()
         cups.accept_jobs()
@@ -293,7 +250,8 @@ retry = {{initial_seconds = 0.2, max_seconds = 0.2}}
 
 
 # -- forwarding to an upstream DICOM printer -------------------------------------------
-@needs_dcmprscp
+@pytest.mark.slow
+@pytest.mark.dcmtk("dcmprscp")
 def test_forwarding_to_dcmtk_adjusts_the_film_to_the_printer(tmp_path):
     with running_dcmprscp(tmp_path, film_sizes="8INX10IN\\14INX17IN") as (port, db):
         node = start_node(tmp_path, f'''
@@ -322,13 +280,10 @@ max_density_range = [150, 320]
     assert int(hardcopies[0].Columns) == 256 and int(hardcopies[0].BitsStored) == 12
 
 
-@needs_dcmprscp
+@pytest.mark.slow
+@pytest.mark.dcmtk("dcmprscp")
 def test_unreachable_upstream_is_retried_until_it_answers(tmp_path):
-    # A bound socket that does not listen: connections are refused, and no other test
-    # (xdist worker) can be given the port meanwhile.
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    port = holder.getsockname()[1]
+    holder, port = refusing_port()
     node = start_node(tmp_path, f'''
 [[printer.targets]]
 type = "dicom"
@@ -338,8 +293,9 @@ retry = {{initial_seconds = 0.2, max_seconds = 0.5}}
 ''')
     try:
         send(node)
-        job = wait_for(lambda: (j := spooled(node)) and any(
-            t["attempts"] >= 2 for t in j.get("deliveries", [])) and j, what="two attempts")
+        job = wait_until(lambda: (j := spooled(node)) and any(
+            t["attempts"] >= 2 for t in j.get("deliveries", [])) and j, 20)
+        assert job, "timed out waiting for two attempts"
         assert print_job_status(node, job) == ("PENDING", "PRINTER OFFLINE")
         assert printer_status(node) == ("WARNING", "PRINTER OFFLINE")
         holder.close()
@@ -352,6 +308,7 @@ retry = {{initial_seconds = 0.2, max_seconds = 0.5}}
     assert done["status"] == "DONE"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("upstream_fails", [False, True])
 def test_forwarding_reflects_the_upstream_print_job(tmp_path, upstream_fails):
     """Upstream is another printscp (it offers the Print Job SOP Class): its job's
@@ -392,6 +349,7 @@ follow_print_job = 30
         assert film["annotation_display_format_id"] == "LABEL"
 
 
+@pytest.mark.slow
 def test_job_snapshot_keeps_its_targets(tmp_path):
     """A spooled job records its targets, so a config change cannot redirect it."""
     node = start_node(tmp_path, '[[printer.targets]]\ntype = "png"\n')

@@ -3,38 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import socket
 import subprocess
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from print_scu import PrintSCU, gray_item
+from helpers.clients import associate
+from helpers.images import step_wedge
+from helpers.net import wait_until
+from helpers.nodes import printed_jobs
+from helpers.print_scu import PrintSCU, gray_item
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pynetdicom import AE
 
 from printscp.core import status, uids
 
+pytestmark = pytest.mark.slow  # every test runs a node
+
 STRICT_PRINTER_TAGS = [0x21100010, 0x21100020, 0x21100030, 0x00080070, 0x00081090,
                        0x00181000, 0x00181020, 0x00181200, 0x00181201]
-
-
-def wedge(n: int = 16, size: int = 128, bits: int = 12) -> np.ndarray:
-    top = (1 << bits) - 1
-    values = np.rint(np.arange(n) * top / (n - 1))
-    return np.repeat(values, size // n)[None, :].repeat(size, 0).astype(np.uint16)
-
-
-def films(node) -> list[dict]:
-    node.spool.wait_idle()
-    return [json.loads(p.read_text()) for p in sorted((node.config.data_path / "films")
-                                                      .glob("*.json"))]
 
 
 def test_echo(node):
@@ -76,16 +67,16 @@ def test_full_print_flow_writes_a_pdf_with_copies_and_label(node):
         # Echoed film box with the defaults used.
         assert rsp.FilmSizeID == "8INX10IN" and rsp.MagnificationType == "BILINEAR"
         assert rsp.MinDensity == 20 and rsp.MaxDensity == 300 and rsp.BorderDensity == "BLACK"
-        st, _ = scu.image(boxes[0], 1, wedge(bits=12), bits=12)
+        st, _ = scu.image(boxes[0], 1, step_wedge(bits=12), bits=12)
         assert st.Status == 0
-        st, _ = scu.image(boxes[3], 4, wedge(bits=8).astype(np.uint8), bits=8,
+        st, _ = scu.image(boxes[3], 4, step_wedge(bits=8), bits=8,
                           photometric="MONOCHROME1")
         assert st.Status == 0
         st, ds = scu.action(uids.BASIC_FILM_BOX, fb_uid)
         assert st.Status == 0x0000 and not ds
         assert scu.delete(uids.BASIC_FILM_BOX, fb_uid).Status == 0
         assert scu.delete(uids.BASIC_FILM_SESSION, scu.session_uid).Status == 0
-    [job] = films(node)
+    [job] = printed_jobs(node)
     assert job["status"] == "DONE" and job["calling_ae"] == "TESTSCU"
     assert job["pages"] == 2 and job["copies"] == 2
     assert "CT_HEAD" in job["output"] and job["output"].endswith(".pdf")
@@ -102,7 +93,7 @@ def test_film_session_n_action_prints_every_film_box_in_order(node):
             scu.image(boxes[0], 1, np.full((32, 32), value, np.uint16))
         st, _ = scu.action(uids.BASIC_FILM_SESSION, scu.session_uid)
         assert st.Status == 0
-    [job] = films(node)
+    [job] = printed_jobs(node)
     assert job["film_count"] == 2 and job["pages"] == 2
 
 
@@ -117,10 +108,10 @@ def test_presentation_lut_shapes(node, shape):
         scu.film_session()
         fb, boxes, rsp = scu.film_box(plut_uid=plut)
         assert rsp.ReferencedPresentationLUTSequence[0].ReferencedSOPInstanceUID == plut
-        scu.image(boxes[0], 1, wedge())
+        scu.image(boxes[0], 1, step_wedge())
         assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
         assert scu.delete(uids.PRESENTATION_LUT, plut).Status == 0
-    [job] = films(node)
+    [job] = printed_jobs(node)
     assert job["films"][0]["presentation_lut"] == {"shape": shape}
 
 
@@ -144,9 +135,9 @@ def test_explicit_presentation_lut(node):
         assert "LUTData" in st.ErrorComment
         scu.film_session()
         fb, boxes, _ = scu.film_box(plut_uid=plut)
-        scu.image(boxes[0], 1, wedge())
+        scu.image(boxes[0], 1, step_wedge())
         assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
-    [job] = films(node)
+    [job] = printed_jobs(node)
     assert job["films"][0]["presentation_lut"]["lut_descriptor"] == [4096, 0, 12]
 
 
@@ -235,7 +226,7 @@ def test_empty_film_box_prints_with_warning(node):
         fb, _, _ = scu.film_box()
         st, _ = scu.action(uids.BASIC_FILM_BOX, fb)
     assert st.Status == status.EMPTY_FILM_BOX
-    assert films(node)[0]["status"] == "DONE"
+    assert printed_jobs(node)[0]["status"] == "DONE"
 
 
 @pytest.mark.parametrize("behavior, code", [
@@ -285,14 +276,14 @@ def test_abort_discards_only_that_association(node):
     b = PrintSCU(node.port, calling="MOD_B")
     a.film_session()
     _fb_a, boxes_a, _ = a.film_box()
-    a.image(boxes_a[0], 1, wedge())
+    a.image(boxes_a[0], 1, step_wedge())
     b.film_session()
     fb_b, boxes_b, _ = b.film_box()
-    b.image(boxes_b[0], 1, wedge())
+    b.image(boxes_b[0], 1, step_wedge())
     a.assoc.abort()
     assert b.action(uids.BASIC_FILM_BOX, fb_b)[0].Status == 0
     b.close()
-    assert [j["calling_ae"] for j in films(node)] == ["MOD_B"]
+    assert [j["calling_ae"] for j in printed_jobs(node)] == ["MOD_B"]
     with PrintSCU(node.port, calling="MOD_A") as again:
         assert again.assoc.send_c_echo().Status == 0
 
@@ -327,7 +318,7 @@ def test_concurrent_modalities_get_their_own_films(node):
     for t in threads:
         t.join(60)
     assert results == {f"MOD{i}": 0 for i in range(4)}
-    jobs = films(node)
+    jobs = printed_jobs(node)
     assert sorted(j["calling_ae"] for j in jobs) == [f"MOD{i}" for i in range(4)]
     for job in jobs:
         assert job["session"]["film_session_label"] == job["calling_ae"]
@@ -341,9 +332,9 @@ def test_implicit_vr_only_client(node):
     with PrintSCU(node.port, transfer_syntax=[ImplicitVRLittleEndian]) as scu:
         scu.film_session()
         fb, boxes, _ = scu.film_box()
-        assert scu.image(boxes[0], 1, wedge(bits=8).astype(np.uint8), bits=8)[0].Status == 0
+        assert scu.image(boxes[0], 1, step_wedge(bits=8), bits=8)[0].Status == 0
         assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
-    assert films(node)[0]["status"] == "DONE"
+    assert printed_jobs(node)[0]["status"] == "DONE"
 
 
 def test_big_endian_pixels_decode_like_little_endian(node):
@@ -355,9 +346,9 @@ def test_big_endian_pixels_decode_like_little_endian(node):
             scu.film_session()
             fb, boxes, _ = scu.film_box()
             big = ts == ExplicitVRBigEndian
-            assert scu.image(boxes[0], 1, wedge(bits=12), big_endian=big)[0].Status == 0
+            assert scu.image(boxes[0], 1, step_wedge(bits=12), big_endian=big)[0].Status == 0
             scu.action(uids.BASIC_FILM_BOX, fb)
-    outputs = [j["output"] for j in films(node)]
+    outputs = [j["output"] for j in printed_jobs(node)]
     assert len(outputs) == 2
     # Same pixels, same film: the image streams of the two PDFs are identical.
     streams = [_largest_stream(Path(p).read_bytes()) for p in outputs]
@@ -379,36 +370,32 @@ def test_node_keeps_serving_after_many_failures(node):
         assert scu.assoc.send_c_echo().Status == 0
 
 
-def test_access_rules_reject_with_the_proper_reason(tmp_path):
-    from printscp.app.node import Node
-    from printscp.config import AccessConfig, load_config
+def test_access_rules_reject_with_the_proper_reason(make_node):
+    from printscp.config import AccessConfig
 
-    config = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path))
-    config = replace(config, access=AccessConfig(calling_ae_titles=("MODALITY@127.0.0.1",),
-                                                 require_called_ae=True))
-    with Node(config) as n:
-        def attempt(calling: str, called: str):
-            ae = AE(ae_title=calling)
-            ae.add_requested_context(uids.VERIFICATION)
-            assoc = ae.associate("127.0.0.1", n.port, ae_title=called)
-            result = assoc.is_established, assoc.acceptor.primitive
-            if assoc.is_established:
-                assoc.release()
-            return result
+    n = make_node(access=AccessConfig(calling_ae_titles=("MODALITY@127.0.0.1",),
+                                      require_called_ae=True))
 
-        ok, _ = attempt("MODALITY", "PRINTSCP")
-        assert ok
-        ok, rj = attempt("INTRUDER", "PRINTSCP")
-        assert not ok and (rj.result, rj.result_source, rj.diagnostic) == (1, 1, 3)
-        ok, rj = attempt("MODALITY", "OTHER")
-        assert not ok and (rj.result, rj.result_source, rj.diagnostic) == (1, 1, 7)
+    def attempt(calling: str, called: str):
+        assoc = associate(n.port, uids.VERIFICATION, calling=calling, called=called)
+        result = assoc.is_established, assoc.acceptor.primitive
+        if assoc.is_established:
+            assoc.release()
+        return result
+
+    ok, _ = attempt("MODALITY", "PRINTSCP")
+    assert ok
+    ok, rj = attempt("INTRUDER", "PRINTSCP")
+    assert not ok and (rj.result, rj.result_source, rj.diagnostic) == (1, 1, 3)
+    ok, rj = attempt("MODALITY", "OTHER")
+    assert not ok and (rj.result, rj.result_source, rj.diagnostic) == (1, 1, 7)
 
 
 def test_n_set_and_n_action_responses_carry_class_and_instance(node):
     with PrintSCU(node.port) as scu:
         scu.film_session()
         fb, boxes, _ = scu.film_box()
-        assert scu.image(boxes[0], 1, wedge())[0].Status == 0
+        assert scu.image(boxes[0], 1, step_wedge())[0].Status == 0
         cmd = scu.responses[-1]
         assert cmd.AffectedSOPClassUID == uids.BASIC_GRAYSCALE_IMAGE_BOX
         assert cmd.AffectedSOPInstanceUID == boxes[0]
@@ -425,30 +412,25 @@ def test_accepted_sockets_have_tcp_nodelay(node):
         sock = server_side.dul.socket.socket
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         if hasattr(socket, "TCP_QUICKACK"):  # Linux: quick-ack re-armed after every read
-            assert type(sock).__name__ == "_QuickAckSocket"
+            assert type(sock).__name__ == "QuickAckSocket"
 
 
-def test_full_print_queue_is_c602(tmp_path):
-    from printscp.app.node import Node
-    from printscp.config import load_config
-
-    config = replace(load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path)),
-                     max_queued_jobs=1)
-    n = Node(config)
-    n.start()
+def test_full_print_queue_is_c602(make_node):
+    n = make_node(max_queued_jobs=1)
     n.spool.stop()  # nothing renders: the first job stays queued
     try:
         with PrintSCU(n.port) as scu:
             scu.film_session()
             fb, boxes, _ = scu.film_box()
-            scu.image(boxes[0], 1, wedge())
+            scu.image(boxes[0], 1, step_wedge())
             assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
             st, _ = scu.action(uids.BASIC_FILM_BOX, fb)
             assert st.Status == status.PRINT_QUEUE_FULL
     finally:
         n.stop()
     # The acknowledged job is still on disk for the next start.
-    assert len([p for p in (tmp_path / "spool").iterdir() if not p.name.startswith(".")]) == 1
+    spool = n.config.data_path / "spool"
+    assert len([p for p in spool.iterdir() if not p.name.startswith(".")]) == 1
 
 
 def test_printer_reports_the_recorded_calibration(node):
@@ -483,12 +465,10 @@ def test_malformed_data_set_aborts_only_its_association(node):
         req.ModificationList = BytesIO(b"\x20\x20\x10\x00ZZ\x02\x00\x01\x00")
         cx = bad.assoc.accepted_contexts[0].context_id
         bad.assoc.dimse.send_msg(req, cx)
-        deadline = time.monotonic() + 10
-        while bad.assoc.is_established and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not bad.assoc.is_established, 10)
         assert bad.assoc.is_aborted
         # The other modality goes on printing.
-        assert good.image(boxes[0], 1, wedge())[0].Status == 0
+        assert good.image(boxes[0], 1, step_wedge())[0].Status == 0
 
 
 def test_annotation_boxes_are_created_set_and_drawn(node):
@@ -498,7 +478,7 @@ def test_annotation_boxes_are_created_set_and_drawn(node):
         fb, boxes, rsp = scu.film_box("STANDARD\\1,1", AnnotationDisplayFormatID="BOTTOM2")
         refs = rsp.ReferencedBasicAnnotationBoxSequence
         assert [r.ReferencedSOPClassUID for r in refs] == [uids.BASIC_ANNOTATION_BOX] * 2
-        scu.image(boxes[0], 1, wedge())
+        scu.image(boxes[0], 1, step_wedge())
 
         def annotate(uid: str, position: int, text: str):
             ds = Dataset()
@@ -516,7 +496,7 @@ def test_annotation_boxes_are_created_set_and_drawn(node):
                            scu.film_box_dataset(AnnotationDisplayFormatID="NO_SUCH_FORMAT"))
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE
         assert st.ErrorComment.startswith("AnnotationDisplayFormatID (2010,0030)")
-    [job] = films(node)
+    [job] = printed_jobs(node)
     assert job["films"][0]["annotations"] == {"1": "PATIENT^TEST", "2": "CT HEAD 2026"}
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", "-layout", job["output"], "-"],
@@ -531,7 +511,7 @@ def test_print_job_reference_and_n_get_from_a_later_association(node):
     with PrintSCU(node.port, contexts=contexts) as scu:
         scu.film_session(PrintPriority="HIGH")
         fb, boxes, _ = scu.film_box()
-        scu.image(boxes[0], 1, wedge())
+        scu.image(boxes[0], 1, step_wedge())
         st, ds = scu.action(uids.BASIC_FILM_BOX, fb)
         assert st.Status == 0
         [ref] = ds[0x21000500].value
@@ -549,16 +529,12 @@ def test_print_job_reference_and_n_get_from_a_later_association(node):
         st, _ = later.assoc.send_n_get([0x21000020], uids.PRINT_JOB,
                                        uids.UID_ROOT + "1.20200101000000000000.1")
         assert st.Status == status.NO_SUCH_SOP_INSTANCE
-    [sidecar] = films(node)
+    [sidecar] = printed_jobs(node)
     assert sidecar["print_job_uid"] == job_uid
 
 
-def test_print_job_is_pending_while_spooled(tmp_path):
-    from printscp.app.node import Node
-    from printscp.config import load_config
-
-    n = Node(load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path)))
-    n.start()
+def test_print_job_is_pending_while_spooled(make_node):
+    n = make_node()
     n.spool.stop()  # keep the job spooled
     try:
         with PrintSCU(n.port, contexts=(uids.BASIC_GRAYSCALE_PRINT_META,
@@ -619,7 +595,7 @@ def test_print_job_events_reach_the_scu_while_it_keeps_working(node):
                   evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_event)]) as scu:
         scu.film_session()
         fb, boxes, _ = scu.film_box()
-        scu.image(boxes[0], 1, wedge())
+        scu.image(boxes[0], 1, step_wedge())
         st, ds = scu.action(uids.BASIC_FILM_BOX, fb)
         assert st.Status == 0
         job_uid = ds[0x21000500].value[0].ReferencedSOPInstanceUID
@@ -627,9 +603,7 @@ def test_print_job_events_reach_the_scu_while_it_keeps_working(node):
         for _ in range(10):
             assert scu.delete(uids.BASIC_FILM_BOX, "1.2.3").Status == \
                 status.NO_SUCH_SOP_INSTANCE
-        deadline = time.monotonic() + 10
-        while len(received) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(received) >= 3, 10)
         assert scu.delete(uids.BASIC_FILM_BOX, fb).Status == 0
     assert [r[0] for r in received] == [1, 2, 3]  # PENDING, PRINTING, DONE
     assert {r[1] for r in received} == {job_uid}
@@ -657,9 +631,7 @@ def test_printer_status_follows_free_disk_space_and_is_reported(node):
         assert (ds.PrinterStatus, ds.PrinterStatusInfo) == ("WARNING", "SUPPLY LOW")
         service.config = normal
         service.check_printer()
-        deadline = time.monotonic() + 10
-        while len(received) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(received) >= 2, 10)
         assert scu.assoc.send_c_echo().Status == 0
     assert received == [(2, "SUPPLY LOW"), (1, "NORMAL")]
 
@@ -673,4 +645,4 @@ def test_memory_allocation_is_recorded_with_b600_on_n_set(node):
         assert st.Status == status.MEMORY_ALLOCATION_NOT_SUPPORTED
         fb, _, _ = scu.film_box()
         scu.action(uids.BASIC_FILM_BOX, fb)
-    assert films(node)[0]["session"]["memory_allocation"] == 4096
+    assert printed_jobs(node)[0]["session"]["memory_allocation"] == 4096

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 
 import pytest
-from upstream import running_dcmprscp
+from helpers.nodes import printed_jobs
+from helpers.upstream import running_dcmprscp
+
+pytestmark = pytest.mark.slow  # every test runs printscp print
 
 
 def run_print(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "printscp", "print", *args],
                           capture_output=True, text=True, timeout=120)
-
-
-def jobs(node) -> list[dict]:
-    node.spool.wait_idle()
-    return sorted((json.loads(p.read_text()) for p in
-                   (node.config.data_path / "films").glob("*.json")), key=lambda j: j["job_id"])
 
 
 def test_prints_images_as_films_and_reports_every_step(node, samples):
@@ -33,7 +28,7 @@ def test_prints_images_as_films_and_reports_every_step(node, samples):
     assert any(ln.startswith("film 2: Film Box N-ACTION (print): 0x0000") for ln in lines)
     assert lines[-1].startswith("printed 2 film(s)") and "NORMAL" in lines[-1]
     # 1 + 1 + 3 frames = 5 images on 2x2 films: two jobs, one film each.
-    printed = jobs(node)
+    printed = printed_jobs(node)
     assert [j["calling_ae"] for j in printed] == ["MYSCU", "MYSCU"]
     assert printed[0]["session"] == printed[1]["session"]
     assert printed[0]["session"]["film_session_label"] == "FROM SCU"
@@ -53,7 +48,7 @@ def test_collated_films_are_one_job_followed_to_done(node, samples):
                     "--collate", "--wait", "30")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Film Session N-ACTION (print): 0x0000" in res.stdout
-    [printed] = jobs(node)
+    [printed] = printed_jobs(node)
     assert len(printed["films"]) == 2
     assert f"print job {printed['print_job_uid']}: DONE (NORMAL)" in res.stdout
 
@@ -79,7 +74,7 @@ def test_unreachable_printer(samples):
     assert res.returncode == 2 and "not accepted" in res.stderr
 
 
-@pytest.mark.skipif(not shutil.which("dcmprscp"), reason="needs Debian's dcmtk")
+@pytest.mark.dcmtk("dcmprscp")
 def test_prints_on_dcmtk_print_scp(tmp_path, samples):
     import pydicom
 

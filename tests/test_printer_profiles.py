@@ -3,36 +3,26 @@ layouts (docs/profiles/dry-film-imager.toml)."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from print_scu import PrintSCU
+from helpers.dcmtk import PrintClient
+from helpers.films import pdf_info, pdf_page
+from helpers.nodes import node_config, printed_jobs
+from helpers.print_scu import PrintSCU
 
-from printscp.app.node import Node
-from printscp.config import load_config
 from printscp.core import status, uids
 
 PROFILES = Path(__file__).resolve().parents[1] / "docs" / "profiles" / "dry-film-imager.toml"
 
+pytestmark = pytest.mark.slow  # every test runs a node
+
 
 @pytest.fixture
-def profiled(tmp_path):
-    config = replace(load_config(PROFILES), port=0, bind="127.0.0.1",
-                     data_dir=str(tmp_path / "data")).validate()
-    with Node(config) as node:
-        yield node
-
-
-def jobs(node) -> list[dict]:
-    node.spool.wait_idle()
-    return sorted((json.loads(p.read_text()) for p in
-                   (node.config.data_path / "films").glob("*.json")), key=lambda j: j["job_id"])
+def profiled(make_node):
+    return make_node(PROFILES)
 
 
 def test_each_called_ae_reaches_its_printer(profiled):
@@ -59,7 +49,7 @@ def test_each_called_ae_reaches_its_printer(profiled):
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "SmoothingType" in st.ErrorComment
         st, _ = film.create(uids.BASIC_FILM_BOX, _fb(film, MaxDensity=400))
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE and "MaxDensity" in st.ErrorComment
-    [job] = jobs(profiled)
+    [job] = printed_jobs(profiled)
     assert job["printer"] == "PAPER" and job["session"]["medium_type"] == "PAPER"
 
 
@@ -81,8 +71,8 @@ def test_slide_formats_come_from_the_profile(profiled):
         assert "ImageDisplayFormat" in st.ErrorComment
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
-def test_custom_layout_places_images_where_the_profile_says(profiled, tmp_path):
+@pytest.mark.poppler("pdftoppm")
+def test_custom_layout_places_images_where_the_profile_says(profiled):
     levels = [4095, 0, 2048]  # light, dark, mid
     with PrintSCU(profiled.port) as scu:
         scu.film_session()
@@ -91,11 +81,9 @@ def test_custom_layout_places_images_where_the_profile_says(profiled, tmp_path):
         for pos, (uid, level) in enumerate(zip(boxes, levels, strict=True), start=1):
             scu.image(uid, pos, np.full((64, 64), level, np.uint16))
         assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
-    [job] = jobs(profiled)
+    [job] = printed_jobs(profiled)
     assert job["films"][0]["custom_layouts"]["CUSTOM\\1"][0] == [0.0, 0.0, 1.0, 0.6]
-    subprocess.run(["pdftoppm", "-r", "10", "-gray", "-png", job["output"],
-                    str(tmp_path / "p")], check=True)
-    page = np.asarray(Image.open(next(tmp_path.glob("p*.png"))).convert("L")).astype(int)
+    page = pdf_page(job["output"], 10).astype(int)
     h, w = page.shape
     top = page[int(h * 0.30), w // 2]  # position 1: the upper 60 %
     left = page[int(h * 0.80), int(w * 0.25)]  # position 2: bottom left
@@ -103,34 +91,30 @@ def test_custom_layout_places_images_where_the_profile_says(profiled, tmp_path):
     assert top > right > left
 
 
-@pytest.mark.skipif(not shutil.which("dcmprscu"), reason="needs Debian's dcmtk")
+@pytest.mark.dcmtk("dcmpsprt", "dcmprscu")
+@pytest.mark.poppler("pdfinfo")
 def test_dcmtk_prints_to_the_paper_printer_by_its_ae_title(profiled, tmp_path, samples):
-    from test_dcmtk_print import Dcmtk
-
-    client = Dcmtk(tmp_path, profiled.port)
+    client = PrintClient(tmp_path, profiled.port)
     client.print([samples / "CT_small.dcm"], psprt=["--filmsize", "A4"], Aetitle="PAPER")
-    [job] = jobs(profiled)
+    [job] = printed_jobs(profiled)
     assert job["printer"] == "PAPER" and job["called_ae"] == "PAPER"
-    info = subprocess.run(["pdfinfo", job["output"]], capture_output=True, text=True).stdout
-    assert "pts (A4)" in info
+    assert "pts (A4)" in pdf_info(job["output"])["Page size"]
 
 
-def test_printer_without_collation(tmp_path):
-    base = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path / "data"))
-    config = replace(base, printer=replace(base.printer, collation=False)).validate()
-    with Node(config) as node:
-        with PrintSCU(node.port) as scu:
-            scu.film_session()
-            fb1, boxes, _ = scu.film_box()
-            scu.image(boxes[0], 1, np.zeros((16, 16), np.uint16))
-            st, _ = scu.create(uids.BASIC_FILM_BOX, _fb(scu))
-            assert st.Status == status.UNPRINTED_FILM_BOX
-            assert scu.action(uids.BASIC_FILM_BOX, fb1)[0].Status == 0
-            scu.film_box()  # allowed now: the first one is printed
-            st, _ = scu.action(uids.BASIC_FILM_SESSION, scu.session_uid)
-            assert st.Status == status.COLLATION_NOT_SUPPORTED
-        # Film box 1 alone, then film boxes 1 and 2 as separate jobs: three films in all.
-        assert [j["film_count"] for j in jobs(node)] == [1, 1, 1]
+def test_printer_without_collation(make_node, tmp_path):
+    node = make_node(printer=replace(node_config(tmp_path).printer, collation=False))
+    with PrintSCU(node.port) as scu:
+        scu.film_session()
+        fb1, boxes, _ = scu.film_box()
+        scu.image(boxes[0], 1, np.zeros((16, 16), np.uint16))
+        st, _ = scu.create(uids.BASIC_FILM_BOX, _fb(scu))
+        assert st.Status == status.UNPRINTED_FILM_BOX
+        assert scu.action(uids.BASIC_FILM_BOX, fb1)[0].Status == 0
+        scu.film_box()  # allowed now: the first one is printed
+        st, _ = scu.action(uids.BASIC_FILM_SESSION, scu.session_uid)
+        assert st.Status == status.COLLATION_NOT_SUPPORTED
+    # Film box 1 alone, then film boxes 1 and 2 as separate jobs: three films in all.
+    assert [j["film_count"] for j in printed_jobs(node)] == [1, 1, 1]
 
 
 def test_collating_printer_prints_an_empty_session_with_b602(profiled):
@@ -140,7 +124,7 @@ def test_collating_printer_prints_an_empty_session_with_b602(profiled):
         scu.film_box()
         st, _ = scu.action(uids.BASIC_FILM_SESSION, scu.session_uid)
         assert st.Status == status.EMPTY_FILM_SESSION
-    assert [j["film_count"] for j in jobs(profiled)] == [2]
+    assert [j["film_count"] for j in printed_jobs(profiled)] == [2]
 
 
 def test_paper_printer_replaces_film_densities_by_its_own(profiled):
@@ -164,5 +148,5 @@ def test_paper_printer_replaces_film_densities_by_its_own(profiled):
         assert st.Status == status.INVALID_ATTRIBUTE_VALUE
         paper.image(boxes[0], 1, np.zeros((16, 16), np.uint16))
         assert paper.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
-    [job] = jobs(profiled)
+    [job] = printed_jobs(profiled)
     assert job["films"][0]["max_density"] == 180

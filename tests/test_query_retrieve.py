@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pydicom
 import pytest
-from archive_data import Study, write_study
-from dcmtk import HAVE_DCMTK, tool
+from helpers.archive_data import Study, instance, write_study
+from helpers.clients import associate
+from helpers.dcmtk import tool
+from helpers.net import free_port
+from helpers.nodes import make_node
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
-from pynetdicom import AE, evt
+from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
@@ -24,11 +26,9 @@ from pynetdicom.sop_class import (
 )
 
 from printscp.app.node import Node
-from printscp.config import load_config
 from printscp.core.remote import RemoteAE
-from printscp.net.workarounds import guard_requestor
 
-DCMTK = pytest.mark.skipif(not HAVE_DCMTK, reason="needs Debian's dcmtk")
+pytestmark = pytest.mark.slow  # every test runs a node
 
 STUDIES = [
     Study("P1", "DOE^JANE", "20261101", "ACC001", modality="CT", series=2, images=2,
@@ -42,28 +42,15 @@ STUDIES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory):
     """A node with four studies of three patients, and a free port for a move target."""
     tmp = tmp_path_factory.mktemp("qr")
-    move_port = _free_port()
-    config = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp / "data"))
-    from dataclasses import replace
-
-    config = replace(config, remote=(RemoteAE("MOVESCU", "127.0.0.1", move_port),))
-    node = Node(config).start()
+    move_port = free_port()
+    node = make_node(tmp, remote=(RemoteAE("MOVESCU", "127.0.0.1", move_port),))
     files = [p for i, s in enumerate(STUDIES) for p in write_study(s, tmp / f"s{i}")]
-    ae = AE(ae_title="LOADER")
-    for sop_class in {pydicom.dcmread(f, stop_before_pixels=True).SOPClassUID for f in files}:
-        ae.add_requested_context(sop_class)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = associate(node.port, *{pydicom.dcmread(f, stop_before_pixels=True).SOPClassUID
+                                   for f in files}, calling="LOADER")
     for f in files:
         assert assoc.send_c_store(pydicom.dcmread(f)).Status == 0
     assoc.release()
@@ -87,7 +74,7 @@ def accessions(rsps: list[Dataset]) -> list[str]:
     return sorted(str(r.AccessionNumber) for r in rsps)
 
 
-@DCMTK
+@pytest.mark.dcmtk("findscu")
 @pytest.mark.parametrize(("keys", "expected"), [
     (["PatientID=P1"], ["ACC001", "ACC002"]),  # single value
     (["PatientName=SM*"], ["ACC003", "ACC004"]),  # wildcard
@@ -110,7 +97,7 @@ def test_study_level_matching(populated, keys, expected):
     assert accessions(rsps) == expected
 
 
-@DCMTK
+@pytest.mark.dcmtk("findscu")
 def test_uid_list_and_return_keys(populated):
     node, tmp, _ = populated
     uids = f"{STUDIES[0].study_uid}\\{STUDIES[2].study_uid}"
@@ -127,7 +114,7 @@ def test_uid_list_and_return_keys(populated):
     assert by_acc["ACC003"].PatientBirthDate == "19500505"
 
 
-@DCMTK
+@pytest.mark.dcmtk("findscu")
 def test_patient_root_levels(populated):
     node, tmp, _ = populated
     patients = findscu(node, tmp, "QueryRetrieveLevel=PATIENT", "PatientID",
@@ -140,7 +127,7 @@ def test_patient_root_levels(populated):
     assert len(studies) == 2
 
 
-@DCMTK
+@pytest.mark.dcmtk("findscu")
 def test_series_and_image_levels(populated):
     node, tmp, _ = populated
     study = STUDIES[0]
@@ -156,19 +143,9 @@ def test_series_and_image_levels(populated):
     assert len(images) == 1 and images[0].Rows == 16
 
 
-def _connect(node: Node, ae_title: str, *contexts: str):
-    """A guarded pynetdicom association to ``node`` proposing ``contexts``."""
-    ae = AE(ae_title=ae_title)
-    for uid in contexts:
-        ae.add_requested_context(uid)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
-    return assoc
-
-
 def _find(node: Node, identifier: Dataset, model=StudyRootQueryRetrieveInformationModelFind):
     """(status, Error Comment, identifier) of every response."""
-    assoc = _connect(node, "FINDSCU", model)
+    assoc = associate(node.port, model, calling="FINDSCU")
     try:
         return [(int(st.Status), str(st.get("ErrorComment", "")), ds)
                 for st, ds in assoc.send_c_find(identifier, model)]
@@ -176,18 +153,13 @@ def _find(node: Node, identifier: Dataset, model=StudyRootQueryRetrieveInformati
         assoc.release()
 
 
-def test_specific_character_set_only_when_a_value_needs_it(node):
+def test_specific_character_set_only_when_a_value_needs_it(node, client):
     """PS3.4 C.4.1.1.3.2: a response holding a Latin-1 name carries the record's
     Specific Character Set (and the name decodes); one of UIDs and ASCII does not."""
-    from archive_data import instance
-
     study = Study("P7", "MÜLLER^RENÉ", "20261101", "ACC7", images=1)
     ds = instance(study, 0, 1)
     assert ds.SpecificCharacterSet == "ISO_IR 100"
-    ae = AE(ae_title="LOADER")
-    ae.add_requested_context(CTImageStorage)
-    loader = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(loader)
+    loader = client(node.port, CTImageStorage, calling="LOADER")
     assert loader.send_c_store(ds).Status == 0
     loader.release()
     named = Dataset()
@@ -237,9 +209,9 @@ def test_bad_identifiers_fail_naming_the_key(populated, level, comment):
     assert status == 0xA900 and comment in error
 
 
-def test_c_cancel_stops_the_query(populated):
+def test_c_cancel_stops_the_query(populated, client):
     node, _, _ = populated
-    assoc = _connect(node, "FINDSCU", PatientRootQueryRetrieveInformationModelFind)
+    assoc = client(node.port, PatientRootQueryRetrieveInformationModelFind, calling="FINDSCU")
     ident = Dataset()
     ident.QueryRetrieveLevel = "IMAGE"
     ident.PatientID = "P1"
@@ -267,15 +239,8 @@ def _slow_series(node: Node, monkeypatch, images: int = 30) -> tuple[Dataset, li
     """A series of ``images`` stored in ``node``, queried at a large archive's pace
     (20 ms a match); the image-level identifier, and a list that counts the matches
     the index has produced."""
-    import time as time_
-
-    from archive_data import instance
-
     study = Study("P9", "LONG^ANSWER", "20261101", "ACC9", images=images)
-    ae = AE(ae_title="LOADER")
-    ae.add_requested_context(CTImageStorage)
-    loader = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(loader)
+    loader = associate(node.port, CTImageStorage, calling="LOADER")
     for i in range(1, study.images + 1):
         assert loader.send_c_store(instance(study, 0, i)).Status == 0
     loader.release()
@@ -285,7 +250,7 @@ def _slow_series(node: Node, monkeypatch, images: int = 30) -> tuple[Dataset, li
 
     def slow_query(*args, **kwargs):
         for match in query(*args, **kwargs):
-            time_.sleep(0.02)
+            time.sleep(0.02)
             produced.append(1)
             yield match
 
@@ -298,12 +263,12 @@ def _slow_series(node: Node, monkeypatch, images: int = 30) -> tuple[Dataset, li
     return ident, produced
 
 
-def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
+def test_c_cancel_is_seen_while_the_matches_go_out(node, client, monkeypatch):
     """A C-CANCEL arriving mid-way through a long answer ends it with 0xFE00 (the
     query is served on the DUL thread, which reads the cancel between matches)."""
     ident, _ = _slow_series(node, monkeypatch)
-    assoc = _connect(node, "FINDSCU", StudyRootQueryRetrieveInformationModelFind,
-                     "1.2.840.10008.1.1")
+    assoc = client(node.port, StudyRootQueryRetrieveInformationModelFind, "1.2.840.10008.1.1",
+                   calling="FINDSCU")
     try:
         statuses = _find_and_cancel(assoc, ident, StudyRootQueryRetrieveInformationModelFind)
         assert assoc.send_c_echo().Status == 0x0000  # the association goes on
@@ -313,7 +278,7 @@ def test_c_cancel_is_seen_while_the_matches_go_out(node, monkeypatch):
     assert 1 <= statuses.count(0xFF00) < 10
 
 
-@DCMTK
+@pytest.mark.dcmtk("findscu")
 def test_findscu_cancel_is_seen_while_the_matches_go_out(node, monkeypatch, tmp_path):
     """DCMTK findscu --cancel 1 sends C-CANCEL after the first match; the answer ends
     with the Cancel status and findscu exits cleanly."""
@@ -329,28 +294,23 @@ def test_findscu_cancel_is_seen_while_the_matches_go_out(node, monkeypatch, tmp_
     assert 1 <= res.stderr.count("Find Response:") < 10 and len(produced) < 10
 
 
-def test_a_query_stops_when_its_requester_aborts(node, monkeypatch):
+def test_a_query_stops_when_its_requester_aborts(node, client, monkeypatch):
     """A requester that aborts mid-way through a long answer is not answered further:
     the query stops at the next match instead of writing the rest to nobody, and the
     node keeps serving."""
-    import time as time_
-
     ident, produced = _slow_series(node, monkeypatch)
-    assoc = _connect(node, "FINDSCU", StudyRootQueryRetrieveInformationModelFind)
+    assoc = client(node.port, StudyRootQueryRetrieveInformationModelFind, calling="FINDSCU")
     for st, _ in assoc.send_c_find(ident, StudyRootQueryRetrieveInformationModelFind):
         assert st.Status == 0xFF00
         assoc.abort()
         break
-    time_.sleep(1.0)  # 30 matches at 20 ms: all produced by now, had it gone on
+    time.sleep(1.0)  # 30 matches at 20 ms: all produced by now, had it gone on
     assert 1 <= len(produced) < 10
-    other = _connect(node, "ECHOSCU", "1.2.840.10008.1.1")
-    try:
-        assert other.send_c_echo().Status == 0x0000
-    finally:
-        other.release()
+    other = client(node.port, "1.2.840.10008.1.1", calling="ECHOSCU")
+    assert other.send_c_echo().Status == 0x0000
 
 
-@DCMTK
+@pytest.mark.dcmtk("movescu")
 def test_movescu_moves_a_study_with_counts(populated, tmp_path):
     node, _, move_port = populated
     study = STUDIES[0]
@@ -389,7 +349,8 @@ def _move_to_pynetdicom(populated, study: Study, on_store) -> tuple[list, float]
     server = destination.start_server(("127.0.0.1", move_port), block=False,
                                       evt_handlers=[(evt.EVT_C_STORE, on_store)])
     try:
-        assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)
+        assoc = associate(node.port, StudyRootQueryRetrieveInformationModelMove,
+                          calling="MOVER")
         ident = Dataset()
         ident.QueryRetrieveLevel = "STUDY"
         ident.StudyInstanceUID = study.study_uid
@@ -449,35 +410,29 @@ def test_move_to_a_destination_that_aborts_part_way_fails_the_rest_at_once(popul
     assert elapsed < 10  # the DIMSE timeout is 30 s
 
 
-def test_move_to_an_unknown_destination_is_a801(populated):
+def test_move_to_an_unknown_destination_is_a801(populated, client):
     node, _, _ = populated
-    assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)
+    assoc = client(node.port, StudyRootQueryRetrieveInformationModelMove, calling="MOVER")
     ident = Dataset()
     ident.QueryRetrieveLevel = "STUDY"
     ident.StudyInstanceUID = STUDIES[2].study_uid
-    try:
-        statuses = [int(st.Status) for st, _ in assoc.send_c_move(
-            ident, "NOWHERE", StudyRootQueryRetrieveInformationModelMove)]
-    finally:
-        assoc.release()
+    statuses = [int(st.Status) for st, _ in assoc.send_c_move(
+        ident, "NOWHERE", StudyRootQueryRetrieveInformationModelMove)]
     assert statuses == [0xA801]
 
 
-def test_move_with_no_match_is_success_with_zero_suboperations(populated):
+def test_move_with_no_match_is_success_with_zero_suboperations(populated, client):
     node, _, _ = populated
-    assoc = _connect(node, "MOVER", StudyRootQueryRetrieveInformationModelMove)
+    assoc = client(node.port, StudyRootQueryRetrieveInformationModelMove, calling="MOVER")
     ident = Dataset()
     ident.QueryRetrieveLevel = "STUDY"
     ident.StudyInstanceUID = "1.2.3.4.5.6.7"
-    try:
-        [(st, _)] = list(assoc.send_c_move(ident, "MOVESCU",
-                                           StudyRootQueryRetrieveInformationModelMove))
-    finally:
-        assoc.release()
+    [(st, _)] = list(assoc.send_c_move(ident, "MOVESCU",
+                                       StudyRootQueryRetrieveInformationModelMove))
     assert st.Status == 0x0000 and st.NumberOfCompletedSuboperations == 0
 
 
-@DCMTK
+@pytest.mark.dcmtk("getscu")
 def test_getscu_gets_a_series(populated, tmp_path):
     node, _, _ = populated
     study = STUDIES[1]
@@ -493,11 +448,10 @@ def test_getscu_gets_a_series(populated, tmp_path):
         study.series_uids[0]}
 
 
-def test_get_converts_when_the_stored_syntax_was_not_proposed(populated, tmp_path):
+def test_get_converts_when_the_stored_syntax_was_not_proposed(populated, client, tmp_path):
     """An instance stored RLE-compressed is sent uncompressed to a requester that
     proposed only Explicit VR Little Endian for its class."""
     from pydicom.uid import ExplicitVRLittleEndian, RLELossless
-    from pynetdicom import build_role, evt
 
     node, _, _ = populated
     study = Study("P5", "RLE^PAT", "20260101", "ACC005", images=1)
@@ -505,10 +459,7 @@ def test_get_converts_when_the_stored_syntax_was_not_proposed(populated, tmp_pat
     ds = pydicom.dcmread(path)
     plain = ds.PixelData
     ds.compress(RLELossless)
-    ae = AE(ae_title="LOADER")
-    ae.add_requested_context(ds.SOPClassUID, RLELossless)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = client(node.port, (ds.SOPClassUID, RLELossless), calling="LOADER")
     assert assoc.send_c_store(ds).Status == 0
     assoc.release()
     got: list[Dataset] = []
@@ -518,36 +469,23 @@ def test_get_converts_when_the_stored_syntax_was_not_proposed(populated, tmp_pat
         got[-1].file_meta = event.file_meta
         return 0x0000
 
-    ae = AE(ae_title="GETTER")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP",
-                         ext_neg=[build_role(ds.SOPClassUID, scp_role=True)],
-                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
-    guard_requestor(assoc)
+    assoc = client(node.port, StudyRootQueryRetrieveInformationModelGet,
+                   (ds.SOPClassUID, ExplicitVRLittleEndian), calling="GETTER",
+                   ext_neg=[build_role(ds.SOPClassUID, scp_role=True)],
+                   evt_handlers=[(evt.EVT_C_STORE, on_store)])
     ident = Dataset()
     ident.QueryRetrieveLevel = "STUDY"
     ident.StudyInstanceUID = study.study_uid
-    try:
-        final = list(assoc.send_c_get(ident, StudyRootQueryRetrieveInformationModelGet))[-1][0]
-    finally:
-        assoc.release()
+    final = list(assoc.send_c_get(ident, StudyRootQueryRetrieveInformationModelGet))[-1][0]
     assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1
     assert got[0].file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert got[0].PixelData == plain
 
 
 def _getter(node: Node, on_store, sop_class: str = CTImageStorage):
-    from pynetdicom import build_role, evt
-
-    ae = AE(ae_title="GETTER")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    ae.add_requested_context(sop_class)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP",
-                         ext_neg=[build_role(sop_class, scp_role=True)],
-                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
-    guard_requestor(assoc)
-    return assoc
+    return associate(node.port, StudyRootQueryRetrieveInformationModelGet, sop_class,
+                     calling="GETTER", ext_neg=[build_role(sop_class, scp_role=True)],
+                     evt_handlers=[(evt.EVT_C_STORE, on_store)])
 
 
 def _get_study(assoc, study_uid: str) -> list[tuple[Dataset, Dataset | None]]:

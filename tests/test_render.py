@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import functools
 
 import numpy as np
 import pytest
+from helpers.films import pdf_page, pdf_pages
+from helpers.images import step_wedge
 from PIL import Image
 
 from lut import density
@@ -30,10 +31,8 @@ def od_of_level(level):
     return 3.0 - 2.8 * np.asarray(level, dtype=float) / 255
 
 
-def wedge(steps: int, bits: int, width: int = 16) -> np.ndarray:
-    values = np.rint(np.arange(steps) * ((1 << bits) - 1) / (steps - 1))
-    return np.repeat(values, width)[None, :].repeat(width, axis=0).astype(
-        np.uint8 if bits == 8 else np.uint16)
+#: ``wedge(steps, bits)``: bars 16 pixels wide and high.
+wedge = functools.partial(step_wedge, step=16, rows=16)
 
 
 def bar_levels(film, position: int, steps: int) -> np.ndarray:
@@ -163,11 +162,7 @@ def test_png_has_the_film_size_at_its_dpi(tmp_path):
         assert im.info["dpi"] == pytest.approx((50, 50), abs=0.05)
 
 
-needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None,
-                                   reason="pdftoppm (poppler-utils) not installed")
-
-
-@needs_poppler
+@pytest.mark.poppler("pdfinfo")
 @pytest.mark.parametrize("size, orientation, points", [
     ("14INX17IN", "PORTRAIT", (1008, 1224)), ("14INX17IN", "LANDSCAPE", (1224, 1008)),
     ("A4", "PORTRAIT", (595.28, 841.89)), ("8INX10IN", "PORTRAIT", (576, 720)),
@@ -177,27 +172,18 @@ def test_pdf_page_is_the_film_size(tmp_path, size, orientation, points):
                  film_orientation=orientation)
     fb.set_image(1, ImageBox(position=1, pixels=wedge(4, 8)))
     path = write_pdf([render_film(fb, dpi=50)], tmp_path / "f.pdf")
-    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True,
-                          check=True).stdout
-    line = next(x for x in info.splitlines() if x.startswith("Page size"))
-    w, h = (float(v) for v in line.split(":")[1].split("pts")[0].split(" x "))
-    assert (w, h) == pytest.approx(points, abs=0.01)
+    _, size = pdf_pages(path)
+    assert size == pytest.approx(points, abs=0.01)
 
 
-@needs_poppler
+@pytest.mark.poppler
 def test_pdf_pixels_match_the_rendered_film(tmp_path):
     fb = make_film("STANDARD\\2,1", border_density="100")
     fb.set_image(1, ImageBox(position=1, pixels=wedge(8, 12), bits_stored=12))
     film = render_film(fb, dpi=DPI)
     pdf = write_pdf([film, film], tmp_path / "f.pdf")
-    subprocess.run(["pdftoppm", "-r", str(DPI), "-gray", "-png", str(pdf),
-                    str(tmp_path / "p")], check=True)
-    pages = sorted(tmp_path.glob("p-*.png"))
-    assert len(pages) == 2
-    page = np.asarray(Image.open(pages[0]))
-    if page.ndim == 3:  # some poppler versions write gray pages as RGB
-        assert (page[..., 0] == page[..., 2]).all()
-        page = page[..., 0]
+    assert pdf_pages(pdf)[0] == 2
+    page = pdf_page(pdf, DPI)
     raster = film.raster()
     assert page.shape == raster.shape
     # Away from edges (where the viewer resamples) the PDF shows our exact levels.
@@ -229,15 +215,13 @@ def test_smoothing_type_refines_cubic():
     np.testing.assert_array_equal(out["SMOOTH"], bilinear)
 
 
-@needs_poppler
+@pytest.mark.poppler("pdftoppm")
 def test_requested_image_size_is_true_millimetres_on_the_pdf(tmp_path):
     fb = make_film("STANDARD\\1,1", border_density="WHITE")
     fb.set_image(1, ImageBox(position=1, pixels=np.zeros((64, 128), np.uint8),
                              requested_image_size=100.0))
     pdf = write_pdf([render_film(fb, dpi=DPI, profile=LINEAR_OD)], tmp_path / "f.pdf")
-    subprocess.run(["pdftoppm", "-r", "254", "-gray", "-png", str(pdf), str(tmp_path / "p")],
-                   check=True)
-    page = np.asarray(Image.open(next(tmp_path.glob("p*.png"))).convert("L"))
+    page = pdf_page(pdf, 254)
     dark = np.argwhere(page < 128)
     width_mm = (dark[:, 1].max() - dark[:, 1].min() + 1) / 10  # 254 DPI = 10 px/mm
     height_mm = (dark[:, 0].max() - dark[:, 0].min() + 1) / 10

@@ -8,14 +8,16 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from print_scu import PrintSCU
+from helpers.net import wait_until
+from helpers.print_scu import PrintSCU
 
 from printscp.core import uids
+
+pytestmark = pytest.mark.slow  # every test runs printscp serve
 
 
 def start(data: Path, *extra: str) -> tuple[subprocess.Popen, int]:
@@ -63,9 +65,7 @@ def test_sigterm_stops_cleanly(tmp_path, workers):
                 pass
         return out
 
-    deadline = time.monotonic() + 10
-    while alive() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not alive(), 10, interval=0.1)
     assert not alive(), [Path(f"/proc/{k}/cmdline").read_bytes()[:120] for k in alive()]
 
 
@@ -99,10 +99,8 @@ def test_job_spooled_before_kill_9_is_rendered_after_restart(tmp_path):
             return not [p for p in (data / "spool").iterdir() if not p.name.startswith(".")]
 
         # The sidecar is written first, then the job leaves the spool: wait for both.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (
-                list((data / "films").glob("*.json")) and spool_empty()):
-            time.sleep(0.2)
+        wait_until(lambda: list((data / "films").glob("*.json")) and spool_empty(), 60,
+                   interval=0.2)
         [sidecar] = (data / "films").glob("*.json")
         job = json.loads(sidecar.read_text())
         assert job["status"] == "DONE" and "BEFORE_CRASH" in job["output"]

@@ -3,46 +3,41 @@ stored / unknown / wrong-class / damaged instances, and a report owed across a r
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
-from dataclasses import replace
 
 import pytest
-from archive_data import MR_IMAGE, Study, instance
+from helpers.archive_data import MR_IMAGE, Study, instance
+from helpers.clients import associate
+from helpers.films import ramp_films
+from helpers.net import free_port, refusing_port, wait_until
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
 from printscp.app.node import Node
-from printscp.config import load_config
 from printscp.core.remote import RemoteAE
-from printscp.net.workarounds import guard_requestor
 from printscp.services.commitment import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = pytest.mark.slow  # every test runs a node
 
 
-def start_node(tmp_path, remote_port: int | None = None, data: str = "data") -> Node:
-    config = load_config(None, port=0, bind="127.0.0.1", data_dir=str(tmp_path / data))
-    if remote_port:
-        config = replace(config, remote=(RemoteAE("MODALITY", "127.0.0.1", remote_port),))
-    node = Node(config)
-    node.commitment.retry_initial = 0.2
-    return node.start()
+@pytest.fixture
+def start_node(make_node):
+    """``start_node(remote_port=None)``: a node whose commitment reports go to MODALITY
+    at ``remote_port`` and are retried after 0.2 s."""
+    def start(remote_port: int | None = None) -> Node:
+        remote = (RemoteAE("MODALITY", "127.0.0.1", remote_port),) if remote_port else None
+        node = make_node(start=False, remote=remote)
+        node.commitment.retry_initial = 0.2
+        return node.start()
+
+    return start
 
 
 def store(node: Node, n: int = 3) -> list[Dataset]:
     study = Study("P1", "DOE^JANE", "20261101", "A1", images=n)
     datasets = [instance(study, 0, i) for i in range(1, n + 1)]
-    ae = AE(ae_title="MODALITY")
-    ae.add_requested_context(datasets[0].SOPClassUID)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = associate(node.port, datasets[0].SOPClassUID, calling="MODALITY")
     for ds in datasets:
         assert assoc.send_c_store(ds).Status == 0
     assoc.release()
@@ -75,19 +70,16 @@ class Reports:
         return 0x0000, None
 
 
-def test_report_on_the_same_association(tmp_path):
-    node = start_node(tmp_path)
+def test_report_on_the_same_association(start_node, client):
+    node = start_node()
     try:
         stored = store(node)
         missing = generate_uid()
         refs = [(d.SOPClassUID, d.SOPInstanceUID) for d in stored]
         refs += [(stored[0].SOPClassUID, missing), (MR_IMAGE, stored[1].SOPInstanceUID)]
         reports = Reports()
-        ae = AE(ae_title="MODALITY")
-        ae.add_requested_context(STORAGE_COMMITMENT)
-        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP",
-                             evt_handlers=[(evt.EVT_N_EVENT_REPORT, reports.handler)])
-        guard_requestor(assoc)
+        assoc = client(node.port, STORAGE_COMMITMENT, calling="MODALITY",
+                       evt_handlers=[(evt.EVT_N_EVENT_REPORT, reports.handler)])
         req = request(refs)
         status, _ = assoc.send_n_action(req, 1, STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
         assert status.Status == 0x0000
@@ -105,8 +97,8 @@ def test_report_on_the_same_association(tmp_path):
     assert not list((node.config.data_path / "commitment").glob("*.json"))
 
 
-def test_damaged_file_is_a_processing_failure(tmp_path):
-    node = start_node(tmp_path)
+def test_damaged_file_is_a_processing_failure(start_node, client):
+    node = start_node()
     try:
         [ds] = store(node, 1)
         [path] = (node.config.data_path / "archive").rglob("*.dcm")
@@ -114,11 +106,8 @@ def test_damaged_file_is_a_processing_failure(tmp_path):
         data[-2] ^= 0xFF
         path.write_bytes(bytes(data))
         reports = Reports()
-        ae = AE(ae_title="MODALITY")
-        ae.add_requested_context(STORAGE_COMMITMENT)
-        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP",
-                             evt_handlers=[(evt.EVT_N_EVENT_REPORT, reports.handler)])
-        guard_requestor(assoc)
+        assoc = client(node.port, STORAGE_COMMITMENT, calling="MODALITY",
+                       evt_handlers=[(evt.EVT_N_EVENT_REPORT, reports.handler)])
         assoc.send_n_action(request([(ds.SOPClassUID, ds.SOPInstanceUID)]), 1,
                             STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
         assert reports.arrived.wait(10)
@@ -151,16 +140,13 @@ class ModalitySCP:
             self.server.shutdown()
 
 
-def test_report_on_a_new_association_when_the_requester_left(tmp_path):
-    port = _free_port()
+def test_report_on_a_new_association_when_the_requester_left(start_node, client):
+    port = free_port()
     modality = ModalitySCP(port).start()
-    node = start_node(tmp_path, remote_port=port)
+    node = start_node(remote_port=port)
     try:
         stored = store(node, 2)
-        ae = AE(ae_title="MODALITY")
-        ae.add_requested_context(STORAGE_COMMITMENT)
-        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-        guard_requestor(assoc)
+        assoc = client(node.port, STORAGE_COMMITMENT, calling="MODALITY")
         req = request([(d.SOPClassUID, d.SOPInstanceUID) for d in stored])
         status, _ = assoc.send_n_action(req, 1, STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
         assoc.release()  # does not wait for the report
@@ -174,32 +160,24 @@ def test_report_on_a_new_association_when_the_requester_left(tmp_path):
     assert len(info.ReferencedSOPSequence) == 2
 
 
-def test_a_report_owed_survives_a_restart(tmp_path):
-    # Bound, not listening: refused connections, and no other xdist worker gets the port.
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    port = holder.getsockname()[1]
-    node = start_node(tmp_path, remote_port=port)
+def test_a_report_owed_survives_a_restart(start_node, client):
+    holder, port = refusing_port()
+    node = start_node(remote_port=port)
     try:
         stored = store(node, 1)
-        ae = AE(ae_title="MODALITY")
-        ae.add_requested_context(STORAGE_COMMITMENT)
-        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-        guard_requestor(assoc)
+        assoc = client(node.port, STORAGE_COMMITMENT, calling="MODALITY")
         req = request([(stored[0].SOPClassUID, stored[0].SOPInstanceUID)])
         assoc.send_n_action(req, 1, STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
         assoc.release()
         pending = node.config.data_path / "commitment" / f"{req.TransactionUID}.json"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and '"attempts": 0' in pending.read_text():
-            time.sleep(0.05)  # the modality is not listening: the first attempt fails
-        assert '"attempts": 0' not in pending.read_text()
+        # The modality is not listening: the first attempt fails.
+        assert wait_until(lambda: '"attempts": 0' not in pending.read_text(), 10)
     finally:
         node.stop()
+        holder.close()
     assert pending.exists()  # still owed
-    holder.close()
     modality = ModalitySCP(port).start()
-    again = start_node(tmp_path, remote_port=port)
+    again = start_node(remote_port=port)
     try:
         assert modality.reports.arrived.wait(15)
     finally:
@@ -217,8 +195,8 @@ def test_a_report_owed_survives_a_restart(tmp_path):
     (1, STORAGE_COMMITMENT_INSTANCE, "no-references", 0x0120),
     (1, STORAGE_COMMITMENT_INSTANCE, "bad-item", 0x0106),
 ])
-def test_bad_requests_are_refused(tmp_path, action_type, instance, body, status):
-    node = start_node(tmp_path)
+def test_bad_requests_are_refused(start_node, client, action_type, instance, body, status):
+    node = start_node()
     ds = request([("1.2.840.10008.5.1.4.1.1.2", "1.2.3")])
     if body == "no-transaction":
         del ds.TransactionUID
@@ -227,10 +205,7 @@ def test_bad_requests_are_refused(tmp_path, action_type, instance, body, status)
     elif body == "bad-item":
         del ds.ReferencedSOPSequence[0].ReferencedSOPClassUID
     try:
-        ae = AE(ae_title="MODALITY")
-        ae.add_requested_context(STORAGE_COMMITMENT)
-        assoc = ae.associate("127.0.0.1", node.port, ae_title="PRINTSCP")
-        guard_requestor(assoc)
+        assoc = client(node.port, STORAGE_COMMITMENT, calling="MODALITY")
         rsp, _ = assoc.send_n_action(ds, action_type, STORAGE_COMMITMENT, instance)
         assoc.release()
     finally:
@@ -240,9 +215,7 @@ def test_bad_requests_are_refused(tmp_path, action_type, instance, body, status)
 
 def test_print_n_action_still_works_beside_commitment(node):
     """N-ACTION is shared: Print Management keeps its own handler."""
-    from test_output_targets import films
-
     from printscp.outputs.print_scu import print_films
 
-    result = print_films(films(1), ("PRINTSCP", "127.0.0.1", node.port), timeout=20)
+    result = print_films(ramp_films(1), ("PRINTSCP", "127.0.0.1", node.port), timeout=20)
     assert result.films == 1

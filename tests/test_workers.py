@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
-from dataclasses import replace
 
-from pynetdicom import AE
+import pytest
+from helpers.nodes import node_config
 
 from printscp.app.node import Node
 from printscp.app.workers import SharedLoad
-from printscp.config import load_config
-from printscp.net.workarounds import guard_requestor
 
 
 def test_shared_load_prefers_the_least_busy():
@@ -29,26 +27,21 @@ def test_shared_load_prefers_the_least_busy():
     assert counts[0] == 0 and b.busier_than_another()
 
 
-def test_two_nodes_on_one_socket_take_two_associations_each(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_two_nodes_on_one_socket_take_two_associations_each(tmp_path, monkeypatch, client):
     """Four associations held open split 2-2, whichever node wakes first: a node with
     more waits for the other (the wait made long here, so timing cannot decide)."""
     monkeypatch.setattr(SharedLoad, "DEFER", 0.3)
     listening = socket.create_server(("127.0.0.1", 0), backlog=16)
     port = listening.getsockname()[1]
-    config = replace(load_config(None, port=port, bind="127.0.0.1",
-                                 data_dir=str(tmp_path / "data")), port=port)
+    config = node_config(tmp_path, port=port)
     counts = multiprocessing.Array("i", 2, lock=False)
     nodes = [Node(config, listen_socket=listening, recover=i == 0,
                   load=SharedLoad(counts, i)).start() for i in range(2)]
     associations = []
     try:
-        ae = AE("CLIENT")
-        ae.add_requested_context("1.2.840.10008.1.1")
         for _ in range(4):
-            assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
-            guard_requestor(assoc)
-            assert assoc.is_established
-            associations.append(assoc)
+            associations.append(client(port, "1.2.840.10008.1.1", calling="CLIENT"))
         assert list(counts) == [2, 2]
         assert sorted(len(n.ae.active_associations) for n in nodes) == [2, 2]
         assert all(a.send_c_echo().Status == 0 for a in associations)

@@ -19,21 +19,19 @@ from typing import Any
 
 import pydicom
 import pytest
-from dcmtk import HAVE_DCMTK, tool
+from helpers.clients import associate
+from helpers.dcmtk import tool
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from printscp.app.cli.worklist import add_worklist_parser
-from printscp.net.workarounds import guard_requestor
 from printscp.services.worklist import event_handlers, response
 from printscp.worklist.importing import build_item, import_files
 from printscp.worklist.items import ItemRejected, WorklistConfig, WorklistStore
 
-DCMTK = pytest.mark.skipif(not HAVE_DCMTK, reason="needs Debian's dcmtk")
 WLISTDB = Path("/usr/share/doc/dcmtk/examples/wlistdb/OFFIS")
-HAVE_WLISTDB = WLISTDB.is_dir() and shutil.which("dump2dcm") is not None
 
 ORDERS = [
     dict(patient_name="DOE^JANE", patient_id="P1", accession="ACC1", modality="CT",
@@ -74,17 +72,9 @@ def serve(store: WorklistStore, config: Any) -> Iterator[int]:
 
 
 @pytest.fixture
-def worklist_server(tmp_path) -> Iterator[tuple[int, WorklistStore]]:
+def worklist_server(node) -> tuple[int, WorklistStore]:
     """(port, store) of printscp serve's worklist, database ``tmp_path/data/index.sqlite``."""
-    from printscp.app.node import Node
-    from printscp.config import load_config
-
-    node = Node(load_config(None, port=0, bind="127.0.0.1",
-                            data_dir=str(tmp_path / "data"))).start()
-    try:
-        yield node.port, node.worklist
-    finally:
-        node.stop()
+    return node.port, node.worklist
 
 
 @pytest.fixture
@@ -116,7 +106,8 @@ SPS = "ScheduledProcedureStepSequence[0]."
 
 # -- C-FIND with DCMTK ----------------------------------------------------------------
 
-@DCMTK
+@pytest.mark.slow
+@pytest.mark.dcmtk("findscu")
 @pytest.mark.parametrize(("keys", "expected"), [
     ([f"{SPS}ScheduledStationAETitle=CT1"], ["ACC1", "ACC3"]),
     ([f"{SPS}ScheduledStationAETitle=US2"], ["ACC5"]),  # one of several stored values
@@ -154,7 +145,8 @@ def test_findscu_matching(scheduled, tmp_path, keys, expected):
     assert accessions(rsps) == expected
 
 
-@DCMTK
+@pytest.mark.slow
+@pytest.mark.dcmtk("findscu")
 def test_findscu_return_keys(scheduled, tmp_path):
     port, _ = scheduled
     rsps = findscu(port, tmp_path / "rsp", "AccessionNumber=ACC3", "PatientName",
@@ -183,8 +175,9 @@ def test_findscu_return_keys(scheduled, tmp_path):
     assert "Modality" not in step  # only what was asked for
 
 
-@DCMTK
-@pytest.mark.skipif(not HAVE_WLISTDB, reason="needs DCMTK's wlistdb examples and dump2dcm")
+@pytest.mark.slow
+@pytest.mark.dcmtk("findscu", "dump2dcm")
+@pytest.mark.skipif(not WLISTDB.is_dir(), reason=f"needs DCMTK's wlistdb examples in {WLISTDB}")
 def test_import_dcmtk_wl_files_and_query(worklist_server, tmp_path):
     port, store = worklist_server
     wl = tmp_path / "wlistdb"
@@ -193,7 +186,7 @@ def test_import_dcmtk_wl_files_and_query(worklist_server, tmp_path):
     for i, dump in enumerate(dumps):
         # half with File Meta Information, half as bare data sets, as wlmscpfs reads both
         flag = ["+F"] if i % 2 else ["-F"]
-        subprocess.run(["dump2dcm", "-q", *flag, str(dump), str(wl / f"{dump.stem}.wl")],
+        subprocess.run([tool("dump2dcm"), "-q", *flag, str(dump), str(wl / f"{dump.stem}.wl")],
                        check=True)
     (wl / "lockfile").write_text("")  # wlmscpfs's, not an item: skipped in directories
     results = import_files(store, [wl])
@@ -217,14 +210,10 @@ def test_import_dcmtk_wl_files_and_query(worklist_server, tmp_path):
 
 def _find(port: int, identifier: Dataset, *, explicit_only: bool = False
           ) -> list[tuple[int, Dataset | None]]:
-    ae = AE(ae_title="FINDSCU")
-    if explicit_only:
-        ae.add_requested_context(ModalityWorklistInformationFind, [ExplicitVRLittleEndian])
-    else:
-        ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
+    model = ModalityWorklistInformationFind
+    assoc = associate(port, (model, [ExplicitVRLittleEndian]) if explicit_only else model,
+                      calling="FINDSCU")
     assert assoc.is_established
-    guard_requestor(assoc)
     try:
         return [(int(st.Status), ident) for st, ident in
                 assoc.send_c_find(identifier, ModalityWorklistInformationFind)]
@@ -242,12 +231,14 @@ def _sps_key(**keys: str) -> Dataset:
     return ident
 
 
+@pytest.mark.slow
 def test_statuses_pending_and_success(scheduled):
     port, _ = scheduled
     result = _find(port, _sps_key(Modality="CT"))
     assert [s for s, _ in result] == [0xFF00] * 3 + [0x0000]
 
 
+@pytest.mark.slow
 def test_multi_item_sequence_key_is_c000(scheduled):
     port, _ = scheduled
     ident = _sps_key(Modality="CT")
@@ -258,22 +249,18 @@ def test_multi_item_sequence_key_is_c000(scheduled):
     assert status == 0xC000
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Invalid value for VR DA")
-def test_invalid_date_key_is_c000_naming_the_key(scheduled):
+def test_invalid_date_key_is_c000_naming_the_key(scheduled, client):
     port, _ = scheduled
     ident = _sps_key(ScheduledProcedureStepStartDate="20261341")
-    ae = AE(ae_title="FINDSCU")
-    ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
-    try:
-        [(st, _)] = list(assoc.send_c_find(ident, ModalityWorklistInformationFind))
-    finally:
-        assoc.release()
+    assoc = client(port, ModalityWorklistInformationFind, calling="FINDSCU")
+    [(st, _)] = list(assoc.send_c_find(ident, ModalityWorklistInformationFind))
     assert st.Status == 0xC000
     assert "ScheduledProcedureStepStartDate" in st.ErrorComment
 
 
+@pytest.mark.slow
 def test_key_with_wrong_vr_is_a900(scheduled):
     port, _ = scheduled
     ident = Dataset()
@@ -283,14 +270,12 @@ def test_key_with_wrong_vr_is_a900(scheduled):
     assert status == 0xA900
 
 
-def test_c_cancel_stops_the_query(worklist_server):
+@pytest.mark.slow
+def test_c_cancel_stops_the_query(worklist_server, client):
     port, store = worklist_server
     store.add_many([build_item(dict(ORDERS[0], accession=f"A{i:04d}", patient_id=f"Q{i}"))
                     for i in range(400)])
-    ae = AE(ae_title="FINDSCU")
-    ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate("127.0.0.1", port, ae_title="PRINTSCP")
-    guard_requestor(assoc)
+    assoc = client(port, ModalityWorklistInformationFind, calling="FINDSCU")
     statuses = []
     try:
         for st, _ in assoc.send_c_find(_sps_key(ScheduledStationAETitle="CT1"),
@@ -306,6 +291,7 @@ def test_c_cancel_stops_the_query(worklist_server):
 
 # -- status API (for MPPS) and the completed policy ----------------------------------
 
+@pytest.mark.slow
 def test_mark_and_find_item(worklist_server, tmp_path):
     port, store = worklist_server
     ids = store.add_many(_items())

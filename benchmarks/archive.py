@@ -1,6 +1,7 @@
 """Benchmark: printscp's archive side by side with Orthanc and DCMTK's dcmqrscp.
 
 Run:  python benchmarks/archive.py [--quick] [--only printscp,orthanc,dcmqrscp] [--runs N]
+      [--baseline REV]
 
 Needs Debian's ``dcmtk`` (clients and dcmqrscp, used by absolute path under /usr/bin
 because pynetdicom installs Python apps of the same names) and ``orthanc`` (the
@@ -47,6 +48,17 @@ dcmqrscp, and prints a table with the ratio printscp / peer:
    ``+P``, registered as a move destination at each server).  Instances/s, median
    of ``--runs``.
 
+``--baseline REV`` (e.g. ``--baseline 0d169aa``) adds commit REV's printscp, checked
+out in a temporary git worktree (``benchmarks/baseline.py``), as server
+``printscp@<rev>`` (its short hash), in every phase and in the same turns as the
+others: ``printscp-w1@<rev>`` in the store phase, ``printscp-3k@<rev>`` when dcmqrscp
+runs.  Its server and its bulk load (``Archive.receive``, run for every printscp in
+two child interpreters) import REV's package, which is checked: a wrong tree stops
+the run.  The clients are the working tree's for all.  Every table then has a column
+``<server>/@<rev>``: the working tree's figure over REV's; store and retrieve print
+each run's paired ratio too.  ``--only printscp,printscp@<rev>`` (or
+``printscp@base``) compares the two alone, without Orthanc and dcmqrscp.
+
 ``--quick`` shrinks everything (60 images to store, 1,000 indexed instances, a
 20-instance study, fewer repetitions) for a smoke run.  Clients and servers share
 the machine's cores.  Targets (archive issue): store rate >= Orthanc's; C-FIND
@@ -60,7 +72,6 @@ import contextlib
 import datetime as dt
 import io
 import json
-import multiprocessing
 import os
 import random
 import re
@@ -74,6 +85,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,16 +97,20 @@ from pydicom.uid import PYDICOM_ROOT_UID, CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from printscp.net import reactors
-from printscp.net import guard_requestor
+from printscp.net import guard_requestor, reactors
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from baseline import Tree, baseline, current, ratio_line, run_python  # noqa: E402
+
 DCMTK = Path("/usr/bin")
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 NODELAY_ENV = {**os.environ, "TCP_NODELAY": "1"}
 SERVERS = ("printscp", "orthanc", "dcmqrscp")
 #: printscp holding only what dcmqrscp can index: compared with dcmqrscp on that index.
 SMALL = "printscp-3k"
+#: Width of the server names in the progress lines (wider with a --baseline server).
+NAME_WIDTH = 12
 SURNAMES = ("DOE", "ROE", "POE", "LEE", "KIM", "RAY", "FOX", "COX", "DAY", "ASH")
 MOVE_AET = "MOVESCU"
 CLIENT_AETS = ("FINDSCU", "GETSCU", "MOVESCU", "STORESCU")
@@ -390,23 +406,26 @@ class PrintSCPServer(Server):
     aet = "PRINTSCP"
     populate_how = "Python API Archive.receive (2 processes)"
 
-    def __init__(self, move_port: int, workers: int = 2, max_instances: int | None = None
-                 ) -> None:
+    def __init__(self, move_port: int, workers: int = 2, max_instances: int | None = None,
+                 tree: Tree | None = None) -> None:
         super().__init__(move_port)
         self.workers = workers
+        #: The checkout whose package runs this server (a --baseline one or the working tree).
+        self.tree = tree or current()
         self.name = "printscp" if workers == 2 else f"printscp-w{workers}"
         if max_instances is not None:  # the index dcmqrscp can hold, for a like-for-like row
             self.max_instances = max_instances
             self.name = SMALL
+        self.name += self.tree.suffix
 
     def start(self, work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.log = open(work / "server.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "printscp", "serve", "--port", "0", "--bind", "127.0.0.1",
-             "--data-dir", str(work / "data"), "--workers", str(self.workers),
-             "--remote", f"{MOVE_AET}@127.0.0.1:{self.move_port}"],
-            stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
+        self.proc = self.tree.serve(
+            ["--port", "0", "--bind", "127.0.0.1", "--data-dir", str(work / "data"),
+             "--workers", str(self.workers), "--remote",
+             f"{MOVE_AET}@127.0.0.1:{self.move_port}"],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         found = re.search(r":(\d+);", line)
@@ -416,29 +435,36 @@ class PrintSCPServer(Server):
         wait_port(self.port, self.proc)
 
     def populate(self, dirs: Sequence[Path], work: Path) -> float:
+        """Two processes running :data:`RECEIVE` with this server's tree's package (its
+        own ``Archive``, also for a --baseline tree: checked by ``run_python``)."""
         shards = [sorted(d.iterdir()) for d in dirs]
         halves = [[p for s in shards[i::2] for p in s] for i in range(2)]
         t0 = time.perf_counter()
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(2) as pool:
-            bad = sum(pool.starmap(_printscp_receive,
-                                   [(str(work / "data"), [str(p) for p in h]) for h in halves]))
+        with ThreadPoolExecutor(2) as pool:
+            bad = sum(pool.map(lambda h: run_python(self.tree, RECEIVE, {
+                "data_dir": str(work / "data"), "sop_class": str(CTImageStorage),
+                "paths": [str(p) for p in h]}), halves))
         if bad:
-            raise RuntimeError(f"printscp refused {bad} instances")
+            raise RuntimeError(f"{self.name} refused {bad} instances")
         return time.perf_counter() - t0
 
 
-def _printscp_receive(data_dir: str, paths: list[str]) -> int:
-    from printscp.archive.archive import Archive
+#: Bulk load through ``Archive.receive`` (the C-STORE handler's own path, durable), run
+#: by ``baseline.run_python`` in a fresh interpreter importing the server's tree.
+RECEIVE = """
+from pathlib import Path
+from printscp.archive.archive import Archive
 
-    archive = Archive(Path(data_dir))
-    bad = 0
-    for p in paths:
-        path = Path(p)
-        outcome = archive.receive(path.read_bytes(), str(CTImageStorage), path.stem)
-        bad += outcome.status != 0
-    archive.index.close()
-    return bad
+job = _j.load(_s.stdin)
+archive = Archive(Path(job["data_dir"]))
+bad = 0
+for p in job["paths"]:
+    path = Path(p)
+    outcome = archive.receive(path.read_bytes(), job["sop_class"], path.stem)
+    bad += outcome.status != 0
+archive.index.close()
+print(_j.dumps(bad))
+"""
 
 
 class OrthancServer(Server):
@@ -681,10 +707,10 @@ def store_run(server: Server, mode: str, groups: list[list[str]], r: int, data: 
     if failed or stored != sent:
         res.problems.append(f"{server.name} store {mode} run {r + 1}: C-FIND finds "
                             f"{stored} of {sent} instances sent {failed}")
-        say(f"  {server.name:12s} store {mode:14s} run {r + 1}: FAILED ({stored} of "
+        say(f"  {server.name:{NAME_WIDTH}s} store {mode:14s} run {r + 1}: FAILED ({stored} of "
             f"{sent} stored) {failed}")
         return float("nan")
-    say(f"  {server.name:12s} store {mode:14s} run {r + 1}: {sent / elapsed:7.1f} inst/s")
+    say(f"  {server.name:{NAME_WIDTH}s} store {mode:14s} run {r + 1}: {sent / elapsed:7.1f} inst/s")
     return sent / elapsed
 
 
@@ -745,7 +771,7 @@ def _populate(server: Server, data: DataSet, work: Path, res: Results) -> None:
         t = server.populate(dirs, folder)
     res.populate[server.name] = (f"{server.populate_how}: {count} instances in "
                                  f"{t:.0f} s ({count / t:.0f}/s)")
-    say(f"  {server.name:12s} populated: {res.populate[server.name]}")
+    say(f"  {server.name:{NAME_WIDTH}s} populated: {res.populate[server.name]}")
     timed_parallel([[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1",
                      str(server.port), *map(str, data.retrieve_files)]])
 
@@ -769,7 +795,7 @@ def _measure_find(servers: Sequence[Server], data: DataSet, res: Results) -> Non
                 res.find.setdefault(server.name, {})[label] = ms
                 res.matches.setdefault(server.name, {})[label] = \
                     found.pop() if len(found) == 1 else -1
-                say(f"  {server.name:12s} C-FIND {label:26s} pynetdicom {ms:8.1f} ms  "
+                say(f"  {server.name:{NAME_WIDTH}s} C-FIND {label:26s} pynetdicom {ms:8.1f} ms  "
                     f"({res.matches[server.name][label]} matches)")
     for label, keys in qs.items():
         times = {s.name: [] for s in servers}
@@ -783,7 +809,7 @@ def _measure_find(servers: Sequence[Server], data: DataSet, res: Results) -> Non
         for server in servers:
             ms = statistics.median(times[server.name]) * 1000
             res.findscu.setdefault(server.name, {})[label] = ms
-            say(f"  {server.name:12s} C-FIND {label:26s} findscu    {ms:8.1f} ms")
+            say(f"  {server.name:{NAME_WIDTH}s} C-FIND {label:26s} findscu    {ms:8.1f} ms")
 
 
 def _measure_retrieve(servers: Sequence[Server], data: DataSet, work: Path, res: Results
@@ -815,7 +841,7 @@ def _measure_retrieve(servers: Sequence[Server], data: DataSet, work: Path, res:
                     res.problems.append(f"{server.name} {label} run {r + 1}: received {got} "
                                         f"of {n}")
                 rates.append(got / elapsed)
-                say(f"  {server.name:12s} {label:16s} run {r + 1}: {got / elapsed:7.1f} "
+                say(f"  {server.name:{NAME_WIDTH}s} {label:16s} run {r + 1}: {got / elapsed:7.1f} "
                     f"inst/s ({got} received)")
     shutil.rmtree(out, ignore_errors=True)
 
@@ -833,22 +859,31 @@ def cell(value: float | None, fmt: str = "22.1f") -> str:
     return f"{'failed':>22s}" if value != value else format(value, fmt)
 
 
+def baseline_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(working tree's server, the same server at the --baseline commit) among ``names``:
+    ``printscp`` and ``printscp@<rev>``, ``printscp-w1`` and ``printscp-w1@<rev>``..."""
+    return [(n.split("@")[0], n) for n in names if "@" in n and n.split("@")[0] in names]
+
+
 def table(title: str, rows: dict[str, dict[str, float]], names: list[str], unit: str
           ) -> None:
     """One row per measurement, one column per server, then printscp / peer ratios:
-    dcmqrscp against printscp on the same small index when that was measured."""
+    dcmqrscp against printscp on the same small index when that was measured; then
+    each working-tree server / the same at the --baseline commit (``printscp/@<rev>``)."""
     peers = [n for n in names if n in ("orthanc", "dcmqrscp")]
     present = {n for values in rows.values() for n in values}
     ours = {p: SMALL if p == "dcmqrscp" and SMALL in present else "printscp" for p in peers}
     names = [n for n in names if n in present or n in peers]
-    cols = [*names, *(f"{ours[p]}/{p}" for p in peers)]
+    pairs = [*((ours[p], p) for p in peers), *baseline_pairs(names)]
+    cols = [*names, *(f"{a}/{b}" if "@" not in b else f"{a}/@{b.split('@')[1]}"
+                      for a, b in pairs)]
     say(f"\n{title} ({unit})")
     say(f"{'':28s}" + "".join(f"{c:>22s}" for c in cols))
     for label, values in rows.items():
         cells = [cell(values.get(n)) for n in names]
-        for p in peers:
-            ok = ours[p] in values and p in values and values[p] > 0
-            cells.append(cell(values[ours[p]] / values[p], "22.2f") if ok else cell(None))
+        for a, b in pairs:
+            ok = a in values and b in values and values[b] > 0
+            cells.append(cell(values[a] / values[b], "22.2f") if ok else cell(None))
         say(f"{label:28s}" + "".join(cells))
 
 
@@ -858,13 +893,8 @@ def paired_ratios(rates: dict[str, dict[str, list[float]]], ours: str, peer: str
     if ours not in rates or peer not in rates:
         return
     for mode, values in rates[ours].items():
-        ratios = [a / b for a, b in zip(values, rates[peer].get(mode, []), strict=False)
-                  if a == a and b == b and b > 0]
-        if ratios:
-            say(f"  {ours}/{peer} run by run, {mode}: "
-                + " ".join(f"{q:.2f}" for q in ratios)
-                + f" (median {statistics.median(ratios):.2f}, {sum(q >= 1 for q in ratios)}"
-                  f" of {len(ratios)} runs >= 1)")
+        if rates[peer].get(mode):
+            say(f"  {ratio_line(f'{ours}/{peer} run by run, {mode}', values, rates[peer][mode])}")
 
 
 def pivot(data: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -879,10 +909,12 @@ def report(res: Results, names: list[str], plan: Plan) -> None:
     store = {s: {m: median(v) for m, v in rows.items()} for s, rows in res.store.items()}
     retrieve = {s: {m: median(v) for m, v in rows.items()}
                 for s, rows in res.retrieve.items()}
-    store_names = [n for n in ("printscp", "printscp-w1", "orthanc", "dcmqrscp") if n in store]
+    store_names = list(store)  # the order of the first turn: that of the servers
     table(f"Store rate, {plan.store_images} CT 512x512x16 (median of {plan.store_runs})",
           pivot(store), store_names, "instances/s; ratio > 1: printscp faster")
     paired_ratios(res.store, "printscp", "orthanc")
+    for ours, base in baseline_pairs(store_names):
+        paired_ratios(res.store, ours, base)
     table(f"C-FIND, {plan.indexed} indexed instances, persistent pynetdicom association "
           f"(median of {plan.find_repeats})", pivot(res.find), names,
           "ms; ratio < 1: printscp faster")
@@ -890,6 +922,8 @@ def report(res: Results, names: list[str], plan: Plan) -> None:
           pivot(res.findscu), names, "ms; ratio < 1: printscp faster")
     table(f"Retrieve a {plan.retrieve_images}-instance study 512x512x16 (median of "
           f"{plan.runs})", pivot(retrieve), names, "instances/s; ratio > 1: printscp faster")
+    for ours, base in baseline_pairs(names):
+        paired_ratios(res.retrieve, ours, base)
     say("\nMatches per query: " + "; ".join(
         f"{label}: " + ", ".join(f"{s} {res.matches[s][label]}" for s in res.matches)
         for label in next(iter(res.matches.values()), {})))
@@ -909,22 +943,48 @@ def check_matches(res: Results, data: DataSet) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--only", default=",".join(SERVERS),
-                        help="comma-separated servers (default: all)")
+    parser.add_argument("--only", help="comma-separated servers (default: all): "
+                        f"{', '.join(SERVERS)}, and with --baseline printscp@REV "
+                        "(or printscp@base)")
     parser.add_argument("--runs", type=int,
                         help="runs per store and retrieve rate (default 5 and 3)")
     parser.add_argument("--skip", default="", help="comma-separated phases: store,archive")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run commit REV's printscp (a temporary git worktree) as "
+                             "server printscp@REV, taking turns with the others")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
     if args.runs:
         plan = Plan(**{**plan.__dict__, "runs": args.runs, "store_runs": args.runs})
-    wanted = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = set(wanted) - set(SERVERS)
+    wanted = [n.strip() for n in (args.only or ",".join(SERVERS)).split(",") if n.strip()]
+    based = [n for n in wanted if n.startswith("printscp@")]
+    unknown = set(wanted) - set(SERVERS) - set(based)
     if unknown:
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+    if based and not args.baseline:
+        parser.error(f"{', '.join(based)}: needs --baseline REV")
+    if args.baseline and args.only and not based:
+        parser.error("--only lists no printscp@REV (or printscp@base) for --baseline")
+    if len(based) > 1:
+        parser.error(f"one baseline server at a time: {', '.join(based)}")
     if not (DCMTK / "storescu").exists():
         print("DCMTK clients missing under /usr/bin (apt-get install -y dcmtk)", file=sys.stderr)
         return 2
+    with baseline(args.baseline) as base:
+        if base is not None:
+            name = based[0] if based else f"printscp@{base.rev}"
+            if name.split("@", 1)[1] not in (args.baseline, base.rev, "base"):
+                parser.error(f"{name}: --baseline is {args.baseline} ({base.rev})")
+            at = wanted.index(name) if based else (
+                wanted.index("printscp") + 1 if "printscp" in wanted else 0)
+            wanted[at:at + bool(based)] = [f"printscp@{base.rev}"]
+        return measure(args, plan, wanted, base)
+
+
+def measure(args: argparse.Namespace, plan: Plan, wanted: list[str], base: Tree | None
+            ) -> int:
+    """The benchmark proper: ``wanted`` servers (``printscp@<rev>``: ``base``'s)."""
+    global NAME_WIDTH
     skip = set(args.skip.split(","))
     # The persistent query client's loops, event-driven for every server alike: an
     # association opened before this keeps pynetdicom's polling one (printscp.net.reactors).
@@ -933,6 +993,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     factories: dict[str, Callable[[], Server]] = {
         "printscp": lambda: PrintSCPServer(move_port, 2), "orthanc": lambda: OrthancServer(
             move_port), "dcmqrscp": lambda: DcmqrscpServer(move_port)}
+    if base is not None:
+        factories[f"printscp@{base.rev}"] = lambda: PrintSCPServer(move_port, 2, tree=base)
     servers: list[Server] = []
     for name in wanted:
         server = factories[name]()
@@ -942,9 +1004,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             servers.append(server)
     names = [s.name for s in servers]
+    NAME_WIDTH = max(12, *(len(n) + len("-w1") for n in names))
     t_start = time.perf_counter()
     say(f"printscp archive benchmark{' (--quick)' if args.quick else ''}: "
-        f"{', '.join(names)}; {os.cpu_count()} cores; clients and servers on one machine.")
+        f"{', '.join(names)}; {os.cpu_count()} cores; clients and servers on one machine; "
+        f"started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.")
     say("Orthanc, dcmqrscp and every DCMTK client run with TCP_NODELAY=1; printscp and the "
         "pynetdicom query client set TCP_NODELAY on their sockets.")
     with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
@@ -956,15 +1020,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = Results()
         if "store" not in skip:
             say("\n== store (the servers take turns, run by run)")
-            store_servers = [*servers]
-            if "printscp" in names:
-                store_servers.insert(1, PrintSCPServer(move_port, 1))
+            store_servers: list[Server] = []
+            for server in servers:  # each printscp with --workers 2, then with 1
+                store_servers.append(server)
+                if isinstance(server, PrintSCPServer):
+                    store_servers.append(PrintSCPServer(move_port, 1, tree=server.tree))
             measure_stores(store_servers, data, work, res)
         if "archive" not in skip:
             say(f"\n== C-FIND / C-GET / C-MOVE with {plan.indexed} indexed instances")
-            if {"printscp", "dcmqrscp"} <= set(names):
-                servers.append(PrintSCPServer(move_port, 2, DcmqrscpServer.max_instances))
-                names.append(SMALL)
+            if "dcmqrscp" in names:
+                for server in [s for s in servers if isinstance(s, PrintSCPServer)]:
+                    servers.append(PrintSCPServer(move_port, 2, DcmqrscpServer.max_instances,
+                                                  tree=server.tree))
+                    names.append(servers[-1].name)
             try:
                 measure_archives(servers, data, work, res)
             except Exception as exc:

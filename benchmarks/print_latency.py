@@ -1,6 +1,6 @@
 """Benchmark: Print SCP latency (N-ACTION -> PDF on disk) and throughput with 4 clients.
 
-Run:  python benchmarks/print_latency.py [--films N]
+Run:  python benchmarks/print_latency.py [--films N] [--quick] [--baseline REV]
 
 Starts ``printscp serve`` as its own process on a free loopback port, then prints
 14INX17IN STANDARD\\4,5 films of twenty 512x512 12-bit images with pynetdicom
@@ -11,6 +11,16 @@ minute with one client and with four clients at once.
 With Debian's dcmtk installed it also prints the film with DCMTK's dcmprscu (a C
 client, run as modalities run it: without TCP_NODELAY) one at a time and four at once.
 Targets (issue 3): latency <= 1 s median; 4-client throughput >= 1.6x one client.
+
+``--baseline REV`` (e.g. ``--baseline 0d169aa``) measures commit REV's server in the
+same run, side by side with the working tree's: REV is checked out in a temporary git
+worktree and its ``printscp serve`` runs as server ``printscp@<rev>`` importing that
+tree's package (checked; see ``benchmarks/baseline.py``).  The clients are the
+working tree's for both.  Both servers run at once, each with its own data directory,
+and take turns measurement by measurement (each film of the latency series, each
+throughput run: current then baseline, then baseline then current, ...), so a slow
+spell of the machine falls on both alike.  Every figure is printed for both, then a
+table with the ratio current / baseline per figure and each run's paired ratio.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,27 +43,49 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from print_scu import PrintSCU  # noqa: E402
+try:
+    from helpers.print_scu import PrintSCU
+except ImportError:  # the layout before tests/helpers/
+    from print_scu import PrintSCU
+
+from baseline import Tree, baseline, current, ratio_line, turns  # noqa: E402
 
 from printscp.core import uids  # noqa: E402
 
 
 def images(n: int = 20, size: int = 512) -> list[np.ndarray]:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from film_render import ct_like_images
 
     return ct_like_images(n, size)
 
 
-def start_server(data: Path, workers: int | None = None) -> tuple[subprocess.Popen, int]:
+@dataclass
+class Server:
+    """One running ``printscp serve`` and the figures measured against it."""
+
+    name: str
+    proc: subprocess.Popen
+    port: int
+    films: Path
+    latencies: list[float] = field(default_factory=list)
+    rates: dict[int, list[float]] = field(default_factory=lambda: {1: [], 4: []})
+    dcmtk_rates: dict[int, list[float]] = field(default_factory=lambda: {1: [], 4: []})
+
+
+def start_server(data: Path, workers: int | None = None, tree: Tree | None = None
+                 ) -> tuple[subprocess.Popen, int]:
     extra = ["--workers", str(workers)] if workers else []
-    proc = subprocess.Popen([sys.executable, "-m", "printscp", "serve", "--port", "0",
-                             "--bind", "127.0.0.1", "--data-dir", str(data), *extra],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = (tree or current()).serve(["--port", "0", "--bind", "127.0.0.1", "--data-dir",
+                                      str(data), *extra], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
-    port = int(re.search(r":(\d+);", line).group(1))
-    return proc, port
+    found = re.search(r":(\d+);", line)
+    if not found:
+        proc.kill()
+        raise RuntimeError(f"printscp serve ({(tree or current()).root}) did not start: "
+                           f"{line!r}")
+    return proc, int(found.group(1))
 
 
 def pdf_count(films: Path) -> int:
@@ -88,13 +121,35 @@ def wait_for(films: Path, count: int, timeout: float = 120) -> float:
     raise TimeoutError(f"{count} films not written")
 
 
-def dcmtk_throughput(port: int, films: Path, tmp: Path, n_films: int, repeat: int) -> None:
-    """Films per minute with dcmprscu clients: 1 at a time, then 4 processes at once."""
+def pynetdicom_rate(server: Server, clients: int, per_client: int) -> float:
+    """Films per minute: ``clients`` client processes sending ``per_client`` films each."""
+    start_count = pdf_count(server.films)
+    # Each client is its own process, as separate modalities are: the
+    # server, not one client process's GIL, is what is measured.
+    ready = multiprocessing.Barrier(clients + 1)
+    workers = [multiprocessing.Process(target=client_loop,
+                                       args=(server.port, f"CLIENT{i}", per_client, ready))
+               for i in range(clients)]
+    for w in workers:
+        w.start()
+    ready.wait()  # every client has imported and built its images
+    t0 = time.perf_counter()
+    for w in workers:
+        w.join()
+        assert w.exitcode == 0
+    total = per_client * clients
+    t1 = wait_for(server.films, start_count + total)
+    return total / (t1 - t0) * 60
+
+
+def dcmtk_throughput(servers: list[Server], tmp: Path, n_films: int, repeat: int) -> bool:
+    """Films per minute with dcmprscu clients: 1 at a time, then 4 processes at once,
+    the servers taking turns; False if dcmtk is missing."""
     import shutil
 
     if not (shutil.which("dcmpsprt") and shutil.which("dcmprscu")):
         print("  (dcmtk not installed: DCMTK client figures skipped)")
-        return
+        return False
     sys.path.insert(0, str(ROOT / "samples"))
     from make_samples import _dataset
 
@@ -106,38 +161,47 @@ def dcmtk_throughput(port: int, films: Path, tmp: Path, n_films: int, repeat: in
         ds = _dataset(px, "MONOCHROME2", 12, f"bench{i}")
         ds.WindowCenter, ds.WindowWidth = 2048, 4096
         ds.save_as(imgs / f"ct{i:02d}.dcm", enforce_file_format=True)
-    cfg = tmp / "dcmtk.cfg"
-    cfg.write_text(f"[[GENERAL]]\n[DATABASE]\nDirectory = {db}\n[NETWORK]\naetitle = DCMTK\n"
-                   "[[COMMUNICATION]]\n[TARGET]\nType = PRINTER\nHostname = 127.0.0.1\n"
-                   f"Port = {port}\nAetitle = PRINTSCP\nDisplayFormat = 4,5\n"
-                   "SupportsPresentationLUT = true\n")
-    subprocess.run(["dcmpsprt", "-c", str(cfg), "-p", "TARGET", "--nospool", "--layout", "4",
-                    "5", *map(str, sorted(imgs.glob("*.dcm")))], check=True,
+
+    def config(port: int, name: str) -> Path:
+        cfg = tmp / f"dcmtk-{name}.cfg"
+        cfg.write_text(f"[[GENERAL]]\n[DATABASE]\nDirectory = {db}\n[NETWORK]\n"
+                       "aetitle = DCMTK\n[[COMMUNICATION]]\n[TARGET]\nType = PRINTER\n"
+                       f"Hostname = 127.0.0.1\nPort = {port}\nAetitle = PRINTSCP\n"
+                       "DisplayFormat = 4,5\nSupportsPresentationLUT = true\n")
+        return cfg
+
+    cfgs = {s.name: config(s.port, s.name) for s in servers}
+    subprocess.run(["dcmpsprt", "-c", str(cfgs[servers[0].name]), "-p", "TARGET", "--nospool",
+                    "--layout", "4", "5", *map(str, sorted(imgs.glob("*.dcm")))], check=True,
                    capture_output=True)
     [sp] = db.glob("SP_*.dcm")
     env = {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
 
-    def send(count: int) -> None:
+    def send(cfg: Path, count: int) -> None:
         for _ in range(count):
             out = subprocess.run(["dcmprscu", "-c", str(cfg), "-p", "TARGET", str(sp)],
                                  capture_output=True, text=True, env=env)
             assert not [ln for ln in (out.stdout + out.stderr).splitlines()
                         if ln.startswith(("E:", "F:"))], out.stderr
 
-    rates: dict[int, list[float]] = {1: [], 4: []}
-    for _, clients in [(r, c) for r in range(repeat) for c in (1, 4)]:
-        per_client = max(1, n_films // clients)
-        start_count = pdf_count(films)
-        t0 = time.perf_counter()
-        workers = [threading.Thread(target=send, args=(per_client,)) for _ in range(clients)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        t1 = wait_for(films, start_count + per_client * clients)
-        rates[clients].append(per_client * clients / (t1 - t0) * 60)
-    print("  DCMTK dcmprscu clients (separate processes, no TCP_NODELAY):")
-    report_rates(rates, n_films, "    ")
+    for k, (_, clients) in enumerate((r, c) for r in range(repeat) for c in (1, 4)):
+        for server in turns(servers, k):
+            per_client = max(1, n_films // clients)
+            start_count = pdf_count(server.films)
+            t0 = time.perf_counter()
+            workers = [threading.Thread(target=send, args=(cfgs[server.name], per_client))
+                       for _ in range(clients)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            t1 = wait_for(server.films, start_count + per_client * clients)
+            server.dcmtk_rates[clients].append(per_client * clients / (t1 - t0) * 60)
+    for server in servers:
+        print(f"  DCMTK dcmprscu clients (separate processes, no TCP_NODELAY)"
+              f"{label(server, servers)}:")
+        report_rates(server.dcmtk_rates, n_films, "    ")
+    return True
 
 
 def report_rates(rates: dict[int, list[float]], n_films: int, indent: str) -> None:
@@ -149,57 +213,98 @@ def report_rates(rates: dict[int, list[float]], n_films: int, indent: str) -> No
     print(f"{indent}throughput 4 clients / 1 client: {ratio:.2f}x")
 
 
+def label(server: Server, servers: list[Server]) -> str:
+    """`` (name)`` when several servers are measured, else nothing."""
+    return f" ({server.name})" if len(servers) > 1 else ""
+
+
+def compare(ours: Server, base: Server, dcmtk: bool) -> None:
+    """The figures of both servers side by side, ratio ours / base, run by run too."""
+    rows: list[tuple[str, float, float, str, str]] = []  # text, ours, base, format, better
+
+    def scale(rates: dict[int, list[float]]) -> float:
+        return statistics.median(rates[4]) / statistics.median(rates[1])
+
+    rows.append(("N-ACTION -> PDF median (s)", statistics.median(ours.latencies),
+                 statistics.median(base.latencies), ".3f", "lower"))
+    for name, a, b in [("pynetdicom", ours.rates, base.rates),
+                       *([("dcmprscu", ours.dcmtk_rates, base.dcmtk_rates)] if dcmtk else [])]:
+        for clients in (1, 4):
+            rows.append((f"{name} {clients} client(s) (films/min)",
+                         statistics.median(a[clients]), statistics.median(b[clients]),
+                         ".1f", "higher"))
+        rows.append((f"{name} 4 clients / 1 client", scale(a), scale(b), ".2f", "higher"))
+    width = max(len(ours.name), len(base.name), 10) + 2
+    print(f"\nbefore / after: {ours.name} (working tree) against {base.name}, "
+          "same run, taking turns")
+    print(f"{'figure':36s}{ours.name:>{width}s}{base.name:>{width}s}"
+          f"{'ratio':>8s}  better")
+    for text, a, b, fmt, better in rows:
+        print(f"{text:36s}{a:>{width}{fmt}}{b:>{width}{fmt}}{a / b:>8.2f}  {better}")
+    print(f"paired ratios {ours.name} / {base.name}, each pair measured in one turn:")
+    print("  " + ratio_line("latency per film (< 1: current faster)", ours.latencies,
+                            base.latencies, "films"))
+    for name, a, b in [("pynetdicom", ours.rates, base.rates),
+                       *([("dcmprscu", ours.dcmtk_rates, base.dcmtk_rates)] if dcmtk else [])]:
+        for clients in (1, 4):
+            print("  " + ratio_line(f"{name} {clients} client(s) films/min", a[clients],
+                                    b[clients]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--films", type=int, default=16, help="films per measurement")
     ap.add_argument("--workers", type=int, help="server worker processes (default: its own)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="throughput measurements per client count (median reported)")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="also measure commit REV's server (a temporary git worktree), "
+                         "taking turns with the working tree's")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 4 films per measurement, 1 repetition")
     args = ap.parse_args()
+    if args.quick:
+        args.films, args.repeat = 4, 1
     pixels = images()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        proc, port = start_server(data, args.workers)
-        films = data / "films"
+    with baseline(args.baseline) as base, tempfile.TemporaryDirectory() as tmp:
+        trees = [current(), *([base] if base else [])]
+        servers: list[Server] = []
         try:
-            print_film(port, pixels, "WARMUP")
-            wait_for(films, 1)
-            done = 1
-            latencies = []
-            for _ in range(args.films):
-                t_action = print_film(port, pixels, "LATENCY")
-                done += 1
-                latencies.append(wait_for(films, done) - t_action)
+            for tree in trees:
+                data = Path(tmp) / f"data{tree.suffix}"
+                proc, port = start_server(data, args.workers, tree)
+                servers.append(Server(f"printscp{tree.suffix}", proc, port, data / "films"))
+            for server in servers:
+                print_film(server.port, pixels, "WARMUP")
+                wait_for(server.films, 1)
+            for i in range(args.films):
+                for server in turns(servers, i):
+                    done = pdf_count(server.films)
+                    t_action = print_film(server.port, pixels, "LATENCY")
+                    server.latencies.append(wait_for(server.films, done + 1) - t_action)
             print("print: 14INX17IN STANDARD\\4,5, 20 x 512x512 12-bit, pynetdicom SCU")
-            print(f"  N-ACTION -> PDF on disk: median {statistics.median(latencies):.3f} s "
-                  f"(min {min(latencies):.3f}, max {max(latencies):.3f}, n={len(latencies)})")
+            for server in servers:
+                lat = server.latencies
+                print(f"  N-ACTION -> PDF on disk{label(server, servers)}: median "
+                      f"{statistics.median(lat):.3f} s "
+                      f"(min {min(lat):.3f}, max {max(lat):.3f}, n={len(lat)})")
 
-            rates: dict[int, list[float]] = {1: [], 4: []}
-            for _, clients in [(r, c) for r in range(args.repeat) for c in (1, 4)]:
-                per_client = max(1, args.films // clients)
-                start_count = pdf_count(films)
-
-                # Each client is its own process, as separate modalities are: the
-                # server, not one client process's GIL, is what is measured.
-                ready = multiprocessing.Barrier(clients + 1)
-                workers = [multiprocessing.Process(target=client_loop,
-                                                   args=(port, f"CLIENT{i}", per_client, ready))
-                           for i in range(clients)]
-                for w in workers:
-                    w.start()
-                ready.wait()  # every client has imported and built its images
-                t0 = time.perf_counter()
-                for w in workers:
-                    w.join()
-                    assert w.exitcode == 0
-                total = per_client * clients
-                t1 = wait_for(films, start_count + total)
-                rates[clients].append(total / (t1 - t0) * 60)
-            report_rates(rates, args.films, "  ")
-            dcmtk_throughput(port, films, Path(tmp), args.films, args.repeat)
+            pairs = [(r, c) for r in range(args.repeat) for c in (1, 4)]
+            for k, (_, clients) in enumerate(pairs):
+                for server in turns(servers, k):
+                    per_client = max(1, args.films // clients)
+                    server.rates[clients].append(pynetdicom_rate(server, clients, per_client))
+            for server in servers:
+                if len(servers) > 1:
+                    print(f"  pynetdicom clients ({server.name}):")
+                report_rates(server.rates, args.films, "    " if len(servers) > 1 else "  ")
+            dcmtk = dcmtk_throughput(servers, Path(tmp), args.films, args.repeat)
+            if len(servers) > 1:
+                compare(servers[0], servers[1], dcmtk)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for server in servers:
+                server.proc.terminate()
+                server.proc.wait(30)
 
 
 if __name__ == "__main__":

@@ -10,20 +10,11 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 
 from printscp.core import status
+from printscp.core.errors import StatusError
 from printscp.printing.errors import InvalidAttributeValue, MissingAttribute, PrintAttributeError
 from printscp.printing.layout import ImageTooLarge
 
 LOGGER = logging.getLogger("printscp.services")
-
-
-class DimseError(Exception):
-    """Answer the request with ``status``, an Error Comment and the offending tags."""
-
-    def __init__(self, status_code: int, comment: str, tags: Iterable[int] = ()) -> None:
-        super().__init__(comment)
-        self.status = status_code
-        self.comment = comment
-        self.tags = [Tag(t) for t in tags]
 
 
 def status_dataset(code: int, comment: str = "", tags: Iterable[BaseTag] = ()) -> Dataset:
@@ -48,8 +39,8 @@ def create_failure(result: Dataset) -> tuple[Dataset, None]:
 
 def error_status(exc: Exception) -> Dataset:
     """Map domain and service errors to DIMSE statuses (see docs/conformance.md)."""
-    if isinstance(exc, DimseError):
-        return status_dataset(exc.status, exc.comment, exc.tags)
+    if isinstance(exc, StatusError):
+        return status_dataset(exc.status, exc.comment, [Tag(t) for t in exc.tags])
     if isinstance(exc, ImageTooLarge):
         return status_dataset(status.IMAGE_TOO_LARGE, str(exc), [exc.tag] if exc.tag else [])
     if isinstance(exc, MissingAttribute):
@@ -94,7 +85,7 @@ def dataset_values(ds: Dataset | None, allowed: dict[str, str], operation: str
             continue
         if keyword not in allowed:
             name = keyword or str(elem.tag)
-            raise DimseError(status.NO_SUCH_ATTRIBUTE,
+            raise StatusError(status.NO_SUCH_ATTRIBUTE,
                              f"{name} {elem.tag} not supported in {operation}", [elem.tag])
         target = allowed[keyword]
         if not target:  # handled by the caller (sequences)

@@ -50,6 +50,7 @@ from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 
 from printscp.core import status
+from printscp.core.errors import StatusError
 from printscp.mpps.steps import (
     COMPLETED,
     DISCONTINUED,
@@ -63,7 +64,7 @@ from printscp.mpps.steps import (
     StepNotFound,
     links_of,
 )
-from printscp.services.dimse import DimseError, create_failure, guarded
+from printscp.services.dimse import create_failure, guarded
 
 LOGGER = logging.getLogger("printscp.mpps")
 
@@ -179,23 +180,23 @@ def check_create(ds: Dataset) -> None:
     missing = [kw for kw in CREATE_TYPE1 if kw not in ds]
     empty = [kw for kw in CREATE_TYPE1 if kw in ds and _empty(ds, kw)]
     if missing:
-        raise DimseError(status.MISSING_ATTRIBUTE, _names("missing ", missing),
+        raise StatusError(status.MISSING_ATTRIBUTE, _names("missing ", missing),
                          [tag_for_keyword(kw) for kw in missing])
     if empty:
-        raise DimseError(status.MISSING_ATTRIBUTE_VALUE, _names("empty ", empty),
+        raise StatusError(status.MISSING_ATTRIBUTE_VALUE, _names("empty ", empty),
                          [tag_for_keyword(kw) for kw in empty])
     pps_status = str(ds.PerformedProcedureStepStatus).strip()
     if pps_status != IN_PROGRESS:
-        raise DimseError(status.INVALID_ATTRIBUTE_VALUE,
+        raise StatusError(status.INVALID_ATTRIBUTE_VALUE,
                          f"PerformedProcedureStepStatus (0040,0252) {pps_status!r}, "
                          "must be IN PROGRESS", [0x00400252])
     item_missing: list[str] = []
     item_empty: list[str] = []
     _check_items(ds, "", item_missing, item_empty)
     if item_missing:
-        raise DimseError(status.MISSING_ATTRIBUTE, "missing " + ", ".join(item_missing))
+        raise StatusError(status.MISSING_ATTRIBUTE, "missing " + ", ".join(item_missing))
     if item_empty:
-        raise DimseError(status.MISSING_ATTRIBUTE_VALUE, "empty " + ", ".join(item_empty))
+        raise StatusError(status.MISSING_ATTRIBUTE_VALUE, "empty " + ", ".join(item_empty))
 
 
 def check_set(modification: Dataset) -> str | None:
@@ -204,15 +205,15 @@ def check_set(modification: Dataset) -> str | None:
                if elem.keyword in NOT_ALLOWED_IN_SET]
     if refused:
         names = ", ".join(f"{modification[t].keyword} {t}" for t in refused)
-        raise DimseError(status.NO_SUCH_ATTRIBUTE, f"not allowed in N-SET: {names}", refused)
+        raise StatusError(status.NO_SUCH_ATTRIBUTE, f"not allowed in N-SET: {names}", refused)
     if "PerformedProcedureStepStatus" not in modification:
         return None
     new_status = str(modification.PerformedProcedureStepStatus or "").strip()
     if not new_status:
-        raise DimseError(status.MISSING_ATTRIBUTE_VALUE,
+        raise StatusError(status.MISSING_ATTRIBUTE_VALUE,
                          "empty PerformedProcedureStepStatus (0040,0252)", [0x00400252])
     if new_status not in STATUSES:
-        raise DimseError(status.INVALID_ATTRIBUTE_VALUE,
+        raise StatusError(status.INVALID_ATTRIBUTE_VALUE,
                          f"PerformedProcedureStepStatus (0040,0252) {new_status!r}",
                          [0x00400252])
     return new_status
@@ -236,7 +237,7 @@ def check_final(step: Dataset, final_status: str) -> None:
         series.PerformedSeriesSequence = step.PerformedSeriesSequence
     _check_items(series, "", item_missing, item_empty)
     if missing or item_missing or item_empty:
-        raise DimseError(status.PROCESSING_FAILURE,
+        raise StatusError(status.PROCESSING_FAILURE,
                          _names(f"{final_status} needs ", missing, item_missing + item_empty))
 
 
@@ -270,7 +271,7 @@ def _decode(event: Any, name: str) -> Dataset:
         ds.walk(lambda _ds, elem: elem.value)
         return ds
     except Exception as exc:
-        raise DimseError(status.PROCESSING_FAILURE,
+        raise StatusError(status.PROCESSING_FAILURE,
                          f"cannot decode the data set: {exc}") from None
 
 
@@ -305,7 +306,7 @@ def handle_n_create(event: Any, store: MppsStore, hooks: MppsHooks | None = None
     try:
         store.create(uid, step, _calling_ae(event))
     except StepExists:
-        raise DimseError(status.DUPLICATE_SOP_INSTANCE,
+        raise StatusError(status.DUPLICATE_SOP_INSTANCE,
                          f"SOP Instance {uid} already exists") from None
     LOGGER.info("MPPS %s IN PROGRESS from %s (%s %s)", uid, _calling_ae(event),
                 step.get("Modality", ""), step.get("PerformedStationAETitle", ""))
@@ -336,7 +337,7 @@ def handle_n_set(event: Any, store: MppsStore, hooks: MppsHooks | None = None
     try:
         record = store.update(uid, change)
     except StepNotFound:
-        raise DimseError(status.NO_SUCH_SOP_INSTANCE,
+        raise StatusError(status.NO_SUCH_SOP_INSTANCE,
                          f"no Performed Procedure Step {uid}"[:64]) from None
     except StepFinal:
         raise _NoLongerUpdatable() from None
@@ -348,7 +349,7 @@ def handle_n_set(event: Any, store: MppsStore, hooks: MppsHooks | None = None
     return status.SUCCESS, None
 
 
-class _NoLongerUpdatable(DimseError):
+class _NoLongerUpdatable(StatusError):
     def __init__(self) -> None:
         super().__init__(status.PROCESSING_FAILURE, NO_LONGER_UPDATABLE)
 

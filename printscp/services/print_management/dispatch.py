@@ -42,7 +42,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from printscp.core import status, uids
-from printscp.services.dimse import DimseError, create_failure, guarded
+from printscp.core.errors import StatusError
+from printscp.services.dimse import create_failure, guarded
 from printscp.services.print_management import (
     annotation_box,
     film_box,
@@ -100,11 +101,11 @@ def n_create(service: Service, assoc: Any, sop_class: str, uid: str | None,
     which decides whether a Film Box holds grayscale or color image boxes."""
     st = service.state(assoc)
     if uid and st.class_of(uid) is not None:
-        raise DimseError(status.DUPLICATE_SOP_INSTANCE, f"SOP Instance {uid} exists")
+        raise StatusError(status.DUPLICATE_SOP_INSTANCE, f"SOP Instance {uid} exists")
     uid = uid or generate_uid(uids.UID_ROOT)
     handler = N_CREATE.get(sop_class)
     if handler is None:
-        raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-CREATE not supported for {sop_class}")
+        raise StatusError(status.NO_SUCH_SOP_CLASS, f"N-CREATE not supported for {sop_class}")
     return handler(st, uid, ds, little_endian=little_endian, meta=meta)
 
 
@@ -114,7 +115,7 @@ def n_set(service: Service, assoc: Any, sop_class: str, uid: str, ds: Dataset,
     check_instance(st, sop_class, uid)
     handler = N_SET.get(sop_class)
     if handler is None:
-        raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-SET not supported for {sop_class}")
+        raise StatusError(status.NO_SUCH_SOP_CLASS, f"N-SET not supported for {sop_class}")
     return handler(st, uid, ds, little_endian=little_endian)
 
 
@@ -125,10 +126,10 @@ def n_action(service: Service, assoc: Any, sop_class: str, uid: str, action_type
     st = service.state(assoc)
     check_instance(st, sop_class, uid)
     if action_type != PRINT_ACTION:
-        raise DimseError(status.NO_SUCH_ACTION, f"Action Type ID {action_type} not supported")
+        raise StatusError(status.NO_SUCH_ACTION, f"Action Type ID {action_type} not supported")
     handler = N_ACTION.get(sop_class)
     if handler is None:
-        raise DimseError(status.NO_SUCH_ACTION, f"N-ACTION not supported for {sop_class}")
+        raise StatusError(status.NO_SUCH_ACTION, f"N-ACTION not supported for {sop_class}")
     return handler(service, st, assoc, uid, with_print_job=with_print_job)
 
 
@@ -137,7 +138,7 @@ def n_delete(service: Service, assoc: Any, sop_class: str, uid: str) -> int:
     check_instance(st, sop_class, uid)
     handler = N_DELETE.get(sop_class)
     if handler is None:
-        raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-DELETE not supported for {sop_class}")
+        raise StatusError(status.NO_SUCH_SOP_CLASS, f"N-DELETE not supported for {sop_class}")
     handler(st, uid)
     return status.SUCCESS
 
@@ -147,7 +148,7 @@ def n_get(service: Service, assoc: Any, sop_class: str, uid: str,
     st = service.state(assoc)
     handler = N_GET.get(sop_class)
     if handler is None:
-        raise DimseError(status.NO_SUCH_SOP_CLASS, f"N-GET not supported for {sop_class}")
+        raise StatusError(status.NO_SUCH_SOP_CLASS, f"N-GET not supported for {sop_class}")
     return _selected(handler(service, st, uid), tags)
 
 
@@ -203,7 +204,7 @@ def _decode(event: Any, name: str) -> Dataset:
         LOGGER.error("malformed data set from %s (%s); aborting the association",
                      str(event.assoc.requestor.ae_title).strip(), exc)
         event.assoc.abort()
-        raise DimseError(status.PROCESSING_FAILURE, "malformed data set") from None
+        raise StatusError(status.PROCESSING_FAILURE, "malformed data set") from None
 
 
 def _with_none(result: Dataset) -> tuple[Dataset, None]:

@@ -50,10 +50,11 @@ from pydicom.uid import generate_uid
 
 from printscp.config import PrinterConfig
 from printscp.core import status, uids
+from printscp.core.errors import StatusError
 from printscp.printing.display_format import Cell
 from printscp.printing.errors import InvalidAttributeValue
 from printscp.printing.film_box import FilmBox
-from printscp.services.dimse import DimseError, dataset_values, referenced_uid
+from printscp.services.dimse import dataset_values, referenced_uid
 from printscp.services.print_management import print_job
 from printscp.services.print_management.presentation_lut import referenced_plut
 from printscp.services.print_management.state import AssociationState, FilmBoxEntry, Service
@@ -89,11 +90,11 @@ def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool
     whether the Film Box holds grayscale or color image boxes."""
     color = meta == uids.BASIC_COLOR_PRINT_META
     if st.session is None:
-        raise DimseError(status.INVALID_ATTRIBUTE_VALUE,
+        raise StatusError(status.INVALID_ATTRIBUTE_VALUE,
                          "no Film Session exists on this association",
                          [0x20100500])
     if not st.printer.collation and any(not e.printed for e in st.film_boxes.values()):
-        raise DimseError(status.UNPRINTED_FILM_BOX, "a Film Box has not been printed yet "
+        raise StatusError(status.UNPRINTED_FILM_BOX, "a Film Box has not been printed yet "
                          "and this printer does not collate")
     values = dataset_values(ds, FILM_BOX_CREATE_ATTRIBUTES, "Film Box N-CREATE")
     session_uid = referenced_uid(ds, "ReferencedFilmSessionSequence",

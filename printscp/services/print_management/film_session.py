@@ -39,8 +39,9 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from printscp.core import status
+from printscp.core.errors import StatusError
 from printscp.printing.film_session import FilmSession
-from printscp.services.dimse import DimseError, dataset_values
+from printscp.services.dimse import dataset_values
 from printscp.services.print_management import print_job
 from printscp.services.print_management.presentation_lut import referenced_plut
 from printscp.services.print_management.state import AssociationState, Service
@@ -58,7 +59,7 @@ SESSION_ATTRIBUTES = {
 def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool = True,
              meta: str = "") -> Dataset:
     if st.session is not None:
-        raise DimseError(status.PROCESSING_FAILURE,
+        raise StatusError(status.PROCESSING_FAILURE,
                          "a Film Session already exists on this association")
     values = dataset_values(ds, SESSION_ATTRIBUTES, "Film Session N-CREATE")
     plut_uid = referenced_plut(st, ds)
@@ -104,7 +105,7 @@ def n_action(service: Service, st: AssociationState, assoc: Any, uid: str, *,
     """Print the session's film boxes (see :func:`.print_job.action_response`)."""
     entries = list(st.film_boxes.values())
     if not entries:
-        raise DimseError(status.NO_FILM_BOXES, "the Film Session has no Film Box")
+        raise StatusError(status.NO_FILM_BOXES, "the Film Session has no Film Box")
     context = print_job.events_context(assoc, with_print_job)
     if not st.printer.collation:
         # No collation: each film box is its own job, and the SCU is told so.

@@ -30,6 +30,7 @@ from pydicom.sequence import Sequence
 
 from printscp.config import PrinterConfig
 from printscp.core import status, uids
+from printscp.core.errors import StatusError
 from printscp.jobs.spool import (
     DONE,
     FAILURE,
@@ -39,7 +40,6 @@ from printscp.jobs.spool import (
     find_job,
     job_id_from_uid,
 )
-from printscp.services.dimse import DimseError
 from printscp.services.print_management.state import AssociationState, Service
 
 #: Print Job attributes returned by N-GET (PS3.3 C.13.8).
@@ -62,7 +62,7 @@ def dataset(service: Service, uid: str, printer: PrinterConfig) -> Dataset:
     job_id = job_id_from_uid(uid, uids.UID_ROOT)
     job = find_job(service.config.data_path, job_id) if job_id else None
     if job is None:
-        raise DimseError(status.NO_SUCH_SOP_INSTANCE, f"no Print Job {uid}")
+        raise StatusError(status.NO_SUCH_SOP_INSTANCE, f"no Print Job {uid}")
     execution = job.get("status", PENDING)
     created = datetime.fromisoformat(job["created"]).astimezone()
     ds = Dataset()

@@ -25,8 +25,8 @@ from pydicom.dataset import Dataset
 from printscp import __version__
 from printscp.config import PrinterConfig
 from printscp.core import status, uids
+from printscp.core.errors import StatusError
 from printscp.core.printer_state import last_calibration
-from printscp.services.dimse import DimseError
 from printscp.services.print_management.state import AssociationState, Service
 
 #: Attributes of the Printer SOP Instance (PS3.3 C.13.9) returned by N-GET.
@@ -42,7 +42,7 @@ META_CLASSES = (uids.BASIC_GRAYSCALE_PRINT_META, uids.BASIC_COLOR_PRINT_META)
 
 def n_get(service: Service, st: AssociationState, uid: str) -> Dataset:
     if uid != uids.PRINTER_INSTANCE:
-        raise DimseError(status.NO_SUCH_SOP_INSTANCE,
+        raise StatusError(status.NO_SUCH_SOP_INSTANCE,
                          f"the Printer SOP Instance is {uids.PRINTER_INSTANCE}")
     return dataset(service, st.printer)
 

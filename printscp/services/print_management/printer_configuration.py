@@ -24,6 +24,7 @@ from pydicom.sequence import Sequence
 
 from printscp.config import PrinterConfig
 from printscp.core import status, uids
+from printscp.core.errors import StatusError
 from printscp.printing.display_format import ImageDisplayFormat
 from printscp.printing.enums import (
     FilmOrientation,
@@ -32,7 +33,6 @@ from printscp.printing.enums import (
     RequestedResolution,
 )
 from printscp.printing.layout import film_geometry
-from printscp.services.dimse import DimseError
 from printscp.services.print_management.state import AssociationState, Service
 
 #: SOP Classes of Print Management this printer supports (Printer Configuration).
@@ -46,7 +46,7 @@ SUPPORTED_SOP_CLASSES = (
 
 def n_get(service: Service, st: AssociationState, uid: str) -> Dataset:
     if uid != uids.PRINTER_CONFIGURATION_INSTANCE:
-        raise DimseError(status.NO_SUCH_SOP_INSTANCE, "the Printer Configuration "
+        raise StatusError(status.NO_SUCH_SOP_INSTANCE, "the Printer Configuration "
                          f"SOP Instance is {uids.PRINTER_CONFIGURATION_INSTANCE}")
     return dataset(st.printer)
 

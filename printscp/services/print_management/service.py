@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 
 from printscp.config import NodeConfig, PrinterConfig
 from printscp.core import status, uids
+from printscp.core.errors import StatusError
 from printscp.core.printer_state import PRINTER_EVENTS, printer_condition
 from printscp.jobs.delivery import OFFLINE_INFO, unhealthy_targets
 from printscp.jobs.spool import (
@@ -37,7 +38,6 @@ from printscp.jobs.spool import (
 from printscp.jobs.targets import ArchiveTarget, Target
 from printscp.net.event_reports import PRINT_JOB_EVENTS, EventReporter
 from printscp.printing.records import film_box_record, session_record
-from printscp.services.dimse import DimseError
 from printscp.services.print_management import (
     dispatch,
     print_job,
@@ -252,9 +252,9 @@ class PrintService:
                     self._report(assoc, events_context, job.job_id, PENDING,
                                  st.session.film_session_label, st.printer.name)
         except SpoolFull as exc:
-            raise DimseError(status.PRINT_QUEUE_FULL, f"print queue is full ({exc})") from None
+            raise StatusError(status.PRINT_QUEUE_FULL, f"print queue is full ({exc})") from None
         except OSError as exc:
-            raise DimseError(status.RESOURCE_LIMITATION,
+            raise StatusError(status.RESOURCE_LIMITATION,
                              f"cannot spool the job: {exc.strerror}") from None
         for e in entries:
             e.printed = True

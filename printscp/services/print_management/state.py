@@ -24,11 +24,11 @@ from typing import Any, Protocol
 
 from printscp.config import NodeConfig, PrinterConfig
 from printscp.core import status, uids
+from printscp.core.errors import StatusError
 from printscp.jobs.spool import PrintJob
 from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
 from printscp.printing.presentation_lut import PresentationLUT
-from printscp.services.dimse import DimseError
 
 
 @dataclass
@@ -77,9 +77,9 @@ def check_instance(st: AssociationState, sop_class: str, uid: str) -> None:
     """``uid`` must be an object of this association, of SOP Class ``sop_class``."""
     actual = st.class_of(uid)
     if actual is None:
-        raise DimseError(status.NO_SUCH_SOP_INSTANCE, f"no SOP Instance {uid}")
+        raise StatusError(status.NO_SUCH_SOP_INSTANCE, f"no SOP Instance {uid}")
     if actual != sop_class:
-        raise DimseError(status.CLASS_INSTANCE_CONFLICT,
+        raise StatusError(status.CLASS_INSTANCE_CONFLICT,
                          f"{uid} is not an instance of {sop_class}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,14 @@ def _nonneg(text: str) -> float:
     return value
 
 
-def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``printscp calibrate analyze|patterns`` (called by printscp.app.cli.main)."""
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``printscp calibrate analyze|patterns`` (called by
+    :mod:`printscp.app.cli.main`)."""
     p = sub.add_parser("calibrate", help="GSDF calibration of displays and printers",
                        description="Analyse display or printer measurements against the "
                        "DICOM GSDF (PS3.14), write the calibration LUT and a printer "
                        "profile, and make the test patterns (docs/calibration.md).")
+    p.set_defaults(func=run)
     csub = p.add_subparsers(dest="calibrate_command", required=True)
 
     a = csub.add_parser("analyze", help="check measurements and compute the calibration",
@@ -83,7 +86,6 @@ def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
                    "Calibration)")
     a.add_argument("--data-dir", default="./printscp-data",
                    help="printscp data directory for --record (default ./printscp-data)")
-    a.set_defaults(func=cmd_analyze)
 
     t = csub.add_parser("patterns", help="write the measurement test patterns",
                         description="TG18-LN-style luminance patches and a printer step "
@@ -93,7 +95,13 @@ def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--bits", type=int, default=8, choices=(8, 10, 12, 16),
                    help="bits per pixel (default 8)")
     t.add_argument("--size", type=int, default=512, help="patch image size in pixels")
-    t.set_defaults(func=cmd_patterns)
+
+
+add_calibrate_parser = add_parser  # the name it had before
+
+
+def run(args: argparse.Namespace) -> int:
+    return COMMANDS[args.calibrate_command](args)
 
 
 def cmd_patterns(args: argparse.Namespace) -> int:
@@ -179,3 +187,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for what, where in written.items():
         print(f"{what}: {where}")
     return 0 if before.conforms else 1
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "analyze": cmd_analyze, "patterns": cmd_patterns}

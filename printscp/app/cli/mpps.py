@@ -1,8 +1,8 @@
 """``printscp mpps list|report``: the performed procedure steps the modalities reported.
 
-Registered by :func:`add_mpps_parser` (called by :mod:`printscp.app.cli.main`); also runs
-alone as ``python -m printscp.app.cli.mpps`` so it can be used before it is wired in.
-Exit status: 0 done, 2 bad options or no usable data directory.
+Registered by :func:`add_parser` (called by :mod:`printscp.app.cli.main`); also runs
+alone as ``python -m printscp.app.cli.mpps``.
+Exit status: 0 done, 2 bad options, a bad configuration or no usable data directory.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
+from printscp.app.cli.dispatch import dispatch
 from printscp.app.cli.options import add_data_dir_options, data_dir_of
 from printscp.mpps.report import format_list, format_usage, list_steps, usage
 from printscp.mpps.steps import STATUSES, MppsStore
@@ -36,12 +37,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def add_mpps_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``printscp mpps list|report`` (called by printscp.app.cli.main)."""
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``printscp mpps list|report`` (called by :mod:`printscp.app.cli.main`)."""
     p = sub.add_parser("mpps", help="performed procedure steps reported by modalities",
                        description="Modality Performed Procedure Steps received by "
                        "printscp serve: when, how long, dose, and whether their images "
                        "reached the archive.")
+    p.set_defaults(func=run)
     cmds = p.add_subparsers(dest="mpps_command", required=True)
     lst = cmds.add_parser("list", help="list steps with duration, dose and completeness",
                           description="One line per step: start, end, duration, status, "
@@ -52,13 +54,18 @@ def add_mpps_parser(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--status", choices=STATUSES, help="only steps in this status")
     lst.add_argument("--incomplete", action="store_true",
                      help="only steps whose referenced instances have not all arrived")
-    lst.set_defaults(func=cmd_list)
     rep = cmds.add_parser("report", help="use per station and modality over a period",
                           description="Procedures, completed/discontinued, total and mean "
                           "duration per performing station AE title and modality, for steps "
                           "started from --from to --to (inclusive).")
     _common(rep)
-    rep.set_defaults(func=cmd_report)
+
+
+add_mpps_parser = add_parser  # the name it had before
+
+
+def run(args: argparse.Namespace) -> int:
+    return COMMANDS[args.mpps_command](args)
 
 
 def _open(args: argparse.Namespace) -> MppsStore | None:
@@ -99,11 +106,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": cmd_list, "report": cmd_report}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="printscp")
-    add_mpps_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return dispatch(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Items live in ``<data_dir>/index.sqlite`` (:mod:`printscp.worklist.items`); the running
 node sees changes at its next C-FIND, no restart needed.  ``--data-dir`` (or ``--config``
-for the node's configuration file) says which node.
+for the node's configuration file) says which node; a bad configuration is reported by
+:func:`printscp.app.cli.dispatch.dispatch`.
 
 Exit status: 0 done; 1 ``import``: some files rejected, ``remove``: some IDs not found;
 2 nothing done (bad options, every file rejected, an invalid item).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 
 from printscp.app.cli.options import add_data_dir_options, data_dir_of
@@ -23,13 +25,14 @@ from printscp.worklist.items import ItemRejected, WorklistStore
 PROG = "printscp worklist"
 
 
-def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``printscp worklist add|import|list|remove`` (called by printscp.app.cli.main)."""
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``printscp worklist add|import|list|remove`` (called by
+    :mod:`printscp.app.cli.main`)."""
     p = sub.add_parser("worklist", help="manage the Modality Worklist",
                        description="Add, import, list and remove the scheduled procedure "
                        "steps the node offers to modalities (Modality Worklist C-FIND).")
+    p.set_defaults(func=run)
     wsub = p.add_subparsers(dest="worklist_command", required=True)
-
 
     a = wsub.add_parser("add", help="schedule one procedure step",
                         description="One worklist item from options.  Codes are "
@@ -64,7 +67,6 @@ def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--protocol-code", metavar="CODE^SCHEME^MEANING")
     g.add_argument("--performing-physician", metavar="FAMILY^GIVEN")
     g.add_argument("--sps-id", help="Scheduled Procedure Step ID (default: procedure ID)")
-    a.set_defaults(func=cmd_add)
 
     i = wsub.add_parser("import", help="import items from DICOM JSON, CSV or DICOM files",
                         description="Each file is imported whole or not at all; every "
@@ -73,12 +75,10 @@ def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
                         "imported, 1 some files rejected, 2 none imported.")
     add_data_dir_options(i)
     i.add_argument("files", nargs="+", metavar="FILE")
-    i.set_defaults(func=cmd_import)
 
     ls = wsub.add_parser("list", help="list the items and their status")
     add_data_dir_options(ls)
     ls.add_argument("--json", action="store_true", help="print JSON (every field)")
-    ls.set_defaults(func=cmd_list)
 
     r = wsub.add_parser("remove", help="remove items",
                         description="Remove items by Scheduled Procedure Step ID, or with "
@@ -87,11 +87,13 @@ def add_worklist_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("ids", nargs="+", metavar="ID")
     r.add_argument("--accession", action="store_true",
                    help="the IDs are Accession Numbers")
-    r.set_defaults(func=cmd_remove)
 
 
-def _store(args: argparse.Namespace) -> WorklistStore:
-    return WorklistStore.for_data_dir(data_dir_of(args))
+add_worklist_parser = add_parser  # the name it had before (tests import it)
+
+
+def run(args: argparse.Namespace) -> int:
+    return COMMANDS[args.worklist_command](args)
 
 
 _ADD_FIELDS = ("patient_name", "patient_id", "birth_date", "sex", "age", "weight",
@@ -104,15 +106,16 @@ _ADD_FIELDS = ("patient_name", "patient_id", "birth_date", "sex", "age", "weight
 
 def cmd_add(args: argparse.Namespace) -> int:
     fields = {name: getattr(args, name) for name in _ADD_FIELDS}
+    data_dir = data_dir_of(args)
     try:
         item = build_item(fields, now=datetime.now())
-        store = _store(args)
+        store = WorklistStore.for_data_dir(data_dir)
         item_id = store.add(item, source="printscp worklist add")
     except ItemRejected as exc:
         for reason in exc.reasons:
             print(f"{PROG} add: {reason}", file=sys.stderr)
         return 2
-    except Exception as exc:  # config or database errors: one line, not a traceback
+    except Exception as exc:  # database errors: one line, not a traceback
         print(f"{PROG} add: {exc}", file=sys.stderr)
         return 2
     step = item.ScheduledProcedureStepSequence[0]
@@ -124,8 +127,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    data_dir = data_dir_of(args)
     try:
-        store = _store(args)
+        store = WorklistStore.for_data_dir(data_dir)
     except Exception as exc:
         print(f"{PROG} import: {exc}", file=sys.stderr)
         return 2
@@ -147,8 +151,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    data_dir = data_dir_of(args)
     try:
-        items = _store(args).items()
+        items = WorklistStore.for_data_dir(data_dir).items()
     except Exception as exc:
         print(f"{PROG} list: {exc}", file=sys.stderr)
         return 2
@@ -168,8 +173,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    data_dir = data_dir_of(args)
     try:
-        store = _store(args)
+        store = WorklistStore.for_data_dir(data_dir)
         found = {i: bool(store.find_items(accession=i) if args.accession
                          else store.find_items(sps_id=i)) for i in args.ids}
         if args.accession:
@@ -187,3 +193,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if removed == 0:
         return 2
     return 0 if all(found.values()) else 1
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "add": cmd_add, "import": cmd_import, "list": cmd_list, "remove": cmd_remove}

@@ -1,0 +1,82 @@
+"""``printscp serve``: run the node until SIGINT or SIGTERM.
+
+``-v``/``-d`` set the log level; :func:`printscp.app.cli.main.setup_logging` applies them.
+Exit status: 0 stopped by a signal, 2 a bad configuration or the node could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from printscp import __version__
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``printscp serve`` (called by :mod:`printscp.app.cli.main`)."""
+    p = sub.add_parser(
+        "serve", help="run the DICOM print server",
+        description="Run the printscp node: Verification, Print Management (grayscale "
+        "and color, Presentation LUT), Storage and Query/Retrieve (FIND, MOVE, GET). Films "
+        "are written as PDF under DATA_DIR/films/, stored instances under DATA_DIR/archive/.",
+    )
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (docs/configuration.md)")
+    p.add_argument("--port", type=int, help="TCP port (default 11112)")
+    p.add_argument("--ae-title", help="our AE title (default PRINTSCP)")
+    p.add_argument("--bind", help="address to listen on (default 0.0.0.0, all interfaces)")
+    p.add_argument("--data-dir", help="where spool, films and logs go (default ./printscp-data)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="receiving processes sharing the port (default: one per core, max 4)")
+    p.add_argument("--remote", action="append", default=[], metavar="AE@HOST:PORT",
+                   help="a peer (C-MOVE destination...), in addition to the config's [[remote]] "
+                   "table; repeatable")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each association and job")
+    p.add_argument("-d", "--debug", action="store_true", help="log DIMSE traffic too")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from printscp.app.node import Node
+    from printscp.app.workers import WorkerPool
+    from printscp.config import load_config
+
+    # A ConfigError is left to printscp.app.cli.dispatch, which reports every one.
+    config = load_config(args.config, port=args.port, ae_title=args.ae_title,
+                         bind=args.bind, data_dir=args.data_dir, workers=args.workers)
+    if args.remote:
+        from dataclasses import replace
+
+        from printscp.core.remote import RemoteAE
+
+        config = replace(config, remote=config.remote + tuple(
+            RemoteAE.parse(r) for r in args.remote)).validate()
+    try:
+        workers = config.worker_count
+        if workers == 1:
+            node = Node(config).start()
+            node.wait_ready()
+        else:
+            node = WorkerPool(config, workers).start()  # each worker waits until ready
+    except (OSError, ValueError) as err:
+        print(f"printscp serve: {err}", file=sys.stderr)
+        return 2
+    stopping: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.append(signum)  # no lock here: the main thread may hold one
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    films = (config.data_path / "films").resolve()
+    print(f"printscp {__version__}: {config.ae_title} listening on {config.bind}:{node.port}; "
+          f"films go to {films} ({workers} worker process{'es' if workers > 1 else ''})",
+          flush=True)
+    while not stopping:
+        time.sleep(0.2)
+    print("printscp: stopping (jobs not yet rendered stay spooled for the next start)",
+          flush=True)
+    node.stop()
+    return 0

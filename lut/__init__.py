@@ -6,4 +6,7 @@ Modules:
     presentation  Presentation LUTs (IDENTITY, LIN OD, explicit tables)
     voi           Modality/VOI windowing to P-value-ready pixel values
     device        device characteristic curves (DCMTK files) and calibration LUTs
+
+The lowest layer beside printscp.core: may import numpy only (no pydicom, no
+pynetdicom, nothing of printscp or calibration).
 """

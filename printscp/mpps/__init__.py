@@ -3,6 +3,9 @@
 :mod:`printscp.mpps.steps` keeps each step in the node's ``index.sqlite``,
 :mod:`printscp.mpps.report` lists them and sums up use per station, and
 :mod:`printscp.services.mpps` is the DIMSE side (N-CREATE / N-SET).
+
+May import: :mod:`printscp.core` and :mod:`printscp.query`; never pynetdicom,
+:mod:`printscp.net`, the archive or the worklist (the node links MPPS to the worklist).
 """
 
 from printscp.mpps.steps import (

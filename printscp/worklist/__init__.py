@@ -12,4 +12,7 @@ racing a file writer.
 * :mod:`printscp.app.cli.worklist` — ``printscp worklist add|import|list|remove``;
 * :mod:`printscp.services.worklist` — the C-FIND SCP of the Modality Worklist
   Information Model – FIND SOP Class (1.2.840.10008.5.1.4.31).
+
+May import: :mod:`printscp.core` and :mod:`printscp.query`; never pynetdicom,
+:mod:`printscp.net`, the archive or MPPS.
 """

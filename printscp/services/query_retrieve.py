@@ -382,7 +382,7 @@ def serve_qr(assoc: Any, archive: Archive, config: NodeConfig) -> None:
 
 
 def _serving(assoc: Any, handler: Any, *args: Any) -> None:
-    with channel.serving_request(assoc):  # as pynetdicom's _serve_request
+    with channel.serving_request(assoc):  # as pynetdicom serves a request
         try:
             handler(assoc, *args)
         except Exception:

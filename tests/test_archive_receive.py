@@ -144,6 +144,7 @@ def test_private_elements_character_sets_and_long_values():
             assert_same_json(builder, part10(ds, syntax))
 
 
+@pytest.mark.slow
 def test_values_left_unread_are_read_or_left_out_as_before():
     """Elements over the defer size: a large sequence is still indexed, a large text is
     left out (longer than 1024 characters), bulk data is never read."""

@@ -70,7 +70,7 @@ def test_density_options_are_for_printers(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.poppler("pdfinfo", "pdfimages")
+@pytest.mark.poppler("pdfinfo", "pdfimages", "pdftotext")
 def test_printer_report_has_pages_and_plots(tmp_path, capsys):
     pdf = tmp_path / "report.pdf"
     assert analyze(WEDGE, "--min-density", "0.2", "--max-density", "3.0", "--report", pdf) == 1

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from helpers.films import pdf_page, pdf_pages
 
-pytestmark = [pytest.mark.slow, pytest.mark.poppler]  # printscp film, read back from the PDF
+# printscp film, read back from the PDF
+pytestmark = [pytest.mark.slow, pytest.mark.poppler("pdftoppm", "pdfinfo", "pdftotext")]
 
 
 def run_film(*args: str) -> subprocess.CompletedProcess:

@@ -318,6 +318,7 @@ def films() -> dict[str, RenderedFilm]:
     return {"portrait": pattern_film(), "landscape": pattern_film("LANDSCAPE")}
 
 
+@pytest.mark.slow
 @POPPLER
 @pytest.mark.parametrize("paper", ["A4", "LETTER"])
 @pytest.mark.parametrize("kind", ["portrait", "landscape"])

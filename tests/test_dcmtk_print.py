@@ -22,7 +22,7 @@ from printscp.printing.enums import FilmOrientation, FilmSize
 from printscp.printing.layout import film_geometry
 
 pytestmark = [pytest.mark.slow, pytest.mark.dcmtk("dcmpsprt", "dcmprscu", "dcmodify"),
-              pytest.mark.poppler]
+              pytest.mark.poppler("pdftoppm", "pdfinfo", "pdftotext")]
 
 DPI = 30
 

@@ -7,14 +7,12 @@ Grayscale images (``HG_*.dcm``) in its database folder, which tests read back.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from helpers.dcmtk import tool
 from helpers.net import free_port, wait_for_port
-
-HAVE_DCMPRSCP = shutil.which("dcmprscp") is not None
 
 DCMPRSCP_CFG = r"""[[GENERAL]]
 [DATABASE]
@@ -57,7 +55,7 @@ def running_dcmprscp(folder: Path, film_sizes: str = "8INX10IN\\14INX17IN",
     cfg = folder / "dcmprscp.cfg"
     cfg.write_text(DCMPRSCP_CFG.format(db=db, port=port, film_sizes=film_sizes,
                                       display_formats=display_formats))
-    scp = subprocess.Popen(["dcmprscp", "-c", str(cfg), "-p", "UPSTREAM"],
+    scp = subprocess.Popen([tool("dcmprscp"), "-c", str(cfg), "-p", "UPSTREAM"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for_port(port, 10, scp)

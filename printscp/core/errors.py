@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
+class UnsupportedPynetdicom(ImportError):
+    """The installed pynetdicom is not the release printscp's network layer mirrors
+    (raised when :mod:`printscp.net` is imported; see :mod:`printscp.net.compat`)."""
+
+
 class StatusError(Exception):
     """A request refused with a DIMSE status (PS3.7 Annex C): the status, the Error
     Comment (0000,0902) that says why, and the tags at fault for the Attribute Identifier

@@ -21,12 +21,10 @@ import textwrap
 from dataclasses import dataclass
 from importlib import metadata
 
+from printscp.core.errors import UnsupportedPynetdicom
+
 #: The pynetdicom release series printscp's loops mirror (``major.minor``).
 SUPPORTED = "3.0"
-
-
-class UnsupportedPynetdicom(ImportError):
-    """The installed pynetdicom is not the release printscp's network layer mirrors."""
 
 
 def check_version(version: str | None = None) -> str:

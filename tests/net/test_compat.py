@@ -99,3 +99,19 @@ def test_the_implementation_class_uid_of_core_is_pynetdicoms():
     from printscp.core import uids
 
     assert uids.IMPLEMENTATION_CLASS_UID == pynetdicom.PYNETDICOM_IMPLEMENTATION_UID
+
+
+def test_printscp_serve_with_an_untested_pynetdicom_says_so_in_one_line():
+    code = textwrap.dedent("""
+        import sys
+        from importlib import metadata
+        real = metadata.version
+        metadata.version = lambda name: "2.1.1" if name == "pynetdicom" else real(name)
+        from printscp.app.cli.main import main
+        sys.exit(main(["serve", "--port", "0", "--bind", "127.0.0.1"]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("printscp: ") and "pynetdicom 2.1.1" in out.stderr

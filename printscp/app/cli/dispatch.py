@@ -7,15 +7,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from printscp.core.errors import ConfigError
+from printscp.core.errors import ConfigError, UnsupportedPynetdicom
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    """Run the parsed subcommand (its ``add_parser`` set ``func``); a :class:`ConfigError`
-    (from ``--config`` or an option overriding it) is ``printscp: <message>`` on stderr
-    and exit status 2, without a traceback."""
+    """Run the parsed subcommand (its ``add_parser`` set ``func``).  A :class:`ConfigError`
+    (from ``--config`` or an option overriding it), or an installed pynetdicom that the
+    network layer refuses (:class:`UnsupportedPynetdicom`), is ``printscp: <message>`` on
+    stderr and exit status 2, without a traceback."""
     try:
         return int(args.func(args))
-    except ConfigError as err:
+    except (ConfigError, UnsupportedPynetdicom) as err:
         print(f"printscp: {err}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from archive_data import Study, instance
+    from helpers.archive_data import Study, instance
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
     from pynetdicom import AE, evt

@@ -86,7 +86,7 @@ def _spooled_job(tmp: Path):
 
 
 def bench_forward(repeat: int, tmp: Path) -> None:
-    from upstream import running_dcmprscp
+    from helpers.upstream import running_dcmprscp
 
     from printscp.jobs.targets import DicomTarget
     from printscp.outputs.forward import forward
@@ -108,7 +108,7 @@ def bench_forward(repeat: int, tmp: Path) -> None:
 
 def bench_end_to_end(cups, repeat: int, tmp: Path) -> None:
     from film_render import film
-    from upstream import running_dcmprscp
+    from helpers.upstream import running_dcmprscp
 
     from printscp.app.node import Node
     from printscp.config import load_config
@@ -146,7 +146,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     os.environ.setdefault("TCP_NODELAY", "1")  # for dcmprscp (DCMTK reads it)
-    import cups as private_cups
+    from helpers import cups as private_cups
 
     reason = private_cups.missing()
     if reason:

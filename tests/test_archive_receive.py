@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from archive_data import Study, instance
+from helpers.archive_data import Study, instance
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (

@@ -10,29 +10,20 @@ import textwrap
 import time
 
 import pytest
-from dcmtk import HAVE_DCMTK, tool
+from helpers.dcmtk import tool
+from helpers.net import free_port, wait_for_port
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.mark.skipif(not HAVE_DCMTK, reason="DCMTK not installed")
+@pytest.mark.slow
+@pytest.mark.dcmtk("storescp")
 def test_association_opened_before_install_still_sends(tmp_path):
     """An association whose DUL thread started before install() runs pynetdicom's own
     loop; messages sent on it after install() must still go pynetdicom's way (a framed
     message queued to that loop aborted the association)."""
-    port = _free_port()
+    port = free_port()
     scp = subprocess.Popen([tool("storescp"), "-od", str(tmp_path), str(port)])
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        wait_for_port(port, process=scp)
         code = textwrap.dedent(f"""
             from pynetdicom import AE
             ae = AE("EARLY")

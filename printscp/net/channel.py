@@ -125,6 +125,15 @@ def no_delay(assoc: Any) -> None:
         assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _gone(assoc: Any) -> bool:
+    """The peer aborted, closed or asked to release the association, even if its reactor,
+    parked by the last send, has not yet marked it: a C-MOVE's sub-association whose
+    destination aborted while a C-STORE was out still read "established" when the next
+    C-STORE went; pynetdicom's send_c_store then waited the whole DIMSE timeout for an
+    answer (the abort's empty message had ended the previous wait)."""
+    return bool(assoc._kill or peer_is_leaving(assoc) or not assoc.dul.is_alive())
+
+
 def is_running(assoc: Any) -> bool:
     """The association is established and its DUL thread alive."""
     return bool(assoc.is_established and assoc.dul.is_alive())
@@ -231,7 +240,7 @@ def send_c_store_file(assoc: Any, path: Path, sop_class: str, sop_instance: str,
     if framed is None:
         return None
     closed = AssociationClosed("the association closed before the C-STORE could be sent")
-    if not assoc.is_established:  # the peer aborted or closed it after the last one
+    if _gone(assoc):  # the peer aborted or closed it after the last one
         raise closed
     with parked(assoc) as ready:
         if not ready:
@@ -273,6 +282,9 @@ def send_stored_files_as_is(assoc: Any) -> None:
 
     def send_c_store(dataset: Any, msg_id: int = 1, priority: int = 2,
                      originator_aet: Any = None, originator_id: int | None = None) -> Any:
+        if _gone(assoc):  # before pynetdicom's send_c_store too (see _gone)
+            raise AssociationClosed("the association closed before the C-STORE could be "
+                                    "sent")
         path = getattr(dataset, "stored_path", None)
         if path is not None:
             meta = dataset.file_meta

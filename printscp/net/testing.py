@@ -97,3 +97,20 @@ class EndedAssociation:
 
     def checkpoint_open(self) -> bool:
         return self._reactor_checkpoint.is_set()
+
+
+class AbortQueuedAssociation:
+    """An association whose peer has aborted while a sender kept its reactor parked: the
+    A-ABORT waits in the queue for the reactor, so the association still reads
+    established.  ``sent`` records what reached pynetdicom's own ``send_c_store``."""
+
+    def __init__(self) -> None:
+        self._kill = False
+        self.is_established = True
+        self.dul = SimpleNamespace(to_user_queue=queue.Queue(), is_alive=lambda: True)
+        self.dul.to_user_queue.put("A-ABORT")
+        self.sent: list[Any] = []
+
+    def send_c_store(self, *args: Any) -> Any:
+        self.sent.append(args)
+        raise AssertionError("a C-STORE was sent on an aborted association")

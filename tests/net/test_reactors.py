@@ -166,3 +166,20 @@ def test_a_c_store_on_an_association_that_has_ended_fails_instead_of_waiting(mon
     assert not thread.is_alive()
     assert outcome and "closed" in str(outcome[0])
     assert assoc.checkpoint_open()  # left open for whoever comes next
+
+
+def test_no_c_store_goes_out_once_the_peer_aborted_even_before_the_reactor_noticed(tmp_path):
+    """A C-MOVE destination that aborts while a C-STORE is out: the next sub-operation
+    (here one that pynetdicom itself must convert) fails at once; it waited the whole
+    DIMSE timeout for an answer when it went out on the still "established" association
+    (about one move in two with a second test process running)."""
+    from printscp.net import channel
+    from printscp.net.testing import AbortQueuedAssociation
+
+    assoc = AbortQueuedAssociation()
+    channel.send_stored_files_as_is(assoc)
+    stored = channel.StoredFile(tmp_path / "x.dcm", "1.2.840.10008.5.1.4.1.1.2", "1.2.3",
+                                "1.2.840.10008.1.2.1")
+    with pytest.raises(channel.AssociationClosed):
+        assoc.send_c_store(stored, 2)
+    assert assoc.sent == []

@@ -49,21 +49,26 @@ def serve_requests(assoc: Any, serve: Callable[[Any, int], bool]) -> None:
 
 
 @contextlib.contextmanager
-def serving_request(assoc: Any) -> Iterator[None]:
+def serving_request(assoc: Any, *, on_reactor: bool = True) -> Iterator[None]:
     """Serve a request outside pynetdicom's service classes, as its ``_serve_request``
-    does: the reactor is marked paused (so that ``send_*`` calls may go ahead),
-    C-CANCELs received before it and not acted on after it are forgotten, and event
-    reports from other threads wait until it is done (:func:`is_serving`)."""
+    does: C-CANCELs received before it and not acted on after it are forgotten, and
+    event reports from other threads wait until it is done (:func:`is_serving`).
+
+    ``on_reactor``: the request is served on the association's reactor thread, which is
+    then marked paused, so that pynetdicom's ``send_*`` calls made while serving it may
+    go ahead.  A fast path on the DUL thread leaves the flag to the reactor, which runs
+    beside it (and sends nothing through ``send_*``)."""
     hooks = hooks_of(assoc)
     previous = hooks.serving
     hooks.serving = True
     assoc.dimse.cancel_req = {}
-    paused = assoc._is_paused
-    assoc._is_paused = True
+    if on_reactor:
+        assoc._is_paused = True
     try:
         yield
     finally:
-        assoc._is_paused = paused
+        if on_reactor:
+            assoc._is_paused = False
         assoc.dimse.cancel_req = {}
         hooks.serving = previous
 

@@ -166,7 +166,7 @@ def claim_find(assoc: Any, message: pdata.MessageAssembler, archive: Archive,
 
     def serve() -> None:
         # Served as pynetdicom serves a request: event reports wait, C-CANCELs counted.
-        with channel.serving_request(assoc):
+        with channel.serving_request(assoc, on_reactor=False):
             try:
                 handle_find(assoc, req, context, archive, config,
                             poll=lambda: channel.read_pending(assoc))

@@ -45,12 +45,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-try:
-    from helpers.print_scu import PrintSCU
-except ImportError:  # the layout before tests/helpers/
-    from print_scu import PrintSCU
-
 from baseline import Tree, baseline, current, ratio_line, turns  # noqa: E402
+from helpers.print_scu import PrintSCU  # noqa: E402
 
 from printscp.core import uids  # noqa: E402
 

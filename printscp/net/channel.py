@@ -14,6 +14,7 @@ import queue
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,40 @@ TICK = reactors.TICK
 
 class AssociationClosed(RuntimeError):
     """The association ended before a message could be sent on it."""
+
+
+# -- what an association did ------------------------------------------------------------
+@dataclass(frozen=True)
+class AssociationSummary:
+    """What an association did, for its log line: the number the DIMSE log lines carry,
+    how long it lasted, the peer's requests served by DIMSE command, how it ended."""
+
+    id: str
+    seconds: float
+    operations: dict[str, int]
+    ended: str
+
+
+def summary(assoc: Any) -> AssociationSummary:
+    """What ``assoc`` did so far, and how it ended ("open" while it runs)."""
+    hooks = hooks_of(assoc)
+    ended = hooks.ended
+    if ended is None:
+        if assoc.is_aborted:
+            ended = "aborted by printscp"
+        elif assoc.is_released:
+            ended = "released"
+        elif assoc.is_rejected:
+            ended = "rejected"
+        else:
+            ended = "closed" if not assoc.is_established else "open"
+    return AssociationSummary(hooks.id, time.monotonic() - hooks.started,
+                              dict(hooks.operations), ended)
+
+
+def mark_ended(assoc: Any, how: str) -> None:
+    """Say how ``assoc`` ends (a rejection and its reason), for :func:`summary`."""
+    hooks_of(assoc).ended = how
 
 
 # -- fast paths and requests served by the node ---------------------------------------

@@ -10,8 +10,12 @@ association (a weak key), so nothing outlives a closed connection.
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
+import time
 import weakref
+from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,9 +41,22 @@ class Counter:
             self.value += n
 
 
+_ids = itertools.count(1)
+
+
 @dataclass(eq=False)
 class AssociationHooks:
     """printscp's state for one association (see the module docstring)."""
+
+    # -- what the association did, for its log line (printscp.net.channel.summary) -----
+    #: This association's name in the log, unique in the node: "PROCESS-N".
+    id: str = field(default_factory=lambda: f"{os.getpid()}-{next(_ids)}")
+    #: When its connection was set up (time.monotonic()).
+    started: float = field(default_factory=time.monotonic)
+    #: The peer's requests served, by DIMSE command ("C-STORE": 300).
+    operations: Tally[str] = field(default_factory=Tally)
+    #: How it ended, when the loops saw it: "released", "aborted by the peer"...
+    ended: str | None = None
 
     # -- the DUL thread's loop (printscp.net.reactors) ---------------------------------
     #: The wake-up pipe the DUL thread selects on while it runs our loop (else None).

@@ -89,6 +89,56 @@ def command_text(command: dict[int, bytes], element: int) -> str:
     return command.get(element, b"").rstrip(b"\0 ").decode("ascii", "replace")
 
 
+#: DIMSE command names by Command Field (0000,0100), PS3.7 E.1-1 (requests; a response
+#: is the request's field with bit 15 set).
+COMMAND_NAMES = {0x0001: "C-STORE", 0x0010: "C-GET", 0x0020: "C-FIND", 0x0021: "C-MOVE",
+                 0x0030: "C-ECHO", 0x0100: "N-EVENT-REPORT", 0x0110: "N-GET",
+                 0x0120: "N-SET", 0x0130: "N-ACTION", 0x0140: "N-CREATE",
+                 0x0150: "N-DELETE", 0x0FFF: "C-CANCEL"}
+REQUESTED_SOP_CLASS = 0x0003
+REQUESTED_SOP_INSTANCE = 0x1001
+
+
+def command_name(field: int | None) -> str:
+    """``C-STORE-RQ``, ``N-ACTION-RSP``... for a Command Field (``0x....`` if unknown)."""
+    if field is None:
+        return "(no command field)"
+    name = COMMAND_NAMES.get(field & 0x7FFF)
+    if name is None:
+        return f"0x{field:04X}"
+    if name == "C-CANCEL":
+        return name
+    return f"{name}-{'RSP' if field & 0x8000 else 'RQ'}"
+
+
+def describe_command(command: dict[int, bytes], context_id: int | None = None) -> str:
+    """One line for a command set: name, message ID, context, SOP class and instance,
+    status (a response), as printscp's DIMSE log writes it."""
+    field = command_us(command, COMMAND_FIELD)
+    parts = [command_name(field)]
+    message_id = command_us(command, MESSAGE_ID)
+    if message_id is None:
+        message_id = command_us(command, MESSAGE_ID_RESPONDED)
+    if message_id is not None:
+        parts.append(f"id={message_id}")
+    if context_id is not None:
+        parts.append(f"context={context_id}")
+    sop_class = command_text(command, AFFECTED_SOP_CLASS) or \
+        command_text(command, REQUESTED_SOP_CLASS)
+    if sop_class:
+        parts.append(f"class={sop_class}")
+    instance = command_text(command, AFFECTED_SOP_INSTANCE) or \
+        command_text(command, REQUESTED_SOP_INSTANCE)
+    if instance:
+        parts.append(f"instance={instance}")
+    status = command_us(command, STATUS)
+    if status is not None:
+        parts.append(f"status=0x{status:04X}")
+    if command_us(command, DATA_SET_TYPE) not in (None, NO_DATA_SET):
+        parts.append("with data set")
+    return " ".join(parts)
+
+
 def _pad(value: bytes, pad: bytes) -> bytes:
     return value + pad if len(value) % 2 else value
 

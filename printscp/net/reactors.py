@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import queue
 import select
@@ -62,6 +63,10 @@ from printscp.net.hooks import AssociationHooks, existing_hooks, hooks_of
 
 #: Longest wait without a wake-up: bounds how late a timer or kill flag is seen.
 TICK = 0.02
+
+#: One line per DIMSE message received or sent, at DEBUG (``printscp serve -d``), on every
+#: path: the fast ones, and pynetdicom's (whose messages printscp frames and parses too).
+DIMSE_LOG = logging.getLogger("printscp.dimse")
 
 #: The upstream functions :func:`install` replaces, by ``module:qualname`` (as
 #: :data:`printscp.net.compat.MIRRORED` names them), as released.
@@ -466,6 +471,7 @@ def _assoc_run_reactor(self: Association) -> None:
 
         if self.is_established and self.acse.is_release_requested():
             self.acse.send_release(is_response=True)
+            hooks_of(self).ended = "released by the peer"
             LOGGER.info("Association Released")
             self.is_released = True
             self.is_established = False
@@ -475,8 +481,10 @@ def _assoc_run_reactor(self: Association) -> None:
 
         if self.acse.is_aborted():
             log_msg = "Association Aborted"
+            hooks_of(self).ended = "aborted by the peer"
             if self.acse.is_aborted("a-p-abort"):
                 log_msg += " (A-P-ABORT)"
+                hooks_of(self).ended = "aborted (A-P-ABORT: connection lost or protocol error)"
             LOGGER.info(log_msg)
             self.dul.receive_pdu(wait=False)
             self.is_aborted = True
@@ -491,6 +499,7 @@ def _assoc_run_reactor(self: Association) -> None:
 
         if self.dul.idle_timer_expired():
             LOGGER.error("Network timeout reached")
+            hooks_of(self).ended = f"network timeout ({self.network_timeout_response})"
             if self.network_timeout_response == "A-RELEASE":
                 self._is_paused = True
                 self._reactor_checkpoint.wait()
@@ -635,6 +644,12 @@ def _deliver(assoc: Association, hooks: AssociationHooks,
     """A whole message: served by the fast path that claims it, else by pynetdicom."""
     command = message.command
     field = pdata.command_us(command, pdata.COMMAND_FIELD) if command is not None else None
+    if field is not None and not field & 0x8000:
+        hooks.operations[pdata.COMMAND_NAMES.get(field, f"0x{field:04X}")] += 1
+    if command is not None and DIMSE_LOG.isEnabledFor(logging.DEBUG):
+        DIMSE_LOG.debug("association %s received %s", hooks.id,
+                        pdata.describe_command(command, message.context_id),
+                        extra={"association": hooks.id})
     serve = None
     if field == pdata.C_STORE_RQ:
         if hooks.store is not None:
@@ -719,6 +734,10 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
     ``observed``: its ``EVT_DIMSE_SENT`` has fired already (:func:`_send_msg`).
     """
     hooks = hooks_of(assoc)
+    if DIMSE_LOG.isEnabledFor(logging.DEBUG):
+        DIMSE_LOG.debug("association %s sent %s", hooks.id,
+                        pdata.describe_command(pdata.parse_command(command), context_id),
+                        extra={"association": hooks.id})
     dul = assoc.dul
     max_pdu = assoc.dimse.maximum_pdu_size  # the peer's Maximum Length Received
     if not runs_our_loop(dul):  # an association opened before install(): pynetdicom's way

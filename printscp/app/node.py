@@ -25,6 +25,7 @@ from typing import Any
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 
+from printscp.app import association_log
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
 from printscp.core import uids
@@ -201,8 +202,7 @@ class Node:
         called = str(primitive.called_ae_title)
         verdict = self.access.check(calling, called, str(rq.address))
         if verdict is not None:
-            LOGGER.warning("rejecting association from %s@%s to %s (reason %d)",
-                           calling.strip(), rq.address, called.strip(), verdict[2])
+            association_log.rejected(assoc, verdict)
             assoc.acse.send_reject(*verdict)
             # As pynetdicom does for its own rejections: wait until the DUL has sent
             # the A-ASSOCIATE-RJ before the socket is closed.
@@ -210,6 +210,7 @@ class Node:
 
     def handlers(self) -> list[tuple[Any, ...]]:
         return [
+            *association_log.handlers(),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, verification.handle_echo),
             *dispatch.combine(print_management.event_handlers(self.print_service),

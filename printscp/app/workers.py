@@ -15,6 +15,7 @@ film names are unique, and only worker 0 recovers the spool at start.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import queue
 import signal
@@ -23,6 +24,8 @@ import threading
 from dataclasses import replace
 from typing import Any
 
+from printscp.app import logs
+from printscp.app.logs import LogSettings
 from printscp.config import NodeConfig
 
 READY_TIMEOUT = 60.0
@@ -66,10 +69,13 @@ def _listen(config: NodeConfig) -> socket.socket:
 
 
 def _worker_main(config: NodeConfig, index: int, sock: socket.socket, stop: Any,
-                 ready: Any, loads: Any) -> None:
+                 ready: Any, loads: Any, log_queue: Any = None,
+                 log_settings: LogSettings | None = None) -> None:
     from printscp.app.node import Node, die_with_parent
 
     die_with_parent()
+    if log_queue is not None and log_settings is not None:
+        logs.in_worker(log_queue, log_settings)  # before the node, which reads the levels
     # The handler only raises a flag: it runs between two bytecodes of this thread,
     # which may hold the shared stop event's lock (in wait()); taking that lock there
     # (stop.set()) deadlocked the worker, and the parent's stop() with it.
@@ -96,13 +102,18 @@ class WorkerPool:
     with the parent through :func:`~printscp.app.node.die_with_parent` instead.
     """
 
-    def __init__(self, config: NodeConfig, count: int) -> None:
+    def __init__(self, config: NodeConfig, count: int, *,
+                 log_settings: LogSettings | None = None,
+                 log_handlers: list[logging.Handler] | None = None) -> None:
         self.config = config
         self.count = count
+        self._log_settings = log_settings
+        self._log_handlers = log_handlers
         self.port = config.port
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
         self._procs: list[Any] = []
+        self._logs: logs.WorkerLogs | None = None
 
     def start(self) -> WorkerPool:
         listening = _listen(self.config)
@@ -111,10 +122,14 @@ class WorkerPool:
             config = replace(self.config, port=self.port)
             ready = self._ctx.Queue()
             loads = self._ctx.Array("i", self.count, lock=False)  # see SharedLoad
+            if self._log_settings is not None and self._log_handlers is not None:
+                self._logs = logs.WorkerLogs(self._ctx, self._log_settings,
+                                             self._log_handlers).start()
+            log_queue = self._logs.queue if self._logs is not None else None
             for index in range(self.count):
                 proc = self._ctx.Process(target=_worker_main, name=f"printscp-worker-{index}",
                                          args=(config, index, listening, self._stop, ready,
-                                               loads))
+                                               loads, log_queue, self._log_settings))
                 proc.start()
                 self._procs.append(proc)
             errors = []
@@ -141,3 +156,6 @@ class WorkerPool:
                 proc.terminate()
         with contextlib.suppress(Exception):
             self._procs.clear()
+        if self._logs is not None:  # after the workers: their last lines are written
+            self._logs.stop()
+            self._logs = None

@@ -253,6 +253,7 @@ class Spool:
             shutil.rmtree(self.spool_dir / f".tmp-{job.job_id}", ignore_errors=True)
             raise
         self._enqueue(job.job_id, job.session.get("print_priority"))
+        log_state(job)
 
     # -- worker ---------------------------------------------------------------------
     def start(self, recover: bool = True) -> None:
@@ -345,6 +346,7 @@ class Spool:
             return self._executor.submit(self.renderer, folder, self.data_dir).result()
 
     def _notify(self, job: PrintJob) -> None:
+        log_state(job)
         for listener in self.listeners:
             try:
                 listener(job)
@@ -415,6 +417,8 @@ class Spool:
         sidecar.update(status=status, finished=now_iso())
         sidecar.setdefault("status_info", "NORMAL")
         job.extra["status_info"] = sidecar["status_info"]
+        job.extra.update({k: sidecar[k] for k in ("deliveries", "output", "error")
+                          if sidecar.get(k)})
         atomic_write(self.films_dir / f"{film_file_stem(job)}.json",
                      json.dumps(sidecar, indent=1).encode("utf-8"))
         shutil.rmtree(folder)
@@ -422,8 +426,24 @@ class Spool:
         with self._lock:
             self._queued.discard(job_id)
         self._notify(job)
-        LOGGER.info("print job %s %s: %s", job_id, status,
-                    sidecar.get("output") or sidecar.get("error"))
+
+
+def log_state(job: PrintJob) -> None:
+    """One line per state change of a job (``-v``): id, calling AE, printer, films,
+    state and its detail, and each target's delivery once there is one."""
+    deliveries = job.extra.get("deliveries") or []
+    done = ", ".join(f"{d.get('label') or d.get('target', '?')} {d.get('state', '?')}"
+                     for d in deliveries if isinstance(d, dict))
+    info = job.extra.get("status_info") or ""
+    result = job.extra.get("error") or job.extra.get("output") or ""
+    LOGGER.info("job %s %s%s: from %s to printer %s, %d film(s)%s%s", job.job_id, job.status,
+                f" ({info})" if info else "", job.calling_ae,
+                job.extra.get("printer") or job.called_ae, len(job.films),
+                f"; deliveries: {done}" if done else "", f"; {result}" if result else "",
+                extra={"job_id": job.job_id, "state": job.status, "calling_ae": job.calling_ae,
+                       "printer": job.extra.get("printer") or job.called_ae,
+                       "films": len(job.films), "status_info": info,
+                       "deliveries": deliveries})
 
 
 def list_jobs(data_dir: Path) -> list[dict[str, Any]]:

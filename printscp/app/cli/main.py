@@ -10,7 +10,6 @@ bad configuration's ``ConfigError`` to :func:`~printscp.app.cli.dispatch.dispatc
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -45,14 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(args: argparse.Namespace) -> None:
-    """Configure logging for a subcommand with ``-v``/``--verbose`` and ``-d``/``--debug``
-    (``serve``); the others leave it alone."""
+    """Configure logging for a subcommand with ``-v``/``-d``/``--log-file``/``--log-format``
+    (``serve``, :mod:`printscp.app.logs`); the others leave it alone."""
     if not hasattr(args, "debug"):
         return
-    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.debug:
-        logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
+    from printscp.app import logs
+
+    args.log_settings = logs.LogSettings(
+        verbosity=max(3 if args.debug >= 2 else 2 if args.debug else 0, 1 if args.verbose else 0),
+        format=logs.LogFormat(args.log_format), file=args.log_file)
+    args.log_handlers = logs.configure(args.log_settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from printscp import __version__
 
@@ -30,8 +31,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--remote", action="append", default=[], metavar="AE@HOST:PORT",
                    help="a peer (C-MOVE destination...), in addition to the config's [[remote]] "
                    "table; repeatable")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each association and job")
-    p.add_argument("-d", "--debug", action="store_true", help="log DIMSE traffic too")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log one line per association and per job state change")
+    p.add_argument("-d", "--debug", action="count", default=0,
+                   help="also one line per DIMSE message; -dd adds pynetdicom's own dumps")
+    p.add_argument("--log-file", type=Path, metavar="PATH",
+                   help="also write the log to PATH (rotated at 10 MB, 5 kept)")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="text lines, or one JSON object a line with the fields "
+                   "(association, calling_ae, job_id...)")
     p.set_defaults(func=run)
 
 
@@ -59,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             node = Node(config).start()
             node.wait_ready()
         else:
-            node = WorkerPool(config, workers).start()  # each worker waits until ready
+            node = WorkerPool(config, workers, log_settings=args.log_settings,
+                              log_handlers=args.log_handlers).start()  # each waits until ready
     except (OSError, ValueError) as err:
         print(f"printscp serve: {err}", file=sys.stderr)
         return 2

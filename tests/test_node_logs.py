@@ -92,8 +92,9 @@ def test_dcmtk_traffic_gives_association_and_job_lines_as_json(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.dcmtk("storescu")
-def test_debug_adds_one_line_per_dimse_message_on_the_fast_path(tmp_path):
-    proc, port = _serve(tmp_path, "-d")
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_debug_adds_one_line_per_dimse_message_on_the_fast_path(tmp_path, form):
+    proc, port = _serve(tmp_path, "-d", "--log-format", form)
     try:
         stored = subprocess.run([tool("storescu"), "-aec", "PRINTSCP", "127.0.0.1", str(port),
                                  str(SAMPLES / "CT_small.dcm")],
@@ -102,11 +103,22 @@ def test_debug_adds_one_line_per_dimse_message_on_the_fast_path(tmp_path):
         time.sleep(0.5)
     finally:
         stderr = _stop(proc)
-    dimse = [line for line in stderr.splitlines() if " printscp.dimse: " in line]
-    assert len([x for x in dimse if " received C-STORE-RQ id=1 " in x]) == 1
-    assert len([x for x in dimse if " sent C-STORE-RSP id=1 " in x
-                and x.endswith("status=0x0000")]) == 1
-    assert not any("pynetdicom" in line for line in stderr.splitlines())  # -dd shows those
+    assert "pynetdicom" not in stderr  # its own dumps come with -dd
+    if form == "text":
+        dimse = [line for line in stderr.splitlines() if " printscp.dimse: " in line]
+        assert len([x for x in dimse if " received C-STORE-RQ id=1 " in x]) == 1
+        assert len([x for x in dimse if " sent C-STORE-RSP id=1 " in x
+                    and x.endswith("status=0x0000")]) == 1
+        return
+    records = [json.loads(line) for line in stderr.splitlines()]
+    dimse = [r for r in records if r["logger"] == "printscp.dimse"]
+    assert [(r["direction"], r["dimse"]) for r in dimse] == [
+        ("received", "C-STORE-RQ"), ("sent", "C-STORE-RSP")]
+    request, response = dimse
+    assert request["sop_class"] == "1.2.840.10008.5.1.4.1.1.2" and request["data_set"]
+    assert response["sop_instance"] == request["sop_instance"]
+    assert response["status"] == "0x0000" and response["message_id"] == 1
+    assert request["association"] == response["association"]
 
 
 def test_the_log_file_rotates_and_json_lines_carry_the_fields(tmp_path, monkeypatch):

@@ -111,30 +111,43 @@ def command_name(field: int | None) -> str:
     return f"{name}-{'RSP' if field & 0x8000 else 'RQ'}"
 
 
-def describe_command(command: dict[int, bytes], context_id: int | None = None) -> str:
-    """One line for a command set: name, message ID, context, SOP class and instance,
-    status (a response), as printscp's DIMSE log writes it."""
-    field = command_us(command, COMMAND_FIELD)
-    parts = [command_name(field)]
+def command_fields(command: dict[int, bytes], context_id: int | None = None
+                   ) -> dict[str, Any]:
+    """What a log line says of a command set, as fields: ``dimse`` (C-STORE-RQ...),
+    ``message_id``, ``context``, ``sop_class``, ``sop_instance``, ``status`` and
+    ``data_set``, each only when the command has it."""
+    out: dict[str, Any] = {"dimse": command_name(command_us(command, COMMAND_FIELD))}
     message_id = command_us(command, MESSAGE_ID)
     if message_id is None:
         message_id = command_us(command, MESSAGE_ID_RESPONDED)
     if message_id is not None:
-        parts.append(f"id={message_id}")
+        out["message_id"] = message_id
     if context_id is not None:
-        parts.append(f"context={context_id}")
+        out["context"] = context_id
     sop_class = command_text(command, AFFECTED_SOP_CLASS) or \
         command_text(command, REQUESTED_SOP_CLASS)
     if sop_class:
-        parts.append(f"class={sop_class}")
+        out["sop_class"] = sop_class
     instance = command_text(command, AFFECTED_SOP_INSTANCE) or \
         command_text(command, REQUESTED_SOP_INSTANCE)
     if instance:
-        parts.append(f"instance={instance}")
+        out["sop_instance"] = instance
     status = command_us(command, STATUS)
     if status is not None:
-        parts.append(f"status=0x{status:04X}")
+        out["status"] = f"0x{status:04X}"
     if command_us(command, DATA_SET_TYPE) not in (None, NO_DATA_SET):
+        out["data_set"] = True
+    return out
+
+
+def describe_command(fields: dict[str, Any]) -> str:
+    """One line for :func:`command_fields`, as printscp's DIMSE log writes it."""
+    parts = [fields["dimse"]]
+    for key, label in (("message_id", "id"), ("context", "context"), ("sop_class", "class"),
+                       ("sop_instance", "instance"), ("status", "status")):
+        if key in fields:
+            parts.append(f"{label}={fields[key]}")
+    if fields.get("data_set"):
         parts.append("with data set")
     return " ".join(parts)
 

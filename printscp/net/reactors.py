@@ -647,9 +647,7 @@ def _deliver(assoc: Association, hooks: AssociationHooks,
     if field is not None and not field & 0x8000:
         hooks.operations[pdata.COMMAND_NAMES.get(field, f"0x{field:04X}")] += 1
     if command is not None and DIMSE_LOG.isEnabledFor(logging.DEBUG):
-        DIMSE_LOG.debug("association %s received %s", hooks.id,
-                        pdata.describe_command(command, message.context_id),
-                        extra={"association": hooks.id})
+        _log_dimse(hooks, "received", pdata.command_fields(command, message.context_id))
     serve = None
     if field == pdata.C_STORE_RQ:
         if hooks.store is not None:
@@ -666,6 +664,12 @@ def _deliver(assoc: Association, hooks: AssociationHooks,
         return
     observe.message_received(assoc, message)  # as pynetdicom's receive_primitive does
     serve()
+
+
+def _log_dimse(hooks: AssociationHooks, direction: str, fields: dict[str, Any]) -> None:
+    DIMSE_LOG.debug("association %s %s %s", hooks.id, direction,
+                    pdata.describe_command(fields),
+                    extra={"association": hooks.id, "direction": direction, **fields})
 
 
 def read_pending(assoc: Association) -> bool:
@@ -735,9 +739,8 @@ def send_raw(assoc: Association, context_id: int, command: bytes,
     """
     hooks = hooks_of(assoc)
     if DIMSE_LOG.isEnabledFor(logging.DEBUG):
-        DIMSE_LOG.debug("association %s sent %s", hooks.id,
-                        pdata.describe_command(pdata.parse_command(command), context_id),
-                        extra={"association": hooks.id})
+        _log_dimse(hooks, "sent", pdata.command_fields(pdata.parse_command(command),
+                                                        context_id))
     dul = assoc.dul
     max_pdu = assoc.dimse.maximum_pdu_size  # the peer's Maximum Length Received
     if not runs_our_loop(dul):  # an association opened before install(): pynetdicom's way

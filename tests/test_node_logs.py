@@ -73,10 +73,13 @@ def test_dcmtk_traffic_gives_association_and_job_lines_as_json(tmp_path):
     assert store["operations"] == {"C-STORE": 2}
     assert store["ended"] == "released by the peer" and store["peer"] == "127.0.0.1"
     assert store["called_ae"] == "PRINTSCP" and store["seconds"] >= 0
+    assert store["services"] == ["CT Image Storage", "MR Image Storage"]
     assert re.fullmatch(r"association \d+-\d+: MODALITY1@127\.0\.0\.1 -> PRINTSCP: "
-                        r"C-STORE x2; \d+\.\d\d s; released by the peer", store["message"])
+                        r"C-STORE x2 \(CT Image Storage, MR Image Storage\); \d+\.\d\d s; "
+                        r"released by the peer", store["message"])
     printed = next(r for r in associations if r["calling_ae"] == "DCMTK_PRN")
     assert printed["operations"]["N-CREATE"] >= 2 and printed["operations"]["N-ACTION"] == 1
+    assert "Basic Film Box SOP Class" in printed["services"]
     echo = next(r for r in associations if r["calling_ae"] == "INTRUDER")
     assert echo["operations"] == {"C-ECHO": 1}  # accepted: no called-AE rule by default
     jobs = [r for r in records if r["logger"] == "printscp.spool"]

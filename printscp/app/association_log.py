@@ -1,14 +1,17 @@
 """One log line per association, as an administrator reads the node's log (``-v``).
 
 Who (calling AE, peer address, called AE), what (the peer's requests served, by DIMSE
-command), how long, and how it ended: released, aborted by whom, rejected and why.
-JSON log lines carry the same as fields (:mod:`printscp.app.logs`).
+command, and the SOP classes they named), how long, and how it ended: released, aborted
+by whom, rejected and why.  JSON log lines carry the same as fields
+(:mod:`printscp.app.logs`).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from pydicom.uid import UID
 
 from printscp.net import channel
 
@@ -47,12 +50,15 @@ def on_closed(event: Any) -> None:
     called = str(primitive.called_ae_title).strip()
     operations = ", ".join(f"{name} x{count}" for name, count in
                            sorted(done.operations.items())) or "no operations"
+    services = [UID(uid).name for uid in done.sop_classes]
     level = logging.WARNING if done.ended.startswith("rejected") else logging.INFO
-    LOGGER.log(level, "association %s: %s@%s -> %s: %s; %.2f s; %s", done.id, calling,
-                requestor.address, called, operations, done.seconds, done.ended,
-                extra={"association": done.id, "calling_ae": calling, "called_ae": called,
-                       "peer": requestor.address, "operations": done.operations,
-                       "seconds": round(done.seconds, 3), "ended": done.ended})
+    LOGGER.log(level, "association %s: %s@%s -> %s: %s%s; %.2f s; %s", done.id, calling,
+               requestor.address, called, operations,
+               f" ({', '.join(services)})" if services else "", done.seconds, done.ended,
+               extra={"association": done.id, "calling_ae": calling, "called_ae": called,
+                      "peer": requestor.address, "operations": done.operations,
+                      "services": services, "seconds": round(done.seconds, 3),
+                      "ended": done.ended})
 
 
 def handlers() -> list[tuple[Any, Any]]:

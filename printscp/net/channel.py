@@ -40,6 +40,7 @@ class AssociationSummary:
     id: str
     seconds: float
     operations: dict[str, int]
+    sop_classes: tuple[str, ...]
     ended: str
 
 
@@ -57,7 +58,7 @@ def summary(assoc: Any) -> AssociationSummary:
         else:
             ended = "closed" if not assoc.is_established else "open"
     return AssociationSummary(hooks.id, time.monotonic() - hooks.started,
-                              dict(hooks.operations), ended)
+                              dict(hooks.operations), tuple(sorted(hooks.sop_classes)), ended)
 
 
 def mark_ended(assoc: Any, how: str) -> None:

@@ -55,6 +55,8 @@ class AssociationHooks:
     started: float = field(default_factory=time.monotonic)
     #: The peer's requests served, by DIMSE command ("C-STORE": 300).
     operations: Tally[str] = field(default_factory=Tally)
+    #: The SOP classes those requests named (Affected or Requested SOP Class UID).
+    sop_classes: set[str] = field(default_factory=set)
     #: How it ended, when the loops saw it: "released", "aborted by the peer"...
     ended: str | None = None
 

@@ -646,6 +646,10 @@ def _deliver(assoc: Association, hooks: AssociationHooks,
     field = pdata.command_us(command, pdata.COMMAND_FIELD) if command is not None else None
     if field is not None and not field & 0x8000:
         hooks.operations[pdata.COMMAND_NAMES.get(field, f"0x{field:04X}")] += 1
+        sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS) or \
+            pdata.command_text(command, pdata.REQUESTED_SOP_CLASS)
+        if sop_class:
+            hooks.sop_classes.add(sop_class)
     if command is not None and DIMSE_LOG.isEnabledFor(logging.DEBUG):
         _log_dimse(hooks, "received", pdata.command_fields(command, message.context_id))
     serve = None

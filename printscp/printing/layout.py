@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from printscp.printing.display_format import Cell
+from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.enums import DecimateCropBehavior, FilmOrientation, FilmSize
 from printscp.printing.errors import PrintAttributeError
 
@@ -185,3 +185,12 @@ def place_image(
     rect = Rect(box.x + (box.width - width) / 2, box.y + (box.height - height) / 2,
                 width, height)
     return Placement(rect, crop, outcome)
+
+
+def printable_area(size: FilmSize, orientation: FilmOrientation, dpi: float
+                   ) -> tuple[int, int, float]:
+    """(rows, columns, pixel spacing in mm) of a STANDARD\\1,1 film's one image box at
+    ``dpi``: what Printer Configuration Retrieval reports per film size (PS3.3 C.13.9)."""
+    cells = ImageDisplayFormat.parse("STANDARD\\1,1").cells()
+    x0, y0, x1, y1 = film_geometry(size, orientation, cells).boxes[0].pixels(dpi)
+    return y1 - y0, x1 - x0, round(MM_PER_INCH / dpi, 6)

@@ -9,6 +9,7 @@ Stored are masked off as PS3.5 8.1.1 requires.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -121,3 +122,14 @@ def decode_color(item: Dataset, little_endian: bool = True) -> DecodedImage:
     else:
         pixels = raw.reshape(rows, cols, 3).copy()
     return DecodedImage(pixels, "RGB", 8, _aspect(item))
+
+
+def lut_data(elem: Any, little_endian: bool = True) -> NDArray:
+    """LUT Data (0028,3006) of a Presentation LUT as integers: OW bytes in the transfer
+    syntax's byte order, or the US values pydicom already decoded (Implicit VR)."""
+    value = elem.value
+    if isinstance(value, bytes | bytearray):
+        return np.frombuffer(bytes(value), dtype="<u2" if little_endian else ">u2")
+    if isinstance(value, int):
+        return np.asarray([value])
+    return np.asarray(list(value))

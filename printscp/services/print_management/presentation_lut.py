@@ -24,14 +24,11 @@ Statuses (besides those of :mod:`.dispatch`):
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from printscp.core import uids
 from printscp.printing.errors import InvalidAttributeValue
+from printscp.printing.pixel_data import lut_data
 from printscp.printing.presentation_lut import PresentationLUT
 from printscp.services.dimse import dataset_values, referenced_uid
 from printscp.services.print_management.state import AssociationState
@@ -60,7 +57,7 @@ def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool
         data = item.get("LUTData")
         values.update(
             lut_descriptor=tuple(int(v) for v in descriptor) if descriptor else None,
-            lut_data=lut_words(item["LUTData"], little_endian) if data is not None
+            lut_data=lut_data(item["LUTData"], little_endian) if data is not None
             else None,
             lut_explanation=str(item.get("LUTExplanation", "") or ""),
         )
@@ -72,14 +69,3 @@ def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool
 
 def n_delete(st: AssociationState, uid: str) -> None:
     st.pluts.pop(uid)
-
-
-def lut_words(elem: Any, little_endian: bool) -> NDArray:
-    """LUT Data (0028,3006) as integers: OW bytes in the transfer syntax's byte order,
-    or the US values pydicom already decoded (Implicit VR)."""
-    value = elem.value
-    if isinstance(value, bytes | bytearray):
-        return np.frombuffer(bytes(value), dtype="<u2" if little_endian else ">u2")
-    if isinstance(value, int):
-        return np.asarray([value])
-    return np.asarray(list(value))

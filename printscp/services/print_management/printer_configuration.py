@@ -25,14 +25,13 @@ from pydicom.sequence import Sequence
 from printscp.config import PrinterConfig
 from printscp.core import status, uids
 from printscp.core.errors import StatusError
-from printscp.printing.display_format import ImageDisplayFormat
 from printscp.printing.enums import (
     FilmOrientation,
     FilmSize,
     MagnificationType,
     RequestedResolution,
 )
-from printscp.printing.layout import film_geometry
+from printscp.printing.layout import printable_area
 from printscp.services.print_management.state import AssociationState, Service
 
 #: SOP Classes of Print Management this printer supports (Printer Configuration).
@@ -74,16 +73,14 @@ def dataset(p: PrinterConfig) -> Dataset:
     for size in sizes:
         for orientation in FilmOrientation:
             for resolution in RequestedResolution:
-                cells = ImageDisplayFormat.parse("STANDARD\\1,1").cells()
-                area = film_geometry(size, orientation, cells).boxes[0]
-                x0, y0, x1, y1 = area.pixels(p.dpi or resolution.dpi)
+                rows, columns, spacing = printable_area(size, orientation,
+                                                        p.dpi or resolution.dpi)
                 f = Dataset()
-                f.Rows, f.Columns = y1 - y0, x1 - x0
+                f.Rows, f.Columns = rows, columns
                 f.ImageDisplayFormat = "STANDARD\\1,1"
                 f.FilmOrientation = orientation.value
                 f.FilmSizeID = size.value
                 f.PrinterResolutionID = resolution.value
-                spacing = round(25.4 / (p.dpi or resolution.dpi), 6)
                 f.PrinterPixelSpacing = [spacing, spacing]
                 f.RequestedImageSizeFlag = "YES"
                 formats.append(f)

@@ -30,9 +30,9 @@ def rejected(assoc: Any, verdict: tuple[int, int, int]) -> None:
 
 
 def on_rejected(event: Any) -> None:
-    """pynetdicom rejected the association itself (the association limit)."""
-    if channel.summary(event.assoc).ended in ("open", "closed"):
-        channel.mark_ended(event.assoc, "rejected: local limit exceeded or not acceptable")
+    """pynetdicom rejected the association in its own negotiation (the association
+    limit); printscp's own rejections (:func:`rejected`) do not fire this event."""
+    channel.mark_ended(event.assoc, "rejected: local limit exceeded")
 
 
 def on_closed(event: Any) -> None:

@@ -55,8 +55,6 @@ LOGGER = logging.getLogger("printscp.app.node")
 #: syntaxes that the requestor proposed.
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
 
-#: Implementation Version Name sent in A-ASSOCIATE-AC.
-IMPLEMENTATION_VERSION_NAME = uids.IMPLEMENTATION_VERSION_NAME
 
 SUPPORTED_CLASSES = [
     uids.VERIFICATION,
@@ -162,7 +160,7 @@ class Node:
         c = self.config
         server.configure_logging()
         ae = AE(ae_title=c.ae_title)
-        ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+        ae.implementation_version_name = uids.IMPLEMENTATION_VERSION_NAME
         for uid in SUPPORTED_CLASSES:
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
         ae.add_supported_context(MPPS_SOP_CLASS, TRANSFER_SYNTAXES)

@@ -80,7 +80,6 @@ PROFILE = "STD-GEN-CD"
 #: pynetdicom's Implementation Class UID and names its version), so that a reader of the CD
 #: can tell which implementation wrote them.
 IMPLEMENTATION_CLASS_UID = UID(uids.IMPLEMENTATION_CLASS_UID)
-IMPLEMENTATION_VERSION_NAME = uids.IMPLEMENTATION_VERSION_NAME
 
 #: PS3.10 8.5 / PS3.12 F.1: File-set IDs use the File ID repertoire, CS of at most 16.
 _FILESET_ID = re.compile(r"^[A-Z0-9_ ]{0,16}$")
@@ -305,7 +304,7 @@ def _load_for_media(path: Path) -> tuple[Dataset, bool]:
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    meta.ImplementationVersionName = uids.IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
     return ds, converted

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import weakref
-from collections import Counter as Tally
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 Claim = Callable[[Any, "MessageAssembler"], Callable[[], None] | None]
 
 
-class Counter:
-    """A thread-safe count."""
+class SharedCount:
+    """A count several threads change."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,7 +54,7 @@ class AssociationHooks:
     #: When its connection was set up (time.monotonic()).
     started: float = field(default_factory=time.monotonic)
     #: The peer's requests served, by DIMSE command ("C-STORE": 300).
-    operations: Tally[str] = field(default_factory=Tally)
+    operations: Counter[str] = field(default_factory=Counter)
     #: The SOP classes those requests named (Affected or Requested SOP Class UID).
     sop_classes: set[str] = field(default_factory=set)
     #: How it ended, when the loops saw it: "released", "aborted by the peer"...
@@ -70,7 +70,7 @@ class AssociationHooks:
     write_lock: threading.RLock = field(default_factory=threading.RLock)
     #: pynetdicom P-DATA primitives queued and not yet written as PDUs: while any is, a
     #: message of pynetdicom's is part-way out and nothing may be written directly.
-    pdata_queued: Counter = field(default_factory=Counter)
+    pdata_queued: SharedCount = field(default_factory=SharedCount)
     #: The DIMSE message being assembled from P-DATA-TF PDUs.
     message: MessageAssembler | None = None
     # -- the association reactor -------------------------------------------------------

@@ -22,8 +22,7 @@ def guard_requestor(assoc: Any) -> None:
 
 
 def associate(ae: Any, host: str, port: int, **kwargs: Any) -> Any:
-    """``ae.associate(host, port, **kwargs)`` on printscp's loops, guarded."""
+    """``ae.associate(host, port, **kwargs)`` on printscp's loops (installed first, so
+    that the new association runs them), guarded as :func:`guard_requestor` says."""
     reactors.install()
-    assoc = ae.associate(host, port, **kwargs)
-    guard_requestor(assoc)
-    return assoc
+    return ae.associate(host, port, **kwargs)

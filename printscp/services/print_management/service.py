@@ -16,8 +16,6 @@ import shutil
 import threading
 from typing import Any
 
-from pydicom.dataset import Dataset
-
 from printscp.config import NodeConfig, PrinterConfig
 from printscp.core import status, uids
 from printscp.core.errors import StatusError
@@ -38,11 +36,7 @@ from printscp.jobs.spool import (
 from printscp.jobs.targets import ArchiveTarget, Target
 from printscp.net.event_reports import PRINT_JOB_EVENTS, EventReporter
 from printscp.printing.records import film_box_record, session_record
-from printscp.services.print_management import (
-    dispatch,
-    print_job,
-    printer_configuration,
-)
+from printscp.services.print_management import print_job
 from printscp.services.print_management import printer as printer_sop
 from printscp.services.print_management.state import AssociationState, FilmBoxEntry
 
@@ -158,42 +152,6 @@ class PrintService:
             if unprinted:
                 LOGGER.info("%s: association ended, %d unprinted film box(es) discarded",
                             st.calling_ae, unprinted)
-
-    # -- DIMSE operations, dispatched by SOP Class (see .dispatch) ----------------------
-    def create(self, assoc: Any, sop_class: str, uid: str | None, ds: Dataset,
-               little_endian: bool = True,
-               meta: str = uids.BASIC_GRAYSCALE_PRINT_META) -> Dataset:
-        """N-CREATE; ``meta`` is the Meta SOP Class of the request's presentation context,
-        which decides whether a Film Box holds grayscale or color image boxes."""
-        return dispatch.n_create(self, assoc, sop_class, uid, ds, little_endian, meta)
-
-    def set(self, assoc: Any, sop_class: str, uid: str, ds: Dataset,
-            little_endian: bool) -> tuple[int, Dataset | None]:
-        return dispatch.n_set(self, assoc, sop_class, uid, ds, little_endian)
-
-    def action(self, assoc: Any, sop_class: str, uid: str, action_type: int,
-               with_print_job: bool = False) -> tuple[int, Dataset | None]:
-        """Print; with ``with_print_job`` (the Print Job SOP Class was negotiated) the
-        answer carries Referenced Print Job Sequence (2100,0500)."""
-        return dispatch.n_action(self, assoc, sop_class, uid, action_type, with_print_job)
-
-    def delete(self, assoc: Any, sop_class: str, uid: str) -> int:
-        return dispatch.n_delete(self, assoc, sop_class, uid)
-
-    def get(self, assoc: Any, sop_class: str, uid: str, tags: list[int] | None) -> Dataset:
-        return dispatch.n_get(self, assoc, sop_class, uid, tags)
-
-    def print_job_dataset(self, uid: str, printer: PrinterConfig) -> Dataset:
-        """Print Job attributes of any job of this node (see :func:`.print_job.dataset`)."""
-        return print_job.dataset(self, uid, printer)
-
-    def printer_configuration_dataset(self, p: PrinterConfig) -> Dataset:
-        """Printer Configuration Module (see :func:`.printer_configuration.dataset`)."""
-        return printer_configuration.dataset(p)
-
-    def printer_dataset(self, p: PrinterConfig) -> Dataset:
-        """The Printer SOP Instance of ``p`` (see :func:`.printer.dataset`)."""
-        return printer_sop.dataset(self, p)
 
     # -- print jobs: spooling and the job watchers ------------------------------------
     def _job_changed(self, job: PrintJob) -> None:

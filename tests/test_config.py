@@ -21,6 +21,7 @@ from printscp.config import (
     AccessConfig,
     ArchiveConfig,
     CompletedSteps,
+    HttpConfig,
     ConfigError,
     DuplicatePolicy,
     NodeConfig,
@@ -72,6 +73,11 @@ BAD = [
     bad("[node]\ndisk_warning_mb = -1", "node.disk_warning_mb", "integer >= 0"),
     bad("[node]\ndisk_failure_mb = 1.5", "node.disk_failure_mb", "is a float"),
     bad("[node]\ndisk_failure_mb = 2000", "node.disk_failure_mb", "above the warning level"),
+    bad("[node]\njob_history_days = -1", "node.job_history_days", "out of range"),
+    bad('[http]\nport = "8080"', "http.port", "is a string", "integer 0-65535"),
+    bad('[http]\nbind = "not a host"', "http.bind", "host name or IP address"),
+    bad('[http]\nenabled = "yes"', "http.enabled", "true or false"),
+    bad('[http]\nlisten = "x"', "http.listen", "unknown key"),
     bad("[node]\nworkers = 100", "node.workers", "integer 0-64"),
     bad('[node]\nworkers = "auto"', "node.workers", "is a string"),
     bad("[node]\ncolour = 1", "node.colour", "unknown key", "port"),
@@ -324,6 +330,7 @@ def test_the_table_covers_every_key():
     expected = {f"node.{k}" for k in NODE_KEYS}
     for section, cls in (("access", AccessConfig), ("archive", ArchiveConfig),
                          ("worklist", WorklistConfig), ("remote", RemoteAE),
+                         ("http", HttpConfig),
                          ("printer", PrinterConfig)):
         expected |= {f"{section}.{f.name}" for f in dataclasses.fields(cls)}
     expected |= {f"printer.film_box_defaults.{k}" for k in FILM_BOX_DEFAULTS}

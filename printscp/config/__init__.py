@@ -24,6 +24,7 @@ from printscp.config.model import (
     ArchiveConfig,
     CompletedSteps,
     DuplicatePolicy,
+    HttpConfig,
     NodeConfig,
     PrinterConfig,
     Replaceable,
@@ -35,7 +36,8 @@ from printscp.jobs.targets import DEFAULT_TARGETS
 
 __all__ = [
     "DEFAULT_TARGETS", "NODE_KEYS", "SECTIONS", "AccessConfig", "ArchiveConfig",
-    "CompletedSteps", "ConfigError", "DuplicatePolicy", "NodeConfig", "PrinterConfig",
+    "CompletedSteps", "ConfigError", "DuplicatePolicy", "HttpConfig", "NodeConfig",
+    "PrinterConfig",
     "RemoteAE", "Replaceable", "WorklistConfig", "apply_overrides", "load_config",
     "read_config",
 ]

@@ -24,7 +24,13 @@ from printscp.config.checks import (
     sub,
     unknown_key,
 )
-from printscp.config.model import AccessConfig, ArchiveConfig, NodeConfig, PrinterConfig
+from printscp.config.model import (
+    AccessConfig,
+    ArchiveConfig,
+    HttpConfig,
+    NodeConfig,
+    PrinterConfig,
+)
 from printscp.core.errors import ConfigError, wrong_type, wrong_value
 from printscp.core.remote import (
     AE_TITLE_RULE,
@@ -38,7 +44,7 @@ from printscp.jobs.targets import TargetError, TargetKind, parse_targets, target
 from printscp.worklist.items import WorklistConfig
 
 #: Top-level tables of the file; everything but ``node`` is a field of NodeConfig.
-SECTIONS = ("node", "access", "archive", "worklist", "remote", "printer", "printers")
+SECTIONS = ("node", "access", "archive", "worklist", "http", "remote", "printer", "printers")
 #: ``[node]`` keys: NodeConfig's fields that are not sections.
 NODE_KEYS = tuple(f.name for f in fields(NodeConfig) if f.name not in SECTIONS)
 #: ``[[remote]]`` keys (RemoteAE lives in printscp.core, below these rules).
@@ -98,7 +104,7 @@ def node_from_toml(raw: Mapping[str, Any], base: Path) -> NodeConfig:
                               name)
     kwargs: dict[str, Any] = dict(_table(raw.get("node", {}), "node", NODE_KEYS))
     for name, cls in (("access", AccessConfig), ("archive", ArchiveConfig),
-                      ("worklist", WorklistConfig)):
+                      ("worklist", WorklistConfig), ("http", HttpConfig)):
         if name in raw:
             kwargs[name] = build(cls, raw[name], name)
     if "remote" in raw:

@@ -61,8 +61,8 @@ from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import MAX_COPIES, FilmSession
 from printscp.worklist.items import CompletedSteps, WorklistConfig
 
-__all__ = ["AccessConfig", "ArchiveConfig", "CompletedSteps", "DuplicatePolicy", "NodeConfig",
-           "PrinterConfig", "Replaceable", "WorklistConfig"]
+__all__ = ["AccessConfig", "ArchiveConfig", "CompletedSteps", "DuplicatePolicy", "HttpConfig",
+           "NodeConfig", "PrinterConfig", "Replaceable", "WorklistConfig"]
 
 
 class Replaceable(StrEnum):
@@ -271,6 +271,37 @@ class ArchiveConfig(_Checked):
     store_films: bool = field(default=True, metadata=expects(Boolean()))
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name) only reaches this machine."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class HttpConfig(_Checked):
+    """The console and its API (``[http]``): where they listen.
+
+    Bound to anything but a loopback address they require users
+    (``printscp users add``); ``printscp serve`` refuses to start otherwise.
+    """
+
+    _own_prefix: ClassVar[str] = "http"
+
+    enabled: bool = field(default=True, metadata=expects(Boolean()))
+    bind: str = field(default="127.0.0.1", metadata=expects(Custom(check_host, HOST_RULE)))
+    port: int = field(default=8080, metadata=expects(PORT_OR_ZERO))
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.bind)
+
+
 @dataclass(frozen=True)
 class PrinterConfig(_Checked):
     """One printer profile.  ``[printer]`` is the node's default printer; each
@@ -417,12 +448,16 @@ class NodeConfig(_Checked):
     #: Processes receiving associations on the shared port (each with its own render
     #: process); 0: one per CPU core, at most 4.
     workers: int = field(default=0, metadata=expects(Integer(0, 64)))
+    #: Days a finished print job's source (its films' pixels) is kept for reprinting.
+    job_history_days: int = field(default=7, metadata=expects(Integer(0)))
     access: AccessConfig = field(default_factory=AccessConfig, metadata=expects(
         Instance(AccessConfig, "an [access] table")))
     archive: ArchiveConfig = field(default_factory=ArchiveConfig, metadata=expects(
         Instance(ArchiveConfig, "an [archive] table")))
     worklist: WorklistConfig = field(default_factory=WorklistConfig, metadata=expects(
         Instance(WorklistConfig, "a [worklist] table")))
+    http: HttpConfig = field(default_factory=HttpConfig, metadata=expects(
+        Instance(HttpConfig, "an [http] table")))
     #: Peers by AE title (``[[remote]]`` tables, and ``--remote AE@HOST:PORT``): where
     #: C-MOVE sends, where storage commitment results go.
     remote: tuple[RemoteAE, ...] = field(default=(), metadata=expects(ListOf(

@@ -1,0 +1,2 @@
+"""The REST API, one module per area (jobs and films, printers, archive, workflow, the
+node); each has a ``router`` the application mounts under ``/api``."""

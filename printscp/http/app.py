@@ -1,0 +1,34 @@
+"""The console's FastAPI application: the API under ``/api/``, the pages, the
+operations endpoints (``/metrics``, ``/healthz``, ``/readyz``) and the static assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from printscp import __version__
+from printscp.http import errors
+from printscp.http.context import Console
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(console: Console) -> FastAPI:
+    """The application serving ``console``; ``app.state.console`` is it."""
+    from printscp.http import ops, pages
+    from printscp.http.api import archive, jobs, node, printers, workflow
+
+    app = FastAPI(title="printscp", version=__version__, openapi_url="/api/openapi.json",
+                  docs_url=None, redoc_url=None,
+                  description="The printscp node's REST API: print jobs and their films, "
+                  "printers, the archive, worklist and MPPS, the node itself.")
+    app.state.console = console
+    errors.install(app)
+    for module in (jobs, printers, archive, workflow, node):
+        app.include_router(module.router, prefix="/api")
+    app.include_router(ops.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,66 @@
+"""Serving the console: uvicorn on a thread of the node's process.
+
+The socket is bound before the thread starts, so a port in use is an error at start
+(``printscp serve`` says so and exits) rather than a line in a log; ``port`` is the one
+bound (``--http 127.0.0.1:0`` picks a free port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from typing import Any
+
+import uvicorn
+
+#: Seconds ``stop()`` waits for open requests before the thread is left to die.
+STOP_TIMEOUT = 5.0
+
+
+class HttpServer:
+    """``start()`` serves ``app`` on ``host:port`` until ``stop()``."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self.app, self.host = app, host
+        self._sock = socket.create_server((host, port), family=_family(host), backlog=128)
+        self.port: int = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=STOP_TIMEOUT))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> HttpServer:
+        self._thread = threading.Thread(target=self._run, name="printscp-http", daemon=True)
+        self._thread.start()
+        done = threading.Event()
+
+        def started() -> None:
+            while not self._server.started and self._thread and self._thread.is_alive():
+                done.wait(0.01)
+
+        started()
+        if not self._server.started:
+            raise OSError(f"the console did not start on {self.url}")
+        return self
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT + 1)
+            self._thread = None
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

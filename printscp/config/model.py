@@ -503,6 +503,37 @@ class NodeConfig(_Checked):
         return self.printer
 
     @property
+    def all_printers(self) -> tuple[PrinterConfig, ...]:
+        """The default printer profile, then the ``[printers.NAME]`` ones."""
+        return (self.printer, *self.printers.values())
+
+    def printer_named(self, name: str) -> PrinterConfig:
+        """The printer profile called ``name``; KeyError naming the known ones."""
+        for printer in self.all_printers:
+            if printer.name == name:
+                return printer
+        known = ", ".join(p.name for p in self.all_printers)
+        raise KeyError(f"no printer profile {name!r} (known: {known})")
+
+    def job_targets(self, printer: PrinterConfig) -> tuple[Target, ...]:
+        """Where a job printed on ``printer`` goes: its targets, plus the archive when
+        it stores films (``[archive] store_films``)."""
+        from printscp.jobs.targets import ArchiveTarget
+
+        targets = printer.targets
+        if self.archive.enabled and self.archive.store_films and not any(
+                isinstance(t, ArchiveTarget) for t in targets):
+            targets = (*targets, ArchiveTarget())
+        return targets
+
+    def job_printing(self, printer: PrinterConfig) -> dict[str, Any]:
+        """The fields of a print job that say how and where ``printer`` prints it
+        (recorded in the job when spooled, replaced when it is reprinted elsewhere)."""
+        return {"printer": printer.name, "output_profile": printer.output_profile,
+                "dpi": printer.dpi or None,
+                "targets": [t.to_json() for t in self.job_targets(printer)]}
+
+    @property
     def called_ae_titles(self) -> tuple[str, ...]:
         """Every AE title this node answers to."""
         return (self.ae_title.strip(), *(p.ae_title for p in self.printers.values()))

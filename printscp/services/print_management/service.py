@@ -33,7 +33,6 @@ from printscp.jobs.spool import (
     now_iso,
     print_job_uid,
 )
-from printscp.jobs.targets import ArchiveTarget, Target
 from printscp.net.event_reports import PRINT_JOB_EVENTS, EventReporter
 from printscp.printing.records import film_box_record, session_record
 from printscp.services.print_management import print_job
@@ -193,9 +192,7 @@ class PrintService:
             films=[film_box_record(e.film_box, arrays, f"film{i}")
                    for i, e in enumerate(entries, start=1)],
             extra={"print_job_uid": print_job_uid(job_id, uids.UID_ROOT),
-                   "printer": st.printer.name, "output_profile": st.printer.output_profile,
-                   "dpi": st.printer.dpi or None,
-                   "targets": [t.to_json() for t in self._targets(st.printer)]},
+                   **self.config.job_printing(st.printer)},
         )
         try:
             with self._events_lock:
@@ -220,11 +217,4 @@ class PrintService:
                     len(entries))
         return job
 
-    def _targets(self, printer: PrinterConfig) -> tuple[Target, ...]:
-        """The printer's targets, plus the archive when it stores films."""
-        targets = printer.targets
-        archive = self.config.archive
-        if archive.enabled and archive.store_films and not any(
-                isinstance(t, ArchiveTarget) for t in targets):
-            targets = (*targets, ArchiveTarget())
-        return targets
+

@@ -22,9 +22,10 @@ import io
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -478,3 +479,69 @@ def _delete_files(archive: Archive, relatives: list[str]) -> Iterator[str]:
             os.rmdir(folder)  # only when empty
         with contextlib.suppress(OSError):
             fsync_dir(folder.parent)
+
+
+# -- storage commitment ---------------------------------------------------------------
+
+#: Delivered storage commitment reports, one JSON line each, in ``<data_dir>/commitment``
+#: (a request's own file is removed once its report is delivered).
+DELIVERED_LOG = "delivered.jsonl"
+#: Lines the delivered log keeps when it is trimmed (on writing, past twice this).
+DELIVERED_KEPT = 1000
+
+
+def record_delivered(data_dir: Path, commitment: Any, how: str, status: int) -> None:
+    """Note that ``commitment``'s report was accepted (call before
+    :meth:`~printscp.archive.commitment.CommitmentStore.done` forgets it)."""
+    line = {"transaction_uid": commitment.transaction_uid,
+            "requester_ae": commitment.requester_ae,
+            "requester_address": commitment.requester_address,
+            "references": len(commitment.references),
+            "committed": len(commitment.succeeded or []),
+            "failed": len(commitment.failed or []), "received": commitment.received,
+            "attempts": commitment.attempts + 1, "delivered": time.time(), "via": how,
+            "status": status}
+    path = Path(data_dir) / "commitment" / DELIVERED_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+    with contextlib.suppress(OSError):
+        if path.stat().st_size > DELIVERED_KEPT * 2 * 400:
+            lines = path.read_text("utf-8").splitlines()[-DELIVERED_KEPT:]
+            atomic_write(path, ("\n".join(lines) + "\n").encode())
+
+
+def _iso(seconds: float | None) -> str | None:
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def commitments(data_dir: Path, limit: int = 200) -> list[dict[str, Any]]:
+    """Storage commitment requests, newest first: those whose report is still owed
+    (``delivered`` false, with attempts, next attempt and last error) and those whose
+    report was delivered."""
+    from printscp.archive.commitment import CommitmentStore
+
+    out: list[dict[str, Any]] = []
+    for c in CommitmentStore(Path(data_dir)).pending():
+        out.append({"transaction_uid": c.transaction_uid, "requester_ae": c.requester_ae,
+                    "requester_address": c.requester_address,
+                    "references": len(c.references),
+                    "committed": None if c.succeeded is None else len(c.succeeded),
+                    "failed": None if c.failed is None else len(c.failed),
+                    "received": _iso(c.received), "attempts": c.attempts,
+                    "next_attempt": _iso(c.next_attempt), "last_error": c.last_error,
+                    "delivered": False, "delivered_at": None, "via": None, "status": None})
+    path = Path(data_dir) / "commitment" / DELIVERED_LOG
+    with contextlib.suppress(OSError):
+        for text in path.read_text("utf-8").splitlines()[-limit:]:
+            try:
+                line = json.loads(text)
+            except ValueError:
+                continue
+            out.append({**line, "received": _iso(line.get("received")),
+                        "next_attempt": None, "last_error": "", "delivered": True,
+                        "delivered_at": _iso(line.pop("delivered", None))})
+    out.sort(key=lambda item: item["received"] or "", reverse=True)
+    return out[:limit]

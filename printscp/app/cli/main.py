@@ -23,13 +23,14 @@ from printscp.app.cli import (
     mpps,
     print_films,
     serve,
+    users,
     worklist,
 )
 from printscp.app.cli.dispatch import dispatch
 
 __all__ = ["SUBCOMMANDS", "build_parser", "dispatch", "main", "setup_logging"]
 
-SUBCOMMANDS = (serve, film, print_films, jobs, archive, media, mpps, worklist, calibrate)
+SUBCOMMANDS = (serve, film, print_films, jobs, archive, media, mpps, worklist, calibrate, users)
 """In the order ``printscp --help`` lists them."""
 
 

@@ -50,3 +50,24 @@ def test_recovery_keeps_priorities_and_drops_unacknowledged_folders(tmp_path):
     restarted.stop()
     assert order == ["HIGH", "LOW"]
     assert not (tmp_path / "spool" / ".tmp-half-written").exists()
+
+
+def test_finished_jobs_move_to_history_and_old_ones_are_pruned(tmp_path):
+    import os
+    import time
+
+    spool = Spool(tmp_path, lambda folder, data_dir: {}, history_days=7)
+    old, new = job("MED"), job("MED")
+    for j in (old, new):
+        spool.submit(j, {})
+    spool.start(recover=False)
+    assert spool.wait_idle(30)
+    spool.stop()
+    history = tmp_path / "history"
+    assert sorted(p.name for p in history.iterdir()) == sorted([old.job_id, new.job_id])
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(history / old.job_id, (eight_days_ago, eight_days_ago))
+    Spool(tmp_path, spool.renderer, history_days=7).start(recover=False)  # prunes at start
+    assert [p.name for p in history.iterdir()] == [new.job_id]
+    # The sidecars stay: the job is still listed, only no longer reprintable.
+    assert len(list_jobs(tmp_path)) == 2

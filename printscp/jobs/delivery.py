@@ -12,20 +12,29 @@ status reports, from any worker process.
 
 Delivery is at least once: a crash between a printer accepting a film and the
 state being written prints that film again after the restart.
+
+Each attempt holds the job's lock (:func:`job_lock`) from checking that the job is
+still in the spool until its outcome is saved, so a control action in another
+process (a cancel) never acts on a job while a printer is receiving it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from printscp.core import metrics
 from printscp.core.files import atomic_write, safe_name
 from printscp.jobs.targets import FileTarget, Target
 
@@ -33,6 +42,72 @@ LOGGER = logging.getLogger("printscp.delivery")
 
 DELIVERY_FILE = "delivery.json"
 PENDING, DONE, FAILED = "pending", "done", "failed"
+#: A target's state once its job was cancelled before it was delivered there.
+CANCELLED = "cancelled"
+#: The lock file of a job's spool folder.
+LOCK_FILE = ".lock"
+
+
+class JobBusy(Exception):
+    """The job's lock stayed taken: another process or thread is acting on it."""
+
+
+@contextlib.contextmanager
+def job_lock(folder: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the lock of the job in spool ``folder`` (``flock`` on its ``.lock``): the
+    spool worker of any process and the control actions take it before they look at
+    or change the job's state.  ``timeout`` None waits for ever; otherwise
+    :class:`JobBusy` after ``timeout`` seconds.  A folder that is gone (the job was
+    finished and moved away) raises FileNotFoundError; callers re-check what they read
+    before they took the lock, since the job may have changed while they waited."""
+    fd = os.open(Path(folder) / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            end = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= end:
+                        raise JobBusy(str(folder)) from None
+                    time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def process_token(pid: int | None = None) -> str:
+    """``pid:start time`` of a process (this one by default): names the owner of a job
+    being rendered, and tells a live owner from a dead one whose pid was reused
+    (containers restart their pids from 1)."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        start = stat.rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        start = "?"
+    return f"{pid}:{start}"
+
+
+def token_alive(token: str) -> bool:
+    """Whether the process named by ``token`` (:func:`process_token`) is running."""
+    try:
+        pid = int(token.split(":", 1)[0])
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return process_token(pid) == token
 
 #: Printer Status Info / Execution Status Info while a target waits for a retry, and
 #: when it was given up (PS3.3 C.13.9.1 defined terms).
@@ -161,16 +236,22 @@ class Dispatcher:
 
     ``on_change(job_id, delivery)`` is called after every attempt, while the job's
     lock is held; ``on_finished(job_id, delivery)`` once every target is done or
-    given up (the spool then writes the job's record and removes it).
+    given up (the spool then writes the job's record and removes it), also under the
+    lock; ``on_gone(job_id)`` when a job's folder left the spool (it was cancelled).
+    ``may_deliver(folder)``, asked under the lock before each attempt, can stop it.
     """
 
     def __init__(self, data_dir: Path, deliver: Deliver,
                  on_finished: Callable[[str, JobDelivery], None],
-                 on_change: Callable[[str, JobDelivery], None] = lambda *a: None) -> None:
+                 on_change: Callable[[str, JobDelivery], None] = lambda *a: None,
+                 on_gone: Callable[[str], None] = lambda job_id: None,
+                 may_deliver: Callable[[Path], bool] = lambda folder: True) -> None:
         self.data_dir = Path(data_dir)
         self.deliver = deliver
         self.on_finished = on_finished
         self.on_change = on_change
+        self.on_gone = on_gone
+        self.may_deliver = may_deliver
         self._lock = threading.Lock()
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._timers: set[threading.Timer] = set()
@@ -206,13 +287,28 @@ class Dispatcher:
             self._timers = {t for t in self._timers if t.is_alive()
                             and t is not threading.current_thread()}
         delivery = load_delivery(folder)
+        if delivery is None and not folder.is_dir():
+            self.on_gone(folder.name)
+            return
         st = next((t for t in delivery.targets if t.label == label), None) if delivery else None
         if st is not None and st.state == PENDING:
             st.next_attempt = 0.0
             self._schedule(folder, target, st, printer)
 
     def _attempt(self, folder: Path, target: Target, label: str, printer: str) -> None:
-        if self._stopped or not folder.is_dir():
+        if self._stopped:
+            return
+        try:
+            with job_lock(folder):
+                self._attempt_locked(folder, target, label, printer)
+        except FileNotFoundError:  # cancelled, and moved out of the spool
+            self.on_gone(folder.name)
+
+    def _attempt_locked(self, folder: Path, target: Target, label: str, printer: str) -> None:
+        if not (folder / DELIVERY_FILE).exists():
+            self.on_gone(folder.name)
+            return
+        if not self.may_deliver(folder):
             return
         delivery = load_delivery(folder)
         st = next((t for t in delivery.targets if t.label == label), None) if delivery else None
@@ -254,6 +350,9 @@ class Dispatcher:
                     LOGGER.error("job %s: %s failed for good after %d attempt(s): %s",
                                  job_id, label, st.attempts, error)
             save_delivery(folder, delivery)
+        metrics.delivery(st.kind, label, seconds, error is None)
+        if retry_in is not None:
+            metrics.delivery_retry(st.kind, label)
         try:
             record_health(self.data_dir, label, printer, ok=error is None,
                           error="" if error is None else str(error),

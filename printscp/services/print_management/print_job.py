@@ -7,7 +7,11 @@ SOP Class was negotiated the N-ACTION response references it (:func:`action_resp
 
 DIMSE operations:
 
-- **N-GET** of :data:`PRINT_JOB_ATTRIBUTES` (all, or those requested);
+- **N-GET** of :data:`PRINT_JOB_ATTRIBUTES` (all, or those requested), from the job's
+  files, so the console's actions show here too: a held job is PENDING with Execution
+  Status Info ``JOB HELD``, a cancelled one FAILURE with ``JOB CANCELED`` (the term of
+  PS3.2's example Print SCP conformance statement; PS3.3 C.13.8 and C.13.9.1 define none
+  for either), a deleted one no such instance;
 - **N-EVENT-REPORT** to the association that printed, while it stays open (sent by the
   service's job watchers): Event Type ID 1 PENDING (right after the N-ACTION response),
   2 PRINTING, 3 DONE, 4 FAILURE, with :func:`event_information`.
@@ -47,7 +51,9 @@ PRINT_JOB_ATTRIBUTES = (
     "ExecutionStatus", "ExecutionStatusInfo", "PrintPriority", "CreationDate",
     "CreationTime", "PrinterName", "Originator",
 )
-#: Execution Status Info (2100,0030) per Execution Status (PS3.3 C.13.9.1 defined terms).
+#: Execution Status Info (2100,0030) per Execution Status when the job's record has none
+#: (PS3.3 C.13.9.1 defined terms); the spool's records carry the term that applies
+#: (QUEUED, JOB HELD, PRINTER OFFLINE, JOB CANCELED...).
 EXECUTION_STATUS_INFO = {PENDING: "QUEUED", PRINTING: "NORMAL", DONE: "NORMAL",
                          FAILURE: "INVALID PAGE DES"}
 

@@ -178,6 +178,11 @@ class JobIndex(Database):
         self._idle.set()
         self._last_sync = 0.0
 
+    def flush_wal(self) -> None:
+        """No flush: the index is a cache of the files (a crash may lose its last
+        writes, and the next :meth:`sync` restores them), so its writers never wait on
+        the disk, nor make a film's own fsync wait behind theirs."""
+
     # -- writing -------------------------------------------------------------------
     def record(self, job: dict[str, Any], detail: str = "") -> None:
         """Record a job's state change now: its summary, and one event."""

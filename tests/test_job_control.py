@@ -294,30 +294,34 @@ def test_a_job_owned_by_a_live_worker_is_not_taken_by_another(tmp_path):
 def test_print_job_n_get_after_cancel_and_delete(make_node):
     node = make_node()
     node.spool.stop()  # keep the jobs spooled
+    contexts = (uids.BASIC_GRAYSCALE_PRINT_META, uids.PRINT_JOB)
     try:
-        with PrintSCU(node.port, contexts=(uids.BASIC_GRAYSCALE_PRINT_META,
-                                           uids.PRINT_JOB)) as scu:
-            uids_ = []
-            for _ in range(2):
+        job_uids = []
+        for _ in range(2):
+            with PrintSCU(node.port, contexts=contexts) as scu:
                 scu.film_session()
                 fb, _, _ = scu.film_box()
                 _, ds = scu.action(uids.BASIC_FILM_BOX, fb)
-                uids_.append(ds[0x21000500].value[0].ReferencedSOPInstanceUID)
-            data = node.config.data_path
-            control = JobControl(data)
-            [first, second] = sorted(p.name for p in (data / "spool").iterdir()
-                                     if not p.name.startswith("."))
+                job_uids.append(ds[0x21000500].value[0].ReferencedSOPInstanceUID)
+        data = node.config.data_path
+        control = JobControl(data)
+        [first, second] = sorted(p.name for p in (data / "spool").iterdir()
+                                 if not p.name.startswith("."))
+        with PrintSCU(node.port, calling="VIEWER", contexts=(uids.PRINT_JOB,)) as scu:
+            def n_get(uid):
+                return scu.assoc.send_n_get([0x21000020, 0x21000030], uids.PRINT_JOB, uid)
+
             control.hold(second)
-            st, pj = scu.assoc.send_n_get([0x21000020, 0x21000030], uids.PRINT_JOB, uids_[1])
+            st, pj = n_get(job_uids[1])
             assert (pj.ExecutionStatus, pj.ExecutionStatusInfo) == ("PENDING", HELD_INFO)
             control.cancel(first)
-            st, pj = scu.assoc.send_n_get([0x21000020, 0x21000030], uids.PRINT_JOB, uids_[0])
+            st, pj = n_get(job_uids[0])
             assert st.Status == 0
             assert (pj.ExecutionStatus, pj.ExecutionStatusInfo) == ("FAILURE", CANCELED_INFO)
             control.delete(first)
-            st, _ = scu.assoc.send_n_get([0x21000020], uids.PRINT_JOB, uids_[0])
+            st, _ = n_get(job_uids[0])
             assert st.Status == status.NO_SUCH_SOP_INSTANCE
-            assert json.loads(json.dumps(control.get(second)))["held"]
+        assert json.loads(json.dumps(control.get(second)))["held"]
     finally:
         node.stop()
 

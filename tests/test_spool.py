@@ -67,7 +67,9 @@ def test_finished_jobs_move_to_history_and_old_ones_are_pruned(tmp_path):
     assert sorted(p.name for p in history.iterdir()) == sorted([old.job_id, new.job_id])
     eight_days_ago = time.time() - 8 * 86400
     os.utime(history / old.job_id, (eight_days_ago, eight_days_ago))
-    Spool(tmp_path, spool.renderer, history_days=7).start(recover=False)  # prunes at start
+    restarted = Spool(tmp_path, spool.renderer, history_days=7)
+    restarted.start(recover=False)  # prunes at start
+    restarted.stop()
     assert [p.name for p in history.iterdir()] == [new.job_id]
     # The sidecars stay: the job is still listed, only no longer reprintable.
     assert len(list_jobs(tmp_path)) == 2

@@ -12,6 +12,7 @@ import pydicom
 import pytest
 from fastapi.testclient import TestClient
 from helpers.archive_data import Study, instance
+from helpers.http import console_client
 from helpers.nodes import node_config
 from PIL import Image
 
@@ -43,7 +44,7 @@ def console(tmp_path: Path) -> Console:
 
 @pytest.fixture
 def client(console: Console) -> TestClient:
-    return TestClient(create_app(console))
+    return console_client(create_app(console))
 
 
 @pytest.fixture
@@ -195,7 +196,7 @@ def test_deleted_study_can_be_stored_again(client, console, studies):
 
 def test_delete_with_disabled_archive_is_404(tmp_path):
     config = node_config(tmp_path, "[archive]\nenabled = false\n")
-    client = TestClient(create_app(Console(config)))
+    client = console_client(create_app(Console(config)))
     assert client.get("/api/archive/studies").status_code == 404
     assert "disabled" in client.get("/api/archive/studies").json()["error"]
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from helpers.films import ramp_films
+from helpers.http import console_client
 from helpers.nodes import node_config
 from PIL import Image
 
@@ -94,7 +95,7 @@ def console_jobs(tmp_path: Path, toml: str = TOML) -> Iterator[Jobs]:
     if not any(getattr(r, "path", None) == "/" for r in app.routes):  # until app.py has it
         app.include_router(pages_jobs.router)
     try:
-        yield Jobs(console, TestClient(app), spool, idle)
+        yield Jobs(console, console_client(app), spool, idle)
     finally:
         spool.stop()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers.http import console_client
 from helpers.nodes import node_config
 
 from printscp import __version__
@@ -24,7 +25,7 @@ def console(tmp_path: Path) -> Console:
 
 @pytest.fixture
 def client(console: Console) -> TestClient:
-    return TestClient(create_app(console))
+    return console_client(create_app(console))
 
 
 def test_node_says_what_it_is(client, console):

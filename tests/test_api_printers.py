@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers.http import console_client
 from helpers.net import refusing_port
 from helpers.nodes import node_config
 
@@ -63,7 +64,7 @@ def console(tmp_path: Path, refused: int) -> Console:
 
 @pytest.fixture
 def client(console: Console) -> TestClient:
-    return TestClient(create_app(console))
+    return console_client(create_app(console))
 
 
 def test_every_profile_with_what_it_supports(client: TestClient) -> None:
@@ -105,7 +106,7 @@ def test_a_failing_target_makes_its_printer_warning_offline(client: TestClient,
 def test_low_disk_is_supply_low(tmp_path: Path, refused: int) -> None:
     console = Console(node_config(tmp_path, toml(refused), disk_warning_mb=1 << 30,
                                   disk_failure_mb=0))
-    p = TestClient(create_app(console)).get("/api/printers/printscp").json()
+    p = console_client(create_app(console)).get("/api/printers/printscp").json()
     assert (p["status"], p["status_info"]) == ("WARNING", "SUPPLY LOW")
 
 
@@ -167,7 +168,7 @@ type = "dicom"
 id = "upstream"
 destination = "PRINTSCP@127.0.0.1:{upstream.port}"
 """)
-    client = TestClient(create_app(Console(config)))
+    client = console_client(create_app(Console(config)))
     out = client.post("/api/printers/printscp/test").json()
     assert out["ok"] is True, out
     detail = out["targets"][0]["detail"]

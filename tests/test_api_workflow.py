@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers.http import console_client
 from helpers.mpps import create_ds
 from helpers.nodes import node_config
 
@@ -27,7 +28,7 @@ def console(tmp_path: Path) -> Console:
 
 @pytest.fixture
 def client(console: Console) -> TestClient:
-    return TestClient(create_app(console))
+    return console_client(create_app(console))
 
 
 def test_add_list_and_remove_an_item(client, console):
@@ -83,7 +84,8 @@ def test_bad_dicom_json_item_names_the_attribute(client):
 
 
 def test_worklist_disabled(tmp_path):
-    client = TestClient(create_app(Console(node_config(tmp_path, "[worklist]\nenabled = false\n"))))
+    config = node_config(tmp_path, "[worklist]\nenabled = false\n")
+    client = console_client(create_app(Console(config)))
     assert client.get("/api/workflow/worklist").status_code == 404
     assert client.post("/api/workflow/worklist", json=ITEM).status_code == 404
 

@@ -11,7 +11,14 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.tag import Tag
 
 from printscp.app.node import SUPPORTED_CLASSES, TRANSFER_SYNTAXES
-from printscp.config import AccessConfig, ArchiveConfig, NodeConfig, PrinterConfig, load_config
+from printscp.config import (
+    AccessConfig,
+    ArchiveConfig,
+    HttpConfig,
+    NodeConfig,
+    PrinterConfig,
+    load_config,
+)
 from printscp.core import status
 from printscp.mpps.steps import MPPS_SOP_CLASS
 from printscp.printing.enums import FilmSize, MagnificationType, MediumType
@@ -67,9 +74,10 @@ def test_defined_terms_are_documented():
 
 def test_every_configuration_key_is_documented_and_the_example_loads():
     text = (DOCS / "configuration.md").read_text()
-    for cls in (NodeConfig, AccessConfig, ArchiveConfig, WorklistConfig, PrinterConfig):
+    for cls in (NodeConfig, AccessConfig, ArchiveConfig, WorklistConfig, HttpConfig,
+                PrinterConfig):
         for f in dataclasses.fields(cls):
-            if f.name not in ("access", "archive", "worklist", "printer", "printers"):
+            if f.name not in ("access", "archive", "worklist", "http", "printer", "printers"):
                 assert f"`{f.name}`" in text, f.name
     example = DOCS / "printscp.example.toml"
     config = load_config(example)
@@ -78,7 +86,8 @@ def test_every_configuration_key_is_documented_and_the_example_loads():
     assert profiles.called_ae_titles == ("PRINTSCP", "PAPER")
     raw = tomllib.loads(example.read_text())
     assert set(raw["node"]) == {f.name for f in dataclasses.fields(NodeConfig)} - {
-        "access", "archive", "worklist", "remote", "printer", "printers"}
+        "access", "archive", "worklist", "http", "remote", "printer", "printers"}
+    assert set(raw["http"]) == {f.name for f in dataclasses.fields(HttpConfig)}
     assert set(raw["archive"]) == {f.name for f in dataclasses.fields(ArchiveConfig)}
     assert set(raw["worklist"]) == {f.name for f in dataclasses.fields(WorklistConfig)}
     assert set(raw["printer"]) - {"film_box_defaults", "film_session_defaults"} == {

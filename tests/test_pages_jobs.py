@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from helpers.films import ramp_films
+from helpers.http import console_client
 from helpers.net import wait_until
 from test_api_jobs import Jobs, console_jobs
 
@@ -127,7 +127,7 @@ def test_a_film_printed_over_dicom_appears_in_the_queue(tmp_path: Path, make_nod
 
     if not any(getattr(r, "path", None) == "/" for r in app.routes):
         app.include_router(pages_jobs.router)
-    client = TestClient(app)
+    client = console_client(app)
 
     def listed() -> list:
         console.job_index.sync()

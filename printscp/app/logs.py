@@ -80,9 +80,19 @@ def _formatter(settings: LogSettings) -> logging.Formatter:
     return logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
 
 
+def _root_level(settings: LogSettings) -> int:
+    """Records are made at INFO at least, whatever ``-v`` says: the console's log view
+    (:class:`~printscp.http.context.RecentLogs`) shows associations and jobs even when
+    stderr shows warnings only."""
+    return min(settings.level, logging.INFO)
+
+
 def configure(settings: LogSettings) -> list[logging.Handler]:
-    """Set up the parent process's log (stderr, and ``settings.file`` rotated); returns
-    its handlers, for :class:`WorkerLogs` to write the workers' records with."""
+    """Set up the parent process's log (stderr, and ``settings.file`` rotated, at the
+    settings' level; the console's recent lines at INFO or below); returns its handlers,
+    for :class:`WorkerLogs` to write the workers' records with."""
+    from printscp.http.context import RecentLogs
+
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -94,10 +104,22 @@ def configure(settings: LogSettings) -> list[logging.Handler]:
     formatter = _formatter(settings)
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.setLevel(settings.level)
         root.addHandler(handler)
-    root.setLevel(settings.level)
+    recent = RecentLogs()
+    recent.setLevel(_root_level(settings))
+    root.addHandler(recent)
+    handlers.append(recent)
+    root.setLevel(_root_level(settings))
     logging.getLogger("pynetdicom").setLevel(settings.pynetdicom_level)
     return handlers
+
+
+def recent_lines(handlers: list[logging.Handler]) -> Any:
+    """The console's :class:`~printscp.http.context.RecentLogs` among ``handlers``."""
+    from printscp.http.context import RecentLogs
+
+    return next((h for h in handlers if isinstance(h, RecentLogs)), None)
 
 
 class WorkerLogs:
@@ -109,7 +131,7 @@ class WorkerLogs:
         self.settings = settings
         self.queue = context.Queue()
         self._listener = logging.handlers.QueueListener(self.queue, *handlers,
-                                                        respect_handler_level=False)
+                                                        respect_handler_level=True)
 
     def start(self) -> WorkerLogs:
         self._listener.start()
@@ -125,5 +147,5 @@ def in_worker(queue: Any, settings: LogSettings) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.addHandler(logging.handlers.QueueHandler(queue))
-    root.setLevel(settings.level)
+    root.setLevel(_root_level(settings))
     logging.getLogger("pynetdicom").setLevel(settings.pynetdicom_level)

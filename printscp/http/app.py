@@ -17,7 +17,7 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(console: Console) -> FastAPI:
     """The application serving ``console``; ``app.state.console`` is it."""
-    from printscp.http import ops, pages
+    from printscp.http import login, ops, pages, pages_jobs
     from printscp.http.api import archive, jobs, node, printers, workflow
 
     app = FastAPI(title="printscp", version=__version__, openapi_url="/api/openapi.json",
@@ -29,6 +29,8 @@ def create_app(console: Console) -> FastAPI:
     for module in (jobs, printers, archive, workflow, node):
         app.include_router(module.router, prefix="/api")
     app.include_router(ops.router)
+    app.include_router(pages_jobs.router)
     app.include_router(pages.router)
+    login.install(app)  # sessions, API tokens, CSRF, /login and /logout
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -75,7 +75,8 @@ class Console:
     """The node as the console sees it.
 
     ``enqueue(job_id)`` hands a job already written into the spool to a spool that
-    renders it (the node's own, or worker 0's through its command queue);
+    renders it (None: a request file whichever worker's spool polls first claims,
+    :func:`printscp.jobs.spool.request_enqueue`);
     ``dicom_port()`` the port the DICOM side listens on (None: not listening).
     """
 
@@ -95,6 +96,15 @@ class Console:
         from printscp.jobs.index import JobIndex
 
         return JobIndex(self.data_dir)
+
+    @functools.cached_property
+    def job_control(self) -> Any:
+        """Cancel, hold, release, delete, reprint: the calls ``printscp jobs`` makes."""
+        from printscp.http.api.jobs import resolver
+        from printscp.jobs.control import JobControl
+
+        return JobControl(self.data_dir, self.job_index, self.enqueue, resolver(self.config),
+                          who="console")
 
     @functools.cached_property
     def archive(self) -> Any:

@@ -113,9 +113,6 @@ def test_printers_page(jobs: Jobs) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="jobs.preview renders a thumbnail at ~20 dpi with the job's "
-                   "Requested Decimate/Crop Behavior (FAIL when the SCU sends none): "
-                   "ImageTooLarge; previews should decimate", strict=False)
 def test_a_film_printed_over_dicom_appears_in_the_queue(tmp_path: Path, make_node) -> None:
     node = make_node("[archive]\nenabled = false\n")
     print_films(ramp_films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="MODALITY",

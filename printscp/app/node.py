@@ -110,7 +110,8 @@ class Node:
         renderer = functools.partial(job_render.render_job, profile_path=profile_path,
                                      dpi=config.printer.dpi or None)
         self.spool = Spool(data, renderer, max_queued=config.max_queued_jobs,
-                           executor_factory=_render_process, deliver=self._deliver)
+                           executor_factory=_render_process, deliver=self._deliver,
+                           history_days=config.job_history_days)
         self.print_service = print_management.PrintService(config, self.spool)
         self.worklist: WorklistStore | None = None
         if config.worklist.enabled:

@@ -71,8 +71,15 @@ def render_preview(folder: Path, job: PrintJob, film_index: int, width: int) -> 
     from printscp.printing.records import film_box_from_record
     from printscp.printing.render import render_film
 
+    from printscp.printing.enums import DecimateCropBehavior
+
     with np.load(folder / PIXELS, allow_pickle=False) as arrays:  # read lazily, by name
         film_box = film_box_from_record(job.films[film_index], arrays)
+    # The film itself was printed at full resolution; its preview is smaller than an
+    # image may be, and FAIL (a printer's default) would refuse it: previews decimate.
+    for box in film_box.image_boxes:
+        if box.requested_decimate_crop_behavior == DecimateCropBehavior.FAIL:
+            box.requested_decimate_crop_behavior = DecimateCropBehavior.DECIMATE
     width_mm, _ = film_dimensions(film_box.film_size_id, film_box.film_orientation)
     dpi = width * 25.4 / width_mm
     profile = _profile(str(job.extra.get("output_profile") or ""))

@@ -212,6 +212,10 @@ def control(console: Any) -> Any:
     return made
 
 
+#: Seconds the job index may go without a catch-up sync while the queue is viewed.
+SYNC_AGE = 5.0
+
+
 def resolver(config: Any) -> Any:
     """``resolve_targets`` of :class:`~printscp.jobs.control.JobControl` over the node's
     configuration: a printer profile by name (ValueError ``printer: ...`` naming the
@@ -345,6 +349,9 @@ def job_list(console: Any, request: Request | None = None, *, calling_ae: str | 
     filters = {"calling_ae": _text(calling_ae), "printer": _text(printer),
                "state": _state(state), "since": _parse_time(since, "query.since"),
                "until": _parse_time(until, "query.until", end=True), "label": _text(label)}
+    # Every spool records its jobs as they change; a sync now and then catches up what
+    # no running spool wrote (a job finished before the console started, a CLI action).
+    console.job_index.maybe_sync(SYNC_AGE)
     rows, total = console.job_index.query(**filters, limit=limit, offset=offset)
     jobs = [summary(request, row) for row in rows]
     return {"jobs": jobs, "total": int(total), "limit": limit, "offset": offset,

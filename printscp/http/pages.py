@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from printscp import __version__
+from printscp.http import auth
 from printscp.http.auth import User, viewer
 from printscp.http.errors import ApiError
 
@@ -75,6 +76,14 @@ def duration(seconds: Any) -> str:
     return f"{secs} s"
 
 
+def person(value: Any) -> str:
+    """A PN value for people: ``DOE^JANE^^DR`` -> ``DOE, JANE DR`` (the alphabetic
+    group; an empty name stays empty)."""
+    parts = [p.strip() for p in str(value or "").split("=")[0].split("^")]
+    family, rest = (parts[0], [p for p in parts[1:] if p]) if parts else ("", [])
+    return ", ".join(x for x in (family, " ".join(rest)) if x)
+
+
 def state_class(value: Any) -> str:
     """A state as a CSS class of ``.badge`` (``IN PROGRESS`` -> ``IN_PROGRESS``)."""
     return str(value or "").upper().replace(" ", "_")
@@ -92,9 +101,11 @@ def with_query(request: Request, **changes: Any) -> str:
 
 
 TEMPLATES.env.filters.update(filesize=filesize, dicom_date=dicom_date, dicom_time=dicom_time,
-                             duration=duration, state_class=state_class,
+                             duration=duration, state_class=state_class, person=person,
                              tojson_pretty=lambda v: json.dumps(v, indent=2, default=str))
 TEMPLATES.env.globals.update(with_query=with_query)
+if hasattr(auth, "csrf_token"):  # the sign-out form of base.html posts it
+    TEMPLATES.env.globals.setdefault("csrf_token", auth.csrf_token)
 
 
 def render(request: Request, template: str, user: User | None, *, twin: str | None = None,

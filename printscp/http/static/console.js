@@ -7,7 +7,9 @@
  * - [data-refresh="N"] on an element with an id: the page is fetched again every N s
  *   and that element swapped, for as long as the new page still marks it (the server
  *   drops the attribute when nothing is changing); paused while the tab is hidden or
- *   while the user works inside the element (focus, a ticked checkbox, an open form).
+ *   while the user works inside the element (focus, a ticked checkbox, an open form);
+ *   "printscp:updated" is dispatched on document with the new element.  An element
+ *   holding controls a page script wires ([data-bulk], [data-action]) is left to it.
  * - [data-method][data-url] on a button: sends that request (after confirm() with the
  *   text of data-confirm, if any), then goes to data-done or reloads the page.
  * - form[data-api="METHOD URL"]: sends the filled fields as JSON; an error is shown in
@@ -75,9 +77,9 @@
   }
 
   function refresher(el) {
-    var seconds = parseFloat(el.getAttribute("data-refresh")) || 5;
+    var seconds = parseFloat(el.getAttribute("data-refresh"));
     var id = el.id;
-    if (!id) return;
+    if (!id || !(seconds > 0)) return;
     var timer = setTimeout(function tick() {
       var current = document.getElementById(id);
       if (!current || !current.hasAttribute("data-refresh")) return;
@@ -94,6 +96,7 @@
           if (!fresh || !now || busy(now)) { timer = setTimeout(tick, seconds * 1000); return; }
           now.replaceWith(fresh);
           enhance(fresh);
+          document.dispatchEvent(new CustomEvent("printscp:updated", {detail: fresh}));
           if (fresh.hasAttribute("data-refresh")) refresher(fresh);
         })
         .catch(function () { timer = setTimeout(tick, seconds * 2000); });
@@ -195,7 +198,11 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     enhance(document);
+    // An element whose controls a page script wires itself ([data-bulk], [data-action])
+    // is refreshed by that script: swapping it here would leave its buttons unwired.
     var live = document.querySelectorAll("[data-refresh]");
-    for (var i = 0; i < live.length; i++) refresher(live[i]);
+    for (var i = 0; i < live.length; i++) {
+      if (!live[i].querySelector("[data-bulk], [data-action]")) refresher(live[i]);
+    }
   });
 })();

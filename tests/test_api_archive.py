@@ -194,6 +194,22 @@ def test_deleted_study_can_be_stored_again(client, console, studies):
     assert client.get(f"/api/archive/studies/{study.study_uid}").json()["instances"] == 2
 
 
+def test_a_receiving_process_stores_a_study_the_console_deleted(client, console, studies):
+    """Another process (a worker) remembers the deleted study's rows: its next store of
+    that study writes them again instead of failing on the missing rows."""
+    from printscp.archive.archive import Archive
+
+    worker = Archive(console.data_dir)
+    study = studies["roe"]
+    ds = instance(study, 0, 1)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    assert worker.receive(out.getvalue(), ds.SOPClassUID, ds.SOPInstanceUID, "M").status == 0
+    assert client.delete(f"/api/archive/studies/{study.study_uid}").status_code == 200
+    assert worker.receive(out.getvalue(), ds.SOPClassUID, ds.SOPInstanceUID, "M").status == 0
+    assert client.get(f"/api/archive/studies/{study.study_uid}").json()["instances"] == 1
+
+
 def test_delete_with_disabled_archive_is_404(tmp_path):
     config = node_config(tmp_path, "[archive]\nenabled = false\n")
     client = console_client(create_app(Console(config)))

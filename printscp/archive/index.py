@@ -347,20 +347,30 @@ class Index(Database):
         instance_values = (sop_uid, _text(ds, "SOPClassUID"), _column(ds, "InstanceNumber"),
                            transfer_syntax, staged.relative, staged.size, staged.sha256)
         known: dict[Level, int] = {}
-        with self._writer():
-            with self._write() as db:
-                row = db.execute("SELECT path FROM instances WHERE sop_uid = ?",
-                                 (sop_uid,)).fetchone()
-                if row is not None and not replace:
-                    if row[0] != staged.relative:
-                        remove(staged.final)
-                    return StoreResult.KEPT
-                series_pk = self._write_levels(db, ds, keys, prints, known)
-                files.ensure_placed(staged)
-                db.execute(_INSERT_INSTANCE,
-                           (series_pk, *instance_values, _now(), source_ae, attrs))
-            if row is not None and row[0] != staged.relative:
-                self._remove_replaced(files, row[0])
+        for attempt in range(2):
+            known.clear()
+            try:
+                with self._writer():
+                    with self._write() as db:
+                        row = db.execute("SELECT path FROM instances WHERE sop_uid = ?",
+                                         (sop_uid,)).fetchone()
+                        if row is not None and not replace:
+                            if row[0] != staged.relative:
+                                remove(staged.final)
+                            return StoreResult.KEPT
+                        series_pk = self._write_levels(db, ds, keys, prints, known)
+                        files.ensure_placed(staged)
+                        db.execute(_INSERT_INSTANCE,
+                                   (series_pk, *instance_values, _now(), source_ae, attrs))
+                    if row is not None and row[0] != staged.relative:
+                        self._remove_replaced(files, row[0])
+                break
+            except sqlite3.IntegrityError:
+                # A row this process remembers was deleted by another (a study deleted
+                # from the console): forget them all and write the levels again.
+                if attempt:
+                    raise
+                self._levels.clear()
         for level, pk in known.items():  # committed: remember what the rows hold
             if len(self._levels) > 10000:
                 self._levels.clear()

@@ -229,6 +229,10 @@ class CommitmentService:
         return None
 
     def _delivered(self, c: Commitment, how: str, code: int) -> None:
+        from printscp.archive.browse import record_delivered
+
+        # Kept for the console's workflow page: which reports went out, how, when.
+        record_delivered(self.store.folder.parent, c, how, code)
         self.store.done(c)
         self._origins.pop(c.transaction_uid, None)
         LOGGER.info("storage commitment %s reported on %s (%d committed, %d failed; "

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydicom.uid import UID
 
+from printscp.core import metrics
 from printscp.net import channel
 
 LOGGER = logging.getLogger("printscp.associations")
@@ -36,8 +37,9 @@ def on_rejected(event: Any) -> None:
 
 
 def on_closed(event: Any) -> None:
-    """EVT_CONN_CLOSE: the association's line (nothing for a connection that never sent
-    an A-ASSOCIATE-RQ; that is at DEBUG)."""
+    """EVT_CONN_CLOSE: the association's line, and its count by calling AE and service
+    (:func:`printscp.core.metrics.association_closed`); nothing for a connection that
+    never sent an A-ASSOCIATE-RQ (that is at DEBUG, and not counted)."""
     assoc = event.assoc
     requestor = assoc.requestor
     primitive = getattr(requestor, "primitive", None)
@@ -51,6 +53,7 @@ def on_closed(event: Any) -> None:
     operations = ", ".join(f"{name} x{count}" for name, count in
                            sorted(done.operations.items())) or "no operations"
     services = [UID(uid).name for uid in done.sop_classes]
+    metrics.association_closed(calling, done.sop_classes, done.ended)
     level = logging.WARNING if done.ended.startswith("rejected") else logging.INFO
     LOGGER.log(level, "association %s: %s@%s -> %s: %s%s; %.2f s; %s", done.id, calling,
                requestor.address, called, operations,

@@ -35,13 +35,16 @@ class AssociationClosed(RuntimeError):
 @dataclass(frozen=True)
 class AssociationSummary:
     """What an association did, for its log line: the number the DIMSE log lines carry,
-    how long it lasted, the peer's requests served by DIMSE command, how it ended."""
+    how long it lasted, the peer's requests served by DIMSE command, how it ended, and
+    the bytes read from and written to its socket."""
 
     id: str
     seconds: float
     operations: dict[str, int]
     sop_classes: tuple[str, ...]
     ended: str
+    bytes_received: int = 0
+    bytes_sent: int = 0
 
 
 def summary(assoc: Any) -> AssociationSummary:
@@ -58,7 +61,8 @@ def summary(assoc: Any) -> AssociationSummary:
         else:
             ended = "closed" if not assoc.is_established else "open"
     return AssociationSummary(hooks.id, time.monotonic() - hooks.started,
-                              dict(hooks.operations), tuple(sorted(hooks.sop_classes)), ended)
+                              dict(hooks.operations), tuple(sorted(hooks.sop_classes)), ended,
+                              hooks.bytes_received, hooks.bytes_sent)
 
 
 def mark_ended(assoc: Any, how: str) -> None:

@@ -59,6 +59,15 @@ class AssociationHooks:
     sop_classes: set[str] = field(default_factory=set)
     #: How it ended, when the loops saw it: "released", "aborted by the peer"...
     ended: str | None = None
+    #: Bytes read from and written to the socket (PDUs, headers included).  Read by
+    #: the node's list of live associations; written under the read and write paths'
+    #: own serialisation (the DUL thread reads, writers hold ``write_lock``).
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    #: Requests handed to pynetdicom and not yet served, by Message ID:
+    #: (DIMSE command, SOP class UID, time.perf_counter() when the message was whole),
+    #: so that their latency counts from their last fragment (reactors._serve_request).
+    arrived: dict[int, tuple[str, str, float]] = field(default_factory=dict)
 
     # -- the DUL thread's loop (printscp.net.reactors) ---------------------------------
     #: The wake-up pipe the DUL thread selects on while it runs our loop (else None).

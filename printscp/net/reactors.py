@@ -30,6 +30,10 @@ P-DATA indication would have been.
 Outgoing, ``send_msg`` frames each message whole (:func:`send_raw`) instead of one
 P-DATA primitive per PDV, and command sets are encoded by hand.
 
+Every request served, on either path, is timed from its last fragment to its response
+(:func:`printscp.core.metrics.dimse`), and the bytes each association reads and writes
+are counted (:class:`~printscp.net.hooks.AssociationHooks`).
+
 An association whose DUL thread started before :func:`install` keeps pynetdicom's
 loop; :func:`runs_our_loop` tells, and sending falls back to P-DATA primitives.
 
@@ -58,6 +62,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket
 
+from printscp.core import metrics
 from printscp.net import observe, pdata
 from printscp.net.hooks import AssociationHooks, existing_hooks, hooks_of
 
@@ -220,6 +225,7 @@ def _serve_request(self: Association, msg: Any, context_id: int) -> None:
         return
     hooks = hooks_of(self)
     hooks.serving = True
+    started = time.perf_counter()
     try:
         requests = hooks.requests
         if requests is None or not requests(msg, context_id):
@@ -227,8 +233,24 @@ def _serve_request(self: Association, msg: Any, context_id: int) -> None:
                 self, msg, context_id)
     finally:
         hooks.serving = False
+        _served(hooks, msg, started)
     if self.is_requestor and not self._reactor_checkpoint.is_set():
         self._is_paused = True
+
+
+def _served(hooks: AssociationHooks, primitive: Any, started: float) -> None:
+    """Count a request pynetdicom (or ``hooks.requests``) served: from when its last
+    fragment arrived (:func:`_deliver` noted it) or, for a message our loop did not
+    parse, from when it was taken off the queue.  ``primitive``: pynetdicom's DIMSE
+    primitive for it (``C_ECHO``, ``N_ACTION``...)."""
+    arrived = hooks.arrived.pop(getattr(primitive, "MessageID", None), None)
+    if arrived is not None:
+        command, sop_class, started = arrived
+    else:
+        command = type(primitive).__name__.replace("_", "-")
+        sop_class = str(getattr(primitive, "AffectedSOPClassUID", None)
+                        or getattr(primitive, "RequestedSOPClassUID", None) or "")
+    metrics.dimse(command, sop_class, time.perf_counter() - started)
 
 
 def _put_back(assoc: Association, msg: Any, context_id: int) -> None:
@@ -523,18 +545,29 @@ def _socket_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
     buffer = bytearray(min(nr_bytes, RECV_CHUNK))
     view = memoryview(buffer)
     read = 0
-    while read < nr_bytes:
-        if read == len(buffer):
-            view.release()
-            buffer.extend(bytes(min(nr_bytes - read, len(buffer))))  # doubles at most
-            view = memoryview(buffer)
-        got = self.socket.recv_into(view[read:], len(buffer) - read)
-        if not got:
-            view.release()
-            del buffer[read:]
-            return buffer
-        read += got
-    return buffer
+    try:
+        while read < nr_bytes:
+            if read == len(buffer):
+                view.release()
+                buffer.extend(bytes(min(nr_bytes - read, len(buffer))))  # doubles at most
+                view = memoryview(buffer)
+            got = self.socket.recv_into(view[read:], len(buffer) - read)
+            if not got:
+                view.release()
+                del buffer[read:]
+                return buffer
+            read += got
+        return buffer
+    finally:
+        _count_received(self, read)
+
+
+def _count_received(transport: AssociationSocket, count: int) -> None:
+    """Add ``count`` bytes read to the association's (only its DUL thread reads)."""
+    assoc = getattr(transport, "assoc", None)
+    hooks = existing_hooks(assoc) if assoc is not None else None
+    if hooks is not None:
+        hooks.bytes_received += count
 
 
 def _socket_send(self: AssociationSocket, bytestream: bytes) -> None:
@@ -548,6 +581,7 @@ def _socket_send(self: AssociationSocket, bytestream: bytes) -> None:
         return
     with hooks.write_lock:
         original(self, bytestream)
+        hooks.bytes_sent += len(bytestream)
         if bytestream[:1] == b"\x04":  # a P-DATA-TF PDU of a queued primitive is out
             hooks.pdata_queued.add(-1)
 
@@ -641,11 +675,17 @@ def _flush_partial(dul: DULServiceProvider, hooks: AssociationHooks) -> None:
 
 def _deliver(assoc: Association, hooks: AssociationHooks,
              message: pdata.MessageAssembler) -> None:
-    """A whole message: served by the fast path that claims it, else by pynetdicom."""
+    """A whole message: served by the fast path that claims it, else by pynetdicom.
+
+    A request's time is taken from here to its response (:func:`_served` for those
+    pynetdicom serves)."""
+    whole = time.perf_counter()
     command = message.command
     field = pdata.command_us(command, pdata.COMMAND_FIELD) if command is not None else None
+    name = sop_class = ""
     if field is not None and not field & 0x8000:
-        hooks.operations[pdata.COMMAND_NAMES.get(field, f"0x{field:04X}")] += 1
+        name = pdata.COMMAND_NAMES.get(field, f"0x{field:04X}")
+        hooks.operations[name] += 1
         sop_class = pdata.command_text(command, pdata.AFFECTED_SOP_CLASS) or \
             pdata.command_text(command, pdata.REQUESTED_SOP_CLASS)
         if sop_class:
@@ -664,10 +704,30 @@ def _deliver(assoc: Association, hooks: AssociationHooks,
     elif field == pdata.C_FIND_RQ and hooks.find is not None:
         serve = hooks.find(assoc, message)
     if serve is None:
+        if name and field != _C_CANCEL_RQ:  # a C-CANCEL gets no response
+            _note_arrival(hooks, command, name, sop_class, whole)
         _indicate(assoc, message)
         return
     observe.message_received(assoc, message)  # as pynetdicom's receive_primitive does
     serve()
+    if name:  # a request (not a C-GET's C-STORE-RSP)
+        metrics.dimse(name, sop_class, time.perf_counter() - whole)
+
+
+#: C-CANCEL-RQ's Command Field: a request that has no response of its own.
+_C_CANCEL_RQ = 0x0FFF
+
+
+def _note_arrival(hooks: AssociationHooks, command: dict[int, bytes] | None, name: str,
+                  sop_class: str, whole: float) -> None:
+    """Remember when a request handed to pynetdicom was whole, for :func:`_served`."""
+    message_id = pdata.command_us(command or {}, pdata.MESSAGE_ID)
+    if message_id is None:
+        return
+    arrived = hooks.arrived
+    if len(arrived) >= 64:  # requests pynetdicom never served (refused, aborted)
+        arrived.clear()
+    arrived[message_id] = (name, sop_class, whole)
 
 
 def _log_dimse(hooks: AssociationHooks, direction: str, fields: dict[str, Any]) -> None:
@@ -782,7 +842,7 @@ def _write(dul: DULServiceProvider, hooks: AssociationHooks, message: RawMessage
             return  # the association is going: the message goes with it, as a PDU would
         try:
             for i in range(0, len(message.buffers), 64):
-                _send_all(sock, message.buffers[i:i + 64])
+                hooks.bytes_sent += _send_all(sock, message.buffers[i:i + 64])
         except OSError:
             dul.event_queue.put("Evt17")
 
@@ -805,13 +865,17 @@ def _send_queued_raw(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
     return True
 
 
-def _send_all(sock: Any, buffers: list[Any]) -> None:
-    """``sendmsg`` until every buffer is gone (a partial send resumes mid-buffer)."""
+def _send_all(sock: Any, buffers: list[Any]) -> int:
+    """``sendmsg`` until every buffer is gone (a partial send resumes mid-buffer);
+    returns the number of bytes sent."""
     views = [memoryview(b).cast("B") for b in buffers]
+    total = 0
     while views:
         sent = sock.sendmsg(views)
+        total += sent
         while views and sent >= len(views[0]):
             sent -= len(views[0])
             views.pop(0)
         if views and sent:
             views[0] = views[0][sent:]
+    return total

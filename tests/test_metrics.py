@@ -155,6 +155,20 @@ def test_metrics_text_parses_and_holds_the_node_gauges(make_node, client, sample
     assert "printscp_open_associations" in families
 
 
+def test_printer_profiles_sharing_a_name_give_one_series(tmp_path):
+    from helpers.nodes import node_config
+
+    config = node_config(tmp_path, '[printers.other]\nae_title = "OTHER"\n')
+    assert config.printer.name == config.printers["other"].name
+    body, _ = http_metrics.render(config.data_path, config)
+    families = {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
+    status = [s.labels["printer"] for s in families["printscp_printer_status"]
+              if s.labels["status"] == "NORMAL"]
+    jobs = [s.labels["printer"] for s in families["printscp_jobs_by_state"]
+            if s.labels["state"] == "DONE"]
+    assert status == jobs == [config.printer.name]
+
+
 def test_a_part_that_cannot_be_read_is_left_out_not_the_scrape(tmp_path, caplog):
     from helpers.nodes import node_config
 

@@ -96,11 +96,17 @@ class NodeCollector:
             "Status (HELD: pending jobs on hold, also counted as PENDING) and printer",
             labels=["state", "printer"])
         index = job_index(self.data_dir)
-        for _, profile in printer_status.profiles(self.config):
+        for profile in self._printers():
             for state in (*STATES, "HELD"):
                 _, count = index.query(printer=profile.name, state=state, limit=0)
                 gauge.add_metric([state, profile.name], count)
         return [gauge]
+
+    def _printers(self) -> list[Any]:
+        """The printer profiles, one per Printer Name (two profiles may share one, and
+        a series must appear once)."""
+        named = {p.name: p for _, p in printer_status.profiles(self.config)}
+        return list(named.values())
 
     def _spool(self) -> list[Metric]:
         depth = 0
@@ -140,7 +146,7 @@ class NodeCollector:
             "whose last delivery failed (waiting to retry)", labels=["printer"])
         unhealthy = Counter(str(t.get("printer") or "") for t in
                             unhealthy_targets(self.data_dir))
-        for _, profile in printer_status.profiles(self.config):
+        for profile in self._printers():
             now, _ = printer_status.condition(self.config, profile, free)
             for value in PRINTER_STATUSES:
                 status.add_metric([profile.name, value], 1 if value == now else 0)

@@ -156,7 +156,8 @@ def test_concurrent_stores_of_one_instance_leave_one_good_copy(node):
 
 def _serve(data: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "printscp", "serve", "--port", str(port),
-                             "--bind", "127.0.0.1", "--data-dir", str(data), "--workers", "1"],
+                             "--bind", "127.0.0.1", "--data-dir", str(data), "--workers", "1",
+                             "--no-http"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     wait_for_port(port, 20, proc)

@@ -28,7 +28,8 @@ def _serve(tmp_path: Path, *options: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "printscp", "serve", "--port", str(port), "--bind",
-         "127.0.0.1", "--data-dir", str(tmp_path / "data"), "--workers", "2", *options],
+         "127.0.0.1", "--data-dir", str(tmp_path / "data"), "--workers", "2", "--no-http",
+         *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     wait_for_port(port, timeout=60, process=proc)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # every test runs printscp serve
 def start(data: Path, *extra: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "printscp", "serve", "--port", "0", "--bind", "127.0.0.1",
-         "--data-dir", str(data), *extra],
+         "--data-dir", str(data), "--http", "127.0.0.1:0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     line = proc.stdout.readline()
     match = re.search(r"listening on 127\.0\.0\.1:(\d+); films go to (.+) \((\d) worker", line)

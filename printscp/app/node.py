@@ -26,6 +26,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from pynetdicom import AE, evt
 
 from printscp.app import association_log
+from printscp.app.live import LiveAssociations
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
 from printscp.core import uids
@@ -101,6 +102,8 @@ class Node:
         self.load = load
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
+        #: This process's open associations, published for the console.
+        self.live = LiveAssociations(data)
         for printer in (config.printer, *config.printers.values()):
             if printer.output_profile:  # refuse a bad profile at start-up
                 OutputProfile.from_file(printer.output_profile)
@@ -210,6 +213,7 @@ class Node:
     def handlers(self) -> list[tuple[Any, ...]]:
         return [
             *association_log.handlers(),
+            *self.live.handlers(),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, verification.handle_echo),
             *dispatch.combine(print_management.event_handlers(self.print_service),
@@ -250,6 +254,7 @@ class Node:
         self._thread = threading.Thread(target=self.server.serve_forever,
                                         name="printscp-acceptor", daemon=True)
         self._thread.start()
+        self.live.start()
         LOGGER.info("listening on %s:%d as %s", self.config.bind, self.port,
                     self.config.ae_title)
         return self
@@ -283,6 +288,7 @@ class Node:
         if self.commitment is not None:
             self.commitment.stop()
         self.spool.stop()
+        self.live.stop()
 
     def __enter__(self) -> Node:
         return self.start()

@@ -148,6 +148,7 @@ CREATE INDEX IF NOT EXISTS studies_date ON studies(study_date);
 CREATE INDEX IF NOT EXISTS studies_accession ON studies(accession_number);
 CREATE INDEX IF NOT EXISTS series_study ON series(study_pk);
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series_pk);
+CREATE INDEX IF NOT EXISTS instances_size ON instances(size);
 """
 
 def level_dataset(ds: Dataset, level: Level) -> Dataset:

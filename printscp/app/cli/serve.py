@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from printscp import __version__
+
+if TYPE_CHECKING:
+    from printscp.config import NodeConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--remote", action="append", default=[], metavar="AE@HOST:PORT",
                    help="a peer (C-MOVE destination...), in addition to the config's [[remote]] "
                    "table; repeatable")
+    http = p.add_mutually_exclusive_group()
+    http.add_argument("--http", metavar="HOST:PORT",
+                      help="serve the console and its API there (default [http] bind and "
+                      "port: 127.0.0.1:8080; port 0 picks a free one)")
+    http.add_argument("--no-http", action="store_true", help="no console, no HTTP at all")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="log one line per association and per job state change")
     p.add_argument("-d", "--debug", action="count", default=0,
@@ -43,12 +52,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def http_option(value: str | None, no_http: bool, config: NodeConfig) -> NodeConfig:
+    """``config`` with ``--http HOST:PORT`` or ``--no-http`` applied."""
+    from dataclasses import replace
+
+    from printscp.config import HttpConfig
+    from printscp.core.errors import ConfigError
+
+    if no_http:
+        return replace(config, http=replace(config.http, enabled=False))
+    if value is None:
+        return config
+    host, colon, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit():
+        raise ConfigError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)", "--http")
+    try:
+        http = HttpConfig(enabled=True, bind=host, port=int(port))
+    except ConfigError as err:
+        raise ConfigError(err.problem, "--http") from None
+    return replace(config, http=http)
+
+
 def run(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from printscp.app.node import Node
-    from printscp.app.workers import WorkerPool
+    from printscp.app import logs, telemetry
     from printscp.config import load_config
 
     # A ConfigError is left to printscp.app.cli.dispatch, which reports every one.
@@ -61,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
 
         config = replace(config, remote=config.remote + tuple(
             RemoteAE.parse(r) for r in args.remote)).validate()
+    config = http_option(args.http, args.no_http, config)
+    # Before anything imports prometheus_client (the node does): multiprocess counts.
+    telemetry.prepare(config.data_path)
+    from printscp.app.console import ConsoleError, start_console
+    from printscp.app.node import Node
+    from printscp.app.workers import WorkerPool
+
     try:
         workers = config.worker_count
         if workers == 1:
@@ -72,6 +109,15 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         print(f"printscp serve: {err}", file=sys.stderr)
         return 2
+    console = None
+    if config.http.enabled:
+        try:
+            console = start_console(config, dicom_port=lambda: node.port,
+                                    logs=logs.recent_lines(getattr(args, "log_handlers", [])))
+        except (ConsoleError, OSError) as err:
+            node.stop()
+            print(f"printscp serve: {err}", file=sys.stderr)
+            return 2
     stopping: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
@@ -80,12 +126,15 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     films = (config.data_path / "films").resolve()
+    where = f"; console at {console.url}" if console is not None else ""
     print(f"printscp {__version__}: {config.ae_title} listening on {config.bind}:{node.port}; "
-          f"films go to {films} ({workers} worker process{'es' if workers > 1 else ''})",
-          flush=True)
+          f"films go to {films} ({workers} worker process{'es' if workers > 1 else ''})"
+          f"{where}", flush=True)
     while not stopping:
         time.sleep(0.2)
     print("printscp: stopping (jobs not yet rendered stay spooled for the next start)",
           flush=True)
+    if console is not None:
+        console.stop()
     node.stop()
     return 0

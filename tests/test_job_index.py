@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -112,23 +111,21 @@ def test_a_late_write_never_takes_a_finished_job_back(data):
 
 
 @pytest.mark.slow
-def test_ten_thousand_jobs_sync_and_query_fast(data):
+def test_ten_thousand_jobs_sync_and_query(data):
+    """At the benchmark's scale (benchmarks/console.py times it): an index up to date
+    syncs nothing, and pages and filters answer right."""
     films = data / "films"
     for n in range(10_000):
         sidecar(films, n, calling=f"CT{n % 7}", printer=f"P{n % 3}", label=f"L{n % 100}",
                 day=1 + n // 86400)
     index = JobIndex(data)
-    index.sync()
-    t0 = time.perf_counter()
+    assert index.sync() == 10_000
     assert index.sync() == 0
-    sync_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    index.query(limit=50)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    rows, total = index.query(limit=50)
+    assert total == 10_000 and len(rows) == 50
+    assert [r["job_id"] for r in rows] == sorted((r["job_id"] for r in rows), reverse=True)
     rows, total = index.query(calling_ae="CT3", printer="P1", label="L4", limit=50)
-    filtered = time.perf_counter() - t0
     assert total > 0 and len(rows) <= 50
-    print(f"sync {sync_s * 1000:.1f} ms, first page {first * 1000:.1f} ms, "
-          f"filtered {filtered * 1000:.1f} ms")
-    assert sync_s < 0.5 and first < 0.02 and filtered < 0.05
+    assert all((r["calling_ae"], r["printer"]) == ("CT3", "P1")
+               and "L4" in r["film_session_label"]
+               for r in rows)

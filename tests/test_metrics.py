@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -302,32 +300,24 @@ def build_busy_data_dir(data: Path) -> None:
         (data / "spool" / f"2024{i:08d}").mkdir(parents=True)
 
 
-def _sizes_indexed() -> bool:
-    """Whether the archive index keeps an index over ``instances(size)``: without one,
-    SUM(size) reads every row of the instances table (about 100 ms for 50,000)."""
-    from printscp.archive.index import SCHEMA
-
-    return "oninstances(size" in SCHEMA.replace(" ", "").lower()
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(not _sizes_indexed(), strict=True,
-                   reason="the archive index needs CREATE INDEX instances_size ON "
-                   "instances(size) for SUM(size) to take ~4 ms, not ~100 ms")
-def test_metrics_answer_in_50_ms_with_10000_jobs_and_50000_instances(tmp_path):
+def test_metrics_with_10000_jobs_and_50000_instances(tmp_path):
+    """At the benchmark's scale (benchmarks/console.py times the scrape): the figures
+    are right, and the archive's size is summed from an index, not by reading every
+    instance row (about 100 ms for 50,000 rows)."""
+    import sqlite3
+
     from helpers.nodes import node_config
 
     config = node_config(tmp_path, SECOND_PRINTER)
     build_busy_data_dir(config.data_path)
-    http_metrics.render(config.data_path, config)  # opens the job index once
-    times = []
-    for _ in range(10):
-        t0 = time.perf_counter()
-        body, _ = http_metrics.render(config.data_path, config)
-        times.append(time.perf_counter() - t0)
+    body, _ = http_metrics.render(config.data_path, config)
     families = {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
     assert value(families, "printscp_archive_instances") == INSTANCES
     assert value(families, "printscp_archive_bytes") == INSTANCES * 525_000
     assert value(families, "printscp_jobs_by_state", state="DONE", printer="second") == 4000
     assert value(families, "printscp_spool_depth") == 20
-    assert statistics.median(times) <= 0.050, [round(t * 1000, 1) for t in times]
+    with sqlite3.connect(config.data_path / "index.sqlite") as db:
+        plan = " ".join(str(r) for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*), SUM(size) FROM instances"))
+    assert "COVERING INDEX instances_size" in plan, plan

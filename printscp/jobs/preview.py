@@ -67,11 +67,10 @@ def render_preview(folder: Path, job: PrintJob, film_index: int, width: int) -> 
     from PIL import Image
 
     from printscp.jobs.render import _profile
+    from printscp.printing.enums import DecimateCropBehavior
     from printscp.printing.layout import film_dimensions
     from printscp.printing.records import film_box_from_record
     from printscp.printing.render import render_film
-
-    from printscp.printing.enums import DecimateCropBehavior
 
     with np.load(folder / PIXELS, allow_pickle=False) as arrays:  # read lazily, by name
         film_box = film_box_from_record(job.films[film_index], arrays)

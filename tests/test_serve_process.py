@@ -113,3 +113,48 @@ def test_job_spooled_before_kill_9_is_rendered_after_restart(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
+
+
+def test_the_console_answers_where_the_start_line_says_and_stops_with_the_node(tmp_path):
+    import httpx
+
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "printscp", "serve", "--port", "0", "--bind", "127.0.0.1",
+         "--data-dir", str(data), "--http", "127.0.0.1:0", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+);.*; console at (http://\S+)$", line)
+        assert match, line + proc.stderr.read()
+        port, url = int(match.group(1)), match.group(2)
+        ready = httpx.get(f"{url}/readyz", timeout=10).json()
+        assert ready["ready"] and ready["checks"]["dicom_port"]["detail"].endswith(
+            f":{port} is listening")
+        with PrintSCU(port, calling="ECHOER") as scu:
+            assert scu.assoc.send_c_echo().Status == 0
+        # both worker processes count into one /metrics
+        wait_until(lambda: 'calling_ae="ECHOER"' in httpx.get(f"{url}/metrics").text, 10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz", timeout=2)
+
+
+@pytest.mark.parametrize("http, words", [
+    ("0.0.0.0:0", ["no users", "printscp users add"]),
+    ("127.0.0.1", ["--http", "HOST:PORT"]),
+    ("127.0.0.1:99999", ["--http", "0-65535"]),
+])
+def test_a_console_that_may_not_start_is_one_line_and_exit_2(tmp_path, http, words):
+    done = subprocess.run(
+        [sys.executable, "-m", "printscp", "serve", "--port", "0", "--bind", "127.0.0.1",
+         "--data-dir", str(tmp_path / "data"), "--workers", "1", "--http", http],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]

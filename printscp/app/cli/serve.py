@@ -98,6 +98,14 @@ def run(args: argparse.Namespace) -> int:
     from printscp.app.node import Node
     from printscp.app.workers import WorkerPool
 
+    if config.http.enabled:  # before the DICOM port opens: refuse at once
+        from printscp.http.auth import check_startable
+
+        reason = check_startable(config, config.data_path)
+        if reason:
+            print(f"printscp serve: {reason}", file=sys.stderr)
+            return 2
+
     try:
         workers = config.worker_count
         if workers == 1:

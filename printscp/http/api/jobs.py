@@ -561,7 +561,7 @@ def _simple(action: str) -> Any:
     return route
 
 
-for _action, _what in (("cancel", "Cancel a pending or printing job (FAILURE, JOB CANCELED)"),
+for _action, _what in (("cancel", "Cancel a pending or held job (FAILURE, JOB CANCELED)"),
                        ("hold", "Hold a pending job: it is not printed until released"),
                        ("release", "Release a held job")):
     router.add_api_route(f"/jobs/{{job_id}}/{_action}", _simple(_action), methods=["POST"],

@@ -126,6 +126,8 @@ MIRRORED: tuple[Mirrored, ...] = (
              "reactors._socket_recv replaces it"),
     Mirrored("pynetdicom.transport:AssociationSocket.send", "e792469c953273eb",
              "reactors._socket_send wraps it"),
+    Mirrored("pynetdicom.transport:AssociationSocket.ready", "245230e31ef3ad51",
+             "reactors._socket_ready: the same with poll (no FD_SETSIZE limit)"),
     Mirrored("pynetdicom.transport:ThreadedAssociationServer.process_request",
              "f9ef495557ee7003", "server.AssociationServer.process_request"),
     Mirrored("pynetdicom.transport:AssociationServer.get_request", "94f13a70081c5322",

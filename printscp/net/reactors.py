@@ -49,6 +49,7 @@ import logging
 import os
 import queue
 import select
+import ssl
 import struct
 import threading
 import time
@@ -85,7 +86,44 @@ ORIGINALS: dict[str, Any] = {
     "pynetdicom.transport:AssociationSocket.recv": AssociationSocket.recv,
     "pynetdicom.transport:AssociationSocket.send": AssociationSocket.send,
     "pynetdicom.dimse:DIMSEServiceProvider.send_msg": DIMSEServiceProvider.send_msg,
+    "pynetdicom.transport:AssociationSocket.ready": AssociationSocket.ready.fget,
 }
+
+
+def readable(fds: list[Any], timeout: float) -> set[Any]:
+    """Which of ``fds`` (file descriptors or objects with ``fileno()``) have data, or
+    were closed by the peer, within ``timeout`` seconds.
+
+    ``poll`` rather than ``select``: select refuses descriptors numbered 1024 or more
+    (FD_SETSIZE), so a process holding that many files and sockets (a busy node, or a
+    long test run) saw every new association fail as soon as its socket's number
+    passed 1023.  A closed descriptor raises ValueError or OSError, as select did."""
+    poller = select.poll()
+    by_fd = {}
+    for item in fds:
+        fd = item if isinstance(item, int) else item.fileno()
+        if fd < 0:
+            raise ValueError("file descriptor cannot be a negative integer")
+        by_fd[fd] = item
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+    ready = poller.poll(max(0, int(timeout * 1000)))
+    return {by_fd[fd] for fd, _ in ready if fd in by_fd}
+
+
+def _socket_ready(self: AssociationSocket) -> bool:
+    """AssociationSocket.ready (pynetdicom 3.0) with :func:`readable` for select."""
+    if self.socket is None or self._is_connected is False:
+        return False
+    try:
+        ready = readable([self.socket], 0)
+    except (OSError, TimeoutError, ValueError):
+        # Evt17: Transport connection closed
+        self.event_queue.put("Evt17")
+        return False
+    # An SSLSocket may have buffered data available that poll is unaware of
+    if isinstance(self.socket, ssl.SSLSocket):
+        return bool(ready) or bool(self.socket.pending())
+    return bool(ready)
 
 _installed = False
 _install_lock = threading.Lock()
@@ -110,6 +148,7 @@ def install() -> None:
         Association._serve_request = _serve_request
         AssociationSocket.recv = _socket_recv
         AssociationSocket.send = _socket_send
+        AssociationSocket.ready = property(_socket_ready)  # type: ignore[assignment]
         _fast_command_encoding()
         _cached_uid_checks()
         DIMSEServiceProvider.send_msg = _send_msg
@@ -392,16 +431,16 @@ def _wait_for_io(dul: DULServiceProvider, hooks: AssociationHooks, pipe: _Pipe) 
             return  # TLS: decrypted bytes wait that select cannot see
         fds.append(sock)
     try:
-        readable, _, _ = select.select(fds, [], [], TICK)
+        ready = readable(fds, TICK)
     except (OSError, ValueError):  # the socket closed under us: the loop will see it
         time.sleep(dul._run_loop_delay)
         pipe.drain()
         return
     # Only what select saw is read: every syscall of this thread lets the GIL go, and
     # a store on another association's thread may then hold it for a while.
-    if pipe.read_fd in readable:
+    if pipe.read_fd in ready:
         pipe.drain()
-    hooks.readable = len(fds) > 1 and fds[1] in readable
+    hooks.readable = len(fds) > 1 and fds[1] in ready
 
 
 def _dul_run_reactor(self: DULServiceProvider) -> None:
@@ -754,7 +793,7 @@ def read_pending(assoc: Association) -> bool:
         pending = getattr(sock, "pending", None)
         if not (pending is not None and pending()):
             try:
-                if not select.select([sock], [], [], 0)[0]:
+                if not readable([sock], 0):
                     return False
             except (OSError, ValueError):
                 return True

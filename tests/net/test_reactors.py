@@ -183,3 +183,31 @@ def test_no_c_store_goes_out_once_the_peer_aborted_even_before_the_reactor_notic
     with pytest.raises(channel.AssociationClosed):
         assoc.send_c_store(stored, 2)
     assert assoc.sent == []
+
+
+@pytest.mark.slow
+def test_associations_work_when_descriptors_pass_fd_setsize(tmp_path):
+    """A busy process (files, databases, sockets) hands out descriptors numbered 1024
+    and more; select() refuses those, and every new association then failed."""
+    import os
+    import resource
+
+    from helpers.nodes import make_node
+    from helpers.print_scu import PrintSCU
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1300:
+        pytest.skip(f"only {soft} descriptors allowed")
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        node = make_node(tmp_path)
+        try:
+            with PrintSCU(node.port) as scu:  # both ends' sockets above 1100
+                assert scu.assoc.send_c_echo().Status == 0
+        finally:
+            node.stop()
+    finally:
+        for fd in held:
+            os.close(fd)

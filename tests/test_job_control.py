@@ -344,3 +344,43 @@ def test_cli_actions(spool, tmp_path, capsys):
     assert main(["jobs", "--data-dir", str(tmp_path), "delete", job.job_id]) == 0
     assert main(["jobs", "--data-dir", str(tmp_path), "cancel", job.job_id]) == 1
     assert main(["jobs", "--data-dir", str(tmp_path)]) == 0  # the list, as before
+
+
+@pytest.mark.slow
+def test_a_job_cancelled_elsewhere_is_reported_to_the_scu_watching_it(make_node):
+    """The console (another process, through the files) cancels a job whose CUPS
+    queue is down; the association that printed it gets its FAILURE event."""
+    from helpers.net import free_port, wait_until
+    from pynetdicom import evt
+
+    node = make_node(f"""
+[[printer.targets]]
+type = "cups"
+id = "ward"
+queue = "ward"
+server = "127.0.0.1:{free_port()}"
+retry = {{initial_seconds = 30, max_seconds = 60}}
+""")
+    received: list[tuple[int, str]] = []
+
+    def on_event(event):
+        if event.request.AffectedSOPClassUID == uids.PRINT_JOB:  # not the Printer's
+            received.append((event.request.EventTypeID,
+                             str(event.event_information.ExecutionStatusInfo)))
+        return 0x0000, None
+
+    contexts = (uids.BASIC_GRAYSCALE_PRINT_META, uids.PRINT_JOB, uids.VERIFICATION)
+    with PrintSCU(node.port, contexts=contexts,
+                  evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_event)]) as scu:
+        scu.film_session()
+        fb, boxes, _ = scu.film_box("STANDARD\\1,1")
+        scu.image(boxes[0], 1, np.full((64, 64), 2048, np.uint16))
+        assert scu.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+        # PENDING, PRINTING, then PENDING again: the queue is down, a retry waits
+        wait_until(lambda: (1, "PRINTER OFFLINE") in received, 20)
+        [job_id] = [p.name for p in (node.config.data_path / "spool").iterdir()
+                    if not p.name.startswith(".")]
+        JobControl(node.config.data_path).cancel(job_id)
+        wait_until(lambda: received[-1][0] == 4, 10)
+        assert scu.assoc.send_c_echo().Status == 0
+    assert received[-1] == (4, CANCELED_INFO)  # FAILURE, JOB CANCELED

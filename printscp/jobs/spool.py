@@ -520,6 +520,7 @@ class Spool:
         for job_id in queued:
             if not (self.spool_dir / job_id).is_dir():
                 self._forget(job_id)
+                self._finished_elsewhere(job_id)
         if self._last_poll - self._last_prune >= PRUNE_SECONDS:
             self._prune()
 
@@ -529,6 +530,23 @@ class Spool:
             prune_history(self.data_dir, self.history_days)
         except OSError:
             LOGGER.exception("cannot prune %s", self.data_dir / HISTORY)
+
+    def _finished_elsewhere(self, job_id: str) -> None:
+        """A job this spool had queued was finished by another process (cancelled from
+        the console or the command line): the listeners here (the Print Management
+        service, whose association may be watching the job's events) hear its end.
+        Its state was recorded by whoever finished it; nothing is recorded again."""
+        if not self.listeners:
+            return
+        record = find_job(self.data_dir, job_id)
+        if record is None or record.get("status") not in (DONE, FAILURE):
+            return
+        job = PrintJob.from_json(record)
+        for listener in self.listeners:
+            try:
+                listener(job)
+            except Exception:  # a listener never stops the spool
+                LOGGER.exception("print job listener failed")
 
     def _forget(self, job_id: str) -> None:
         with self._lock:

@@ -533,6 +533,27 @@ class NodeConfig(_Checked):
                 "dpi": printer.dpi or None,
                 "targets": [t.to_json() for t in self.job_targets(printer)]}
 
+    def reprint_printing(self, printer: str | None, target: str | None
+                         ) -> tuple[str, tuple[Target, ...], dict[str, Any]]:
+        """Where and how a reprint goes (the ``resolve_targets`` of
+        :class:`printscp.jobs.control.JobControl`): the printer profile named ``printer``
+        (None: the default one), its targets or only the one labelled (or with the id)
+        ``target``, and how it prints (output profile, dpi).  ValueError starting
+        ``printer:`` or ``target:`` names what is unknown and what is known."""
+        try:
+            profile = self.printer_named(printer) if printer else self.printer
+        except KeyError as exc:
+            raise ValueError(f"printer: {exc.args[0]}") from None
+        targets = self.job_targets(profile)
+        if target:
+            chosen = tuple(t for t in targets if target in (t.label, t.id))
+            if not chosen:
+                raise ValueError(f"target: printer {profile.name!r} has no target {target!r} "
+                                 f"(known: {', '.join(t.label for t in targets)})")
+            targets = chosen
+        printing = self.job_printing(profile)
+        return profile.name, targets, {k: printing[k] for k in ("output_profile", "dpi")}
+
     @property
     def called_ae_titles(self) -> tuple[str, ...]:
         """Every AE title this node answers to."""

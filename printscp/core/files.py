@@ -13,17 +13,18 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
     Temporary file in the same directory, fsync, rename, fsync of the directory:
-    a crash never leaves a truncated film behind the final name.
+    a crash never leaves a truncated film behind the final name.  ``mode``: films are
+    for others to read (0644); secrets (password hashes) are 0600 from the first byte.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; films are for others to read
+        os.fchmod(fd, mode)  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -100,11 +100,10 @@ class Console:
     @functools.cached_property
     def job_control(self) -> Any:
         """Cancel, hold, release, delete, reprint: the calls ``printscp jobs`` makes."""
-        from printscp.http.api.jobs import resolver
         from printscp.jobs.control import JobControl
 
-        return JobControl(self.data_dir, self.job_index, self.enqueue, resolver(self.config),
-                          who="console")
+        return JobControl(self.data_dir, self.job_index, self.enqueue,
+                          self.config.reprint_printing, who="console")
 
     @functools.cached_property
     def archive(self) -> Any:

@@ -21,7 +21,6 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 import threading
 import time
 import unicodedata
@@ -32,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from printscp.core.files import fsync_dir
+from printscp.core.files import atomic_write
 
 USERS_FILE = "users.json"
 _LOCK_FILE = ".users.lock"
@@ -186,21 +185,6 @@ def token_hash(token: str) -> str:
 # -- the file -----------------------------------------------------------------------
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Like :func:`printscp.core.files.atomic_write` but the file is 0600 from its first
-    byte (``atomic_write`` makes files readable by others, right for films, wrong for
-    password hashes)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def _parse(data: dict[str, Any], where: Path) -> dict[str, UserRecord]:
@@ -334,7 +318,7 @@ class UserStore:
                 self._seen = None  # read the file itself, not the cache
             users = dict(self._load())
             yield users
-            _write_private(self.path, _dump(users))
+            atomic_write(self.path, _dump(users), mode=0o600)
             with self._guard:
                 self._seen = None
         finally:

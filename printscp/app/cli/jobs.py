@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from printscp.app.cli.options import DEFAULT_DATA_DIR, add_data_dir_options, data_dir_of
 
@@ -84,29 +83,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolver(config: Any) -> Any:
-    """``resolve_targets`` for a reprint from the node's configuration: the printer
-    profile by name, its targets (or only the one labelled ``target``), and how it
-    prints (output profile, dpi)."""
-
-    def resolve(printer: str | None, target: str | None) -> tuple[Any, ...]:
-        try:
-            profile = config.printer_named(printer) if printer else config.printer
-        except KeyError as exc:
-            raise ValueError(f"printer: {exc.args[0]}") from None
-        targets = config.job_targets(profile)
-        if target:
-            chosen = tuple(t for t in targets if target in (t.label, t.id))
-            if not chosen:
-                raise ValueError(f"target: printer {profile.name!r} has no target {target!r} "
-                                 f"(known: {', '.join(t.label for t in targets)})")
-            targets = chosen
-        printing = config.job_printing(profile)
-        return profile.name, targets, {k: printing[k] for k in ("output_profile", "dpi")}
-
-    return resolve
-
-
 def run_action(args: argparse.Namespace) -> int:
     from printscp.jobs.control import JobControl, JobNotFound, JobStateError
 
@@ -117,7 +93,7 @@ def run_action(args: argparse.Namespace) -> int:
     if args.config:
         from printscp.config import load_config
 
-        resolve = resolver(load_config(args.config))
+        resolve = load_config(args.config).reprint_printing
     control = JobControl(data_dir, resolve_targets=resolve, who="printscp jobs")
     try:
         if args.action == "reprint":

@@ -197,48 +197,12 @@ class BulkResult(BaseModel):
 
 # -- the domain, as the console holds it ---------------------------------------------------
 def control(console: Any) -> Any:
-    """The node's :class:`~printscp.jobs.control.JobControl`: the console's own once it
-    has one (``Console.job_control``), else one made here and kept on the console."""
-    found = getattr(console, "job_control", None)
-    if found is not None:
-        return found
-    made = console.__dict__.get("_jobs_api_control")
-    if made is None:
-        from printscp.jobs.control import JobControl
-
-        made = JobControl(console.data_dir, console.job_index, console.enqueue,
-                          resolver(console.config), who="console")
-        console.__dict__["_jobs_api_control"] = made
-    return made
+    """The node's :class:`~printscp.jobs.control.JobControl` (``Console.job_control``)."""
+    return console.job_control
 
 
 #: Seconds the job index may go without a catch-up sync while the queue is viewed.
 SYNC_AGE = 5.0
-
-
-def resolver(config: Any) -> Any:
-    """``resolve_targets`` of :class:`~printscp.jobs.control.JobControl` over the node's
-    configuration: a printer profile by name (ValueError ``printer: ...`` naming the
-    known ones) and its targets, or only the one labelled ``target`` (ValueError
-    ``target: ...``), with the job fields saying how that printer prints."""
-
-    def resolve(printer: str | None, target: str | None) -> tuple[Any, ...]:
-        try:
-            profile = config.printer_named(printer) if printer else config.printer
-        except KeyError as exc:
-            raise ValueError(f"printer: {exc.args[0]}") from None
-        targets = config.job_targets(profile)
-        if target:
-            chosen = [t for t in targets if t.label == target]
-            if not chosen:
-                known = ", ".join(t.label for t in targets)
-                raise ValueError(f"target: printer {profile.name!r} has no target "
-                                 f"{target!r} (known: {known})")
-            targets = tuple(chosen)
-        printing = config.job_printing(profile)
-        return profile.name, targets, {k: printing[k] for k in ("output_profile", "dpi")}
-
-    return resolve
 
 
 def _errors() -> tuple[type[Exception], type[Exception]]:

@@ -269,7 +269,8 @@ def test_print_reprint_and_cancel(running, page, samples, shots, tmp_path):  # n
     wait_for(delivery_shown, 30, "the failed CUPS delivery on the job page")
     shoot(page, shots, "job_pending")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Cancel").click()
+    with page.expect_navigation():  # the page reloads once the cancel is done
+        page.get_by_role("button", name="Cancel").click()
 
     def cancelled():
         jobs = running.console.job_index

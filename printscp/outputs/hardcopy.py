@@ -35,6 +35,8 @@ def submit(target: CupsTarget, folder: Path, document: Path, pages: int = 1) -> 
             job_attributes={**ipp_job_attributes(PaperPolicy(target.fit), pages=pages),
                             **target.options})
     except ipp.IppError as exc:
-        raise DeliveryError(f"CUPS {uri}: {exc}", retriable=exc.retriable) from None
+        detail = str(exc)  # most name the URI already
+        where = detail if detail.startswith(uri) else f"{uri}: {detail}"
+        raise DeliveryError(f"CUPS {where}", retriable=exc.retriable) from None
     return {"cups_job_id": job_id, "printer_uri": uri, "paper": target.paper.upper(),
             "fit": target.fit, "sheets_per_copy": pages}

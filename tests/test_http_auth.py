@@ -173,6 +173,24 @@ def test_logout_ends_the_session(tmp_path: Path, users: UserStore) -> None:
     assert client.get("/api/test/whoami").status_code == 401
 
 
+def test_a_signed_out_session_cookie_is_worth_nothing_even_copied(tmp_path: Path,
+                                                                  users: UserStore) -> None:
+    client = _client(tmp_path)
+    _sign_in(client, "alice")
+    stolen = client.cookies.get(auth.SESSION_COOKIE)
+    assert client.get("/api/test/whoami").status_code == 200
+    client.post("/logout", headers=_csrf(client))
+    client.cookies.set(auth.SESSION_COOKIE, stolen)  # replayed after the sign-out
+    assert client.get("/api/test/whoami").status_code == 401
+    # and after a restart of the console (a new application over the same data)
+    again = _client(tmp_path)
+    again.cookies.set(auth.SESSION_COOKIE, stolen)
+    assert again.get("/api/test/whoami").status_code == 401
+    # another session of the same user is not touched
+    _sign_in(again, "alice")
+    assert again.get("/api/test/whoami").status_code == 200
+
+
 def test_a_removed_user_or_changed_password_ends_sessions(tmp_path: Path,
                                                           users: UserStore) -> None:
     client = _client(tmp_path)

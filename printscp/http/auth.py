@@ -10,7 +10,10 @@ Sessions are signed cookies (itsdangerous; the key is generated once into
 ``data_dir/http-secret``), HttpOnly, SameSite=Strict, Secure over https, valid 12 hours
 from the last request.  A session names its user and a digest of the user's password
 hash: removing the user or changing the password ends it; the role is read from the
-user store on every request, so a changed role applies at once.
+user store on every request, so a changed role applies at once.  Each session has an
+id of its own: signing out revokes that id on the server (``data_dir/http-revoked.json``,
+kept until the session would have expired), so a copy of the cookie is worth nothing
+afterwards.
 
 CSRF: every unsafe request (POST, PUT, PATCH, DELETE) without a bearer token must send
 the header ``X-CSRF-Token`` (or, from an HTML form, the field ``csrf_token``) equal to
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -128,12 +132,43 @@ def load_secret(data_dir: Path) -> bytes:
 
 
 class _Auth:
-    """The user store and the session signer of one application."""
+    """The user store, the session signer and the revoked sessions of one application."""
 
     def __init__(self, data_dir: Path) -> None:
         self.store = UserStore(data_dir)
         self.sessions = URLSafeTimedSerializer(load_secret(data_dir),
                                                salt="printscp-session")
+        self.revoked_path = Path(data_dir) / REVOKED_FILE
+        self.revoked = _read_revoked(self.revoked_path)
+
+    def revoke(self, session_id: str) -> None:
+        """End session ``session_id`` for good (sign-out): written before returning."""
+        from printscp.core.files import atomic_write
+
+        now = time.time()
+        self.revoked = {sid: until for sid, until in self.revoked.items() if until > now}
+        self.revoked[session_id] = now + SESSION_MAX_AGE
+        atomic_write(self.revoked_path, json.dumps(self.revoked).encode(), mode=0o600)
+
+    def is_revoked(self, session_id: str) -> bool:
+        return session_id in self.revoked
+
+
+#: Sessions signed out before they expired: their ids, until when they would have lasted.
+REVOKED_FILE = "http-revoked.json"
+
+
+def _read_revoked(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("%s unreadable (%s): no session is taken as revoked", path, exc)
+        return {}
+    now = time.time()
+    return {str(sid): float(until) for sid, until in data.items()
+            if isinstance(until, int | float) and until > now} if isinstance(data, dict) else {}
 
 
 def _auth(app: Any) -> _Auth:
@@ -220,15 +255,17 @@ def _find_user(request: Request, state: dict[str, Any]) -> User | None:
     try:
         data, signed = auth.sessions.loads(raw, max_age=SESSION_MAX_AGE,
                                            return_timestamp=True)
-        name, key = data["u"], data["k"]
+        name, key, sid = data["u"], data["k"], data["s"]
     except (BadSignature, KeyError, TypeError):
+        return None
+    if not isinstance(sid, str) or auth.is_revoked(sid):
         return None
     record = auth.store.get(name) if isinstance(name, str) else None
     if record is None or not isinstance(key, str) or not hmac.compare_digest(
             record.session_key, key):
         return None
     if time.time() - signed.timestamp() > SESSION_REFRESH:
-        state[_STATE_REFRESH] = record
+        state[_STATE_REFRESH] = (record, sid)
     return User(record.name, record.role)
 
 
@@ -258,8 +295,10 @@ def _secure(conn: HTTPConnection) -> bool:
     return conn.url.scheme in ("https", "wss")
 
 
-def _set_session(response: Response, conn: HTTPConnection, record: UserRecord) -> None:
-    value = _auth(conn.app).sessions.dumps({"u": record.name, "k": record.session_key})
+def _set_session(response: Response, conn: HTTPConnection, record: UserRecord,
+                 session_id: str) -> None:
+    value = _auth(conn.app).sessions.dumps({"u": record.name, "k": record.session_key,
+                                            "s": session_id})
     response.set_cookie(SESSION_COOKIE, value, max_age=SESSION_MAX_AGE, path="/",
                         httponly=True, samesite="strict", secure=_secure(conn))
 
@@ -288,15 +327,24 @@ def csrf_token(request: Request) -> str:
 def sign_in(response: Response, request: Request, record: UserRecord) -> None:
     """Start a session for ``record`` on ``response``, with a fresh CSRF token (one an
     attacker may have planted before the sign-in is worth nothing after it)."""
-    _set_session(response, request, record)
+    _set_session(response, request, record, secrets.token_urlsafe(16))
     token = secrets.token_urlsafe(32)
     _state(request)[_STATE_CSRF] = token
     _set_csrf(response, request, token)
 
 
 def sign_out(response: Response, request: Request) -> None:
-    """End the session on ``response`` (the browser drops the cookie)."""
+    """End the session: revoked on the server, and the browser drops the cookie."""
     _state(request)[_STATE_SIGNED_OUT] = True
+    auth = _auth(request.app)
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        try:
+            sid = auth.sessions.loads(raw, max_age=SESSION_MAX_AGE)["s"]
+        except (BadSignature, KeyError, TypeError):
+            sid = None
+        if isinstance(sid, str):
+            auth.revoke(sid)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                            secure=_secure(request))
 
@@ -356,10 +404,10 @@ class AuthMiddleware:
         already = b";".join(v for k, v in headers if k.lower() == b"set-cookie")
         state = _state(conn)
         out = Response()
-        record = state.get(_STATE_REFRESH)
-        if (record is not None and not state.get(_STATE_SIGNED_OUT)
+        refresh = state.get(_STATE_REFRESH)
+        if (refresh is not None and not state.get(_STATE_SIGNED_OUT)
                 and SESSION_COOKIE.encode() + b"=" not in already):
-            _set_session(out, conn, record)
+            _set_session(out, conn, *refresh)
         # Every browser response (no bearer token) sets it if missing: pages, the
         # sign-in page, its redirects, the JSON a page's script fetched.
         wants_csrf = _bearer(conn) is None or _STATE_CSRF in state

@@ -142,17 +142,17 @@ def job_id_from_uid(uid: str, root: str) -> str | None:
         return None
 
 
-def find_job(data_dir: Path, job_id: str) -> dict[str, Any] | None:
+def find_job(data_dir: Path, job_id: str, stem: str = "") -> dict[str, Any] | None:
     """The current record of job ``job_id``: its spool entry (PENDING, held, or PRINTING
     while it renders) or its sidecar once done (DONE or FAILURE, cancelled included);
-    None if unknown (or deleted)."""
+    None if unknown (or deleted).  ``stem``: see :func:`sidecar_path`."""
     folder = Path(data_dir) / "spool" / job_id
     try:
         data = json.loads((folder / "job.json").read_text("utf-8"))
         return _spooled_status(folder, data)
     except (OSError, ValueError):
         pass
-    path = sidecar_path(data_dir, job_id)
+    path = sidecar_path(data_dir, job_id, stem)
     if path is not None:
         try:
             return json.loads(path.read_text("utf-8"))
@@ -161,10 +161,20 @@ def find_job(data_dir: Path, job_id: str) -> dict[str, Any] | None:
     return None
 
 
-def sidecar_path(data_dir: Path, job_id: str) -> Path | None:
-    """The sidecar (``films/<stem>.json``) of finished job ``job_id``, None if none."""
+def sidecar_path(data_dir: Path, job_id: str, stem: str = "") -> Path | None:
+    """The sidecar (``films/<stem>.json``) of finished job ``job_id``, None if none.
+    ``stem``, when known (the job index has it), spares listing ``films/``, which holds
+    two files per job: about 10 ms with 10,000 jobs."""
+    films = Path(data_dir) / "films"
+    if stem:
+        side = films / f"{stem}.json"
+        try:
+            if json.loads(side.read_text("utf-8")).get("job_id") == job_id:
+                return side
+        except (OSError, ValueError):
+            pass
     suffix = job_id.rsplit("-", 1)[-1]
-    for side in (Path(data_dir) / "films").glob(f"*_{suffix}.json"):
+    for side in films.glob(f"*_{suffix}.json"):
         try:
             data = json.loads(side.read_text("utf-8"))
         except (OSError, ValueError):

@@ -66,7 +66,10 @@ def dataset(service: Service, uid: str, printer: PrinterConfig) -> Dataset:
     """Print Job attributes (PS3.3 C.13.8) of any job of this node, from disk, so a
     later association (or another worker process) sees the same state."""
     job_id = job_id_from_uid(uid, uids.UID_ROOT)
-    job = find_job(service.config.data_path, job_id) if job_id else None
+    job = None
+    if job_id:
+        known = service.spool.index.get(job_id)  # its file's name: no listing of films/
+        job = find_job(service.config.data_path, job_id, known["stem"] if known else "")
     if job is None:
         raise StatusError(status.NO_SUCH_SOP_INSTANCE, f"no Print Job {uid}")
     execution = job.get("status", PENDING)

@@ -97,8 +97,17 @@ class Tree:
 
     def serve(self, args: Sequence[str], env: Mapping[str, str] | None = None,
               **popen: Any) -> subprocess.Popen:
-        """Start ``python -m printscp serve *args`` with this tree's package."""
+        """Start ``python -m printscp serve *args`` with this tree's package.
+
+        A tree whose node serves the console (issue 16) gets it on a free port unless
+        ``args`` say otherwise: measured as deployed, and servers side by side do not
+        collide on the default 8080."""
         self.verify()
+        args = list(args)
+        serve_py = self.root / "printscp" / "app" / "cli" / "serve.py"
+        if (serve_py.is_file() and '"--http"' in serve_py.read_text("utf-8")
+                and not {"--http", "--no-http"} & set(args)):
+            args += ["--http", "127.0.0.1:0"]
         proc = subprocess.Popen([sys.executable, "-m", "printscp", "serve", *args],
                                 env=self.env(env), cwd=self.root, **popen)
         try:

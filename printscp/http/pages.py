@@ -22,6 +22,7 @@ from printscp import __version__
 from printscp.http import auth
 from printscp.http.auth import User, viewer
 from printscp.http.errors import ApiError
+from printscp.http.paging import MAX_OFFSET
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -128,7 +129,7 @@ PAGE_SIZE = 50
 
 @router.get("/archive", response_class=HTMLResponse)
 def archive_page(request: Request, user: Viewer,
-                 offset: Annotated[int, Query(ge=0)] = 0,
+                 offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                  q: str | None = None, patient_id: str | None = None,
                  patient_name: str | None = None, modality: str | None = None,
                  since: str | None = None, until: str | None = None) -> HTMLResponse:

@@ -20,6 +20,7 @@ from printscp.http.api import jobs as jobs_api
 from printscp.http.auth import User, viewer
 from printscp.http.errors import ApiError
 from printscp.http.pages import TEMPLATES
+from printscp.http.paging import MAX_OFFSET
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(viewer)])
 
@@ -59,7 +60,7 @@ def reprint_choices(config: Any) -> list[dict[str, str]]:
 def queue_page(request: Request, user: Viewer, calling_ae: str | None = None,
                printer: str | None = None, state: str | None = None,
                since: str | None = None, until: str | None = None, label: str | None = None,
-               offset: int = Query(0, ge=0)) -> Response:
+               offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> Response:
     """The print queue: the newest jobs, filtered, with their thumbnails."""
     console = request.app.state.console
     filters = {"calling_ae": calling_ae, "printer": printer, "state": state,

@@ -21,6 +21,7 @@ from printscp.archive import browse
 from printscp.core import audit
 from printscp.http.auth import User, admin, viewer
 from printscp.http.errors import ApiError
+from printscp.http.paging import Offset
 
 router = APIRouter(tags=["archive"], dependencies=[Depends(viewer)])
 
@@ -42,7 +43,6 @@ def _paged(items: list[dict[str, Any]], total: int, limit: int, offset: int
 
 
 Limit = Annotated[int, Query(ge=1, le=browse.MAX_PAGE, description="rows per page")]
-Offset = Annotated[int, Query(ge=0, description="rows skipped")]
 Admin = Annotated[User, Depends(admin)]
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from printscp.core import audit
 from printscp.http.auth import User, admin, viewer
 from printscp.http.errors import ApiError
+from printscp.http.paging import MAX_OFFSET
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(viewer)])
 #: The user of a route that acts: an admin.
@@ -307,8 +308,8 @@ def job_list(console: Any, request: Request | None = None, *, calling_ae: str | 
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, f"query.limit: {limit} is out of range; expected 1-{MAX_LIMIT}",
                        "query.limit")
-    if offset < 0:
-        raise ApiError(400, f"query.offset: {offset} is out of range; expected >= 0",
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ApiError(400, f"query.offset: {offset} is out of range; expected 0-{MAX_OFFSET}",
                        "query.offset")
     filters = {"calling_ae": _text(calling_ae), "printer": _text(printer),
                "state": _state(state), "since": _parse_time(since, "query.since"),
@@ -476,7 +477,7 @@ def get_jobs(request: Request,
              until: str | None = Query(None, description="Created before (ISO; a date: "
                                        "up to its end)"),
              label: str | None = Query(None, description="Film Session Label"),
-             limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)
+             limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0, le=MAX_OFFSET)
              ) -> dict[str, Any]:
     return job_list(request.app.state.console, request, calling_ae=calling_ae,
                     printer=printer, state=state, since=since, until=until, label=label,

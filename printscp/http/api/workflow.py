@@ -13,7 +13,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydicom.dataset import Dataset
 
 from printscp.archive import browse
@@ -128,8 +128,12 @@ def _field(problem: str, dicom_json: bool) -> str:
     return f"body.{keyword}"
 
 
+#: A worklist item's number (SQLite row id; a larger one would overflow the query).
+ItemId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the item's id")]
+
+
 @router.delete("/workflow/worklist/{item_id}", summary="Remove a worklist item")
-def remove_worklist_item(request: Request, item_id: int, user: Admin) -> dict[str, Any]:
+def remove_worklist_item(request: Request, item_id: ItemId, user: Admin) -> dict[str, Any]:
     store = worklist_of(request)
     ds = store.get(item_id)
     if ds is None:

@@ -74,6 +74,11 @@ class SharedContexts(list):
 
 
 class AssociationServer(ThreadedAssociationServer):
+    #: Connections the kernel queues before one is accepted.  socketserver's default
+    #: is 5, and ``server_activate`` listens again with it, also on a shared socket
+    #: opened with more: a burst of 64 C-ECHOs had SYNs dropped and clients waiting
+    #: 20 s for their retransmission.
+    request_queue_size = 128
     #: A listening socket shared by worker processes (see :mod:`printscp.app.workers`).
     listen_socket: socket.socket | None = None
     #: This worker's share of the associations (a :class:`printscp.app.workers.SharedLoad`).

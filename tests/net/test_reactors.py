@@ -211,3 +211,22 @@ def test_associations_work_when_descriptors_pass_fd_setsize(tmp_path):
     finally:
         for fd in held:
             os.close(fd)
+
+
+@pytest.mark.slow
+def test_the_listening_socket_queues_128_connections(tmp_path):
+    """socketserver listens again with its default backlog of 5 (a burst of clients
+    then lost SYNs and waited 20 s); the node's server asks for 128."""
+    import shutil
+
+    from helpers.nodes import make_node
+
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (iproute2)")
+    node = make_node(tmp_path)
+    try:
+        out = subprocess.run(["ss", "-ltnH", f"sport = :{node.port}"], capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert out[0] == "LISTEN" and out[2] == "128", out  # Send-Q: the backlog
+    finally:
+        node.stop()

@@ -158,3 +158,38 @@ def test_a_console_that_may_not_start_is_one_line_and_exit_2(tmp_path, http, wor
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def session_processes(session: int) -> list[int]:
+    """Live processes of ``session`` (a server started with start_new_session)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("delay", [1.0, 2.0])
+def test_sigterm_while_starting_leaves_no_process(tmp_path, delay):
+    """A service manager may stop the node while it starts: its workers' render
+    processes (still importing) were left orphaned for good."""
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "printscp", "serve", "--port", "0", "--bind", "127.0.0.1",
+         "--data-dir", str(tmp_path / "data"), "--workers", "2", "--http", "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    try:
+        assert proc.returncode == 0, err
+        wait_until(lambda: not session_processes(proc.pid), 10, interval=0.1)
+        assert not session_processes(proc.pid)
+    finally:
+        for pid in session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)

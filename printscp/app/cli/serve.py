@@ -76,6 +76,18 @@ def http_option(value: str | None, no_http: bool, config: NodeConfig) -> NodeCon
 
 def run(args: argparse.Namespace) -> int:
     import signal
+
+    # From the first instant: a SIGTERM while the node starts (a service manager
+    # restarting it) is kept for when the start is done, then the node stops in order.
+    # Killed half-way by the default handler, the parent left its workers' render
+    # processes, still importing, orphaned for good.
+    stopping: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.append(signum)  # no lock here: the main thread may hold one
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     import time
 
     from printscp.app import logs, telemetry
@@ -126,13 +138,6 @@ def run(args: argparse.Namespace) -> int:
             node.stop()
             print(f"printscp serve: {err}", file=sys.stderr)
             return 2
-    stopping: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopping.append(signum)  # no lock here: the main thread may hold one
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     films = (config.data_path / "films").resolve()
     where = f"; console at {console.url}" if console is not None else ""
     print(f"printscp {__version__}: {config.ae_title} listening on {config.bind}:{node.port}; "

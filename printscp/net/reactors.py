@@ -49,6 +49,7 @@ import logging
 import os
 import queue
 import select
+import socket
 import ssl
 import struct
 import threading
@@ -629,11 +630,63 @@ def _socket_send(self: AssociationSocket, bytestream: bytes) -> None:
 _PDU_HEADER = struct.Struct(">BBL")
 
 
+#: Largest A-ASSOCIATE-RQ PDU read (bytes).  128 presentation contexts of a dozen transfer
+#: syntaxes each, with every sub-item, stay far below it; a header announcing more (up
+#: to 4 GiB) had the DUL wait for bytes that never come, a socket and a thread held.
+MAX_ASSOCIATE_RQ = 1 << 20
+
+
+def _refuse_before_association(dul: DULServiceProvider, readable: bool) -> bool:
+    """Sta2 (or Sta1 with Evt5 queued), the acceptor awaiting the A-ASSOCIATE-RQ: judge
+    the next PDU by its header alone (read
+    with MSG_PEEK, so an acceptable one is left for pynetdicom to read).  Anything but an
+    A-ASSOCIATE-RQ of a sane length, or an A-ABORT, is a protocol error (PS3.8 9.3,
+    state table: AA-1): A-ABORT at once rather than after reading what it announces."""
+    transport = dul.socket
+    sock = getattr(transport, "socket", None)
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        return False  # TLS: no peeking below the record layer
+    if not (readable or transport.ready):
+        return False
+    try:
+        header = sock.recv(6, socket.MSG_PEEK)
+    except (OSError, TimeoutError):
+        return False  # pynetdicom's read sees it too
+    if len(header) < 6:
+        return False  # closed or not yet whole: pynetdicom's read handles both
+    pdu_type, _, length = _PDU_HEADER.unpack(header)
+    if (pdu_type == 0x01 and 68 <= length <= MAX_ASSOCIATE_RQ) or (
+            pdu_type == 0x07 and length == 4):
+        return False
+    from pynetdicom.dul import LOGGER
+
+    LOGGER.error(f"PDU type 0x{pdu_type:02X} of {length} bytes before the association: "
+                 "aborted")
+    # A-ABORT from the service provider, then the connection closed at once, as DCMTK
+    # does (AA-1 would wait in Sta13 for the peer to close, up to the ARTIM timeout):
+    # reason 6, invalid PDU parameter value (an A-ASSOCIATE-RQ too long or too short),
+    # or 2, unexpected PDU (PS3.8 Table 9-26).
+    abort = A_ABORT_RQ()
+    abort.source = 0x02
+    abort.reason_diagnostic = 0x06 if pdu_type == 0x01 else 0x02
+    with contextlib.suppress(OSError):
+        sock.recv(6)  # the header judged; what it announces is never read
+        transport.send(abort.encode())
+    transport.close()  # Evt17: the association ends (AA-5 from Sta2)
+    return True
+
+
 def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
     """Read one PDU if the peer sent one; P-DATA-TF in Sta6 goes to the assembler."""
     # A socket select has just found readable needs no second select (transport.ready).
     readable, hooks.readable = hooks.readable, False
-    if dul.state_machine.current_state != "Sta6" or _config.STORE_RECV_CHUNKED_DATASET:
+    state = dul.state_machine.current_state
+    # Sta1 too: the acceptor's Evt5 (connection open) may still wait in the queue when
+    # the first bytes are already there.
+    if (state in ("Sta1", "Sta2") and dul.assoc.is_acceptor
+            and _refuse_before_association(dul, readable)):
+        return True
+    if state != "Sta6" or _config.STORE_RECV_CHUNKED_DATASET:
         _flush_partial(dul, hooks)
         return dul._is_transport_event()
     transport = dul.socket

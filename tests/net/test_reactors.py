@@ -230,3 +230,34 @@ def test_the_listening_socket_queues_128_connections(tmp_path):
         assert out[0] == "LISTEN" and out[2] == "128", out  # Send-Q: the backlog
     finally:
         node.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("header", [
+    struct.pack(">BBL", 0x01, 0, 0xFFFFFFFF),  # an A-ASSOCIATE-RQ announcing 4 GiB
+    struct.pack(">BBL", 0x04, 0, 0xFFFFFFFF),  # P-DATA before any association
+    struct.pack(">BBL", 0x02, 0, 10),  # an A-ASSOCIATE-AC sent to the acceptor
+])
+def test_a_bad_pdu_header_before_association_is_aborted_at_once(tmp_path, header):
+    """Six bytes held a socket and a thread for over 70 s; now an A-ABORT answers the
+    header alone (PS3.8 state table, Sta2: AA-1), and the node serves on."""
+    from helpers.nodes import make_node
+    from helpers.print_scu import PrintSCU
+
+    node = make_node(tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+            s.sendall(header)
+            t0 = time.monotonic()
+            answer = b""
+            while True:
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                answer += chunk
+            assert time.monotonic() - t0 < 3
+        assert answer[:1] == b"\x07" and len(answer) == 10, answer  # A-ABORT, then closed
+        with PrintSCU(node.port) as scu:
+            assert scu.assoc.send_c_echo().Status == 0
+    finally:
+        node.stop()

@@ -126,6 +126,8 @@ MIRRORED: tuple[Mirrored, ...] = (
              "reactors._socket_recv replaces it"),
     Mirrored("pynetdicom.transport:AssociationSocket.send", "e792469c953273eb",
              "reactors._socket_send wraps it"),
+    Mirrored("pynetdicom.acse:ACSE._negotiate_as_acceptor", "317caea98a1e6be0",
+             "reactors._negotiate_as_acceptor wraps it: an exception becomes an A-ABORT"),
     Mirrored("pynetdicom.transport:AssociationSocket.ready", "245230e31ef3ad51",
              "reactors._socket_ready: the same with poll (no FD_SETSIZE limit)"),
     Mirrored("pynetdicom.transport:ThreadedAssociationServer.process_request",

@@ -57,6 +57,7 @@ import time
 from typing import Any
 
 from pynetdicom import _config, evt
+from pynetdicom.acse import ACSE
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dul import DULServiceProvider
@@ -88,7 +89,26 @@ ORIGINALS: dict[str, Any] = {
     "pynetdicom.transport:AssociationSocket.send": AssociationSocket.send,
     "pynetdicom.dimse:DIMSEServiceProvider.send_msg": DIMSEServiceProvider.send_msg,
     "pynetdicom.transport:AssociationSocket.ready": AssociationSocket.ready.fget,
+    "pynetdicom.acse:ACSE._negotiate_as_acceptor": ACSE._negotiate_as_acceptor,
 }
+
+
+def _negotiate_as_acceptor(self: ACSE) -> None:
+    """pynetdicom's negotiation as acceptor; a request it cannot digest (a presentation
+    context with an empty transfer syntax raised IndexError) is answered by an A-ABORT
+    at once.  The exception killed the association's thread before: the peer got no
+    answer, and socket and threads lingered until the timeouts."""
+    try:
+        ORIGINALS["pynetdicom.acse:ACSE._negotiate_as_acceptor"](self)
+    except Exception as exc:
+        from pynetdicom.acse import LOGGER
+
+        LOGGER.error(f"A-ASSOCIATE-RQ refused with an A-ABORT: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):
+            self.send_abort(0x02)  # the service provider: the request was invalid
+        self.assoc.is_aborted = True
+        self.assoc.is_established = False
+        self.assoc.kill()
 
 
 def readable(fds: list[Any], timeout: float) -> set[Any]:
@@ -150,6 +170,7 @@ def install() -> None:
         AssociationSocket.recv = _socket_recv
         AssociationSocket.send = _socket_send
         AssociationSocket.ready = property(_socket_ready)  # type: ignore[assignment]
+        ACSE._negotiate_as_acceptor = _negotiate_as_acceptor
         _fast_command_encoding()
         _cached_uid_checks()
         DIMSEServiceProvider.send_msg = _send_msg
@@ -458,8 +479,26 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
             hooks.wake.set()  # the association reactor notices the DUL is gone
 
 
-def _dul_loop(self: DULServiceProvider, hooks: AssociationHooks, pipe: _Pipe) -> None:
+def _abort_dul(self: DULServiceProvider, exc: Exception) -> None:
+    """pynetdicom's handling of an exception in its DUL loop: A-ABORT, end the thread;
+    also used when the state machine's action raised (a malformed request)."""
     from pynetdicom.dul import LOGGER
+
+    LOGGER.error("Exception in DUL.run(), aborting association")
+    LOGGER.exception(exc)
+    abort_pdu = A_ABORT_RQ()
+    abort_pdu.source = 0x02
+    abort_pdu.reason_diagnostic = 0x00
+    with contextlib.suppress(OSError, AttributeError):
+        self.socket.send(abort_pdu.encode())
+        self.socket.close()
+    self.assoc.is_aborted = True
+    self.assoc.is_established = False
+    self.assoc._kill = True
+    self._kill_thread = True
+
+
+def _dul_loop(self: DULServiceProvider, hooks: AssociationHooks, pipe: _Pipe) -> None:
     self._idle_timer.start()
     idle = False
     while True:
@@ -478,23 +517,18 @@ def _dul_loop(self: DULServiceProvider, hooks: AssociationHooks, pipe: _Pipe) ->
             elif _transport_event(self, hooks):
                 self._idle_timer.restart()
         except Exception as exc:
-            LOGGER.error("Exception in DUL.run(), aborting association")
-            LOGGER.exception(exc)
-            abort_pdu = A_ABORT_RQ()
-            abort_pdu.source = 0x02
-            abort_pdu.reason_diagnostic = 0x00
-            self.socket.send(abort_pdu.encode())
-            self.assoc.is_aborted = True
-            self.assoc.is_established = False
-            self.assoc._kill = True
-            self._kill_thread = True
+            _abort_dul(self, exc)
             return
         try:
             event = self.event_queue.get(block=False)
         except queue.Empty:
             idle = True
             continue
-        self.state_machine.do_action(event)
+        try:
+            self.state_machine.do_action(event)
+        except Exception as exc:  # e.g. an A-ASSOCIATE-RQ with an even context ID
+            _abort_dul(self, exc)  # (ValueError) killed the thread; the peer waited
+            return
         idle = False
 
 

@@ -261,3 +261,39 @@ def test_a_bad_pdu_header_before_association_is_aborted_at_once(tmp_path, header
             assert scu.assoc.send_c_echo().Status == 0
     finally:
         node.stop()
+
+
+def _associate_rq(context_id: int = 1, transfer_syntax: bytes = b"1.2.840.10008.1.2") -> bytes:
+    """An A-ASSOCIATE-RQ PDU for Verification, hand-made so it can be wrong."""
+    def item(kind: int, payload: bytes) -> bytes:
+        return struct.pack(">BBH", kind, 0, len(payload)) + payload
+
+    context = item(0x20, bytes([context_id, 0, 0, 0]) + item(0x30, b"1.2.840.10008.1.1")
+                   + item(0x40, transfer_syntax))
+    user = item(0x50, item(0x51, struct.pack(">L", 16384)) + item(0x52, b"1.2.3.4"))
+    body = (struct.pack(">HH", 1, 0) + b"PRINTSCP".ljust(16) + b"ATTACKER".ljust(16)
+            + bytes(32) + item(0x10, b"1.2.840.10008.3.1.1.1") + context + user)
+    return struct.pack(">BBL", 1, 0, len(body)) + body
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pdu, answer", [
+    (_associate_rq(), b"\x02"),  # well formed: A-ASSOCIATE-AC
+    (_associate_rq(context_id=2), b"\x07"),  # an even presentation context ID
+    (_associate_rq(transfer_syntax=b""), b"\x07"),  # an empty transfer syntax
+])
+def test_a_malformed_associate_request_is_answered_at_once(tmp_path, pdu, answer):
+    """These raised inside pynetdicom's negotiation and killed its thread: no answer,
+    and socket and threads held until the timeouts.  Now an A-ABORT, at once."""
+    from helpers.nodes import make_node
+    from helpers.print_scu import PrintSCU
+
+    node = make_node(tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+            s.sendall(pdu)
+            assert s.recv(1) == answer
+        with PrintSCU(node.port) as scu:
+            assert scu.assoc.send_c_echo().Status == 0
+    finally:
+        node.stop()

@@ -737,6 +737,11 @@ def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
             LOGGER.error(f"Unknown PDU type received '0x{pdu_type:02X}'")
             dul.event_queue.put("Evt19")
             return True
+        if pdu_type == pdata.P_DATA_TF and length < 6:
+            # PS3.8 9.3.5: one PDV item at least, 6 bytes with its header (DCMTK aborts).
+            LOGGER.error(f"P-DATA-TF PDU of {length} bytes holds no PDV item")
+            dul.event_queue.put("Evt19")
+            return True
         limit = _receive_limit(dul.assoc)
         if pdu_type == pdata.P_DATA_TF and limit and length > limit:
             # PS3.8 9.3.5: a P-DATA-TF PDU never exceeds the receiver's Maximum Length.

@@ -297,3 +297,21 @@ def test_a_malformed_associate_request_is_answered_at_once(tmp_path, pdu, answer
             assert scu.assoc.send_c_echo().Status == 0
     finally:
         node.stop()
+
+
+@pytest.mark.slow
+def test_a_p_data_pdu_without_a_pdv_is_aborted(tmp_path):
+    """PS3.8 9.3.5: a P-DATA-TF holds one PDV item at least; an empty one was ignored."""
+    from helpers.nodes import make_node
+
+    node = make_node(tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+            s.sendall(_associate_rq())
+            kind, _, length = struct.unpack(">BBL", s.recv(6, socket.MSG_WAITALL))
+            assert kind == 0x02
+            s.recv(length, socket.MSG_WAITALL)  # the A-ASSOCIATE-AC
+            s.sendall(struct.pack(">BBL", 0x04, 0, 0))
+            assert s.recv(1) == b"\x07"  # A-ABORT
+    finally:
+        node.stop()

@@ -123,6 +123,24 @@ def test_undecodable_data_set_is_cannot_understand(node):
     assert _send(node.port, ds).Status == 0x0000  # the server still serves
 
 
+def test_an_element_claiming_more_bytes_than_sent_is_refused(node):
+    """An OB element announcing 0xFFFFFFF0 bytes at the end of the data set was answered
+    Success and stored: a file dcmdump cannot read (pydicom truncates it quietly)."""
+    import struct
+
+    from pynetdicom.dsutils import encode
+
+    ds = instance(Study("P1", "DOE^JANE", "20261101", "A1"), 0, 1)
+    tail = struct.pack("<HH2sHL", 0x0009, 0x1010, b"OB", 0, 0xFFFFFFF0) + bytes(512)
+    with mock.patch("pynetdicom.association.encode",
+                    lambda _ds, *a, **k: encode(_ds, *a, **k) + tail):
+        rsp = _send(node.port, ds)
+    assert rsp.Status == 0xC000 and "(0009,1010) claims 4294967280" in rsp.ErrorComment
+    assert stored(node) == {}
+    assert not list((node.config.data_path / "archive").rglob("*.dcm"))
+    assert _send(node.port, ds).Status == 0x0000  # the server still serves
+
+
 @pytest.mark.parametrize("policy", ["replace", "keep"])
 def test_duplicates_follow_the_policy(make_node, policy):
     node = make_node(f'[archive]\nduplicates = "{policy}"\n')

@@ -132,6 +132,10 @@ class Archive:
 
     def _check(self, ds: Dataset, sop_class: str, sop_instance: str) -> Outcome | None:
         """The refusal ``ds`` deserves, if any."""
+        overrun = element_overrun(ds)
+        if overrun is not None:
+            # Acknowledged, it would be a file DCMTK cannot read (pydicom truncates).
+            return Outcome(CANNOT_UNDERSTAND, overrun[:64])
         for tag, expected in ((_SOP_CLASS, sop_class), (_SOP_INSTANCE, sop_instance)):
             value = str(_value(ds, tag) or "")
             if value != str(expected):
@@ -201,6 +205,29 @@ def decode(encoded: bytes) -> Dataset:
     """``encoded`` (Part 10) as a data set whose long values stay unread (pydicom reads
     them from its buffer if asked: the inflated one for a deflated data set)."""
     return pydicom.dcmread(io.BytesIO(encoded), defer_size=DEFER_SIZE)
+
+
+def element_overrun(ds: Dataset) -> str | None:
+    """Which top-level element of ``ds`` announces more bytes than the data set holds
+    (``(7FE0,0010) claims 4294967280 bytes, 512 remain``), None if none does.  Sequences
+    and values of undefined length end with their delimiters and are not measured."""
+    size: int | None = None
+    for tag, elem in ds._dict.items():
+        if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
+            continue
+        if elem.value is not None:
+            if len(elem.value) < elem.length:
+                return f"{tag} claims {elem.length} bytes, {len(elem.value)} remain"
+            continue
+        if size is None:
+            buffer = getattr(ds, "buffer", None)
+            if buffer is None:
+                return None
+            size = buffer.seek(0, io.SEEK_END)
+        if elem.value_tell + elem.length > size:
+            return (f"{tag} claims {elem.length} bytes, "
+                    f"{max(0, size - elem.value_tell)} remain")
+    return None
 
 
 def pixel_data_length(ds: Dataset) -> int:

@@ -132,10 +132,6 @@ class Archive:
 
     def _check(self, ds: Dataset, sop_class: str, sop_instance: str) -> Outcome | None:
         """The refusal ``ds`` deserves, if any."""
-        overrun = element_overrun(ds)
-        if overrun is not None:
-            # Acknowledged, it would be a file DCMTK cannot read (pydicom truncates).
-            return Outcome(CANNOT_UNDERSTAND, overrun[:64])
         for tag, expected in ((_SOP_CLASS, sop_class), (_SOP_INSTANCE, sop_instance)):
             value = str(_value(ds, tag) or "")
             if value != str(expected):
@@ -157,6 +153,10 @@ class Archive:
             if length * 8 < expected:
                 return Outcome(DOES_NOT_MATCH_SOP_CLASS,
                                f"Pixel Data {length} bytes, needs {expected // 8}")
+        overrun = element_overrun(ds)
+        if overrun is not None:
+            # Acknowledged, it would be a file DCMTK cannot read (pydicom truncates).
+            return Outcome(CANNOT_UNDERSTAND, overrun[:64])
         return None
 
     def import_file(self, path: Path, source_ae: str = "MEDIA") -> Outcome:

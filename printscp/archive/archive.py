@@ -208,25 +208,25 @@ def decode(encoded: bytes) -> Dataset:
 
 
 def element_overrun(ds: Dataset) -> str | None:
-    """Which top-level element of ``ds`` announces more bytes than the data set holds
-    (``(7FE0,0010) claims 4294967280 bytes, 512 remain``), None if none does.  Sequences
-    and values of undefined length end with their delimiters and are not measured."""
-    size: int | None = None
-    for tag, elem in ds._dict.items():
-        if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
-            continue
-        if elem.value is not None:
-            if len(elem.value) < elem.length:
-                return f"{tag} claims {elem.length} bytes, {len(elem.value)} remain"
-            continue
-        if size is None:
-            buffer = getattr(ds, "buffer", None)
-            if buffer is None:
-                return None
-            size = buffer.seek(0, io.SEEK_END)
-        if elem.value_tell + elem.length > size:
-            return (f"{tag} claims {elem.length} bytes, "
-                    f"{max(0, size - elem.value_tell)} remain")
+    """Whether the last element of ``ds`` announces more bytes than the data set holds
+    (``(0009,1010) claims 4294967280 bytes, 512 remain``), None if not.  Only the last
+    can: the bytes of any element before it were there, or it would not follow.  (A
+    value of undefined length ends with its delimiter and is not measured.)"""
+    if not ds._dict:
+        return None
+    tag = next(reversed(ds._dict))
+    elem = ds._dict[tag]
+    if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
+        return None
+    if elem.value is not None:
+        have = len(elem.value)
+    else:
+        buffer = getattr(ds, "buffer", None)
+        if buffer is None:
+            return None
+        have = max(0, buffer.seek(0, io.SEEK_END) - elem.value_tell)
+    if have < elem.length:
+        return f"{tag} claims {elem.length} bytes, {have} remain"
     return None
 
 

@@ -93,11 +93,31 @@ ORIGINALS: dict[str, Any] = {
 }
 
 
+def _over_the_limit(assoc: Association) -> bool:
+    """Whether ``assoc`` would exceed its server's association limit, counting only the
+    associations whose peer sent an A-ASSOCIATE-RQ (silent connections are the
+    server's business: :class:`printscp.net.server.AssociationServer`)."""
+    limit = getattr(assoc._server, "association_limit", None)
+    if limit is None:
+        return False
+    asked = sum(1 for a in assoc.ae.active_associations
+                if a.is_acceptor and a.requestor.primitive is not None)
+    return asked > limit
+
+
 def _negotiate_as_acceptor(self: ACSE) -> None:
     """pynetdicom's negotiation as acceptor; a request it cannot digest (a presentation
     context with an empty transfer syntax raised IndexError) is answered by an A-ABORT
     at once.  The exception killed the association's thread before: the peer got no
     answer, and socket and threads lingered until the timeouts."""
+    if _over_the_limit(self.assoc):
+        from pynetdicom.acse import LOGGER
+
+        LOGGER.info("Rejecting Association")  # as pynetdicom rejects over its limit
+        self.send_reject(0x02, 0x03, 0x02)  # transient, local limit exceeded
+        evt.trigger(self.assoc, evt.EVT_REJECTED, {})
+        self.assoc.kill()
+        return
     try:
         ORIGINALS["pynetdicom.acse:ACSE._negotiate_as_acceptor"](self)
     except Exception as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from pynetdicom import _config as pynetdicom_config
 from pynetdicom.transport import ThreadedAssociationServer
 
 from printscp.net import reactors
+from printscp.net.hooks import hooks_of
 
 
 class QuickAckSocket:
@@ -99,13 +101,32 @@ class AssociationServer(ThreadedAssociationServer):
             return
         super().server_bind()
 
+    #: Associations at once, counting only those whose peer sent an A-ASSOCIATE-RQ
+    #: (set by :func:`start_server` from ``ae.maximum_associations``); more are rejected
+    #: (transient, local limit exceeded) by printscp.net.reactors._negotiate_as_acceptor.
+    association_limit: int | None = None
+    #: Connections at once that have not sent their A-ASSOCIATE-RQ yet: beyond it, the
+    #: oldest of them is aborted to make room.  pynetdicom counted them against the
+    #: association limit, so 33 silent connections locked every client out for 30 s.
+    idle_limit: int = 16
+
     def process_request(self, request: Any, client_address: Any) -> None:
         """Set the association up on the accepting thread.
 
         pynetdicom's threaded server starts a thread per connection whose only work
         is to build the Association and start its own threads; building it here
         spares every association a thread start and two GIL hand-overs before its
-        A-ASSOCIATE-RQ is read (``handle`` returns once the association runs)."""
+        A-ASSOCIATE-RQ is read (``handle`` returns once the association runs).
+        A client sends its A-ASSOCIATE-RQ at once: when too many connections are still
+        silent, the oldest (an idle or hostile peer's) makes room for the new one."""
+        idle = [a for a in self.ae.active_associations
+                if a.is_acceptor and a.requestor.primitive is None and not a._kill]
+        if len(idle) >= self.idle_limit:
+            idle.sort(key=lambda a: hooks_of(a).started)
+            for oldest in idle[:len(idle) - self.idle_limit + 1]:
+                # abort() waits for the association's threads to end: not on this one
+                threading.Thread(target=oldest.abort, name="printscp-evict",
+                                 daemon=True).start()
         self.process_request_thread(request, client_address)
 
     def service_actions(self) -> None:
@@ -159,6 +180,12 @@ def start_server(ae: AE, address: tuple[str, int], handlers: list[tuple[Any, ...
         address, evt_handlers=handlers,
         server_class=type("Server", (AssociationServer,),
                           {"listen_socket": listen_socket, "load": load}))
+    # printscp counts the associations whose peer has asked (see AssociationServer);
+    # pynetdicom's own count, of every connection, gets room for the silent ones.
+    limit = ae.maximum_associations
+    server.association_limit = limit
+    server.idle_limit = max(AssociationServer.idle_limit, limit)
+    ae.maximum_associations = limit + 2 * server.idle_limit
     ae._servers.append(server)
     return server
 

@@ -315,3 +315,48 @@ def test_a_p_data_pdu_without_a_pdv_is_aborted(tmp_path):
             assert s.recv(1) == b"\x07"  # A-ABORT
     finally:
         node.stop()
+
+
+@pytest.mark.slow
+def test_silent_connections_do_not_lock_clients_out(tmp_path):
+    """40 connections that never send an A-ASSOCIATE-RQ: pynetdicom counted them against
+    the association limit (16), and every client was rejected for some 30 s.  Now only
+    associations that asked count, and the oldest silent connections make room."""
+    from helpers.nodes import make_node
+    from helpers.print_scu import PrintSCU
+
+    node = make_node(tmp_path)
+    silent = [socket.create_connection(("127.0.0.1", node.port)) for _ in range(40)]
+    try:
+        time.sleep(0.3)
+        with PrintSCU(node.port) as scu:
+            assert scu.assoc.send_c_echo().Status == 0
+        # the oldest silent ones were aborted (A-ABORT, then closed)
+        silent[0].settimeout(5)
+        assert silent[0].recv(1) == b"\x07"
+    finally:
+        for s in silent:
+            s.close()
+        node.stop()
+
+
+@pytest.mark.slow
+def test_the_association_limit_counts_associations(tmp_path):
+    from helpers.net import wait_until
+    from helpers.nodes import make_node
+    from helpers.print_scu import PrintSCU
+
+    node = make_node(tmp_path, "[node]\nmax_associations = 3\n")
+    try:
+        scus = [PrintSCU(node.port).__enter__() for _ in range(3)]
+        refused = PrintSCU(node.port)
+        assert refused.assoc.is_rejected  # transient, local limit exceeded
+        assert (refused.assoc.acceptor.primitive.result,
+                refused.assoc.acceptor.primitive.diagnostic) == (0x02, 0x02)
+        for scu in scus:
+            scu.close()
+        wait_until(lambda: len(node.ae.active_associations) == 0, 10)
+        with PrintSCU(node.port) as scu:  # released: room again
+            assert scu.assoc.send_c_echo().Status == 0
+    finally:
+        node.stop()

@@ -318,6 +318,7 @@ def test_a_p_data_pdu_without_a_pdv_is_aborted(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.dcmtk("echoscu")
 def test_silent_connections_do_not_lock_clients_out(tmp_path):
     """40 connections that never send an A-ASSOCIATE-RQ: pynetdicom counted them against
     the association limit (16), and every client was rejected for some 30 s.  Now only
@@ -331,6 +332,9 @@ def test_silent_connections_do_not_lock_clients_out(tmp_path):
         time.sleep(0.3)
         with PrintSCU(node.port) as scu:
             assert scu.assoc.send_c_echo().Status == 0
+        done = subprocess.run([tool("echoscu"), "-aec", "PRINTSCP", "127.0.0.1",
+                               str(node.port)], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr  # DCMTK's echoscu too
         # the oldest silent ones were aborted (A-ABORT, then closed)
         silent[0].settimeout(5)
         assert silent[0].recv(1) == b"\x07"

@@ -21,6 +21,7 @@ from printscp.http.auth import User, viewer
 from printscp.http.errors import ApiError
 from printscp.http.pages import TEMPLATES
 from printscp.http.paging import MAX_OFFSET
+from printscp.jobs.state import HELD_INFO
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(viewer)])
 
@@ -96,7 +97,7 @@ def job_page(job_id: str, request: Request, user: Viewer) -> Response:
     except ApiError as exc:
         return render(request, "job.html", user, f"/api/jobs/{job_id}", exc.status,
                       job=None, error=exc.message, job_id=job_id, choices=[], refresh=0)
-    active = job["state"] in jobs_api.ACTIVE_STATES and job["status_info"] != "JOB HELD"
+    active = job["state"] in jobs_api.ACTIVE_STATES and job["status_info"] != HELD_INFO
     return render(request, "job.html", user, job["url"], job=job, error="", job_id=job_id,
                   choices=reprint_choices(console.config),
                   refresh=REFRESH_SECONDS if active else 0)

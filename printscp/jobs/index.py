@@ -25,8 +25,10 @@ from typing import Any
 
 from printscp.core.database import Database
 from printscp.jobs.state import (
+    CANCELED_INFO,
     DONE,
     FAILURE,
+    HELD_INFO,
     PENDING,
     PRINTING,
     PrintJob,
@@ -149,7 +151,7 @@ def _as_dict(row: tuple[Any, ...], columns: Iterable[str] = _COLUMNS) -> dict[st
         if c in out:
             out[c] = json.loads(out[c] or "[]")
     out.pop("location", None)
-    out["held"] = out.get("status_info") == "JOB HELD"
+    out["held"] = out.get("status_info") == HELD_INFO
     return out
 
 
@@ -352,9 +354,11 @@ class JobIndex(Database):
             terms = []
             for s in (x.strip().upper() for x in states):
                 if s == "HELD":
-                    terms.append("(state = 'PENDING' AND status_info = 'JOB HELD')")
+                    terms.append("(state = ? AND status_info = ?)")
+                    args += [PENDING, HELD_INFO]
                 elif s in ("CANCELED", "CANCELLED"):
-                    terms.append("(state = 'FAILURE' AND status_info = 'JOB CANCELED')")
+                    terms.append("(state = ? AND status_info = ?)")
+                    args += [FAILURE, CANCELED_INFO]
                 elif s in STATES:
                     terms.append("state = ?")
                     args.append(s)
@@ -405,8 +409,8 @@ class JobIndex(Database):
         for state, n in db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
             counts[state] = n
         counts["HELD"] = db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'PENDING' AND status_info = 'JOB HELD'"
-        ).fetchone()[0]
+            "SELECT COUNT(*) FROM jobs WHERE state = ? AND status_info = ?",
+            (PENDING, HELD_INFO)).fetchone()[0]
         return counts
 
     def close(self) -> None:

@@ -67,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
         out = job.get("output") or job.get("error") or ""
         info = job.get("status_info") or ""
         state = job.get("status", "?")
-        if info in ("JOB HELD", "JOB CANCELED"):
-            state = "HELD" if info == "JOB HELD" else "CANCELED"
+        from printscp.jobs.state import CANCELED_INFO, HELD_INFO
+
+        if info in (HELD_INFO, CANCELED_INFO):
+            state = "HELD" if info == HELD_INFO else "CANCELED"
         print(f"{job.get('job_id', '?'):32} {state:8} "
               f"{job.get('calling_ae', ''):16} {len(job.get('films', [])):>5} {out}")
         for target in job.get("deliveries", []):

@@ -20,14 +20,17 @@ from printscp.config import (
     NODE_KEYS,
     AccessConfig,
     ArchiveConfig,
+    AuditConfig,
     CompletedSteps,
     ConfigError,
     DuplicatePolicy,
     HttpConfig,
+    LimitsConfig,
     NodeConfig,
     PrinterConfig,
     RemoteAE,
     Replaceable,
+    TlsConfig,
     WorklistConfig,
     load_config,
 )
@@ -91,6 +94,37 @@ BAD = [
         "AE@ADDRESS (an IP address)"),
     bad('[access]\nrequire_called_ae = "yes"', "access.require_called_ae", "true or false"),
     bad("[access]\nhosts = []", "access.hosts", "unknown key", "calling_ae_titles"),
+    *(bad(f'[access]\n{name} = "any"', f"access.{name}", "is a string", "a list")
+      for name in ("echo", "store", "query", "retrieve", "print", "worklist", "mpps",
+                   "commitment", "events")),
+    bad('[access]\nquery = ["known", "CT 1@@x"]', "access.query[1]", '"any", "known"'),
+    bad('[access]\nretrieve = ["10.0.0.0/33"]', "access.retrieve[0]", "CIDR"),
+    bad("[access]\nstore = [1]", "access.store[0]", "is an integer"),
+    # -- [tls]
+    bad('[tls]\nenabled = "yes"', "tls.enabled", "true or false"),
+    bad("[tls]\nport = 70000", "tls.port", "out of range"),
+    bad("[tls]\nenabled = true", "tls.certificate", "PEM file"),
+    bad('[tls]\nenabled = true\ncertificate = "c.pem"', "tls.private_key", "PEM file"),
+    bad("[tls]\ncertificate = 1", "tls.certificate", "is an integer"),
+    bad("[tls]\nprivate_key = []", "tls.private_key", "is a list"),
+    bad("[tls]\nca_certificates = 2", "tls.ca_certificates", "is an integer"),
+    bad('[tls]\nrequire_client_certificate = "no"', "tls.require_client_certificate",
+        "true or false"),
+    bad('[tls]\nmin_version = "1.1"', "tls.min_version", "one of 1.2, 1.3"),
+    bad("[tls]\nplain = 0", "tls.plain", "true or false"),
+    # -- [limits]
+    bad("[limits]\nassociations_per_host = -1", "limits.associations_per_host", "out of range"),
+    bad("[limits]\nmax_dataset_mb = 0", "limits.max_dataset_mb", "out of range"),
+    bad('[limits]\nmax_image_box_mb = "1"', "limits.max_image_box_mb", "is a string"),
+    bad("[limits]\nmax_pixel_mb = 1.5", "limits.max_pixel_mb", "is a float"),
+    bad("[limits]\nmax_sequence_depth = 5000", "limits.max_sequence_depth", "1-1000"),
+    bad("[limits]\nmax_image_boxes = 0", "limits.max_image_boxes", "out of range"),
+    bad("[limits]\nmax_film_boxes = true", "limits.max_film_boxes", "is a boolean"),
+    bad("[limits]\npending_jobs_per_ae = -3", "limits.pending_jobs_per_ae", "out of range"),
+    # -- [audit]
+    bad("[audit]\nenabled = 1", "audit.enabled", "true or false"),
+    bad("[audit]\nrotate_mb = 0", "audit.rotate_mb", "out of range"),
+    bad("[audit]\nkeep_days = -1", "audit.keep_days", "out of range"),
     # -- [archive]
     bad('[archive]\nenabled = "yes"', "archive.enabled", '"yes" is a string', "true or false"),
     bad('[archive]\nduplicates = "maybe"', "archive.duplicates", "one of replace, keep"),
@@ -116,6 +150,14 @@ BAD = [
     bad('[[remote]]\nae_title = "V"\nhost = "h"\nport = 1\nuser = "x"', "remote[0].user",
         "unknown key"),
     bad('remote = ["V@h:1", "V@h:2"]', "remote[1].ae_title", "also remote[0]"),
+    bad('[[remote]]\nae_title = "V"\nhost = "h"\nport = 1\ntls = "yes"', "remote[0].tls",
+        "true or false"),
+    bad('[[remote]]\nae_title = "V"\nhost = "h"\nport = 1\ncertificate = "c.pem"',
+        "remote[0].certificate", "both, or neither"),
+    bad('[[remote]]\nae_title = "V"\nhost = "h"\nport = 1\nprivate_key = 1',
+        "remote[0].private_key", "is an integer"),
+    bad('[[remote]]\nae_title = "V"\nhost = "h"\nport = 1\nca_certificates = []',
+        "remote[0].ca_certificates", "is a list"),
     # -- [printer]
     bad('[printer]\nae_title = "X\\\\Y"', "printer.ae_title", "AE title"),
     bad('[printer]\nname = ""', "printer.name", "1-64 characters"),
@@ -330,8 +372,8 @@ def test_the_table_covers_every_key():
     expected = {f"node.{k}" for k in NODE_KEYS}
     for section, cls in (("access", AccessConfig), ("archive", ArchiveConfig),
                          ("worklist", WorklistConfig), ("remote", RemoteAE),
-                         ("http", HttpConfig),
-                         ("printer", PrinterConfig)):
+                         ("http", HttpConfig), ("tls", TlsConfig), ("limits", LimitsConfig),
+                         ("audit", AuditConfig), ("printer", PrinterConfig)):
         expected |= {f"{section}.{f.name}" for f in dataclasses.fields(cls)}
     expected |= {f"printer.film_box_defaults.{k}" for k in FILM_BOX_DEFAULTS}
     expected |= {f"printer.film_session_defaults.{k}" for k in FILM_SESSION_DEFAULTS}
@@ -485,7 +527,7 @@ def _to_toml(config: NodeConfig) -> str:
     remote = [f"{r.ae_title}@{r.host}:{r.port}" for r in config.remote]
     lines = [f"remote = {_toml_value(remote)}", "[node]"]
     lines += [f"{k} = {_toml_value(getattr(config, k))}" for k in NODE_KEYS]
-    for name in ("access", "archive", "worklist"):
+    for name in ("access", "archive", "worklist", "tls", "limits", "audit"):
         section = getattr(config, name)
         lines += [f"[{name}]"] + [f"{f.name} = {_toml_value(getattr(section, f.name))}"
                                   for f in dataclasses.fields(section)]

@@ -22,12 +22,15 @@ from printscp.config.loader import NODE_KEYS, SECTIONS, apply_overrides, load_co
 from printscp.config.model import (
     AccessConfig,
     ArchiveConfig,
+    AuditConfig,
     CompletedSteps,
     DuplicatePolicy,
     HttpConfig,
+    LimitsConfig,
     NodeConfig,
     PrinterConfig,
     Replaceable,
+    TlsConfig,
     WorklistConfig,
 )
 from printscp.core.errors import ConfigError
@@ -36,8 +39,8 @@ from printscp.jobs.targets import DEFAULT_TARGETS
 
 __all__ = [
     "DEFAULT_TARGETS", "NODE_KEYS", "SECTIONS", "AccessConfig", "ArchiveConfig",
-    "CompletedSteps", "ConfigError", "DuplicatePolicy", "HttpConfig", "NodeConfig",
-    "PrinterConfig",
-    "RemoteAE", "Replaceable", "WorklistConfig", "apply_overrides", "load_config",
+    "AuditConfig", "CompletedSteps", "ConfigError", "DuplicatePolicy", "HttpConfig",
+    "LimitsConfig", "NodeConfig", "PrinterConfig", "RemoteAE", "Replaceable", "TlsConfig",
+    "WorklistConfig", "apply_overrides", "load_config",
     "read_config",
 ]

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from printscp.config.checks import (
+    Boolean,
     Custom,
     Expect,
     Instance,
+    Text,
     required,
     rules_for,
     sub,
@@ -27,9 +29,12 @@ from printscp.config.checks import (
 from printscp.config.model import (
     AccessConfig,
     ArchiveConfig,
+    AuditConfig,
     HttpConfig,
+    LimitsConfig,
     NodeConfig,
     PrinterConfig,
+    TlsConfig,
 )
 from printscp.core.errors import ConfigError, wrong_type, wrong_value
 from printscp.core.remote import (
@@ -44,7 +49,8 @@ from printscp.jobs.targets import TargetError, TargetKind, parse_targets, target
 from printscp.worklist.items import WorklistConfig
 
 #: Top-level tables of the file; everything but ``node`` is a field of NodeConfig.
-SECTIONS = ("node", "access", "archive", "worklist", "http", "remote", "printer", "printers")
+SECTIONS = ("node", "access", "archive", "worklist", "http", "tls", "limits", "audit", "remote",
+            "printer", "printers")
 #: ``[node]`` keys: NodeConfig's fields that are not sections.
 NODE_KEYS = tuple(f.name for f in fields(NodeConfig) if f.name not in SECTIONS)
 #: ``[[remote]]`` keys (RemoteAE lives in printscp.core, below these rules).
@@ -52,8 +58,13 @@ REMOTE_FIELDS: dict[str, Expect] = {
     "ae_title": Custom(check_ae_title, AE_TITLE_RULE),
     "host": Custom(check_host, HOST_RULE),
     "port": Custom(check_port, "an integer 1-65535"),
+    "tls": Boolean(),
+    "certificate": Text(),
+    "private_key": Text(),
+    "ca_certificates": Text(),
 }
-REMOTE_RULE = 'a list of [[remote]] tables {ae_title, host, port} or "AE@HOST:PORT" strings'
+REMOTE_RULE = ('a list of [[remote]] tables {ae_title, host, port, tls...} or "AE@HOST:PORT" '
+               'strings')
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> NodeConfig:
@@ -104,11 +115,15 @@ def node_from_toml(raw: Mapping[str, Any], base: Path) -> NodeConfig:
                               name)
     kwargs: dict[str, Any] = dict(_table(raw.get("node", {}), "node", NODE_KEYS))
     for name, cls in (("access", AccessConfig), ("archive", ArchiveConfig),
-                      ("worklist", WorklistConfig), ("http", HttpConfig)):
+                      ("worklist", WorklistConfig), ("http", HttpConfig),
+                      ("limits", LimitsConfig), ("audit", AuditConfig)):
         if name in raw:
             kwargs[name] = build(cls, raw[name], name)
+    if "tls" in raw:
+        kwargs["tls"] = build(TlsConfig, _relative_paths(raw["tls"], "tls", base,
+                                                         TLS_PATHS), "tls")
     if "remote" in raw:
-        kwargs["remote"] = _remotes(raw["remote"])
+        kwargs["remote"] = _remotes(raw["remote"], base)
     if "printer" in raw:
         kwargs["printer"] = _printer(raw["printer"], "printer", base)
     if "printers" in raw:
@@ -146,7 +161,21 @@ def _table(value: Any, key: str, known: Any = None) -> Mapping[str, Any]:
     return value
 
 
-def _remotes(value: Any) -> tuple[RemoteAE, ...]:
+#: Keys naming files, relative to the configuration file's folder.
+TLS_PATHS = ("certificate", "private_key", "ca_certificates")
+
+
+def _relative_paths(value: Any, key: str, base: Path, names: tuple[str, ...]) -> Any:
+    """``value`` (a table) with its relative paths among ``names`` made from ``base``."""
+    table = dict(_table(value, key))
+    for name in names:
+        path = table.get(name)
+        if isinstance(path, str) and path and not Path(path).is_absolute():
+            table[name] = str(base / path)
+    return table
+
+
+def _remotes(value: Any, base: Path) -> tuple[RemoteAE, ...]:
     if not isinstance(value, list):
         raise wrong_type(value, REMOTE_RULE, "remote")
     remotes = []
@@ -158,6 +187,7 @@ def _remotes(value: Any) -> tuple[RemoteAE, ...]:
             except ConfigError as err:
                 raise err.within(where) from None
         elif isinstance(item, Mapping):
+            item = _relative_paths(item, where, base, TLS_PATHS)
             remotes.append(build(RemoteAE, item, where, REMOTE_FIELDS))
         else:
             raise wrong_type(item, 'a table {ae_title, host, port} or "AE@HOST:PORT"', where)

@@ -33,6 +33,7 @@ from printscp.config.checks import (
     Text,
     sub,
 )
+from printscp.core.access import ACCESS_ENTRY_RULE, check_access_entry
 from printscp.core.errors import ConfigError, wrong_type, wrong_value
 from printscp.core.remote import (
     AE_TITLE_RULE,
@@ -61,8 +62,20 @@ from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import MAX_COPIES, FilmSession
 from printscp.worklist.items import CompletedSteps, WorklistConfig
 
-__all__ = ["AccessConfig", "ArchiveConfig", "CompletedSteps", "DuplicatePolicy", "HttpConfig",
-           "NodeConfig", "PrinterConfig", "Replaceable", "WorklistConfig"]
+__all__ = [
+    "AccessConfig",
+    "ArchiveConfig",
+    "AuditConfig",
+    "CompletedSteps",
+    "DuplicatePolicy",
+    "HttpConfig",
+    "LimitsConfig",
+    "NodeConfig",
+    "PrinterConfig",
+    "Replaceable",
+    "TlsConfig",
+    "WorklistConfig",
+]
 
 
 class Replaceable(StrEnum):
@@ -115,6 +128,7 @@ TIMEOUT = Number(0, open_low=True)
 PATH = Text(nonempty=True, describe="a non-empty path")
 PORT_OR_ZERO = Custom(lambda v, k: check_port(v, k, any_port=True), "an integer 0-65535")
 CALLING_ENTRY_RULE = "an AE title, or AE@ADDRESS (an IP address)"
+ACCESS_LIST = ListOf(Custom(check_access_entry, ACCESS_ENTRY_RULE))
 
 
 def _calling_entry(value: Any, key: str) -> str:
@@ -255,6 +269,85 @@ class AccessConfig(_Checked):
     calling_ae_titles: tuple[str, ...] = field(default=(), metadata=expects(ListOf(
         Custom(_calling_entry, CALLING_ENTRY_RULE))))
     require_called_ae: bool = field(default=False, metadata=expects(Boolean()))
+    # Who may use each service group (see printscp.core.access for the entries; the
+    # reasons for the defaults are in docs/configuration.md): anyone may send what
+    # the node is for, only the AE table may read the archive back.
+    echo: tuple[str, ...] = field(default=("any",), metadata=expects(ACCESS_LIST))
+    store: tuple[str, ...] = field(default=("any",), metadata=expects(ACCESS_LIST))
+    query: tuple[str, ...] = field(default=("known",), metadata=expects(ACCESS_LIST))
+    retrieve: tuple[str, ...] = field(default=("known",), metadata=expects(ACCESS_LIST))
+    print: tuple[str, ...] = field(default=("any",), metadata=expects(ACCESS_LIST))
+    worklist: tuple[str, ...] = field(default=("any",), metadata=expects(ACCESS_LIST))
+    mpps: tuple[str, ...] = field(default=("any",), metadata=expects(ACCESS_LIST))
+    commitment: tuple[str, ...] = field(default=("any",), metadata=expects(ACCESS_LIST))
+    events: tuple[str, ...] = field(default=("any",), metadata=expects(ACCESS_LIST))
+
+
+class TlsVersion(StrEnum):
+    """Lowest TLS version accepted (BCP 195: TLS 1.2 or later)."""
+
+    TLS_1_2 = "1.2"
+    TLS_1_3 = "1.3"
+
+
+@dataclass(frozen=True)
+class TlsConfig(_Checked):
+    """DICOM TLS (PS3.15 B.9/B.10, BCP 195): a TLS listener beside, or instead of, the
+    plain one.  Paths relative to the configuration file are next to it."""
+
+    enabled: bool = field(default=False, metadata=expects(Boolean()))
+    port: int = field(default=2762, metadata=expects(PORT_OR_ZERO))
+    #: This node's certificate (PEM, the chain after it) and its private key (PEM).
+    certificate: str = field(default="", metadata=expects(Text()))
+    private_key: str = field(default="", metadata=expects(Text()))
+    #: CA certificates (PEM bundle) that peers' certificates must chain to; "" : the
+    #: system's trusted CAs.
+    ca_certificates: str = field(default="", metadata=expects(Text()))
+    require_client_certificate: bool = field(default=True, metadata=expects(Boolean()))
+    min_version: TlsVersion = field(default=TlsVersion.TLS_1_2,
+                                    metadata=expects(Choice(TlsVersion)))
+    #: Also listen without TLS on [node] port (false: TLS only).
+    plain: bool = field(default=True, metadata=expects(Boolean()))
+
+    def _check(self) -> None:
+        if self.enabled:
+            for name in ("certificate", "private_key"):
+                if not getattr(self, name):
+                    raise ConfigError("missing; expected a PEM file (required when "
+                                      "tls.enabled = true)", name)
+
+
+@dataclass(frozen=True)
+class LimitsConfig(_Checked):
+    """Bounds against exhaustion; each, when hit, is answered with the standard's status
+    or an A-ASSOCIATE-RJ (transient, local limit exceeded) and a log line."""
+
+    #: Associations at once from one peer address (0: only [node] max_associations).
+    associations_per_host: int = field(default=0, metadata=expects(Integer(0)))
+    #: Largest data set of one C-STORE (MiB).
+    max_dataset_mb: int = field(default=2048, metadata=expects(Integer(1)))
+    #: Largest data set of one Image Box N-SET (MiB).
+    max_image_box_mb: int = field(default=256, metadata=expects(Integer(1)))
+    #: Largest Rows x Columns x Samples x Bits Allocated / 8 of one image (MiB).
+    max_pixel_mb: int = field(default=1024, metadata=expects(Integer(1)))
+    #: Deepest nesting of sequences in a received data set.
+    max_sequence_depth: int = field(default=32, metadata=expects(Integer(1, 1000)))
+    #: Image boxes of one film box, film boxes of one film session.
+    max_image_boxes: int = field(default=256, metadata=expects(Integer(1)))
+    max_film_boxes: int = field(default=64, metadata=expects(Integer(1)))
+    #: Print jobs waiting from one calling AE title (0: only [node] max_queued_jobs).
+    pending_jobs_per_ae: int = field(default=0, metadata=expects(Integer(0)))
+
+
+@dataclass(frozen=True)
+class AuditConfig(_Checked):
+    """The audit trail (``DATA_DIR/audit/``), PS3.15 A.5 vocabulary."""
+
+    enabled: bool = field(default=True, metadata=expects(Boolean()))
+    #: A file is closed and a new one begun past this size (MiB); whole files rotate.
+    rotate_mb: int = field(default=64, metadata=expects(Integer(1)))
+    #: Days a closed file is kept (0: for ever).
+    keep_days: int = field(default=0, metadata=expects(Integer(0)))
 
 
 @dataclass(frozen=True)
@@ -458,6 +551,12 @@ class NodeConfig(_Checked):
         Instance(WorklistConfig, "a [worklist] table")))
     http: HttpConfig = field(default_factory=HttpConfig, metadata=expects(
         Instance(HttpConfig, "an [http] table")))
+    tls: TlsConfig = field(default_factory=TlsConfig, metadata=expects(
+        Instance(TlsConfig, "a [tls] table")))
+    limits: LimitsConfig = field(default_factory=LimitsConfig, metadata=expects(
+        Instance(LimitsConfig, "a [limits] table")))
+    audit: AuditConfig = field(default_factory=AuditConfig, metadata=expects(
+        Instance(AuditConfig, "an [audit] table")))
     #: Peers by AE title (``[[remote]]`` tables, and ``--remote AE@HOST:PORT``): where
     #: C-MOVE sends, where storage commitment results go.
     remote: tuple[RemoteAE, ...] = field(default=(), metadata=expects(ListOf(

@@ -64,11 +64,28 @@ class RemoteAE:
     ae_title: str
     host: str
     port: int
+    #: DICOM TLS to this peer (its certificate checked against ``host`` and the CAs).
+    tls: bool = False
+    #: Our client certificate and key for this peer (PEM; "" : none, or [tls]'s own).
+    certificate: str = ""
+    private_key: str = ""
+    #: CAs this peer's certificate must chain to ("" : [tls] ca_certificates, else the
+    #: system's).
+    ca_certificates: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ae_title", check_ae_title(self.ae_title, "ae_title"))
         object.__setattr__(self, "host", check_host(self.host, "host"))
         check_port(self.port, "port")
+        if not isinstance(self.tls, bool):
+            raise wrong_type(self.tls, "true or false", "tls")
+        for name in ("certificate", "private_key", "ca_certificates"):
+            if not isinstance(getattr(self, name), str):
+                raise wrong_type(getattr(self, name), "a path to a PEM file", name)
+        if bool(self.certificate) != bool(self.private_key):
+            raise wrong_value(self.certificate or self.private_key,
+                              "certificate and private_key both, or neither",
+                              "certificate" if self.certificate else "private_key")
 
     @classmethod
     def parse(cls, text: str) -> RemoteAE:

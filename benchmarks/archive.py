@@ -418,13 +418,17 @@ class PrintSCPServer(Server):
             self.name = SMALL
         self.name += self.tree.suffix
 
+    def serve_args(self, work: Path) -> list[str]:
+        """More ``printscp serve`` arguments (benchmarks/tls.py: a ``--config`` with [tls])."""
+        return []
+
     def start(self, work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.log = open(work / "server.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = self.tree.serve(
             ["--port", "0", "--bind", "127.0.0.1", "--data-dir", str(work / "data"),
              "--workers", str(self.workers), "--remote",
-             f"{MOVE_AET}@127.0.0.1:{self.move_port}"],
+             f"{MOVE_AET}@127.0.0.1:{self.move_port}", *self.serve_args(work)],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -478,6 +482,10 @@ class OrthancServer(Server):
             return "Orthanc not installed (apt-get install -y orthanc)"
         return None
 
+    def extra_config(self, work: Path) -> dict[str, Any]:
+        """More orthanc.json keys (benchmarks/tls.py: the DicomTls* ones)."""
+        return {}
+
     def start(self, work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.port, http = free_port(), free_port()
@@ -489,7 +497,7 @@ class OrthancServer(Server):
             "DicomPort": self.port, "HttpPort": http, "DicomModalities": modalities,
             "DicomCheckCalledAet": False, "StorageCompression": False,
             "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [],
-            "SaveJobs": False,
+            "SaveJobs": False, **self.extra_config(work),
         }
         (work / "orthanc.json").write_text(json.dumps(config, indent=1))
         self.log = open(work / "server.log", "w")  # noqa: SIM115 - closed in stop()

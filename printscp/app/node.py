@@ -29,7 +29,7 @@ from printscp.app import association_log
 from printscp.app.live import LiveAssociations
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
-from printscp.core import uids
+from printscp.core import audit, uids
 from printscp.jobs import render as job_render
 from printscp.jobs.delivery import DeliveryError
 from printscp.jobs.spool import Spool
@@ -102,6 +102,7 @@ class Node:
         self.load = load
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
+        audit.configure(data, config.audit, ae_title=config.ae_title)
         #: This process's open associations, published for the console.
         self.live = LiveAssociations(data)
         for printer in (config.printer, *config.printers.values()):
@@ -257,6 +258,8 @@ class Node:
         self.live.start()
         LOGGER.info("listening on %s:%d as %s", self.config.bind, self.port,
                     self.config.ae_title)
+        if self.recover:  # one Application Start line a node, not one a worker
+            audit.application_activity(True, ae_title=self.config.ae_title)
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -289,6 +292,8 @@ class Node:
             self.commitment.stop()
         self.spool.stop()
         self.live.stop()
+        if self.recover:
+            audit.application_activity(False, ae_title=self.config.ae_title)
 
     def __enter__(self) -> Node:
         return self.start()

@@ -29,7 +29,7 @@ from printscp.app import association_log
 from printscp.app.live import LiveAssociations
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
-from printscp.core import audit, uids
+from printscp.core import uids
 from printscp.jobs import render as job_render
 from printscp.jobs.delivery import DeliveryError
 from printscp.jobs.spool import Spool
@@ -38,6 +38,7 @@ from printscp.mpps.steps import MPPS_SOP_CLASS, MppsStore
 from printscp.net import channel, server
 from printscp.printing.profile import OutputProfile
 from printscp.services import (
+    access,
     commitment,
     dispatch,
     mpps,
@@ -102,7 +103,6 @@ class Node:
         self.load = load
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
-        audit.configure(data, config.audit, ae_title=config.ae_title)
         #: This process's open associations, published for the console.
         self.live = LiveAssociations(data)
         for printer in (config.printer, *config.printers.values()):
@@ -130,8 +130,7 @@ class Node:
         if config.archive.enabled:
             self.archive = Archive(data, DuplicatePolicy(config.archive.duplicates))
             self.commitment = commitment.CommitmentService(self.archive, config)
-        self.access = AccessPolicy(config.called_ae_titles, config.access.calling_ae_titles,
-                                   config.access.require_called_ae)
+        self.access = AccessPolicy.from_config(config)
         self.ae = self._build_ae()
         self.server: server.AssociationServer | None = None
         self._thread: threading.Thread | None = None
@@ -189,20 +188,26 @@ class Node:
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
-        if self.archive is not None:
-            # Q/R C-FIND and C-GET served by printscp rather than pynetdicom, and C-STORE
-            # and C-FIND served on the DUL thread as soon as they are parsed.
-            query_retrieve.serve_qr(assoc, self.archive, self.config)
-            channel.attach_fast_paths(
-                assoc,
-                store=functools.partial(storage.claim_store, archive=self.archive),
-                store_prefix=storage.store_prefix,
-                find=functools.partial(query_retrieve.claim_find, archive=self.archive,
-                                       config=self.config))
         rq = assoc.requestor
         primitive = rq.primitive
         calling = str(primitive.calling_ae_title)
         called = str(primitive.called_ae_title)
+        # [access] per service: what this peer may use (per-request checks read it).
+        grants = self.access.grants(calling, str(rq.address))
+        access.remember(assoc, grants)
+        if self.archive is not None:
+            # Q/R C-FIND and C-GET served by printscp rather than pynetdicom, and C-STORE
+            # and C-FIND served on the DUL thread as soon as they are parsed (a C-STORE
+            # the peer may not send goes to pynetdicom, whose guarded handler refuses it).
+            query_retrieve.serve_qr(assoc, self.archive, self.config)
+            may_store = grants.allows("store")
+            channel.attach_fast_paths(
+                assoc,
+                store=functools.partial(storage.claim_store, archive=self.archive)
+                if may_store else None,
+                store_prefix=storage.store_prefix if may_store else None,
+                find=functools.partial(query_retrieve.claim_find, archive=self.archive,
+                                       config=self.config))
         verdict = self.access.check(calling, called, str(rq.address))
         if verdict is not None:
             association_log.rejected(assoc, verdict)
@@ -210,9 +215,11 @@ class Node:
             # As pynetdicom does for its own rejections: wait until the DUL has sent
             # the A-ASSOCIATE-RJ before the socket is closed.
             assoc.kill()
+            return
+        access.refuse_services(assoc, grants)
 
     def handlers(self) -> list[tuple[Any, ...]]:
-        return [
+        return access.guard_handlers([
             *association_log.handlers(),
             *self.live.handlers(),
             (evt.EVT_REQUESTED, self._on_requested),
@@ -220,7 +227,12 @@ class Node:
             *dispatch.combine(print_management.event_handlers(self.print_service),
                               self._services_by_class()),
             *self._find_move_get(),
-        ]
+        ], self.access, self._remote_host)
+
+    def _remote_host(self, ae_title: str) -> str | None:
+        """The host of ``ae_title`` in the AE table (C-MOVE destinations)."""
+        remote = self.config.remote_ae(ae_title)
+        return remote.host if remote is not None else None
 
     def _find_move_get(self) -> list[tuple[Any, ...]]:
         """Storage and C-MOVE handlers, and the worklist's C-FIND (Q/R C-FIND and C-GET
@@ -258,8 +270,6 @@ class Node:
         self.live.start()
         LOGGER.info("listening on %s:%d as %s", self.config.bind, self.port,
                     self.config.ae_title)
-        if self.recover:  # one Application Start line a node, not one a worker
-            audit.application_activity(True, ae_title=self.config.ae_title)
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -292,8 +302,6 @@ class Node:
             self.commitment.stop()
         self.spool.stop()
         self.live.stop()
-        if self.recover:
-            audit.application_activity(False, ae_title=self.config.ae_title)
 
     def __enter__(self) -> Node:
         return self.start()

@@ -104,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, remote=config.remote + tuple(
             RemoteAE.parse(r) for r in args.remote)).validate()
     config = http_option(args.http, args.no_http, config)
+    from printscp.services.access import exposure_warnings
+
+    for warning in exposure_warnings(config):  # query/retrieve open to "any" beyond loopback
+        print(warning, file=sys.stderr, flush=True)
     # Before anything imports prometheus_client (the node does): multiprocess counts.
     telemetry.prepare(config.data_path)
     from printscp.app.console import ConsoleError, start_console

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydicom.uid import UID
 
-from printscp.core import metrics
+from printscp.core import audit, metrics
 from printscp.net import channel
 
 LOGGER = logging.getLogger("printscp.associations")
@@ -62,6 +62,9 @@ def on_closed(event: Any) -> None:
                       "peer": requestor.address, "operations": done.operations,
                       "services": services, "seconds": round(done.seconds, 3),
                       "ended": done.ended})
+    audit.association(assoc, ae=calling, host=requestor.address, called=called,
+                      association_id=done.id, ended=done.ended, operations=done.operations,
+                      seconds=done.seconds)
 
 
 def handlers() -> list[tuple[Any, Any]]:

@@ -52,6 +52,7 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _SOP_CLASS, _SOP_INSTANCE = BaseTag(0x00080016), BaseTag(0x00080018)
 _STUDY, _SERIES = BaseTag(0x0020000D), BaseTag(0x0020000E)
 _PIXEL_DATA = BaseTag(0x7FE00010)
+_PATIENT_ID = BaseTag(0x00100020)
 _ROWS, _COLUMNS = BaseTag(0x00280010), BaseTag(0x00280011)
 _SAMPLES, _FRAMES, _BITS = BaseTag(0x00280002), BaseTag(0x00280008), BaseTag(0x00280100)
 _KEYWORDS = {_SOP_CLASS: "SOPClassUID", _SOP_INSTANCE: "SOPInstanceUID",
@@ -70,6 +71,9 @@ class Outcome:
     status: int
     comment: str = ""
     result: StoreResult | None = None
+    #: The stored instance's Study Instance UID and Patient ID (for the audit trail).
+    study: str = ""
+    patient: str = ""
 
 
 @dataclass
@@ -110,15 +114,15 @@ class Archive:
         """Put the checked data set's file in place and index it."""
         keep = self.duplicates is DuplicatePolicy.KEEP
         sop_uid = str(_value(ds, _SOP_INSTANCE))
+        study, patient = str(_value(ds, _STUDY)), str(_value(ds, _PATIENT_ID, "") or "")
         if keep and self.index.has_instance(sop_uid):  # checked again when indexing
-            return Outcome(SUCCESS, result=StoreResult.KEPT)
+            return Outcome(SUCCESS, result=StoreResult.KEPT, study=study, patient=patient)
         attrs = self.index.instance_json(ds)  # while the disk writes the file
-        staged = self.files.stage(pending, str(_value(ds, _STUDY)), str(_value(ds, _SERIES)),
-                                  sop_uid)
+        staged = self.files.stage(pending, study, str(_value(ds, _SERIES)), sop_uid)
         self.files.place(staged)
         result = self.index.store(ds, str(ds.file_meta.TransferSyntaxUID), staged, self.files,
                                   replace=not keep, source_ae=source_ae, attrs=attrs)
-        return Outcome(SUCCESS, result=result)
+        return Outcome(SUCCESS, result=result, study=study, patient=patient)
 
     def _refusal(self, encoded: bytes, sop_class: str, sop_instance: str
                  ) -> Outcome | Dataset:

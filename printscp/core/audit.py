@@ -263,12 +263,14 @@ class _Settings:
     enabled: bool = True
     rotate_bytes: int = 64 << 20
     keep_days: int = 0
+    associations: bool = True
 
     @classmethod
     def of(cls, config: Any) -> _Settings:
         if config is None:
             return cls()
-        return cls(bool(config.enabled), int(config.rotate_mb) << 20, int(config.keep_days))
+        return cls(bool(config.enabled), int(config.rotate_mb) << 20, int(config.keep_days),
+                   bool(getattr(config, "associations", True)))
 
 
 @dataclass
@@ -540,7 +542,8 @@ def build(event: AuditEvent, outcome: EventOutcomeIndicator | int | str | bool
         "EventID": event.value.as_json(),
         "EventActionCode": str(action or _DEFAULT_ACTION.get(event, EventActionCode.EXECUTE)),
         "EventOutcomeIndicator": int(indicator),
-        "EventOutcomeDescription": description or indicator.text,
+        "EventOutcomeDescription": description or str(
+            details.get("reason") or details.get("error") or indicator.text),
     }
     if type is not None:
         line["EventTypeCode"] = type.value.as_json()
@@ -721,8 +724,16 @@ def received(key: Any, patient: str, study: str, sop_class: str, result: str,
     """Count one C-STORE on the association ``key``: ``result`` is ``stored``,
     ``replaced``, ``kept`` or ``refused`` (``problem`` says why).  About a microsecond:
     the line is written by :func:`transfers` when the association closes."""
-    if _node is None or not _node.settings.enabled:
+    if _node is None or not _node.settings.enabled or key is None:
         return
+    try:
+        _count(key, patient, study, sop_class, result, problem)
+    except Exception:  # never in the way of a C-STORE
+        LOGGER.debug("audit trail: cannot count a received instance", exc_info=True)
+
+
+def _count(key: Any, patient: str, study: str, sop_class: str, result: str,
+           problem: str) -> None:
     studies = _received.get(key)
     if studies is None:
         studies = _received.setdefault(key, {})
@@ -768,6 +779,41 @@ def transfers(key: Any, *, ae: str, host: str, association: str = "") -> list[di
             stored=t.stored, replaced=t.replaced or None, kept=t.kept or None,
             refused=t.refused or None))
     return lines
+
+
+def association(key: Any, *, ae: str, host: str, called: str, association_id: str,
+                ended: str, operations: dict[str, int], seconds: float) -> None:
+    """An association's lines when it closes, in one write: a Security Alert (Node
+    Authentication) when printscp rejected it, else a Network Entry (Attach) naming what
+    it did (``[audit] associations``), and the DICOM Instances Transferred of the
+    studies it stored (:func:`received`).  Never raises."""
+    node = _node
+    if node is None or not node.settings.enabled:
+        return
+    try:
+        out = transfers(key, ae=ae, host=host, association=association_id)
+        common = {"ae": ae, "host": host, "association": association_id,
+                  "called_ae": called, "seconds": round(seconds, 3)}
+        if ended.startswith("rejected"):
+            reason = ended.partition(": ")[2] or ended
+            # A refusal by the limit on associations is not an authentication failure.
+            kind = None if "limit" in reason else EventTypeCode.NODE_AUTHENTICATION
+            out.insert(0, build(
+                AuditEvent.SECURITY_ALERT, Outcome.MINOR_FAILURE, type=kind,
+                word="association.reject", description=f"association rejected: {reason}",
+                objects=[participant_object(host, ParticipantObjectTypeCode.SYSTEM_OBJECT,
+                                            ParticipantObjectTypeCodeRole.SECURITY_RESOURCE,
+                                            ParticipantObjectIDTypeCode.NODE_ID)],
+                **common))
+        elif node.settings.associations:
+            failed = ended.startswith("aborted")
+            out.insert(0, build(
+                AuditEvent.NETWORK_ENTRY, Outcome.MINOR_FAILURE if failed else Outcome.SUCCESS,
+                type=EventTypeCode.ATTACH, word="association", description=ended,
+                operations=operations or None, **common))
+        _write(node.data_dir, out, node.settings)
+    except Exception:
+        LOGGER.exception("audit trail: cannot record association %s", association_id)
 
 
 # -- reading -----------------------------------------------------------------------
@@ -853,6 +899,17 @@ def read(data_dir: str | Path, limit: int = 200) -> list[dict[str, Any]]:
         if len(out) >= limit:
             break
     return out
+
+
+def node_authentication_failed(host: str, reason: str, *, ae: str = "") -> None:
+    """Security Alert (Node Authentication, minor failure): a peer at ``host`` failed to
+    authenticate (a TLS handshake refused: no, an untrusted or an expired
+    certificate)."""
+    emit(AuditEvent.SECURITY_ALERT, Outcome.MINOR_FAILURE, type=EventTypeCode.NODE_AUTHENTICATION,
+         ae=ae, host=host, word="tls.failure", description=reason,
+         objects=[participant_object(host, ParticipantObjectTypeCode.SYSTEM_OBJECT,
+                                     ParticipantObjectTypeCodeRole.SECURITY_RESOURCE,
+                                     ParticipantObjectIDTypeCode.NODE_ID)] if host else [])
 
 
 # -- the node's own events -----------------------------------------------------------

@@ -33,7 +33,7 @@ from pydicom.uid import (
 from pynetdicom import AllStoragePresentationContexts
 
 from printscp.archive.archive import Archive
-from printscp.core import status
+from printscp.core import audit, status
 from printscp.net import channel, pdata
 from printscp.services.dimse import status_dataset
 
@@ -68,13 +68,18 @@ def handle_store(event: Any, archive: Archive) -> Dataset:
             f"cannot read the data set: {exc}"[:64]
     else:
         outcome_status, comment = _store(archive, encoded, str(request.AffectedSOPClassUID),
-                                         str(request.AffectedSOPInstanceUID), calling)
+                                         str(request.AffectedSOPInstanceUID), calling,
+                                         assoc=event.assoc)
     return status_dataset(outcome_status, comment)
 
 
 def _store(archive: Archive, encoded: bytes, sop_class: str, sop_instance: str,
-           calling: str, sha256: str | None = None) -> tuple[int, str]:
+           calling: str, sha256: str | None = None, assoc: Any = None) -> tuple[int, str]:
     outcome = archive.receive(encoded, sop_class, sop_instance, calling, sha256=sha256)
+    # Counted per association and study; one audit line a study when it closes.
+    audit.received(assoc, outcome.patient, outcome.study, sop_class,
+                   outcome.result.value if outcome.result is not None else "refused",
+                   outcome.comment)
     if outcome.comment:
         LOGGER.warning("C-STORE %s from %s refused (0x%04X): %s",
                        sop_instance, calling, outcome.status, outcome.comment)
@@ -122,7 +127,7 @@ def claim_store(assoc: Any, message: pdata.MessageAssembler,
         encoded, digest = message.file_bytes(), message.hasher.hexdigest()
         try:
             code, comment = _store(archive, encoded, sop_class, sop_instance, calling,
-                                   digest)
+                                   digest, assoc)
         except Exception:
             LOGGER.exception("C-STORE %s from %s: unexpected error", sop_instance, calling)
             code, comment = 0xC211, ""  # pynetdicom's status for a failing handler

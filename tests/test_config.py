@@ -125,6 +125,7 @@ BAD = [
     bad("[audit]\nenabled = 1", "audit.enabled", "true or false"),
     bad("[audit]\nrotate_mb = 0", "audit.rotate_mb", "out of range"),
     bad("[audit]\nkeep_days = -1", "audit.keep_days", "out of range"),
+    bad("[audit]\nassociations = \"yes\"", "audit.associations", "true or false"),
     # -- [archive]
     bad('[archive]\nenabled = "yes"', "archive.enabled", '"yes" is a string', "true or false"),
     bad('[archive]\nduplicates = "maybe"', "archive.duplicates", "one of replace, keep"),

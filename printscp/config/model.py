@@ -348,6 +348,11 @@ class AuditConfig(_Checked):
     rotate_mb: int = field(default=64, metadata=expects(Integer(1)))
     #: Days a closed file is kept (0: for ever).
     keep_days: int = field(default=0, metadata=expects(Integer(0)))
+    #: One Network Entry line per accepted association (who connected, what it did);
+    #: refused associations, and what associations store, query and retrieve, are
+    #: recorded whatever this says.  A node polled by C-ECHO every few seconds may
+    #: turn it off.
+    associations: bool = field(default=True, metadata=expects(Boolean()))
 
 
 @dataclass(frozen=True)

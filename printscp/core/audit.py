@@ -37,12 +37,15 @@ Why this shape of writing:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
+import functools
 import getpass
 import json
 import logging
 import os
+import queue
 import re
 import socket
 import threading
@@ -460,6 +463,7 @@ def participant(user_id: str, *, requestor: bool, host: str = "",
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_address(host: str) -> bool:
     import ipaddress
 
@@ -582,10 +586,56 @@ _DEFAULT_ACTION = {
 }
 
 
+# -- the background writer (DICOM traffic) ---------------------------------------------
+_queue: queue.SimpleQueue[list[dict[str, Any]]] = queue.SimpleQueue()
+_writer: threading.Thread | None = None
+_progress = threading.Condition()
+_queued = 0  #: batches put in the queue (under _progress)
+_done = 0  #: batches the writer has written (or failed to)
+
+
+def _later(lines: list[dict[str, Any]]) -> None:
+    """Queue ``lines`` for the writer thread, which appends whatever is queued in one
+    write and one fsync (a query or a retrieve does not wait on the disk)."""
+    global _writer, _queued
+    with _progress:
+        _queued += 1
+        if _writer is None or not _writer.is_alive():
+            _writer = threading.Thread(target=_write_queued, name="printscp-audit",
+                                       daemon=True)
+            _writer.start()
+            atexit.register(flush)
+    _queue.put(lines)
+
+
+def _write_queued() -> None:
+    global _done
+    while True:
+        batch = list(_queue.get())
+        taken = 1
+        with contextlib.suppress(queue.Empty):
+            while taken < 1000:
+                batch.extend(_queue.get_nowait())
+                taken += 1
+        node = _node
+        if node is not None and batch:
+            _write(node.data_dir, batch, node.settings)
+        with _progress:
+            _done += taken
+            _progress.notify_all()
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until the lines queued so far are written (a node's stop, exit, tests)."""
+    with _progress:
+        target = _queued
+        return _progress.wait_for(lambda: _done >= target, timeout)
+
+
 def emit(event: AuditEvent, outcome: EventOutcomeIndicator | int | str | bool
          = EventOutcomeIndicator.SUCCESS, *, ae: str = "", host: str = "", user: str = "",
          patient: str | Iterable[str] = "", study: str | Iterable[str] = "", job: str = "",
-         **details: Any) -> dict[str, Any] | None:
+         wait: bool = True, **details: Any) -> dict[str, Any] | None:
     """Write one line to this process's trail (:func:`configure`); never raises.
 
     ``event`` is the message type, ``outcome`` an :class:`EventOutcomeIndicator` (or
@@ -597,6 +647,10 @@ def emit(event: AuditEvent, outcome: EventOutcomeIndicator | int | str | bool
     ``participants``, ``local_role``) shape the line; any other keyword is kept as a
     field of printscp's own.  Returns the line, or None if nothing was written
     (not configured, ``[audit] enabled = false``, or the write failed).
+
+    With ``wait=False`` the line is queued for a writer thread (written and fsynced
+    within milliseconds, with whatever else is queued): for the DICOM paths, whose
+    answers must not wait on the disk.  Actions a user asked for (a deletion) wait.
     """
     node = _node
     if node is None or not node.settings.enabled:
@@ -607,14 +661,20 @@ def emit(event: AuditEvent, outcome: EventOutcomeIndicator | int | str | bool
     except Exception:
         LOGGER.exception("audit trail: cannot build a %s line", event)
         return None
+    if not wait:
+        _later([line])
+        return line
     return line if _write(node.data_dir, [line], node.settings) else None
 
 
-def emit_lines(lines: list[dict[str, Any]]) -> bool:
+def emit_lines(lines: list[dict[str, Any]], *, wait: bool = True) -> bool:
     """Write lines made by :func:`build` together (one write, one fsync)."""
     node = _node
-    if node is None or not node.settings.enabled:
+    if node is None or not node.settings.enabled or not lines:
         return False
+    if not wait:
+        _later(lines)
+        return True
     return _write(node.data_dir, lines, node.settings)
 
 
@@ -811,7 +871,8 @@ def association(key: Any, *, ae: str, host: str, called: str, association_id: st
                 AuditEvent.NETWORK_ENTRY, Outcome.MINOR_FAILURE if failed else Outcome.SUCCESS,
                 type=EventTypeCode.ATTACH, word="association", description=ended,
                 operations=operations or None, **common))
-        _write(node.data_dir, out, node.settings)
+        if out:
+            _later(out)
     except Exception:
         LOGGER.exception("audit trail: cannot record association %s", association_id)
 

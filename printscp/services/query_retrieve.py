@@ -47,6 +47,7 @@ from printscp.core import status
 from printscp.core.errors import StatusError
 from printscp.net import channel, pdata
 from printscp.net.channel import StoredFile
+from printscp.services import audit_events
 from printscp.services.dimse import status_dataset
 
 LOGGER = logging.getLogger("printscp.qr")
@@ -114,8 +115,10 @@ def handle_find(assoc: Any, req: Any, context: Any, archive: Archive,
     except StatusError as exc:
         LOGGER.warning("C-FIND refused (0x%04X): %s", exc.status, exc)
         respond.send(exc.status, comment=str(exc))
+        audit_events.query(assoc, str(req.AffectedSOPClassUID), None, exc)
         return
     keys = _ReturnKeys(identifier, level, config.ae_title)
+    audit_events.query(assoc, str(req.AffectedSOPClassUID), identifier)
     for record, _ in archive.index.query(level, identifier, patient_root=patient_root):
         if poll is not None and poll():
             return  # the peer aborted or closed: nobody to answer
@@ -325,11 +328,15 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
     remote = config.remote_ae(name)
     if remote is None:
         LOGGER.warning("C-MOVE to unknown destination %r", name.strip())
+        audit_events.retrieve(event.assoc, archive, [], command="MOVE", destination=name.strip(),
+                              refusal=ValueError("Move Destination unknown"))
         yield None, None  # pynetdicom answers 0xA801 (move destination unknown)
         return
     try:
         records = _records(event, archive)
     except StatusError as exc:
+        audit_events.retrieve(event.assoc, archive, [], command="MOVE",
+                              destination=remote.ae_title, refusal=exc)
         # pynetdicom takes a failure status only after a destination and a count.
         yield remote.host, remote.port, {"contexts": [build_context(ExplicitVRLittleEndian)]}
         yield 1
@@ -339,6 +346,8 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
         "contexts": _contexts(records) or [build_context(ExplicitVRLittleEndian)],
         "evt_handlers": [(evt.EVT_CONN_OPEN, _no_delay),
                          (evt.EVT_CONN_OPEN, _announce_move(event, len(records)))]}
+    audit_events.retrieve(event.assoc, archive, records, command="MOVE",
+                          destination=remote.ae_title, destination_host=remote.host)
     yield len(records)
     for record in records:
         if event.is_cancelled:
@@ -404,7 +413,9 @@ def handle_get(assoc: Any, req: Any, context: Any, archive: Archive) -> None:
     except StatusError as exc:
         LOGGER.warning("C-GET refused (0x%04X): %s", exc.status, exc)
         respond.final(exc.status, str(exc))
+        audit_events.retrieve(assoc, archive, [], command="GET", refusal=exc)
         return
+    audit_events.retrieve(assoc, archive, records, command="GET")
     accepted: dict[str, set[str]] = {}
     for cx in assoc.accepted_contexts:
         accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))

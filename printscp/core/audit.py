@@ -50,7 +50,7 @@ import re
 import socket
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum, IntEnum, StrEnum
@@ -587,16 +587,18 @@ _DEFAULT_ACTION = {
 
 
 # -- the background writer (DICOM traffic) ---------------------------------------------
-_queue: queue.SimpleQueue[list[dict[str, Any]]] = queue.SimpleQueue()
+_Lines = list[dict[str, Any]]
+_queue: queue.SimpleQueue[_Lines | Callable[[], _Lines]] = queue.SimpleQueue()
 _writer: threading.Thread | None = None
 _progress = threading.Condition()
 _queued = 0  #: batches put in the queue (under _progress)
 _done = 0  #: batches the writer has written (or failed to)
 
 
-def _later(lines: list[dict[str, Any]]) -> None:
-    """Queue ``lines`` for the writer thread, which appends whatever is queued in one
-    write and one fsync (a query or a retrieve does not wait on the disk)."""
+def _later(lines: _Lines | Callable[[], _Lines]) -> None:
+    """Queue ``lines`` (or a function that makes them) for the writer thread, which
+    appends whatever is queued in one write and one fsync (a query or a retrieve does
+    not wait on the disk)."""
     global _writer, _queued
     with _progress:
         _queued += 1
@@ -611,11 +613,11 @@ def _later(lines: list[dict[str, Any]]) -> None:
 def _write_queued() -> None:
     global _done
     while True:
-        batch = list(_queue.get())
+        batch = _made(_queue.get())
         taken = 1
         with contextlib.suppress(queue.Empty):
             while taken < 1000:
-                batch.extend(_queue.get_nowait())
+                batch.extend(_made(_queue.get_nowait()))
                 taken += 1
         node = _node
         if node is not None and batch:
@@ -623,6 +625,29 @@ def _write_queued() -> None:
         with _progress:
             _done += taken
             _progress.notify_all()
+
+
+def _made(item: _Lines | Callable[[], _Lines]) -> _Lines:
+    if not callable(item):
+        return list(item)
+    try:
+        return list(item())
+    except Exception:
+        LOGGER.exception("audit trail: cannot make a line")
+        return []
+
+
+def later(make: Callable[[], _Lines]) -> None:
+    """Have the writer thread call ``make`` and write the lines it returns: the caller
+    (a C-FIND on its way to its first match) pays about a microsecond, not the
+    building of the line.  Nothing when the trail is off; never raises."""
+    node = _node
+    if node is None or not node.settings.enabled:
+        return
+    try:
+        _later(make)
+    except Exception:
+        LOGGER.exception("audit trail: cannot queue a line")
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -976,6 +1001,8 @@ def node_authentication_failed(host: str, reason: str, *, ae: str = "") -> None:
 # -- the node's own events -----------------------------------------------------------
 def application_activity(started: bool, *, ae_title: str, detail: str = "") -> None:
     """Application Activity: the node started or stopped (launched by this OS user)."""
+    if not started:
+        flush()  # the DICOM lines queued before the stop come before it
     try:
         launcher = getpass.getuser()
     except Exception:

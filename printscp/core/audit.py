@@ -987,6 +987,45 @@ def read(data_dir: str | Path, limit: int = 200) -> list[dict[str, Any]]:
     return out
 
 
+def print_job(job: Any, *, spooled: bool) -> None:
+    """A print job (a :class:`~printscp.jobs.state.PrintJob`) spooled or finished.
+
+    Spooled: DICOM Instances Transferred (Create): the print session's Film Box and
+    Image Box SOP Instances came from the calling AE and are kept in the spool.
+    Finished: Data Export (Read), the standard's message for data "printed to paper,
+    recorded on film" (PS3.15 A.5.3.7): to its printer or outputs (Destination Media),
+    outcome Success, or Serious failure with the error.  Print sessions carry no
+    patient identifiers; the Film Session Label is kept.  Queued, never raises."""
+    if not enabled():
+        return
+    try:
+        extra = dict(job.extra)
+        printer = str(extra.get("printer") or job.called_ae)
+        common: dict[str, Any] = {
+            "ae": job.calling_ae, "host": job.peer, "job": job.job_id,
+            "films": len(job.films), "printer": printer,
+            "label": str(job.session.get("film_session_label") or "") or None}
+        if spooled:
+            line = build(AuditEvent.INSTANCES_TRANSFERRED, Outcome.SUCCESS,
+                         action=EventActionCode.CREATE, role=RoleIDCode.SOURCE,
+                         local_role=RoleIDCode.DESTINATION, word="job.spool", **common)
+        else:
+            error = str(extra.get("error") or "")
+            outputs = [str(o) for o in extra.get("outputs") or
+                       ([extra["output"]] if extra.get("output") else [])]
+            media = [participant(printer, requestor=False,
+                                 role=RoleIDCode.DESTINATION_MEDIA)]
+            ok = job.status == "DONE"
+            line = build(AuditEvent.EXPORT, Outcome.SUCCESS if ok else
+                         Outcome.SERIOUS_FAILURE, action=EventActionCode.READ,
+                         participants=media, local_role=RoleIDCode.SOURCE, word="job.print",
+                         description=error if not ok else "", state=job.status,
+                         outputs=outputs or None, **common)
+        _later([line])
+    except Exception:
+        LOGGER.exception("audit trail: cannot record print job %s", getattr(job, "job_id", "?"))
+
+
 def node_authentication_failed(host: str, reason: str, *, ae: str = "") -> None:
     """Security Alert (Node Authentication, minor failure): a peer at ``host`` failed to
     authenticate (a TLS handshake refused: no, an untrusted or an expired

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from printscp.core import metrics
+from printscp.core import audit, metrics
 from printscp.core.files import atomic_write, fsync_dir
 from printscp.jobs.delivery import (
     CANCELLED as TARGET_CANCELLED,
@@ -411,6 +411,7 @@ class Spool:
         self._enqueue(job.job_id, job.session.get("print_priority"))
         job.extra.setdefault("status_info", QUEUED_INFO)
         record_state(job, self.index, later=True)
+        audit.print_job(job, spooled=True)
 
     def enqueue(self, job_id: str) -> None:
         """Queue job ``job_id``, already in ``spool/`` (released, reprinted), here."""
@@ -703,6 +704,7 @@ class Spool:
         job = finish_job(self.data_dir, job_id, fields, status)
         self._forget(job_id)
         self._notify(job)
+        audit.print_job(job, spooled=False)
 
 
 def finish_cancelled(data_dir: Path, job_id: str, who: str = "") -> PrintJob:

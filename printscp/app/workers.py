@@ -62,15 +62,26 @@ class SharedLoad:
             self.counts[self.index] = max(0, self.counts[self.index] - 1)
 
 
-def _listen(config: NodeConfig) -> socket.socket:
-    """The node's listening socket, shared by the workers (with port 0, on the port the
-    kernel picked)."""
-    return socket.create_server((config.bind, config.port), backlog=128)
+def _listen(config: NodeConfig) -> tuple[socket.socket | None, socket.socket | None]:
+    """The node's listening sockets, plain and TLS, shared by the workers (with port 0,
+    on the port the kernel picked); None where the node does not listen."""
+    plain = tls = None
+    try:
+        if not (config.tls.enabled and not config.tls.plain):
+            plain = socket.create_server((config.bind, config.port), backlog=128)
+        if config.tls.enabled:
+            tls = socket.create_server((config.bind, config.tls.port), backlog=128)
+    except OSError:
+        if plain is not None:
+            plain.close()
+        raise
+    return plain, tls
 
 
-def _worker_main(config: NodeConfig, index: int, sock: socket.socket, stop: Any,
+def _worker_main(config: NodeConfig, index: int, sock: socket.socket | None, stop: Any,
                  ready: Any, loads: Any, log_queue: Any = None,
-                 log_settings: LogSettings | None = None) -> None:
+                 log_settings: LogSettings | None = None,
+                 tls_sock: socket.socket | None = None) -> None:
     from printscp.app.node import Node, die_with_parent
 
     die_with_parent()
@@ -84,7 +95,7 @@ def _worker_main(config: NodeConfig, index: int, sock: socket.socket, stop: Any,
     signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
     try:
         node = Node(config, listen_socket=sock, recover=index == 0,
-                    load=SharedLoad(loads, index)).start()
+                    load=SharedLoad(loads, index), tls_socket=tls_sock).start()
         node.wait_ready(READY_TIMEOUT)
     except Exception as exc:
         ready.put((index, f"{type(exc).__name__}: {exc}"))
@@ -110,16 +121,25 @@ class WorkerPool:
         self._log_settings = log_settings
         self._log_handlers = log_handlers
         self.port = config.port
+        #: The DICOM TLS port, None without TLS.
+        self.tls_port: int | None = None
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
         self._procs: list[Any] = []
         self._logs: logs.WorkerLogs | None = None
 
     def start(self) -> WorkerPool:
-        listening = _listen(self.config)
+        listening, tls_listening = _listen(self.config)
         try:
-            self.port = listening.getsockname()[1]
-            config = replace(self.config, port=self.port)
+            config = self.config
+            if listening is not None:
+                self.port = listening.getsockname()[1]
+                config = replace(config, port=self.port)
+            if tls_listening is not None:
+                self.tls_port = tls_listening.getsockname()[1]
+                config = replace(config, tls=replace(config.tls, port=self.tls_port))
+                if listening is None:
+                    self.port = self.tls_port
             ready = self._ctx.Queue()
             loads = self._ctx.Array("i", self.count, lock=False)  # see SharedLoad
             if self._log_settings is not None and self._log_handlers is not None:
@@ -129,7 +149,8 @@ class WorkerPool:
             for index in range(self.count):
                 proc = self._ctx.Process(target=_worker_main, name=f"printscp-worker-{index}",
                                          args=(config, index, listening, self._stop, ready,
-                                               loads, log_queue, self._log_settings))
+                                               loads, log_queue, self._log_settings,
+                                               tls_listening))
                 proc.start()
                 self._procs.append(proc)
             errors = []
@@ -145,7 +166,9 @@ class WorkerPool:
                 self.stop()
                 raise OSError("; ".join(errors))
         finally:
-            listening.close()  # each ready worker holds its own copy
+            for sock in (listening, tls_listening):  # each ready worker holds its own copy
+                if sock is not None:
+                    sock.close()
         return self
 
     def stop(self, timeout: float = 60.0) -> None:

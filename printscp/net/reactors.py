@@ -66,6 +66,7 @@ from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AssociationSocket
 
 from printscp.core import metrics
+from printscp.core.tls import peer_subject
 from printscp.net import observe, pdata
 from printscp.net.hooks import AssociationHooks, existing_hooks, hooks_of
 
@@ -97,12 +98,24 @@ def _over_the_limit(assoc: Association) -> bool:
     """Whether ``assoc`` would exceed its server's association limit, counting only the
     associations whose peer sent an A-ASSOCIATE-RQ (silent connections are the
     server's business: :class:`printscp.net.server.AssociationServer`)."""
-    limit = getattr(assoc._server, "association_limit", None)
+    server = assoc._server
+    limit = getattr(server, "association_limit", None)
     if limit is None:
         return False
-    asked = sum(1 for a in assoc.ae.active_associations
-                if a.is_acceptor and a.requestor.primitive is not None)
-    return asked > limit
+    asked = [a for a in assoc.ae.active_associations
+             if a.is_acceptor and a.requestor.primitive is not None]
+    if len(asked) > limit:
+        return True
+    per_host = getattr(server, "per_host_limit", 0)
+    if per_host:
+        host = assoc.requestor.address
+        if sum(1 for a in asked if a.requestor.address == host) > per_host:
+            from pynetdicom.acse import LOGGER
+
+            LOGGER.warning(f"{host} has {per_host} associations open already "
+                           "([limits] associations_per_host)")
+            return True
+    return False
 
 
 def _negotiate_as_acceptor(self: ACSE) -> None:
@@ -639,6 +652,7 @@ def _socket_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
     buffer = bytearray(min(nr_bytes, RECV_CHUNK))
     view = memoryview(buffer)
     read = 0
+    tls = isinstance(self.socket, ssl.SSLSocket)
     try:
         while read < nr_bytes:
             if read == len(buffer):
@@ -646,6 +660,8 @@ def _socket_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
                 buffer.extend(bytes(min(nr_bytes - read, len(buffer))))  # doubles at most
                 view = memoryview(buffer)
             got = self.socket.recv_into(view[read:], len(buffer) - read)
+            if tls and got:
+                _quick_ack(self.socket)
             if not got:
                 view.release()
                 del buffer[read:]
@@ -654,6 +670,14 @@ def _socket_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
         return buffer
     finally:
         _count_received(self, read)
+
+
+def _quick_ack(sock: ssl.SSLSocket) -> None:
+    """Re-arm TCP_QUICKACK under TLS, where :class:`printscp.net.server.QuickAckSocket`
+    cannot wrap the socket (OpenSSL reads the descriptor itself): clients that write a
+    PDU header and its data as separate records wait ~40 ms on each delayed ACK."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
 
 def _count_received(transport: AssociationSocket, count: int) -> None:
@@ -698,8 +722,10 @@ def _refuse_before_association(dul: DULServiceProvider, readable: bool) -> bool:
     state table: AA-1): A-ABORT at once rather than after reading what it announces."""
     transport = dul.socket
     sock = getattr(transport, "socket", None)
-    if sock is None or isinstance(sock, ssl.SSLSocket):
-        return False  # TLS: no peeking below the record layer
+    if sock is None:
+        return False
+    if isinstance(sock, ssl.SSLSocket):
+        return _first_pdu_over_tls(dul, sock, readable)
     if not (readable or transport.ready):
         return False
     try:
@@ -708,10 +734,43 @@ def _refuse_before_association(dul: DULServiceProvider, readable: bool) -> bool:
         return False  # pynetdicom's read sees it too
     if len(header) < 6:
         return False  # closed or not yet whole: pynetdicom's read handles both
-    pdu_type, _, length = _PDU_HEADER.unpack(header)
-    if (pdu_type == 0x01 and 68 <= length <= MAX_ASSOCIATE_RQ) or (
-            pdu_type == 0x07 and length == 4):
+    if _acceptable_first(header):
         return False
+    _refuse_first(transport, header, consume=True)
+    return True
+
+
+@contextlib.contextmanager
+def _deadline(dul: DULServiceProvider) -> Any:
+    """Reads before the association is established are bounded by the ACSE timeout: a
+    peer that sends part of its A-ASSOCIATE-RQ (or of a TLS handshake) and stops held
+    this thread, and its socket, until the network timeout or for ever."""
+    sock = getattr(dul.socket, "socket", None)
+    if sock is None:
+        yield
+        return
+    previous = sock.gettimeout()
+    with contextlib.suppress(OSError):
+        sock.settimeout(dul.assoc.acse_timeout or HANDSHAKE_TIMEOUT)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, AttributeError):
+            if dul.socket is not None and dul.socket.socket is sock:
+                sock.settimeout(previous)
+
+
+def _acceptable_first(header: bytes) -> bool:
+    """Whether a PDU header may start an association: an A-ASSOCIATE-RQ of a sane
+    length, or an A-ABORT."""
+    pdu_type, _, length = _PDU_HEADER.unpack(header)
+    return (pdu_type == 0x01 and 68 <= length <= MAX_ASSOCIATE_RQ) or (
+        pdu_type == 0x07 and length == 4)
+
+
+def _refuse_first(transport: AssociationSocket, header: bytes, *, consume: bool) -> None:
+    """A-ABORT a connection whose first PDU ``header`` is unacceptable, and close it."""
+    pdu_type, _, length = _PDU_HEADER.unpack(header)
     from pynetdicom.dul import LOGGER
 
     LOGGER.error(f"PDU type 0x{pdu_type:02X} of {length} bytes before the association: "
@@ -723,10 +782,88 @@ def _refuse_before_association(dul: DULServiceProvider, readable: bool) -> bool:
     abort = A_ABORT_RQ()
     abort.source = 0x02
     abort.reason_diagnostic = 0x06 if pdu_type == 0x01 else 0x02
-    with contextlib.suppress(OSError):
-        sock.recv(6)  # the header judged; what it announces is never read
+    with contextlib.suppress(OSError, ValueError):
+        if consume:
+            transport.socket.recv(6)  # the header judged; what it announces is never read
         transport.send(abort.encode())
     transport.close()  # Evt17: the association ends (AA-5 from Sta2)
+
+
+#: Longest a TLS handshake may take when the server's ACSE timeout is not set (s).
+HANDSHAKE_TIMEOUT = 30.0
+
+
+def _first_pdu_over_tls(dul: DULServiceProvider, sock: ssl.SSLSocket, readable: bool
+                        ) -> bool:
+    """The acceptor's first bytes over TLS: complete the handshake (on this
+    association's own thread, bounded by the ACSE timeout, so a peer that never
+    finishes it holds no one else up), then read the first PDU here and judge it by
+    its header as :func:`_refuse_before_association` does for plain TCP (TLS records
+    cannot be peeked at), handing an acceptable one to pynetdicom's state machine."""
+    transport = dul.socket
+    if sock.version() is None:  # handshake not done
+        if not (readable or transport.ready):
+            return False
+        return _handshake(dul, sock)
+    if not (readable or transport.ready):
+        return False
+    try:
+        header = bytes(transport.recv(6))
+    except (OSError, TimeoutError, ValueError):
+        header = b""
+    if len(header) < 6:
+        dul.event_queue.put("Evt17")  # closed before a whole header
+        return True
+    if not _acceptable_first(header):
+        _refuse_first(transport, header, consume=False)
+        return True
+    _, _, length = _PDU_HEADER.unpack(header)
+    try:
+        body = bytes(transport.recv(length))
+    except (OSError, TimeoutError, ValueError):
+        body = b""
+    if len(body) != length:
+        dul.event_queue.put("Evt17")
+        return True
+    from pynetdicom.dul import LOGGER
+
+    try:
+        pdu, event = dul._decode_pdu(header + body)
+    except Exception as exc:
+        LOGGER.error("Unable to decode the received PDU data")
+        LOGGER.exception(exc)
+        dul.event_queue.put("Evt19")
+        return True
+    dul.event_queue.put(event)
+    dul._recv_pdu.put(pdu)
+    return True
+
+
+def _handshake(dul: DULServiceProvider, sock: ssl.SSLSocket) -> bool:
+    """The server side of the TLS handshake; a failure (no or an untrusted client
+    certificate, a plain DICOM client, a stalled peer) closes the connection and is
+    reported to the server's ``tls_failed`` (the node's log and audit trail)."""
+    from pynetdicom.dul import LOGGER
+
+    assoc = dul.assoc
+    timeout = assoc.acse_timeout or HANDSHAKE_TIMEOUT  # set by _deadline
+    try:
+        sock.do_handshake()
+    except (OSError, ValueError) as exc:  # ssl.SSLError and TimeoutError included
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            reason = f"no handshake within {timeout:g} s"
+        address = assoc.requestor.address
+        LOGGER.error(f"TLS handshake with {address} failed: {reason}")
+        notify = getattr(assoc._server, "tls_failed", None)
+        if notify is not None:
+            with contextlib.suppress(Exception):
+                notify(address, str(reason))
+        dul.socket.close()  # Evt17
+        return True
+    cipher = sock.cipher()
+    LOGGER.info(f"TLS {sock.version()} {cipher[0] if cipher else ''} with "
+                f"{assoc.requestor.address}: peer {peer_subject(sock.getpeercert()) or '-'}")
     return True
 
 
@@ -737,9 +874,12 @@ def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
     state = dul.state_machine.current_state
     # Sta1 too: the acceptor's Evt5 (connection open) may still wait in the queue when
     # the first bytes are already there.
-    if (state in ("Sta1", "Sta2") and dul.assoc.is_acceptor
-            and _refuse_before_association(dul, readable)):
-        return True
+    if state in ("Sta1", "Sta2") and dul.assoc.is_acceptor:
+        with _deadline(dul):
+            if _refuse_before_association(dul, readable):
+                return True
+            if state == "Sta2":
+                return dul._is_transport_event()
     if state != "Sta6" or _config.STORE_RECV_CHUNKED_DATASET:
         _flush_partial(dul, hooks)
         return dul._is_transport_event()
@@ -805,7 +945,7 @@ def _receive_pdata(dul: DULServiceProvider, hooks: AssociationHooks, body: memor
     for context_id, control, fragment in pdata.pdvs(body):
         assembler = hooks.message
         if assembler is None:
-            assembler = hooks.message = pdata.MessageAssembler()
+            assembler = hooks.message = pdata.new_message(dul.assoc)  # with size limits
         done = assembler.add(context_id, control, fragment)
         if assembler.prefix is None and assembler.command is not None:
             # The command is in: a C-STORE the node stores gets its file's prefix.
@@ -832,6 +972,9 @@ def _deliver(assoc: Association, hooks: AssociationHooks,
     pynetdicom serves)."""
     whole = time.perf_counter()
     command = message.command
+    if message.refused is not None:  # a data set over its size limit (pdata), dropped
+        send_raw(assoc, message.context_id or 0, message.refused, None)
+        return
     field = pdata.command_us(command, pdata.COMMAND_FIELD) if command is not None else None
     name = sop_class = ""
     if field is not None and not field & 0x8000:
@@ -1019,6 +1162,8 @@ def _send_queued_raw(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
 def _send_all(sock: Any, buffers: list[Any]) -> int:
     """``sendmsg`` until every buffer is gone (a partial send resumes mid-buffer);
     returns the number of bytes sent."""
+    if isinstance(sock, ssl.SSLSocket):  # no sendmsg over TLS: records of <= 256 KiB
+        return _send_all_tls(sock, buffers)
     views = [memoryview(b).cast("B") for b in buffers]
     total = 0
     while views:
@@ -1029,4 +1174,30 @@ def _send_all(sock: Any, buffers: list[Any]) -> int:
             views.pop(0)
         if views and sent:
             views[0] = views[0][sent:]
+    return total
+
+
+#: Bytes joined into one ``sendall`` over TLS: few enough copies, few enough syscalls.
+TLS_SEND_CHUNK = 256 * 1024
+
+
+def _send_all_tls(sock: ssl.SSLSocket, buffers: list[Any]) -> int:
+    """``sendall`` of ``buffers`` over TLS, small buffers (PDU headers) joined with the
+    data after them so that each PDU leaves in as few TLS records as it needs."""
+    total = 0
+    pending: list[Any] = []
+    size = 0
+    for buffer in buffers:
+        view = memoryview(buffer).cast("B")
+        if size and size + len(view) > TLS_SEND_CHUNK:
+            sock.sendall(b"".join(pending))
+            pending, size = [], 0
+        if len(view) >= TLS_SEND_CHUNK:
+            sock.sendall(view)
+        else:
+            pending.append(view)
+            size += len(view)
+        total += len(view)
+    if pending:
+        sock.sendall(b"".join(pending))
     return total

@@ -105,6 +105,11 @@ class AssociationServer(ThreadedAssociationServer):
     #: (set by :func:`start_server` from ``ae.maximum_associations``); more are rejected
     #: (transient, local limit exceeded) by printscp.net.reactors._negotiate_as_acceptor.
     association_limit: int | None = None
+    #: Associations at once from one peer address (0: no limit but the association
+    #: limit); more are rejected like those over the association limit.
+    per_host_limit: int = 0
+    #: Called with (peer address, reason) when a TLS handshake fails (log, audit).
+    tls_failed: Callable[[str, str], None] | None = None
     #: Connections at once that have not sent their A-ASSOCIATE-RQ yet: beyond it, the
     #: oldest of them is aborted to make room.  pynetdicom counted them against the
     #: association limit, so 33 silent connections locked every client out for 30 s.
@@ -139,14 +144,19 @@ class AssociationServer(ThreadedAssociationServer):
         load = self.load
         if load is not None and load.busier_than_another():
             time.sleep(load.DEFER)  # a less busy worker, woken too, takes it meanwhile
-        sock, address = super().get_request()  # BlockingIOError if another took it
+        sock, address = self.socket.accept()  # BlockingIOError if another took it
         if load is not None:
             load.opened()  # closed() on EVT_CONN_CLOSE (start_server)
-        try:
+        with contextlib.suppress(OSError):  # not a TCP socket: nothing to tune
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:  # not a TCP socket: nothing to tune
-            return sock, address
-        if hasattr(socket, "TCP_QUICKACK") and not self.ssl_context:
+        if self.ssl_context is not None:
+            # The handshake is not done here, on the one accepting thread (pynetdicom's
+            # wrap_socket did it there: a peer that stalled it blocked every connection),
+            # but on the association's own thread, bounded by the ACSE timeout
+            # (printscp.net.reactors._first_pdu_over_tls).
+            return self.ssl_context.wrap_socket(sock, server_side=True,
+                                                do_handshake_on_connect=False), address
+        if hasattr(socket, "TCP_QUICKACK"):
             return QuickAckSocket(sock), address
         return sock, address
 
@@ -163,7 +173,10 @@ def configure_logging() -> None:
 
 
 def start_server(ae: AE, address: tuple[str, int], handlers: list[tuple[Any, ...]], *,
-                 listen_socket: socket.socket | None = None, load: Any = None
+                 listen_socket: socket.socket | None = None, load: Any = None,
+                 ssl_context: Any = None, association_limit: int | None = None,
+                 per_host_limit: int = 0,
+                 tls_failed: Callable[[str, str], None] | None = None
                  ) -> AssociationServer:
     """Make ``ae``'s association server on ``address`` (or on ``listen_socket``, already
     listening), registered with ``ae`` as ``AE.start_server`` registers its own, so that
@@ -171,21 +184,26 @@ def start_server(ae: AE, address: tuple[str, int], handlers: list[tuple[Any, ...
 
     ``load`` is this worker's share of the associations (a
     :class:`printscp.app.workers.SharedLoad`): counted when accepted, and released when
-    the connection closes.
+    the connection closes.  ``ssl_context``: a DICOM TLS listener.
+    ``association_limit``: associations at once over every server of ``ae`` (default:
+    ``ae.maximum_associations`` as first set), ``per_host_limit`` from one address.
     """
     reactors.install()
     if load is not None:
         handlers = [(evt.EVT_CONN_CLOSE, _closed(load)), *handlers]
     server = ae.make_server(
         address, evt_handlers=handlers,
+        ssl_context=ssl_context,
         server_class=type("Server", (AssociationServer,),
                           {"listen_socket": listen_socket, "load": load}))
     # printscp counts the associations whose peer has asked (see AssociationServer);
     # pynetdicom's own count, of every connection, gets room for the silent ones.
-    limit = ae.maximum_associations
+    limit = association_limit or ae.maximum_associations
     server.association_limit = limit
+    server.per_host_limit = per_host_limit
+    server.tls_failed = tls_failed
     server.idle_limit = max(AssociationServer.idle_limit, limit)
-    ae.maximum_associations = limit + 2 * server.idle_limit
+    ae.maximum_associations = limit + 2 * server.idle_limit * (len(ae._servers) + 1)
     ae._servers.append(server)
     return server
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from printscp.core.remote import RemoteAE
+from printscp.core.tls import tls_args
 from printscp.jobs.delivery import DeliveryError
 from printscp.jobs.spool import PrintJob, load_arrays
 from printscp.jobs.targets import DicomTarget
@@ -100,8 +102,13 @@ def _session(job: PrintJob, target: DicomTarget) -> dict[str, Any]:
     return out
 
 
-def forward(target: DicomTarget, folder: Path, node_ae: str) -> dict[str, Any]:
-    """Print the job in spool ``folder`` on ``target``; the record of what happened."""
+def forward(target: DicomTarget, folder: Path, node_ae: str, *,
+            remote: RemoteAE | None = None, tls: Any = None) -> dict[str, Any]:
+    """Print the job in spool ``folder`` on ``target``; the record of what happened.
+
+    ``remote``: the AE table's entry of the destination's AE title, whose TLS settings
+    (``tls = true``, client certificate, CAs) the association takes; ``tls``: the
+    node's [tls] section (its CAs and certificate are the defaults)."""
     folder = Path(folder)
     job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
     arrays = load_arrays(folder)
@@ -117,7 +124,8 @@ def forward(target: DicomTarget, folder: Path, node_ae: str) -> dict[str, Any]:
     try:
         result = print_films(films, destination, calling_ae=target.calling_ae or node_ae,
                              session=_session(job, target), timeout=target.timeout,
-                             follow_print_job=target.follow_print_job)
+                             follow_print_job=target.follow_print_job,
+                             tls_args=tls_args(remote, tls) if remote is not None else None)
     except PrintError as exc:
         retriable = exc.status is None or exc.status in RETRIABLE_STATUSES \
             or 0xA700 <= exc.status <= 0xA7FF

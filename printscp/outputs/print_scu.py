@@ -197,6 +197,7 @@ def print_films(
     timeout: float = 60.0,
     follow_print_job: float = 0.0,
     collate: bool = False,
+    tls_args: tuple[Any, str] | None = None,
 ) -> PrintResult:
     """Print ``films`` on the printer at ``destination`` (AE, host, port).
 
@@ -204,6 +205,7 @@ def print_films(
     is asked (N-GET) for each job's Execution Status until it is DONE or FAILURE or
     the time is up, before the association is released.  With ``collate`` the films
     are printed as one job by a Film Session N-ACTION (else one Film Box N-ACTION each).
+    ``tls_args``: DICOM TLS (:func:`printscp.core.tls.tls_args`), None for plain TCP.
     """
     called, host, port = destination
     color = any(b.is_color for fb in films for b in fb.image_boxes)
@@ -232,7 +234,7 @@ def print_films(
 
     assoc = net.associate(ae, host, port, ae_title=called, evt_handlers=[
         (evt.EVT_DIMSE_RECV, lambda event: commands.append(event.message.command_set)),
-        (evt.EVT_N_EVENT_REPORT, on_event_report)])
+        (evt.EVT_N_EVENT_REPORT, on_event_report)], tls_args=tls_args)
     if not assoc.is_established:
         raise PrintError(f"association with {called}@{host}:{port} was not accepted")
     _number_messages(assoc)

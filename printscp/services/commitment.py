@@ -31,6 +31,7 @@ from printscp.archive.commitment import Commitment, CommitmentStore, check
 from printscp.archive.files import valid_uid
 from printscp.config import NodeConfig
 from printscp.core import status
+from printscp.core.tls import tls_args
 from printscp.net.event_reports import send_event_report
 from printscp.services.dimse import status_dataset
 
@@ -211,7 +212,8 @@ class CommitmentService:
         ae.add_requested_context(STORAGE_COMMITMENT,
                                  [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
         assoc = net.associate(ae, remote.host, remote.port, ae_title=remote.ae_title,
-                             ext_neg=[build_role(STORAGE_COMMITMENT, scp_role=True)])
+                              ext_neg=[build_role(STORAGE_COMMITMENT, scp_role=True)],
+                              tls_args=tls_args(remote, self.config.tls))
         if not assoc.is_established:
             return f"association with {remote.ae_title}@{remote.host}:{remote.port} refused"
         try:

@@ -45,6 +45,7 @@ from printscp.archive.index import ORDER, Level
 from printscp.config import NodeConfig
 from printscp.core import status
 from printscp.core.errors import StatusError
+from printscp.core.tls import tls_args
 from printscp.net import channel, pdata
 from printscp.net.channel import StoredFile
 from printscp.services import audit_events
@@ -344,6 +345,7 @@ def handle_move(event: Any, archive: Archive, config: NodeConfig) -> Iterator[An
         return
     yield remote.host, remote.port, {
         "contexts": _contexts(records) or [build_context(ExplicitVRLittleEndian)],
+        "tls_args": tls_args(remote, config.tls),  # None: plain TCP
         "evt_handlers": [(evt.EVT_CONN_OPEN, _no_delay),
                          (evt.EVT_CONN_OPEN, _announce_move(event, len(records)))]}
     audit_events.retrieve(event.assoc, archive, records, command="MOVE",

@@ -82,9 +82,12 @@ class PrintClient:
     PRINTSCP at 127.0.0.1:``port``).  dcmprscu exits 0 even on failure, so its log is
     checked for E:/F: lines."""
 
-    def __init__(self, tmp: Path, port: int) -> None:
+    def __init__(self, tmp: Path, port: int, tls: Path | None = None) -> None:
+        """``tls``: a folder with ``client.pem``, ``client.key`` and the CA's
+        certificate linked as ``cacerts/HASH.0`` (DCMTK's [TLS] layout): print over TLS."""
         self.tmp = tmp
         self.port = port
+        self.tls = tls
         self.db = tmp / "db"
         self.db.mkdir()
         self.luts = tmp / "lut"
@@ -93,8 +96,14 @@ class PrintClient:
     def config(self, **printer: str) -> Path:
         keys = {"Aetitle": "PRINTSCP", "DisplayFormat": "1,1\\2,2\\3,4\\3,1\\2,1",
                 "SupportsPresentationLUT": "true", **printer}
+        tls = ""
+        if self.tls is not None:
+            tls = (f"[TLS]\nTLSDirectory = {self.tls}\nCACertificateDirectory = "
+                   f"{self.tls / 'cacerts'}\nUsePEMFormat = true\n")
+            keys.update(UseTLS="true", Certificate="client.pem", PrivateKey="client.key",
+                        TLSProfile="BCP195-ND")
         text = (f"[[GENERAL]]\n[DATABASE]\nDirectory = {self.db}\n[NETWORK]\naetitle = DCMTK_PRN\n"
-                f"[LUT]\nDirectory = {self.luts}\n"
+                f"[LUT]\nDirectory = {self.luts}\n{tls}"
                 "[[COMMUNICATION]]\n[TARGET]\nType = PRINTER\nHostname = 127.0.0.1\n"
                 f"Port = {self.port}\n"
                 + "".join(f"{k} = {v}\n" for k, v in keys.items())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from printscp.app.cli.options import add_layout_options, film_attributes
 from printscp.printing.errors import PrintAttributeError
@@ -24,6 +25,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="DICOM image files")
     p.add_argument("--to", required=True, metavar="AE@HOST:PORT", help="the printer")
     p.add_argument("--calling-ae", default="PRINTSCU", help="our AE title (default PRINTSCU)")
+    tls = p.add_argument_group("DICOM TLS (PS3.15 B.9 BCP 195)")
+    tls.add_argument("--tls", action="store_true",
+                     help="connect with TLS (1.2 or later), checking the printer's "
+                     "certificate against --tls-ca (default: the system's CAs) and HOST")
+    tls.add_argument("--tls-ca", metavar="PEM", default="",
+                     help="CA certificates the printer's certificate must chain to")
+    tls.add_argument("--tls-cert", metavar="PEM", default="",
+                     help="our client certificate (with --tls-key)")
+    tls.add_argument("--tls-key", metavar="PEM", default="", help="its private key")
     p.add_argument("--copies", type=int, help="Number of Copies")
     p.add_argument("--label", help="Film Session Label")
     p.add_argument("--priority", type=str.upper, choices=["HIGH", "MED", "LOW"],
@@ -44,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         destination = parse_destination(args.to)  # its ConfigError is a ValueError: here
+        tls = _tls_args(args, destination)
         films_attrs = film_attributes(args)
         errors: list = []
         images = read_images(args.images, args.window, errors)
@@ -62,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = print_films(films, destination, calling_ae=args.calling_ae, session=session,
                              on_step=lambda step: print(step, flush=True),
-                             collate=args.collate, follow_print_job=args.wait)
+                             collate=args.collate, follow_print_job=args.wait, tls_args=tls)
     except (PrintError, OSError) as err:
         print(f"printscp print: failed: {err}", file=sys.stderr)
         return 2
@@ -74,3 +85,25 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         return 2
     return 1 if errors else 0
+
+
+def _tls_args(args: argparse.Namespace, destination: tuple[str, str, int]) -> Any:
+    """pynetdicom's ``tls_args`` from the --tls options (None without them); a missing
+    or unreadable file is a ValueError naming its option."""
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    from printscp.core.errors import ConfigError
+    from printscp.core.remote import RemoteAE
+    from printscp.core.tls import tls_args
+
+    called, host, port = destination
+    try:
+        remote = RemoteAE(called, host, port, tls=True, certificate=args.tls_cert,
+                          private_key=args.tls_key, ca_certificates=args.tls_ca)
+        return tls_args(remote)
+    except ConfigError as err:
+        option = {"certificate": "--tls-cert", "private_key": "--tls-key",
+                  "ca_certificates": "--tls-ca"}
+        where = str(err).split(":", 1)[0].rpartition(".")[2]
+        raise ValueError(f"{option.get(where, '--tls')}: {str(err).split(': ', 1)[-1]}"
+                         ) from None

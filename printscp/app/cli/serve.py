@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
     from printscp.app.node import Node
     from printscp.app.workers import WorkerPool
 
+    if config.tls.enabled:  # a bad certificate, key or CA bundle: one line, nothing opened
+        from printscp.core.tls import server_context
+
+        server_context(config.tls)
     if config.http.enabled:  # before the DICOM port opens: refuse at once
         from printscp.http.auth import check_startable
 
@@ -144,7 +148,14 @@ def run(args: argparse.Namespace) -> int:
             return 2
     films = (config.data_path / "films").resolve()
     where = f"; console at {console.url}" if console is not None else ""
-    print(f"printscp {__version__}: {config.ae_title} listening on {config.bind}:{node.port}; "
+    tls_port = node.tls_port
+    if tls_port is None:
+        listening = f"{config.bind}:{node.port}"
+    elif config.tls.plain:
+        listening = f"{config.bind}:{node.port} and with TLS on {config.bind}:{tls_port}"
+    else:
+        listening = f"{config.bind}:{tls_port} with TLS only"
+    print(f"printscp {__version__}: {config.ae_title} listening on {listening}; "
           f"films go to {films} ({workers} worker process{'es' if workers > 1 else ''})"
           f"{where}", flush=True)
     while not stopping:

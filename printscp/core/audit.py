@@ -778,7 +778,8 @@ def record(data_dir: str | Path, action: str, target: str, *, user: str,
         line = build(event, outcome, action=code, type=type_code, user=user,
                      host="" if source == "cli" else source, patient=patient, study=study,
                      job=job, objects=objects, word=action, target=target,
-                     description=f"{outcome}: {error}" if error else "", extra=details)
+                     description=f"{outcome}: {error}" if error else
+                     "" if outcome == "success" else outcome, extra=details)
         line["source"] = source
     except Exception:
         LOGGER.exception("audit trail: cannot build a %s line", action)

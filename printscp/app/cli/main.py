@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from printscp import __version__
 from printscp.app.cli import (
     archive,
+    audit,
     calibrate,
     film,
     jobs,
@@ -30,7 +31,8 @@ from printscp.app.cli.dispatch import dispatch
 
 __all__ = ["SUBCOMMANDS", "build_parser", "dispatch", "main", "setup_logging"]
 
-SUBCOMMANDS = (serve, film, print_films, jobs, archive, media, mpps, worklist, calibrate, users)
+SUBCOMMANDS = (serve, film, print_films, jobs, archive, media, mpps, worklist, calibrate, users,
+               audit)
 """In the order ``printscp --help`` lists them."""
 
 

@@ -542,7 +542,8 @@ def build(event: AuditEvent, outcome: EventOutcomeIndicator | int | str | bool
         "time": _now(), "action": word or event.name.lower().replace("_", "."),
         "target": target or job or next(iter(_many(study)), "")
         or next(iter(_many(patient)), ""),
-        "user": who, "source": host, "outcome": outcome_word,
+        "user": who, "source": host or str(details.pop("source", "") or ""),
+        "outcome": outcome_word,
         "EventID": event.value.as_json(),
         "EventActionCode": str(action or _DEFAULT_ACTION.get(event, EventActionCode.EXECUTE)),
         "EventOutcomeIndicator": int(indicator),
@@ -753,9 +754,11 @@ def record(data_dir: str | Path, action: str, target: str, *, user: str,
         action, (AuditEvent.SECURITY_ALERT, EventActionCode.EXECUTE,
                  EventTypeCode.USE_OF_RESTRICTED_FUNCTION, ""))
     objects: list[dict[str, Any]] = []
-    study = patient = job = ""
+    patient = str(details.get("patient_id") or "")
+    study = str(details.get("study_uid") or "")
+    job = ""
     if kind == "study":
-        study, patient = target, str(details.get("patient_id") or "")
+        study = target
     elif kind == "job":
         job = target
     elif kind == "user":

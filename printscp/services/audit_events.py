@@ -93,7 +93,7 @@ def _retrieve_lines(ae: str, host: str, archive: Archive, records: list[Any],
     for record in records:
         classes = by_study.setdefault(record.study_uid, {})
         classes[record.sop_class_uid] = classes.get(record.sop_class_uid, 0) + 1
-    patients = _patients(archive, list(by_study))
+    patients = patients_of(archive, list(by_study))
     to = destination or ae
     participants = [audit.participant(destination, requestor=False, host=destination_host,
                                       role=RoleIDCode.DESTINATION,
@@ -120,8 +120,8 @@ def _retrieve_lines(ae: str, host: str, archive: Archive, records: list[Any],
     return lines
 
 
-def _patients(archive: Archive, studies: list[str]) -> dict[str, str]:
-    """Patient ID of each study (one index query)."""
+def patients_of(archive: Archive, studies: list[str]) -> dict[str, str]:
+    """The Patient ID of each of ``studies`` (one index query)."""
     if not studies:
         return {}
     identifier = Dataset()

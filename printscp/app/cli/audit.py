@@ -206,3 +206,59 @@ def for_command(args: argparse.Namespace) -> str:
     audit.configure(data_dir_of(args), config.audit if config is not None else None,
                     ae_title=config.ae_title if config is not None else "")
     return _who()
+
+
+def action(args: argparse.Namespace, word: str, target: str, outcome: str = "success",
+           **details: Any) -> None:
+    """Record printscp's ``word`` (``job.cancel``, ``worklist.add``...) done from the
+    command line (:func:`printscp.core.audit.record`); never raises."""
+    try:
+        user = for_command(args)
+        audit.record(data_dir_of(args), word, target, user=user, source="cli",
+                     outcome=outcome, **details)
+    except Exception as exc:  # a bad --config was reported by the command itself
+        print(f"printscp: not in the audit trail: {exc}", file=sys.stderr)
+
+
+def media_export(args: argparse.Namespace, archive: Any, records: list[Any], output: Any,
+                 files: int, skipped: int) -> None:
+    """Data Export (PS3.15 A.5.3.7): instances written as a File-set to ``output``
+    (Destination Media), with their patients and studies."""
+    from printscp.services.audit_events import patients_of
+
+    try:
+        user = for_command(args)
+        studies = sorted({r.study_uid for r in records})
+        audit.emit(audit.AuditEvent.EXPORT, audit.Outcome.MINOR_FAILURE if skipped
+                   else audit.Outcome.SUCCESS, action=audit.EventActionCode.READ, user=user,
+                   patient=sorted(set(patients_of(archive, studies).values()) - {""}),
+                   study=studies, participants=[audit.participant(
+                       str(output), requestor=False, role=audit.RoleIDCode.DESTINATION_MEDIA,
+                       id_type=audit.UserIDTypeCode.URI)],
+                   local_role=audit.RoleIDCode.SOURCE, word="media.export",
+                   target=str(output), source="cli", files=files, skipped=skipped or None,
+                   description=f"{skipped} file(s) skipped" if skipped else "")
+    except Exception as exc:
+        print(f"printscp: not in the audit trail: {exc}", file=sys.stderr)
+
+
+def media_import(args: argparse.Namespace, directory: Any, outcomes: list[Any],
+                 failed: int) -> None:
+    """Data Import (PS3.15 A.5.3.8): a File-set read from ``directory`` (Source
+    Media) into the archive, with the patients and studies stored."""
+    try:
+        user = for_command(args)
+        stored = [o for o in outcomes if not o.status]
+        audit.emit(audit.AuditEvent.IMPORT, audit.Outcome.MINOR_FAILURE if failed
+                   else audit.Outcome.SUCCESS, action=audit.EventActionCode.CREATE, user=user,
+                   patient=sorted({o.patient for o in stored} - {""}),
+                   study=sorted({o.study for o in stored} - {""}),
+                   participants=[audit.participant(
+                       str(directory), requestor=False, role=audit.RoleIDCode.SOURCE_MEDIA,
+                       id_type=audit.UserIDTypeCode.URI)],
+                   local_role=audit.RoleIDCode.DESTINATION, word="media.import",
+                   target=str(directory), source="cli", instances=len(stored),
+                   failed=failed or None,
+                   description=f"{failed} file(s) not imported" if failed else "")
+    except Exception as exc:
+        print(f"printscp: not in the audit trail: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from printscp.app.cli import audit as cli_audit
 from printscp.app.cli.options import DEFAULT_DATA_DIR, add_data_dir_options, data_dir_of
 
 ACTIONS = {
@@ -97,6 +98,7 @@ def run_action(args: argparse.Namespace) -> int:
 
         resolve = load_config(args.config).reprint_printing
     control = JobControl(data_dir, resolve_targets=resolve, who="printscp jobs")
+    new_id = None
     try:
         if args.action == "reprint":
             new_id = control.reprint(args.job, printer=args.printer, target=args.target)
@@ -109,8 +111,14 @@ def run_action(args: argparse.Namespace) -> int:
             print(f"job {args.job}: {result['state']} ({result['status_info']})")
     except (JobNotFound, JobStateError) as exc:
         print(f"printscp jobs {args.action}: {exc}", file=sys.stderr)
+        cli_audit.action(args, f"job.{args.action}", args.job,
+                         "not found" if isinstance(exc, JobNotFound) else "refused",
+                         error=str(exc))
         return 1
     except ValueError as exc:
         print(f"printscp jobs {args.action}: {exc}", file=sys.stderr)
+        cli_audit.action(args, f"job.{args.action}", args.job, "refused", error=str(exc))
         return 2
+    cli_audit.action(args, f"job.{args.action}", args.job,
+                     new_job=new_id if args.action == "reprint" else None)
     return 0

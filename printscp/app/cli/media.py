@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from printscp.app.cli import audit as cli_audit
 from printscp.app.cli.options import add_data_dir_options, data_dir_of
 
 
@@ -79,6 +80,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     for path, reason in report.skipped:
         print(f"printscp media: skipped {path}: {reason}", file=sys.stderr)
+    cli_audit.media_export(args, archive, records, args.output, report.files,
+                           len(report.skipped))
     print(f"{report.files} file(s), {report.patients} patient(s), {report.studies} "
           f"stud{'y' if report.studies == 1 else 'ies'}, {report.series} series, "
           f"{report.bytes / 1e6:.1f} MB written to {args.output} ({report.profile}); "
@@ -100,16 +103,19 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     failed = list(errors)
     stored = 0
+    outcomes = []
     with Progress(len(files), "importing") as progress:
         for path in files:
             progress.advance()
             outcome = archive.import_file(path)
+            outcomes.append(outcome)
             if outcome.status:
                 failed.append((str(path), f"0x{outcome.status:04X} {outcome.comment}"))
             else:
                 stored += 1
     for path, reason in failed:
         print(f"printscp media: could not import {path}: {reason}", file=sys.stderr)
+    cli_audit.media_import(args, args.directory, outcomes, len(failed))
     print(f"{stored} instance(s) imported, {len(failed)} file(s) could not be read or stored")
     return 1 if failed else 0
 

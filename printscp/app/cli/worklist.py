@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
+from printscp.app.cli import audit as cli_audit
 from printscp.app.cli.options import add_data_dir_options, data_dir_of
 from printscp.core.progress import Progress
 from printscp.worklist.importing import build_item, import_files
@@ -119,6 +120,9 @@ def cmd_add(args: argparse.Namespace) -> int:
         print(f"{PROG} add: {exc}", file=sys.stderr)
         return 2
     step = item.ScheduledProcedureStepSequence[0]
+    cli_audit.action(args, "worklist.add", str(item_id), patient_id=str(item.PatientID),
+                     study_uid=str(item.StudyInstanceUID),
+                     accession=str(item.get("AccessionNumber", "")))
     print(f"item {item_id}: SPS {step.ScheduledProcedureStepID} for "
           f"{item.PatientName} ({item.PatientID}) on {step.ScheduledStationAETitle} at "
           f"{step.ScheduledProcedureStepStartDate} {step.ScheduledProcedureStepStartTime}, "
@@ -145,6 +149,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"{r.path}: {problem}", file=sys.stderr)
     print(f"{imported} items imported from {len(results) - len(rejected)} files; "
           f"{len(rejected)} files rejected")
+    cli_audit.action(args, "worklist.import", ", ".join(str(f) for f in files)[:200],
+                     "success" if not rejected else "refused", items=imported,
+                     files=len(results), rejected=len(rejected) or None)
     if not results or len(rejected) == len(results):
         return 2
     return 1 if rejected else 0
@@ -190,6 +197,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
             print(f"{PROG} remove: no item with {'accession' if args.accession else 'SPS ID'}"
                   f" {ident}", file=sys.stderr)
     print(f"{removed} items removed")
+    cli_audit.action(args, "worklist.remove", ", ".join(args.ids),
+                     "success" if removed else "not found", removed=removed,
+                     by="accession" if args.accession else "sps_id")
     if removed == 0:
         return 2
     return 0 if all(found.values()) else 1

@@ -35,6 +35,9 @@ def start_console(config: NodeConfig, *, dicom_port: Callable[[], int | None],
     reason = check_startable(config, config.data_path)
     if reason:
         raise ConsoleError(reason)
+    from printscp.core import audit
+
+    audit.configure(config.data_path, config.audit, ae_title=config.ae_title)
     console = Console(config, dicom_port=dicom_port,
                       logs=logs if logs is not None else RecentLogs())
     console.job_index.sync()

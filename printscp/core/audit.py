@@ -738,6 +738,7 @@ WORDS: dict[str, tuple[AuditEvent, EventActionCode, EventTypeCode | None, str]] 
     "worklist.add": (AuditEvent.PROCEDURE_RECORD, EventActionCode.CREATE, None, "item"),
     "worklist.import": (AuditEvent.PROCEDURE_RECORD, EventActionCode.CREATE, None, "item"),
     "worklist.remove": (AuditEvent.PROCEDURE_RECORD, EventActionCode.DELETE, None, "item"),
+    "audit.read": (AuditEvent.AUDIT_LOG_USED, EventActionCode.READ, None, ""),
     "printer.test": (AuditEvent.SECURITY_ALERT, EventActionCode.EXECUTE,
                      EventTypeCode.USE_OF_RESTRICTED_FUNCTION, "printer"),
 }

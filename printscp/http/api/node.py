@@ -134,5 +134,8 @@ def get_logs(request: Request,
 def get_audit(request: Request,
               limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict[str, Any]:
     items = audit.read(request.app.state.console.data_dir, limit)
+    audit.record(request.app.state.console.data_dir, "audit.read", "console",
+                 user=viewer(request).name, source=request.client.host if request.client
+                 else "", shown=len(items))  # reading the trail is recorded (PS3.15 A.5.3.2)
     return {"items": items, "total": len(items)}
 

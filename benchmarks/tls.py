@@ -211,6 +211,8 @@ Target = Printscp | Orthanc
 class Results:
     #: server name -> associations -> one throughput per round (instances/s; NaN: failed)
     rates: dict[str, dict[int, list[float]]] = field(default_factory=dict)
+    #: server name -> associations -> the server's CPU ms per instance, per round
+    cpu: dict[str, dict[int, list[float]]] = field(default_factory=dict)
     negotiated: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -220,21 +222,45 @@ def groups(files: Sequence[Path], n: int) -> list[list[str]]:
     return [[str(f) for f in files[i::n]] for i in range(n)]
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) spent so far by process ``pid`` and its living
+    descendants (printscp's workers, its console; Orthanc is one process)."""
+    procs: dict[int, tuple[int, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # fields[0] is field 3, state
+        procs[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree, ticks = {pid}, 0
+    for _ in range(8):  # depth: serve -> workers -> their render processes
+        tree |= {p for p, (ppid, _) in procs.items() if ppid in tree}
+    ticks = sum(procs[p][1] for p in tree if p in procs)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def store_run(server: Target, parts: list[list[str]], work: Path, r: int, res: Results
-              ) -> float:
-    """One run against a fresh server: instances/s (NaN if it failed)."""
+              ) -> tuple[float, float]:
+    """One run against a fresh server: instances/s and the server's CPU ms per instance
+    (NaN, NaN if it failed)."""
     folder = work / f"{server.name.replace(' ', '-')}-{len(parts)}-{r}"
     sent = sum(len(p) for p in parts)
-    failed, stored = "", 0
+    failed, stored, cpu = "", 0, 0.0
     server.start(folder)
+    assert server.proc is not None
     try:
         extra = server.certs.storescu_args() if server.certs else []
         cmds = [[str(DCMTK / "storescu"), "-aec", server.aet, *extra, "127.0.0.1",
                  str(server.store_port), *p] for p in parts]
+        cpu = tree_cpu(server.proc.pid)
         try:
             elapsed = timed_parallel(cmds)
         except RuntimeError as exc:
             failed = str(exc).splitlines()[0]
+        cpu = tree_cpu(server.proc.pid) - cpu
         stored = server.stored(folder)
     finally:
         server.stop()
@@ -245,9 +271,10 @@ def store_run(server: Target, parts: list[list[str]], work: Path, r: int, res: R
                             f"stored {failed}")
         say(f"  {server.name:15s} {mode:8s} round {r + 1}: FAILED ({stored} of {sent} "
             f"stored) {failed}")
-        return float("nan")
-    say(f"  {server.name:15s} {mode:8s} round {r + 1}: {sent / elapsed:7.1f} inst/s")
-    return sent / elapsed
+        return float("nan"), float("nan")
+    say(f"  {server.name:15s} {mode:8s} round {r + 1}: {sent / elapsed:7.1f} inst/s, "
+        f"server CPU {1000 * cpu / sent:5.2f} ms/inst")
+    return sent / elapsed, 1000 * cpu / sent
 
 
 def check_tls(servers: Sequence[Target], work: Path, res: Results) -> None:
@@ -276,8 +303,9 @@ def measure(servers: Sequence[Target], files: Sequence[Path], rounds: int, work:
         say(f"round {r + 1} of {rounds}")
         for n in ASSOCIATIONS:
             for server in turns(servers, r):
-                rate = store_run(server, groups(files, n), work, r, res)
+                rate, cpu = store_run(server, groups(files, n), work, r, res)
                 res.rates.setdefault(server.name, {}).setdefault(n, []).append(rate)
+                res.cpu.setdefault(server.name, {}).setdefault(n, []).append(cpu)
 
 
 # -- report -----------------------------------------------------------------------------
@@ -294,12 +322,16 @@ def report(res: Results, files: Sequence[Path], rounds: int) -> bool | None:
     mb = sum(f.stat().st_size for f in files) / 1e6 / len(files)  # MB per instance
     say(f"\nC-STORE of {len(files)} CT 512x512x16 ({mb * len(files):.1f} MB), DCMTK storescu,"
         f" median of {rounds} rounds")
-    head = "".join(f"{f'{n} assoc inst/s':>16s}{f'{n} assoc MB/s':>15s}" for n in ASSOCIATIONS)
-    say(f"{'server':18s}{head}")
+    head = "".join(f"{f'{n} assoc inst/s':>16s}{'MB/s':>8s}{'CPU ms/inst':>13s}"
+                   for n in ASSOCIATIONS)
+    say(f"{'server':16s}{head}")
     med = {s: {n: median(v) for n, v in modes.items()} for s, modes in res.rates.items()}
+    cpu = {s: {n: median(v) for n, v in modes.items()} for s, modes in res.cpu.items()}
     for server in sorted(med, key=lambda s: SERVERS.index(s.replace(" ", "-"))):
-        say(f"{server:18s}" + "".join(f"{med[server][n]:16.1f}{med[server][n] * mb:15.1f}"
-                                      for n in ASSOCIATIONS))
+        say(f"{server:16s}" + "".join(f"{med[server][n]:16.1f}{med[server][n] * mb:8.1f}"
+                                      f"{cpu[server][n]:13.2f}" for n in ASSOCIATIONS))
+    say("(CPU ms/inst: user + system time of the server's processes during the run, per "
+        "instance)")
     both = [p for p in PRODUCTS if {f"{p} plain", f"{p} TLS"} <= set(med)]
     if not both:
         return None
@@ -309,6 +341,14 @@ def report(res: Results, files: Sequence[Path], rounds: int) -> bool | None:
             for p in both}
     for p in both:
         say(f"{p + ' TLS cost':36s}" + "".join(f"{cost[p][n]:10.2f}" for n in ASSOCIATIONS))
+    for p in both:
+        say(f"{p + ' TLS CPU ms/inst added':36s}"
+            + "".join(f"{cpu[f'{p} TLS'][n] - cpu[f'{p} plain'][n]:10.2f}"
+                      for n in ASSOCIATIONS))
+    for p in both:  # the server's own work, which the disk's slow spells move less
+        say(f"{p + ' TLS CPU / plain CPU':36s}"
+            + "".join(f"{cpu[f'{p} TLS'][n] / cpu[f'{p} plain'][n]:10.2f}"
+                      for n in ASSOCIATIONS))
     if len(both) < len(PRODUCTS):
         return None
     rr = {n: cost["orthanc"][n] / cost["printscp"][n] for n in ASSOCIATIONS}

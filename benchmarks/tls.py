@@ -14,7 +14,10 @@ client's start to the last one's exit), for one and four associations; the TLS c
 = plain throughput / TLS throughput, per server; and the ratio of ratios = Orthanc's
 TLS cost / printscp's, which must be >= 1 (TLS costs printscp no more than it costs
 Orthanc).  Both are computed from the medians and round by round (the four runs of a
-round met the same state of this shared machine).
+round met the same state of this shared machine).  Beside them, each server's CPU per
+instance (user + system time of its processes, from /proc, during the run) and what
+TLS adds to it: the server's own work, which the disk's slow spells move less than
+they move the throughput.
 
 Servers: ``printscp serve`` as ``archive.py`` starts it (``--workers 2``), with a
 ``--config`` holding ``[tls] enabled = true`` (``min_version = "1.3"``: a TLS 1.2

@@ -11,6 +11,7 @@ from helpers.archive_data import Study, instance
 from helpers.clients import associate
 from helpers.dcmtk import tool
 from helpers.films import pdf_pages, ramp_films
+from helpers.nodes import known_clients
 from pydicom.dataset import Dataset
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
@@ -66,7 +67,7 @@ def test_each_printed_job_is_an_encapsulated_pdf_linked_by_its_label(make_node, 
 
 @pytest.mark.dcmtk("findscu", "getscu")
 def test_films_are_found_and_retrieved_like_any_instance(make_node, tmp_path):
-    node = make_node()
+    node = make_node(remote=known_clients("FINDSCU", "GETSCU"))
     try:
         print_films(ramp_films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="MR2",
                     session={"FilmSessionLabel": "BRAIN"})
@@ -92,7 +93,7 @@ def test_films_are_found_and_retrieved_like_any_instance(make_node, tmp_path):
 
 
 def test_c_find_on_the_film_series(make_node, client):
-    node = make_node()
+    node = make_node(remote=known_clients("Q"))
     try:
         print_films(ramp_films(1), ("PRINTSCP", "127.0.0.1", node.port), calling_ae="US3")
         assert node.spool.wait_idle(60)

@@ -14,7 +14,7 @@ from helpers.archive_data import Study, instance, write_study
 from helpers.clients import associate
 from helpers.dcmtk import tool
 from helpers.net import free_port
-from helpers.nodes import make_node
+from helpers.nodes import QR_CLIENTS, known_clients, make_node
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
 from pynetdicom import AE, build_role, evt
@@ -47,7 +47,8 @@ def populated(tmp_path_factory):
     """A node with four studies of three patients, and a free port for a move target."""
     tmp = tmp_path_factory.mktemp("qr")
     move_port = free_port()
-    node = make_node(tmp, remote=(RemoteAE("MOVESCU", "127.0.0.1", move_port),))
+    clients = known_clients(*(t for t in QR_CLIENTS if t != "MOVESCU"))
+    node = make_node(tmp, remote=(RemoteAE("MOVESCU", "127.0.0.1", move_port), *clients))
     files = [p for i, s in enumerate(STUDIES) for p in write_study(s, tmp / f"s{i}")]
     assoc = associate(node.port, *{pydicom.dcmread(f, stop_before_pixels=True).SOPClassUID
                                    for f in files}, calling="LOADER")
@@ -56,6 +57,12 @@ def populated(tmp_path_factory):
     assoc.release()
     yield node, tmp, move_port
     node.stop()
+
+
+@pytest.fixture
+def node(make_node):
+    """A node whose AE table knows the tests' query and retrieve clients."""
+    return make_node(remote=known_clients())
 
 
 def findscu(node: Node, tmp: Path, *keys: str, model: str = "-S") -> list[Dataset]:

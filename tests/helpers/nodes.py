@@ -12,9 +12,26 @@ from typing import TYPE_CHECKING, Any
 
 from printscp.app.node import Node
 from printscp.config import load_config
+from printscp.core.remote import RemoteAE
 
 if TYPE_CHECKING:
     from printscp.config import NodeConfig
+
+
+#: Calling AE titles the tests query and retrieve from: DCMTK's and pynetdicom's tools'
+#: defaults, and the tests' own clients.
+QR_CLIENTS = ("FINDSCU", "GETSCU", "MOVESCU", "TESTSCU", "MOVER", "GETTER")
+
+
+def known_clients(*titles: str, host: str = "127.0.0.1", port: int = 11113
+                  ) -> tuple[RemoteAE, ...]:
+    """``titles`` (default :data:`QR_CLIENTS`) as AE table entries on ``host``.
+
+    ``[access]`` lets only "known" AEs (the AE table, their host checked) query and
+    retrieve, as a hospital node is configured; a test that is not about access makes
+    its clients known rather than opening the archive to everyone.  ``port`` is where a
+    C-MOVE to one of them would go (nothing listens there unless a test says so)."""
+    return tuple(RemoteAE(title, host, port) for title in titles or QR_CLIENTS)
 
 
 def node_config(folder: Path, toml: str | Path | None = None, **overrides: Any) -> NodeConfig:

@@ -99,12 +99,14 @@ class Archive:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Archive:
-    """A node whose AE table (``[[remote]]``) names the stock client's move destination;
-    one stock client process stores the studies, then queries and retrieves them."""
+    """A node whose AE table (``[[remote]]``) names the stock client's move destination,
+    and the client itself (only known AEs may query and retrieve); one stock client
+    process stores the studies, then queries and retrieves them."""
     tmp = tmp_path_factory.mktemp("stock")
     move_port = free_port()
     node = make_node(tmp, f'[[remote]]\nae_title = "{DESTINATION}"\nhost = "127.0.0.1"\n'
-                          f"port = {move_port}\n")
+                          f"port = {move_port}\n"
+                          '[[remote]]\nae_title = "STOCKSCU"\nhost = "127.0.0.1"\nport = 11113\n')
     try:
         files = [p for i, s in enumerate(STUDIES) for p in write_study(s, tmp / f"s{i}")]
         session = Archive(node, files, move_port)

@@ -15,7 +15,7 @@ import pytest
 from helpers.archive_data import Study, write_study
 from helpers.clients import associate
 from helpers.dcmtk import tool
-from helpers.nodes import make_node
+from helpers.nodes import known_clients, make_node
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import build_role, evt
@@ -54,7 +54,7 @@ def watched(tmp_path, monkeypatch):
     monkeypatch.setattr(storage, "claim_store", counting("store", storage.claim_store))
     monkeypatch.setattr(query_retrieve, "claim_find",
                         counting("find", query_retrieve.claim_find))
-    node = make_node(tmp_path)
+    node = make_node(tmp_path, remote=known_clients())
     events: list[tuple[str, str]] = []
     for event, name in ((evt.EVT_DIMSE_RECV, "recv"), (evt.EVT_DIMSE_SENT, "sent")):
         node.server.bind(event, lambda e, n=name: events.append((n, type(e.message).__name__)))

@@ -400,6 +400,25 @@ KNOWN_TRACEBACKS: dict[str, Callable[[logging.LogRecord, str], bool]] = {
         record.exc_info is not None
         and (record.name == "pynetdicom.fsm"
              or type(record.exc_info[1]).__name__ == "InvalidEventError")),
+    # A Print Management attribute of one value received with several (Image Box
+    # Position "1\\2"): int(list) raises TypeError in image_box.n_set, answered 0x0110
+    # Processing failure with a traceback instead of 0x0106 Invalid attribute value
+    # (BUGS.md B7).
+    "multi-valued print attribute": lambda record, previous: (
+        record.name == "printscp.services" and record.getMessage() == "processing failure"
+        and record.exc_info is not None and isinstance(record.exc_info[1], TypeError)
+        and "not 'list'" in str(record.exc_info[1])),
+    # A DIMSE request on a context of another service (a C-GET-RQ on the Verification
+    # context): pynetdicom's Association._serve_request builds the refusal from fields
+    # the primitive lacks ('C_GET' object has no attribute 'AffectedSOPInstanceUID') and
+    # logs a traceback, or refuses it with a traceback ("Invalid DIMSE primitive 'C_GET'
+    # used with Print Management"); the request gets no response (BUGS.md B8).
+    # Likewise pynetdicom.dimse for a command element it refuses (an Affected SOP Class
+    # UID of 65 characters).
+    "request on a foreign context": lambda record, previous: (
+        record.name in ("pynetdicom.association", "pynetdicom.dimse")
+        and record.exc_info is not None
+        and isinstance(record.exc_info[1], AttributeError | ValueError)),
 }
 
 

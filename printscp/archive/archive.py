@@ -18,6 +18,8 @@ from __future__ import annotations
 import io
 import logging
 import math
+import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,6 +33,7 @@ from pydicom.tag import BaseTag
 
 from printscp.archive.files import ArchiveFiles, PendingWrite, sha256_of, valid_uid
 from printscp.archive.index import Index, InstanceRecord, StoreResult
+from printscp.core.limits import DataSetLimits, mib, pixel_bytes, sequence_depth
 from printscp.core.status import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
@@ -71,6 +74,8 @@ class Outcome:
     status: int
     comment: str = ""
     result: StoreResult | None = None
+    #: The tags at fault, for the response's Offending Element (0000,0901).
+    offending: tuple[int, ...] = ()
     #: The stored instance's Study Instance UID and Patient ID (for the audit trail).
     study: str = ""
     patient: str = ""
@@ -86,17 +91,25 @@ class VerifyReport:
 class Archive:
     """Files under ``<data_dir>/archive`` and their index ``<data_dir>/index.sqlite``."""
 
-    def __init__(self, data_dir: Path, duplicates: DuplicatePolicy = DuplicatePolicy.REPLACE
-                 ) -> None:
+    def __init__(self, data_dir: Path, duplicates: DuplicatePolicy = DuplicatePolicy.REPLACE,
+                 limits: DataSetLimits | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.files = ArchiveFiles(self.data_dir / "archive")
         self.index = Index(self.data_dir / "index.sqlite")
         self.duplicates = duplicates
+        #: [limits]: data set size, declared pixel size, sequence nesting.
+        self.limits = limits or DataSetLimits()
 
     def receive(self, encoded: bytes, sop_class: str, sop_instance: str,
                 source_ae: str = "", *, sha256: str | None = None) -> Outcome:
         """Check, store and index one C-STORE data set (Part 10 bytes with file meta);
         ``sha256`` is its hex SHA-256 when the caller took it already."""
+        refused = self._over_limits(encoded)
+        if refused is not None:
+            LOGGER.warning("C-STORE %s from %s refused (0x%04X, [limits]): %s", sop_instance,
+                           source_ae or "?", refused.status, refused.comment,
+                           extra={"status": refused.status, "calling_ae": source_ae})
+            return refused
         pending = self.files.write(encoded, sha256)  # on its way to disk while this checks
         try:
             checked = self._refusal(encoded, sop_class, sop_instance)
@@ -109,6 +122,40 @@ class Archive:
                 return Outcome(OUT_OF_RESOURCES, f"cannot store: {exc.strerror}"[:64])
         finally:
             pending.discard()  # unless it was put in place
+
+    def _over_limits(self, encoded: bytes) -> Outcome | None:
+        """The refusal of a data set over [limits] (size, sequence nesting), judged on
+        its bytes before anything is written or decoded: 0xA700 Refused: Out of
+        Resources for its size, 0xC000 Cannot understand for sequences nested deeper
+        than allowed (pydicom would recurse into them)."""
+        limits = self.limits
+        try:
+            start = _data_set_start(encoded)
+            syntax = _transfer_syntax(encoded, start)
+        except (ValueError, struct.error):
+            return None  # not Part 10 as expected: decoding refuses it
+        data, size = encoded, len(encoded) - start
+        if limits.max_bytes and size > limits.max_bytes:
+            return Outcome(OUT_OF_RESOURCES, f"data set of {mib(size)} over the "
+                           f"{mib(limits.max_bytes)} accepted")
+        if syntax == DEFLATED:
+            # Inflated as far as the limit allows, never further (a deflate bomb).
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            try:
+                data = inflater.decompress(encoded[start:], limits.max_bytes + 1
+                                           if limits.max_bytes else 0)
+            except zlib.error:
+                return None  # decoding refuses it
+            if limits.max_bytes and (len(data) > limits.max_bytes or inflater.unconsumed_tail):
+                return Outcome(OUT_OF_RESOURCES, f"inflated data set over the "
+                               f"{mib(limits.max_bytes)} accepted")
+            start = 0
+        if limits.max_depth:
+            deep = sequence_depth(data, start, implicit_vr=syntax == IMPLICIT,
+                                  little_endian=syntax != BIG_ENDIAN, limit=limits.max_depth)
+            if deep is not None:
+                return Outcome(CANNOT_UNDERSTAND, deep.comment, offending=(deep.tag,))
+        return None
 
     def _store(self, ds: Dataset, pending: PendingWrite, source_ae: str) -> Outcome:
         """Put the checked data set's file in place and index it."""
@@ -140,27 +187,53 @@ class Archive:
             value = str(_value(ds, tag) or "")
             if value != str(expected):
                 return Outcome(DOES_NOT_MATCH_SOP_CLASS,
-                               f"{_KEYWORDS[tag]} {value or '(missing)'} is not the request's")
+                               f"{_KEYWORDS[tag]} {value or '(missing)'} is not the request's",
+                               offending=(int(tag),))
         for tag in (_STUDY, _SERIES, _SOP_INSTANCE):
             if not valid_uid(_value(ds, tag)):
                 return Outcome(DOES_NOT_MATCH_SOP_CLASS,
-                               f"{_KEYWORDS[tag]} missing or not a valid UID"[:64])
-        if _PIXEL_DATA in ds._dict and str(ds.file_meta.TransferSyntaxUID) in NATIVE:
-            try:
-                expected = math.prod(int(v) for v in (
-                    _number(ds, _ROWS), _number(ds, _COLUMNS), _number(ds, _SAMPLES, 1),
-                    _number(ds, _FRAMES, 1) or 1, _number(ds, _BITS)))
-            except (TypeError, ValueError):
-                return Outcome(DOES_NOT_MATCH_SOP_CLASS,
-                               "Pixel Data without Rows, Columns or Bits Allocated")
-            length = pixel_data_length(ds)
-            if length * 8 < expected:
-                return Outcome(DOES_NOT_MATCH_SOP_CLASS,
-                               f"Pixel Data {length} bytes, needs {expected // 8}")
+                               f"{_KEYWORDS[tag]} missing or not a valid UID"[:64],
+                               offending=(int(tag),))
+        if _PIXEL_DATA in ds._dict:
+            refused = self._check_pixels(ds)
+            if refused is not None:
+                return refused
         overrun = element_overrun(ds)
         if overrun is not None:
             # Acknowledged, it would be a file DCMTK cannot read (pydicom truncates).
             return Outcome(CANNOT_UNDERSTAND, overrun[:64])
+        return None
+
+    def _check_pixels(self, ds: Dataset) -> Outcome | None:
+        """Pixel Data against the size its Image Pixel Module declares (Rows x Columns x
+        Samples per Pixel x Bits Allocated x Number of Frames): native data must hold
+        that many bytes (0xA900), and no image may declare more than [limits]
+        max_pixel_mb (0xA700: decoding it, for a preview or a print, would allocate
+        that much; a compressed one can declare any size in a few bytes)."""
+        native = str(ds.file_meta.TransferSyntaxUID) in NATIVE
+        try:
+            dims = [int(v) for v in (
+                _number(ds, _ROWS), _number(ds, _COLUMNS), _number(ds, _SAMPLES, 1),
+                _number(ds, _FRAMES, 1) or 1, _number(ds, _BITS))]
+        except (TypeError, ValueError):
+            if not native:
+                return None  # the compressed stream says; nothing is decoded here
+            return Outcome(DOES_NOT_MATCH_SOP_CLASS,
+                           "Pixel Data without Rows, Columns or Bits Allocated",
+                           offending=(int(_ROWS), int(_COLUMNS), int(_BITS)))
+        expected = math.prod(dims)
+        if native:
+            length = pixel_data_length(ds)
+            if length * 8 < expected:
+                return Outcome(DOES_NOT_MATCH_SOP_CLASS,
+                               f"Pixel Data {length} bytes, needs {expected // 8}",
+                               offending=(int(_PIXEL_DATA),))
+        limit = self.limits.max_pixel_bytes
+        declared = pixel_bytes(dims[0], dims[1], dims[2], dims[4], dims[3])
+        if limit and declared > limit:
+            return Outcome(OUT_OF_RESOURCES,
+                           f"Rows x Columns x ... declare {mib(declared)}, over {mib(limit)}",
+                           offending=(int(_ROWS), int(_COLUMNS)))
         return None
 
     def import_file(self, path: Path, source_ae: str = "MEDIA") -> Outcome:
@@ -203,6 +276,34 @@ class Archive:
 
     def instances(self) -> Iterator[InstanceRecord]:
         return self.index.all_instances()
+
+
+IMPLICIT, BIG_ENDIAN, DEFLATED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.2",
+                                   "1.2.840.10008.1.2.1.99")
+
+
+def _data_set_start(part10: bytes) -> int:
+    """Where the data set starts: after preamble, prefix and File Meta Information,
+    whose group length (0002,0000) says how long it is."""
+    if part10[128:132] != b"DICM" or part10[132:138] != b"\x02\x00\x00\x00UL":
+        raise ValueError("no File Meta Information group length")
+    return 144 + struct.unpack_from("<L", part10, 140)[0]
+
+
+def _transfer_syntax(part10: bytes, start: int) -> str:
+    """Transfer Syntax UID (0002,0010) of the File Meta Information (explicit VR LE)."""
+    pos = 144
+    while pos + 8 <= start:
+        group, element, vr = struct.unpack_from("<HH2s", part10, pos)
+        if vr in (b"OB", b"OW", b"UN", b"UT", b"SQ", b"UC", b"UR"):
+            length, header = struct.unpack_from("<L", part10, pos + 8)[0], 12
+        else:
+            length, header = struct.unpack_from("<H", part10, pos + 6)[0], 8
+        if (group, element) == (2, 0x10):
+            value = part10[pos + header:pos + header + length]
+            return value.rstrip(b"\0 ").decode("ascii", "replace")
+        pos += header + length
+    raise ValueError("no Transfer Syntax UID")
 
 
 def decode(encoded: bytes) -> Dataset:

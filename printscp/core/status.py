@@ -33,6 +33,7 @@ IMAGE_DECIMATED = 0xB60A  #: Warning: image larger than its box, decimated to fi
 NO_FILM_BOXES = 0xC600  #: Failure: Film Session hierarchy has no Film Box
 PRINT_QUEUE_FULL = 0xC602  #: Failure: unable to create the Print Job; print queue is full
 IMAGE_TOO_LARGE = 0xC603  #: Failure: image size is larger than the image box size
+INSUFFICIENT_MEMORY = 0xC605  #: Failure: insufficient memory in printer to store the image
 UNPRINTED_FILM_BOX = 0xC616  #: Failure: an unprinted Film Box exists and collation is off
 
 # Storage and Query/Retrieve (PS3.4 B.2.3, C.4.1.1.4, C.4.2.1.5, K.4.1.1.4)
@@ -75,6 +76,7 @@ DESCRIPTIONS: dict[int, tuple[str, str]] = {
                     "SOP Instances"),
     PRINT_QUEUE_FULL: ("Failure", "Unable to create Print Job SOP Instance; print queue is full"),
     IMAGE_TOO_LARGE: ("Failure", "Image size is larger than image box size"),
+    INSUFFICIENT_MEMORY: ("Failure", "Insufficient memory in printer to store the image"),
     UNPRINTED_FILM_BOX: ("Failure", "There is an existing Film Box that has not been printed "
                          "and N-ACTION at the Film Session level is not supported"),
     PENDING: ("Pending", "Matches are continuing"),

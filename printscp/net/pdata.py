@@ -11,8 +11,10 @@ pynetdicom.  Tests compare every encoding below with pynetdicom's own.
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,7 @@ MESSAGE_ID_RESPONDED = 0x0120
 PRIORITY = 0x0700
 DATA_SET_TYPE = 0x0800
 STATUS = 0x0900
+OFFENDING_ELEMENT = 0x0901
 ERROR_COMMENT = 0x0902
 AFFECTED_SOP_INSTANCE = 0x1000
 REMAINING = 0x1020
@@ -41,6 +44,8 @@ FAILED = 0x1022
 WARNING = 0x1023
 MOVE_ORIGINATOR_AE = 0x1030
 MOVE_ORIGINATOR_ID = 0x1031
+
+LOGGER = logging.getLogger("printscp.limits")
 
 _PDV = struct.Struct(">LBB")  # item length, presentation context ID, control header
 _PDU = struct.Struct(">BBL")  # type, reserved, length
@@ -173,8 +178,9 @@ def us(value: int) -> bytes:
 
 
 def lo(text: str) -> bytes:
-    """An Error Comment (LO, at most 64 characters), space-padded."""
-    return _pad(text[:64].encode("ascii", "replace"), b" ")
+    """An Error Comment (LO, at most 64 characters), space-padded; one value (a
+    backslash would make it several)."""
+    return _pad(text.replace("\\", "/")[:64].encode("ascii", "replace"), b" ")
 
 
 #: Text VRs (of command elements and C-FIND return keys): (padding, 4-byte explicit length).
@@ -276,12 +282,17 @@ def encode_elements(elements: list[Any], implicit_vr: bool) -> bytes | None:
 
 def response(command_field: int, message_id: int, sop_class: str, status: int,
              comment: str = "", *, sop_instance: str | None = None, data_set: bool = False,
-             counts: list[tuple[int, int]] = ()) -> bytes:
-    """A response command set (C-STORE/C-FIND/C-GET-RSP), elements in tag order: an
-    Error Comment when given, sub-operation ``counts`` as (element, value)."""
+             counts: list[tuple[int, int]] = (), offending: tuple[int, ...] = ()) -> bytes:
+    """A response command set (C-STORE/C-FIND/C-GET-RSP, or any DIMSE-N-RSP without a
+    data set), elements in tag order: the ``offending`` elements' tags as Offending
+    Element (0000,0901) and an Error Comment when given, sub-operation ``counts`` as
+    (element, value)."""
     elements = [(AFFECTED_SOP_CLASS, ui(sop_class)), (COMMAND_FIELD, us(command_field)),
                 (MESSAGE_ID_RESPONDED, us(message_id)),
                 (DATA_SET_TYPE, us(0x0001 if data_set else NO_DATA_SET)), (STATUS, us(status))]
+    if offending:
+        elements.append((OFFENDING_ELEMENT, b"".join(
+            struct.pack("<HH", tag >> 16, tag & 0xFFFF) for tag in offending)))
     if comment:
         elements.append((ERROR_COMMENT, lo(comment)))
     if sop_instance is not None:
@@ -291,10 +302,10 @@ def response(command_field: int, message_id: int, sop_class: str, status: int,
 
 
 def store_response(message_id: int, sop_class: str, sop_instance: str, status: int,
-                   comment: str = "") -> bytes:
+                   comment: str = "", offending: tuple[int, ...] = ()) -> bytes:
     """The C-STORE-RSP command set pynetdicom would send for these values."""
     return response(C_STORE_RSP, message_id, sop_class, status, comment,
-                    sop_instance=sop_instance)
+                    sop_instance=sop_instance, offending=offending)
 
 
 def store_request(message_id: int, sop_class: str, sop_instance: str, priority: int = 2,
@@ -371,6 +382,55 @@ def data_set_offset(part10: bytes | memoryview) -> int:
     return 144 + struct.unpack_from("<L", view, 140)[0]
 
 
+@dataclass(frozen=True)
+class SizeLimit:
+    """The largest data set one request may send, and how a larger one is answered:
+    the status (0xA700 Refused: Out of Resources for a C-STORE, 0xC605 Insufficient
+    memory in printer for an Image Box N-SET...), what the Error Comment calls it, and
+    who sent it (for the log line)."""
+
+    max_bytes: int
+    status: int
+    what: str  #: "C-STORE data set"
+    peer: str = ""  #: "AE@host"
+
+
+#: ``limit(command)`` -> the :class:`SizeLimit` of the request ``command``, or None.
+Limits = Callable[[dict[int, bytes]], "SizeLimit | None"]
+#: The limits of each node's AE, found by an association through ``assoc.ae``.
+_LIMITS: weakref.WeakKeyDictionary[Any, Callable[[Any, dict[int, bytes]], SizeLimit | None]] \
+    = weakref.WeakKeyDictionary()
+
+
+def limit_data_sets(ae: Any, limit: Callable[[Any, dict[int, bytes]], SizeLimit | None]
+                    ) -> None:
+    """Give the associations of ``ae`` a data set size limit: ``limit(assoc, command)``
+    is asked once per request, as soon as its command set is in."""
+    _LIMITS[ae] = limit
+
+
+def new_message(assoc: Any) -> MessageAssembler:
+    """The assembler of the next message on ``assoc``, with its node's size limits."""
+    limit = _LIMITS.get(getattr(assoc, "ae", None)) if assoc is not None else None
+    if limit is None:
+        return MessageAssembler()
+    return MessageAssembler(limits=lambda command: limit(assoc, command))
+
+
+def refusal(command: dict[int, bytes], status: int, comment: str = "",
+            offending: tuple[int, ...] = ()) -> bytes:
+    """The response command set refusing the request ``command`` with ``status``: its
+    Command Field with bit 15 set, the Message ID it answers, and its SOP Class and
+    Instance (Affected, or Requested for N-SET/N-ACTION/N-DELETE/N-GET) as Affected."""
+    field_ = command_us(command, COMMAND_FIELD) or 0
+    sop_class = command_text(command, AFFECTED_SOP_CLASS) or \
+        command_text(command, REQUESTED_SOP_CLASS)
+    instance = command_text(command, AFFECTED_SOP_INSTANCE) or \
+        command_text(command, REQUESTED_SOP_INSTANCE)
+    return response(field_ | 0x8000, command_us(command, MESSAGE_ID) or 0, sop_class, status,
+                    comment, sop_instance=instance or None, offending=offending)
+
+
 @dataclass
 class MessageAssembler:
     """Collects one DIMSE message's fragments from successive P-DATA-TF PDUs.
@@ -389,6 +449,14 @@ class MessageAssembler:
     #: set's fragments arrive, between reads (hashlib releases the GIL).
     prefix: bytes | None = None
     hasher: Any = None
+    #: The request's size limit (asked of ``limits`` once the command set is in).
+    limits: Limits | None = None
+    size_limit: SizeLimit | None = None
+    #: Data set bytes received; past the limit they are counted and dropped.
+    data_bytes: int = 0
+    #: The response refusing the message, once a data set over its limit ended: the
+    #: message is answered with it, never served.
+    refused: bytes | None = None
 
     def start_file(self, prefix: bytes) -> None:
         """Hash the file ``prefix`` + data set from here on (data set not begun yet)."""
@@ -404,22 +472,48 @@ class MessageAssembler:
         elif context_id != self.context_id:
             raise PDataError(f"PDV for context {context_id} inside a message on "
                              f"context {self.context_id}")
-        self.parts.append((control, fragment))
         if control & 1:
+            self.parts.append((control, fragment))
             if self.command is not None:
                 raise PDataError("command fragment after the command set ended")
             if control & 2:
                 self.command = parse_command(b"".join(f for c, f in self.parts if c & 1))
                 if command_us(self.command, DATA_SET_TYPE) in (None, NO_DATA_SET):
                     self.complete = True
+                elif self.limits is not None:
+                    self.size_limit = self.limits(self.command)
         else:
             if self.command is None:
                 raise PDataError("data set fragment before the command set ended")
-            if self.hasher is not None:
-                self.hasher.update(fragment)
+            self.data_bytes += len(fragment)
+            limit = self.size_limit
+            if limit is not None and self.data_bytes > limit.max_bytes:
+                if self.data_bytes - len(fragment) <= limit.max_bytes:
+                    self._drop_data_set(limit)  # crossed it with this fragment
+            else:
+                self.parts.append((control, fragment))
+                if self.hasher is not None:
+                    self.hasher.update(fragment)
             if control & 2:
                 self.complete = True
+                if self.refused is None and limit is not None and \
+                        self.data_bytes > limit.max_bytes:
+                    self.refused = refusal(
+                        self.command or {}, limit.status,
+                        f"{limit.what} over {limit.max_bytes >> 20} MiB")
         return self.complete
+
+    def _drop_data_set(self, limit: SizeLimit) -> None:
+        """Past the limit: what was kept of the data set goes, and so does the rest as
+        it comes (the peer may not be interrupted mid-message, PS3.8 9.3.5: it is
+        answered once its last fragment is in)."""
+        LOGGER.warning("%s from %s: %s over the %d MiB accepted ([limits]); the rest "
+                       "is discarded and the request refused (0x%04X)",
+                       command_name(command_us(self.command or {}, COMMAND_FIELD)),
+                       limit.peer or "the peer", limit.what, limit.max_bytes >> 20,
+                       limit.status, extra={"limit": limit.what, "status": limit.status})
+        self.parts = [(c, f) for c, f in self.parts if c & 1]
+        self.hasher = None
 
     def file_bytes(self) -> bytes:
         """:attr:`prefix` and the data set, in one buffer (one copy)."""

@@ -61,20 +61,26 @@ def handle_store(event: Any, archive: Archive) -> Dataset:
     """C-STORE: check, store durably, index; then answer."""
     request = event.request
     calling = str(event.assoc.requestor.ae_title).strip()
+    offending: tuple[int, ...] = ()
     try:
         encoded = event.encoded_dataset(include_meta=True)
     except Exception as exc:
         outcome_status, comment = status.CANNOT_UNDERSTAND, \
             f"cannot read the data set: {exc}"[:64]
     else:
-        outcome_status, comment = _store(archive, encoded, str(request.AffectedSOPClassUID),
-                                         str(request.AffectedSOPInstanceUID), calling,
-                                         assoc=event.assoc)
-    return status_dataset(outcome_status, comment)
+        outcome_status, comment, offending = _store(
+            archive, encoded, str(request.AffectedSOPClassUID),
+            str(request.AffectedSOPInstanceUID), calling, assoc=event.assoc)
+    ds = status_dataset(outcome_status, comment)
+    if offending:
+        ds.OffendingElement = list(offending)
+    return ds
 
 
 def _store(archive: Archive, encoded: bytes, sop_class: str, sop_instance: str,
-           calling: str, sha256: str | None = None, assoc: Any = None) -> tuple[int, str]:
+           calling: str, sha256: str | None = None, assoc: Any = None
+           ) -> tuple[int, str, tuple[int, ...]]:
+    """Status, Error Comment and Offending Element(s) of storing ``encoded``."""
     outcome = archive.receive(encoded, sop_class, sop_instance, calling, sha256=sha256)
     # Counted per association and study; one audit line a study when it closes.
     audit.received(assoc, outcome.patient, outcome.study, sop_class,
@@ -83,7 +89,7 @@ def _store(archive: Archive, encoded: bytes, sop_class: str, sop_instance: str,
     if outcome.comment:
         LOGGER.warning("C-STORE %s from %s refused (0x%04X): %s",
                        sop_instance, calling, outcome.status, outcome.comment)
-    return outcome.status, outcome.comment
+    return outcome.status, outcome.comment, outcome.offending
 
 
 def store_prefix(assoc: Any, message: pdata.MessageAssembler) -> bytes:
@@ -125,13 +131,15 @@ def claim_store(assoc: Any, message: pdata.MessageAssembler,
         calling = str(assoc.requestor.ae_title).strip()
         # The file's bytes, and its SHA-256 taken as they arrived (printscp.net.reactors).
         encoded, digest = message.file_bytes(), message.hasher.hexdigest()
+        offending: tuple[int, ...] = ()
         try:
-            code, comment = _store(archive, encoded, sop_class, sop_instance, calling,
-                                   digest, assoc)
+            code, comment, offending = _store(archive, encoded, sop_class, sop_instance,
+                                              calling, digest, assoc)
         except Exception:
             LOGGER.exception("C-STORE %s from %s: unexpected error", sop_instance, calling)
             code, comment = 0xC211, ""  # pynetdicom's status for a failing handler
-        response = pdata.store_response(message_id, sop_class, sop_instance, code, comment)
+        response = pdata.store_response(message_id, sop_class, sop_instance, code, comment,
+                                        offending)
         channel.send_message(assoc, message.context_id or 0, response)
 
     return serve

@@ -358,7 +358,7 @@ class Spool:
     def __init__(self, data_dir: Path, renderer: Renderer, max_queued: int = 100,
                  executor_factory: Callable[[], Executor] | None = None,
                  deliver: Deliver | None = None, index: Any = None,
-                 history_days: float = 7.0) -> None:
+                 history_days: float = 7.0, max_queued_per_ae: int = 0) -> None:
         self.data_dir = Path(data_dir)
         self.spool_dir = Path(data_dir) / "spool"
         self.films_dir = Path(data_dir) / "films"
@@ -366,6 +366,10 @@ class Spool:
         self.films_dir.mkdir(parents=True, exist_ok=True)
         self.renderer = renderer
         self.max_queued = max_queued
+        #: Jobs one calling AE title may have queued ([limits] pending_jobs_per_ae; 0:
+        #: only ``max_queued``), so one modality cannot fill the queue for all.
+        self.max_queued_per_ae = max_queued_per_ae
+        self._calling_ae: dict[str, str] = {}  #: job id -> calling AE, of queued jobs
         self.history_days = history_days
         if index is None:
             from printscp.jobs.index import JobIndex
@@ -397,6 +401,14 @@ class Spool:
         with self._lock:
             if len(self._queued) >= self.max_queued:
                 raise SpoolFull(f"{len(self._queued)} jobs already queued")
+            if self.max_queued_per_ae:
+                mine = self._queued_from(job.calling_ae)
+                if mine >= self.max_queued_per_ae:
+                    LOGGER.warning("print job from %s refused: %d of its jobs already "
+                                   "queued ([limits] pending_jobs_per_ae)", job.calling_ae,
+                                   mine, extra={"calling_ae": job.calling_ae})
+                    raise SpoolFull(f"{mine} jobs from {job.calling_ae} already queued")
+                self._calling_ae[job.job_id] = job.calling_ae
             self._queued.add(job.job_id)
             self._submitting.add(job.job_id)
         try:
@@ -412,6 +424,12 @@ class Spool:
         job.extra.setdefault("status_info", QUEUED_INFO)
         record_state(job, self.index, later=True)
         audit.print_job(job, spooled=True)
+
+    def _queued_from(self, calling_ae: str) -> int:
+        """Queued jobs of ``calling_ae`` (under the lock); forgets those that left."""
+        for job_id in [j for j in self._calling_ae if j not in self._queued]:
+            del self._calling_ae[job_id]
+        return sum(ae == calling_ae for ae in self._calling_ae.values())
 
     def enqueue(self, job_id: str) -> None:
         """Queue job ``job_id``, already in ``spool/`` (released, reprinted), here."""

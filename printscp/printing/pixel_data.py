@@ -15,6 +15,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
+from printscp.core import status
+from printscp.core.errors import StatusError
+from printscp.core.limits import mib, pixel_bytes
 from printscp.printing.errors import InvalidAttributeValue, MissingAttribute
 
 GRAYSCALE_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
@@ -66,8 +69,30 @@ def _raw(item: Dataset, count: int, itemsize: int, little_endian: bool) -> bytes
     return data[:need]
 
 
-def decode_grayscale(item: Dataset, little_endian: bool = True) -> DecodedImage:
-    """Decode a Basic Grayscale Image Sequence item (8 or 12 bits stored)."""
+def check_declared_size(item: Dataset, max_bytes: int) -> None:
+    """Refuse, before anything is allocated, an image whose Rows x Columns x Samples per
+    Pixel x Bits Allocated / 8 is over ``max_bytes`` (0: no limit): 0xC605 Insufficient
+    memory in printer to store the image (PS3.4 H.4.3), Rows and Columns named.  Values
+    missing or not numbers are left to the decoder, which names them."""
+    if not max_bytes:
+        return
+    try:
+        declared = pixel_bytes(int(item.get("Rows", 0)), int(item.get("Columns", 0)),
+                               int(item.get("SamplesPerPixel", 1) or 1),
+                               int(item.get("BitsAllocated", 8) or 8))
+    except (TypeError, ValueError):
+        return
+    if declared > max_bytes:
+        raise StatusError(status.INSUFFICIENT_MEMORY,
+                          f"Rows x Columns declare {mib(declared)}, over {mib(max_bytes)}",
+                          [0x00280010, 0x00280011])
+
+
+def decode_grayscale(item: Dataset, little_endian: bool = True, *, max_bytes: int = 0
+                     ) -> DecodedImage:
+    """Decode a Basic Grayscale Image Sequence item (8 or 12 bits stored); an image
+    declaring more than ``max_bytes`` is refused first (:func:`check_declared_size`)."""
+    check_declared_size(item, max_bytes)
     rows = int(_required(item, "Rows"))  # type: ignore[arg-type]
     cols = int(_required(item, "Columns"))  # type: ignore[arg-type]
     if int(item.get("SamplesPerPixel", 1)) != 1:
@@ -101,8 +126,11 @@ def decode_grayscale(item: Dataset, little_endian: bool = True) -> DecodedImage:
     return DecodedImage(pixels, photometric, stored, _aspect(item))
 
 
-def decode_color(item: Dataset, little_endian: bool = True) -> DecodedImage:
-    """Decode a Basic Color Image Sequence item: RGB, 8 bits, color-by-plane (PS3.3 C.13.5)."""
+def decode_color(item: Dataset, little_endian: bool = True, *, max_bytes: int = 0
+                 ) -> DecodedImage:
+    """Decode a Basic Color Image Sequence item: RGB, 8 bits, color-by-plane (PS3.3 C.13.5);
+    an image declaring more than ``max_bytes`` is refused first."""
+    check_declared_size(item, max_bytes)
     rows = int(_required(item, "Rows"))  # type: ignore[arg-type]
     cols = int(_required(item, "Columns"))  # type: ignore[arg-type]
     if int(_required(item, "SamplesPerPixel")) != 3:  # type: ignore[arg-type]

@@ -43,6 +43,7 @@ from pydicom.uid import generate_uid
 
 from printscp.core import status, uids
 from printscp.core.errors import StatusError
+from printscp.core.limits import sequence_depth
 from printscp.services.dimse import create_failure, guarded
 from printscp.services.print_management import (
     annotation_box,
@@ -189,13 +190,16 @@ def _little_endian(event: Any) -> bool:
     return bool(event.context.transfer_syntax.is_little_endian)
 
 
-def _decode(event: Any, name: str) -> Dataset:
+def _decode(event: Any, name: str, service: Service) -> Dataset:
     """The request's data set, fully decoded; an undecodable one aborts the association.
 
     pydicom decodes lazily, so every element (sequences included) is read here: a
     malformed message must end its own association, not surface later as a
-    half-applied request.
+    half-applied request.  Sequences nested deeper than [limits] max_sequence_depth are
+    refused first, on the encoded bytes (0x0106 naming the sequence; pydicom would
+    recurse into them): the association goes on.
     """
+    _check_depth(event, name, service.config.limits.max_sequence_depth)
     try:
         ds = getattr(event, name)
         ds.walk(lambda _ds, elem: elem.value)
@@ -207,13 +211,31 @@ def _decode(event: Any, name: str) -> Dataset:
         raise StatusError(status.PROCESSING_FAILURE, "malformed data set") from None
 
 
+#: The request's encoded data set, by the name of its decoded one on the event.
+_ENCODED = {"attribute_list": "AttributeList", "modification_list": "ModificationList"}
+
+
+def _check_depth(event: Any, name: str, limit: int) -> None:
+    raw = getattr(event.request, _ENCODED[name], None)
+    data = raw.getvalue() if hasattr(raw, "getvalue") else None
+    if not data or not limit:
+        return
+    syntax = event.context.transfer_syntax
+    deep = sequence_depth(data, implicit_vr=syntax.is_implicit_VR,
+                          little_endian=syntax.is_little_endian, limit=limit)
+    if deep is not None:
+        LOGGER.warning("%s: data set refused, %s ([limits] max_sequence_depth)",
+                       str(event.assoc.requestor.ae_title).strip(), deep.comment)
+        raise StatusError(status.INVALID_ATTRIBUTE_VALUE, deep.comment, [deep.tag])
+
+
 def _with_none(result: Dataset) -> tuple[Dataset, None]:
     return result, None
 
 
 def handle_n_create(event: Any, service: Service) -> tuple[Any, Dataset | None]:
     req = event.request
-    ds = _decode(event, "attribute_list")
+    ds = _decode(event, "attribute_list", service)
     requested_uid = _sop_instance(req, True) or None
     out = n_create(service, event.assoc, _sop_class(req, True), requested_uid, ds,
                    _little_endian(event), meta=str(event.context.abstract_syntax))
@@ -225,7 +247,7 @@ def handle_n_create(event: Any, service: Service) -> tuple[Any, Dataset | None]:
 
 def handle_n_set(event: Any, service: Service) -> tuple[Any, Dataset | None]:
     req = event.request
-    ds = _decode(event, "modification_list")
+    ds = _decode(event, "modification_list", service)
     code, out = n_set(service, event.assoc, _sop_class(req, False), _sop_instance(req, False),
                       ds, _little_endian(event))
     return code, out

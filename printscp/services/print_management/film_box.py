@@ -51,7 +51,7 @@ from pydicom.uid import generate_uid
 from printscp.config import PrinterConfig
 from printscp.core import status, uids
 from printscp.core.errors import StatusError
-from printscp.printing.display_format import Cell
+from printscp.printing.display_format import Cell, ImageDisplayFormat
 from printscp.printing.errors import InvalidAttributeValue
 from printscp.printing.film_box import FilmBox
 from printscp.services.dimse import dataset_values, referenced_uid
@@ -96,6 +96,12 @@ def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool
     if not st.printer.collation and any(not e.printed for e in st.film_boxes.values()):
         raise StatusError(status.UNPRINTED_FILM_BOX, "a Film Box has not been printed yet "
                          "and this printer does not collate")
+    if len(st.film_boxes) >= st.limits.max_film_boxes:
+        LOGGER.warning("%s: Film Box N-CREATE refused: the session has %d film boxes "
+                       "([limits] max_film_boxes)", st.calling_ae, len(st.film_boxes))
+        raise StatusError(status.RESOURCE_LIMITATION,
+                         f"the Film Session has {len(st.film_boxes)} Film Boxes, the most "
+                         "accepted")
     values = dataset_values(ds, FILM_BOX_CREATE_ATTRIBUTES, "Film Box N-CREATE")
     session_uid = referenced_uid(ds, "ReferencedFilmSessionSequence",
                                  uids.BASIC_FILM_SESSION, required=True)
@@ -111,6 +117,8 @@ def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool
     if format_id:
         values["annotation_boxes"] = int(formats[format_id])
     defaults = dict(st.printer.film_box_defaults)
+    check_image_box_count(st, values.get("image_display_format")
+                          or defaults.get("image_display_format"))
     if st.session.illumination is not None:
         defaults["illumination"] = st.session.illumination
     if st.session.reflected_ambient_light is not None:
@@ -132,6 +140,24 @@ def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool
     out = dataset(st, uid)
     out.AffectedSOPInstanceUID = uid
     return out
+
+
+def check_image_box_count(st: AssociationState, display_format: Any) -> None:
+    """An Image Display Format holding more image boxes than [limits] max_image_boxes is
+    refused (0x0106) before any box is allocated (``STANDARD\\999,999`` is refused by
+    the format's own bounds, 16 a row or column)."""
+    if display_format in (None, ""):
+        return  # FilmBox says it is missing
+    fmt = display_format if isinstance(display_format, ImageDisplayFormat) else \
+        ImageDisplayFormat.parse(str(display_format))
+    count = fmt.image_box_count(layouts(st.printer))
+    limit = st.limits.max_image_boxes
+    if count > limit:
+        LOGGER.warning("%s: Film Box N-CREATE refused: %s has %d image boxes ([limits] "
+                       "max_image_boxes = %d)", st.calling_ae, fmt, count, limit)
+        raise StatusError(status.INVALID_ATTRIBUTE_VALUE,
+                          f"ImageDisplayFormat {fmt}: {count} image boxes, over {limit}",
+                          [0x20100010])
 
 
 def dataset(st: AssociationState, uid: str) -> Dataset:

@@ -25,6 +25,10 @@ Statuses:
 0xB609  Warning: CROP requested and applied
 0xB60A  Warning: DECIMATE requested and applied
 0xC603  Failure: the image is larger than its box and may not be reduced (FAIL)
+0xC605  Failure: insufficient memory in printer to store the image: the N-SET's
+        data set is over [limits] max_image_box_mb (refused as it arrives,
+        :mod:`printscp.services.limits`), or Rows x Columns x Samples per Pixel x
+        Bits Allocated declare more than max_pixel_mb (refused before decoding)
 ======  ======================================================================
 """
 
@@ -77,7 +81,8 @@ def n_set(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool = 
         return status.SUCCESS, None
     if len(seq) != 1:
         raise InvalidAttributeValue(seq_kw, f"{len(seq)} items", "exactly one item")
-    decoded = (decode_color if fb.color else decode_grayscale)(seq[0], little_endian)
+    decoded = (decode_color if fb.color else decode_grayscale)(
+        seq[0], little_endian, max_bytes=st.limits.max_pixel_mb << 20)
     box = ImageBox(position=position, pixels=decoded.pixels,
                    photometric_interpretation=decoded.photometric_interpretation,
                    bits_stored=decoded.bits_stored,

@@ -135,6 +135,7 @@ class PrintService:
                     peer=f"{assoc.requestor.address}:{assoc.requestor.port}",
                     printer=self.config.printer_for(called),
                     assoc=assoc,
+                    limits=self.config.limits,
                 )
                 self._states[id(assoc)] = st
             return st

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from printscp.config import NodeConfig, PrinterConfig
+from printscp.config import LimitsConfig, NodeConfig, PrinterConfig
 from printscp.core import status, uids
 from printscp.core.errors import StatusError
 from printscp.jobs.spool import PrintJob
@@ -56,6 +56,8 @@ class AssociationState:
     image_boxes: dict[str, tuple[str, int]] = field(default_factory=dict)
     annotation_boxes: dict[str, tuple[str, int]] = field(default_factory=dict)
     pluts: dict[str, PresentationLUT] = field(default_factory=dict)
+    #: [limits]: image boxes per film box, film boxes per session, declared pixel size.
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def class_of(self, uid: str) -> str | None:
         if uid == self.session_uid:

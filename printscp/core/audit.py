@@ -807,6 +807,7 @@ class _Study:
 
 
 _received: weakref.WeakKeyDictionary[Any, dict[str, _Study]] = weakref.WeakKeyDictionary()
+_tally_lock = threading.Lock()  #: not _lock, which a write holds through its fsync
 
 
 def received(key: Any, patient: str, study: str, sop_class: str, result: str,
@@ -826,7 +827,8 @@ def _count(key: Any, patient: str, study: str, sop_class: str, result: str,
            problem: str) -> None:
     studies = _received.get(key)
     if studies is None:
-        studies = _received.setdefault(key, {})
+        with _tally_lock:  # WeakKeyDictionary: other associations' threads add, remove
+            studies = _received.setdefault(key, {})
     tally = studies.get(study)
     if tally is None:
         tally = studies[study] = _Study(patient)
@@ -845,7 +847,8 @@ def _count(key: Any, patient: str, study: str, sop_class: str, result: str,
 def transfers(key: Any, *, ae: str, host: str, association: str = "") -> list[dict[str, Any]]:
     """The DICOM Instances Transferred lines of what association ``key`` stored (one a
     study), forgetting them; the caller writes them (:func:`emit_lines`)."""
-    studies = _received.pop(key, None)
+    with _tally_lock:
+        studies = _received.pop(key, None)
     lines = []
     for study, t in (studies or {}).items():
         done = t.stored + t.replaced + t.kept

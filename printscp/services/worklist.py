@@ -34,6 +34,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from printscp.core import status
 from printscp.core.errors import StatusError
+from printscp.services import audit_events
 from printscp.services.dimse import status_dataset
 from printscp.worklist.items import WorklistConfig, WorklistStore
 
@@ -99,6 +100,7 @@ def handle_worklist_find(event: Any, store: WorklistStore, config: Any
     try:
         identifier = event.identifier
     except Exception as exc:
+        audit_events.query(event.assoc, str(event.request.AffectedSOPClassUID), None, exc)
         yield status_dataset(status.CANNOT_UNDERSTAND, f"cannot decode the identifier: {exc}"), None
         return
     try:
@@ -106,8 +108,11 @@ def handle_worklist_find(event: Any, store: WorklistStore, config: Any
         first = next(matches, None)
     except StatusError as exc:
         LOGGER.info("worklist C-FIND refused (0x%04X): %s", exc.status, exc)
+        audit_events.query(event.assoc, str(event.request.AffectedSOPClassUID), identifier,
+                           exc)
         yield status_dataset(exc.status, str(exc)), None
         return
+    audit_events.query(event.assoc, str(event.request.AffectedSOPClassUID), identifier)
     if first is None:
         return
     for _, item in _chain(first, matches):

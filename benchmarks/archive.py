@@ -422,13 +422,19 @@ class PrintSCPServer(Server):
         """More ``printscp serve`` arguments (benchmarks/tls.py: a ``--config`` with [tls])."""
         return []
 
+    def known_clients(self) -> list[str]:
+        """``--remote`` for each client AE, from loopback: printscp lets only known AEs
+        query and retrieve ([access] defaults), as Orthanc is configured here too (its
+        DicomModalities, host checked, DicomAlwaysAllowFind/Get/Move off)."""
+        return [arg for aet in CLIENT_AETS for arg in (
+            "--remote", f"{aet}@127.0.0.1:{self.move_port if aet == MOVE_AET else 104}")]
+
     def start(self, work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.log = open(work / "server.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = self.tree.serve(
             ["--port", "0", "--bind", "127.0.0.1", "--data-dir", str(work / "data"),
-             "--workers", str(self.workers), "--remote",
-             f"{MOVE_AET}@127.0.0.1:{self.move_port}", *self.serve_args(work)],
+             "--workers", str(self.workers), *self.known_clients(), *self.serve_args(work)],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -495,7 +501,12 @@ class OrthancServer(Server):
             "Name": "bench", "StorageDirectory": str(work / "storage"),
             "IndexDirectory": str(work / "index"), "DicomAet": self.aet,
             "DicomPort": self.port, "HttpPort": http, "DicomModalities": modalities,
-            "DicomCheckCalledAet": False, "StorageCompression": False,
+            # The clients are modalities, their host checked, and only they may query
+            # and retrieve: printscp's "known" AEs ([access] defaults), on both sides.
+            "DicomCheckCalledAet": False, "DicomCheckModalityHost": True,
+            "DicomAlwaysAllowFind": False, "DicomAlwaysAllowGet": False,
+            "DicomAlwaysAllowMove": False,
+            "StorageCompression": False,
             "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [],
             "SaveJobs": False, **self.extra_config(work),
         }

@@ -589,7 +589,7 @@ _DEFAULT_ACTION = {
 
 # -- the background writer (DICOM traffic) ---------------------------------------------
 _Lines = list[dict[str, Any]]
-_queue: queue.SimpleQueue[_Lines | Callable[[], _Lines]] = queue.SimpleQueue()
+_queue: queue.SimpleQueue[tuple[_Node, _Lines | Callable[[], _Lines]]] = queue.SimpleQueue()
 _writer: threading.Thread | None = None
 _progress = threading.Condition()
 _queued = 0  #: batches put in the queue (under _progress)
@@ -601,6 +601,9 @@ def _later(lines: _Lines | Callable[[], _Lines]) -> None:
     appends whatever is queued in one write and one fsync (a query or a retrieve does
     not wait on the disk)."""
     global _writer, _queued
+    node = _node
+    if node is None:
+        return
     with _progress:
         _queued += 1
         if _writer is None or not _writer.is_alive():
@@ -608,21 +611,23 @@ def _later(lines: _Lines | Callable[[], _Lines]) -> None:
                                        daemon=True)
             _writer.start()
             atexit.register(flush)
-    _queue.put(lines)
+    _queue.put((node, lines))  # the trail configured now, not at writing time
 
 
 def _write_queued() -> None:
     global _done
     while True:
-        batch = _made(_queue.get())
-        taken = 1
+        items = [_queue.get()]
         with contextlib.suppress(queue.Empty):
-            while taken < 1000:
-                batch.extend(_made(_queue.get_nowait()))
-                taken += 1
-        node = _node
-        if node is not None and batch:
-            _write(node.data_dir, batch, node.settings)
+            while len(items) < 1000:
+                items.append(_queue.get_nowait())
+        taken = len(items)
+        batches: dict[int, tuple[_Node, _Lines]] = {}
+        for node, item in items:
+            batches.setdefault(id(node), (node, []))[1].extend(_made(item))
+        for node, batch in batches.values():
+            if batch:
+                _write(node.data_dir, batch, node.settings)
         with _progress:
             _done += taken
             _progress.notify_all()

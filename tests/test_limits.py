@@ -19,6 +19,7 @@ from helpers.images import step_wedge
 from helpers.print_scu import PrintSCU
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 from pynetdicom import _config
@@ -55,7 +56,8 @@ def node(tmp_path_factory):
 
 def tags(value) -> list[int]:
     """An AT value as pydicom reads it (one tag alone, or a list)."""
-    return [int(t) for t in (value if isinstance(value, list | tuple) else [value])]
+    return [int(t) for t in (value if isinstance(value, list | tuple | MultiValue)
+                             else [value])]
 
 
 def stored(node) -> int:

@@ -1,5 +1,5 @@
 import sys
 
-from printscp.app.cli.main import main
+from printscp.app.launch import main
 
 sys.exit(main())

@@ -29,7 +29,7 @@ from printscp.app import association_log
 from printscp.app.live import LiveAssociations
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
-from printscp.core import uids
+from printscp.core import audit, tls, uids
 from printscp.jobs import render as job_render
 from printscp.jobs.delivery import DeliveryError
 from printscp.jobs.spool import Spool
@@ -41,6 +41,7 @@ from printscp.services import (
     access,
     commitment,
     dispatch,
+    limits,
     mpps,
     print_management,
     query_retrieve,
@@ -96,13 +97,19 @@ class Node:
     """
 
     def __init__(self, config: NodeConfig, *, listen_socket: socket.socket | None = None,
-                 recover: bool = True, load: Any = None) -> None:
+                 recover: bool = True, load: Any = None,
+                 tls_socket: socket.socket | None = None) -> None:
         self.config = config
         self.listen_socket = listen_socket
+        self.tls_socket = tls_socket
+        #: The DICOM TLS listener's context (checked now: a bad certificate or key is a
+        #: ConfigError naming its key before anything listens).
+        self.ssl_context = tls.server_context(config.tls) if config.tls.enabled else None
         self.recover = recover
         self.load = load
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
+        audit.configure(data, config.audit, ae_title=config.ae_title)
         #: This process's open associations, published for the console.
         self.live = LiveAssociations(data)
         for printer in (config.printer, *config.printers.values()):
@@ -115,7 +122,8 @@ class Node:
                                      dpi=config.printer.dpi or None)
         self.spool = Spool(data, renderer, max_queued=config.max_queued_jobs,
                            executor_factory=_render_process, deliver=self._deliver,
-                           history_days=config.job_history_days)
+                           history_days=config.job_history_days,
+                           max_queued_per_ae=config.limits.pending_jobs_per_ae)
         self.print_service = print_management.PrintService(config, self.spool)
         self.worklist: WorklistStore | None = None
         if config.worklist.enabled:
@@ -128,12 +136,15 @@ class Node:
         self.archive: Archive | None = None
         self.commitment: commitment.CommitmentService | None = None
         if config.archive.enabled:
-            self.archive = Archive(data, DuplicatePolicy(config.archive.duplicates))
+            self.archive = Archive(data, DuplicatePolicy(config.archive.duplicates),
+                                   limits.archive_limits(config))
             self.commitment = commitment.CommitmentService(self.archive, config)
         self.access = AccessPolicy.from_config(config)
         self.ae = self._build_ae()
+        limits.install(self.ae, config)  # data set sizes, while messages are assembled
         self.server: server.AssociationServer | None = None
-        self._thread: threading.Thread | None = None
+        self.tls_server: server.AssociationServer | None = None
+        self._threads: list[threading.Thread] = []
 
     def _deliver(self, target: Target, folder: Path, index: int) -> dict[str, Any]:
         """Send a rendered job to one of its network targets (spool delivery threads)."""
@@ -149,7 +160,9 @@ class Node:
         if isinstance(target, DicomTarget):
             from printscp.outputs import forward
 
-            return forward.forward(target, folder, self.config.ae_title)
+            called = target.destination.partition("@")[0]
+            return forward.forward(target, folder, self.config.ae_title,
+                                   remote=self.config.remote_ae(called), tls=self.config.tls)
         if isinstance(target, ArchiveTarget):
             if self.archive is None:
                 raise DeliveryError("the archive is disabled ([archive] enabled = false)",
@@ -253,24 +266,53 @@ class Node:
 
     @property
     def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.server_address[1])
+        """The plain DICOM port (the TLS one when the node listens only with TLS)."""
+        listener = self.server or self.tls_server
+        assert listener is not None
+        return int(listener.server_address[1])
+
+    @property
+    def tls_port(self) -> int | None:
+        """The DICOM TLS port, None without TLS."""
+        if self.tls_server is None:
+            return None
+        return int(self.tls_server.server_address[1])
+
+    def _tls_failed(self, address: str, reason: str) -> None:
+        """A TLS handshake failed: in the log (by the net layer) and the audit trail."""
+        audit.node_authentication_failed(address, f"TLS handshake failed: {reason}")
 
     def start(self) -> Node:
         self.spool.start(recover=self.recover)
         if self.commitment is not None:
             self.commitment.start()
         self.print_service.start_monitor()
-        self.server = server.start_server(
-            self.ae, (self.config.bind, self.config.port), self.handlers(),
-            listen_socket=self.listen_socket, load=self.load)
-        self._thread = threading.Thread(target=self.server.serve_forever,
-                                        name="printscp-acceptor", daemon=True)
-        self._thread.start()
+        c = self.config
+        limits = {"association_limit": c.max_associations,
+                  "per_host_limit": c.limits.associations_per_host}
+        if not (c.tls.enabled and not c.tls.plain):
+            self.server = server.start_server(
+                self.ae, (c.bind, c.port), self.handlers(),
+                listen_socket=self.listen_socket, load=self.load, **limits)
+            self._serve(self.server, "printscp-acceptor")
+            LOGGER.info("listening on %s:%d as %s", c.bind, self.port, c.ae_title)
+        if self.ssl_context is not None:
+            self.tls_server = server.start_server(
+                self.ae, (c.bind, c.tls.port), self.handlers(),
+                listen_socket=self.tls_socket, load=self.load, ssl_context=self.ssl_context,
+                tls_failed=self._tls_failed, **limits)
+            self._serve(self.tls_server, "printscp-tls-acceptor")
+            LOGGER.info("listening with TLS on %s:%d as %s", c.bind, self.tls_port,
+                        c.ae_title)
         self.live.start()
-        LOGGER.info("listening on %s:%d as %s", self.config.bind, self.port,
-                    self.config.ae_title)
+        if self.recover:  # one Application Start line a node, not one a worker
+            audit.application_activity(True, ae_title=self.config.ae_title)
         return self
+
+    def _serve(self, listener: server.AssociationServer, name: str) -> None:
+        thread = threading.Thread(target=listener.serve_forever, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Return once the node serves at full speed: its render process has imported
@@ -292,9 +334,10 @@ class Node:
 
     def stop(self) -> None:
         """Stop accepting, end open associations, let the spool finish its current job."""
-        if self.server is not None:
-            self.server.shutdown()  # also closes the socket
-            self.server = None
+        for listener in (self.server, self.tls_server):
+            if listener is not None:
+                listener.shutdown()  # also closes the socket
+        self.server = self.tls_server = None
         for assoc in list(self.ae.active_associations):
             assoc.abort()
         self.print_service.stop_monitor()
@@ -302,6 +345,8 @@ class Node:
             self.commitment.stop()
         self.spool.stop()
         self.live.stop()
+        if self.recover:
+            audit.application_activity(False, ae_title=self.config.ae_title)
 
     def __enter__(self) -> Node:
         return self.start()

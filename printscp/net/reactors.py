@@ -123,6 +123,19 @@ def _negotiate_as_acceptor(self: ACSE) -> None:
     context with an empty transfer syntax raised IndexError) is answered by an A-ABORT
     at once.  The exception killed the association's thread before: the peer got no
     answer, and socket and threads lingered until the timeouts."""
+    contexts = self.requestor.primitive.presentation_context_definition_list
+    ids = [cx.context_id for cx in contexts]
+    if len(set(ids)) != len(ids) or len(ids) > 128:
+        from pynetdicom.acse import LOGGER
+
+        # PS3.8 9.3.2.2: each Presentation Context ID is unique (odd, 1-255), so at
+        # most 128; pynetdicom accepted 200 items as 128.  DCMTK rejects too.
+        LOGGER.error(f"A-ASSOCIATE-RQ with {len(ids)} presentation contexts, "
+                     f"{len(ids) - len(set(ids))} of them with a repeated ID: rejected")
+        self.send_reject(0x01, 0x02, 0x01)  # permanent, ACSE, no reason given
+        evt.trigger(self.assoc, evt.EVT_REJECTED, {})
+        self.assoc.kill()
+        return
     if _over_the_limit(self.assoc):
         from pynetdicom.acse import LOGGER
 
@@ -207,7 +220,25 @@ def install() -> None:
         _fast_command_encoding()
         _cached_uid_checks()
         DIMSEServiceProvider.send_msg = _send_msg
+        for name in ("pynetdicom.dimse", "pynetdicom.dul"):
+            logging.getLogger(name).addFilter(_peer_fault_traceback)
         _installed = True
+
+
+#: pynetdicom functions whose logged exceptions are a peer's malformed input (a command
+#: set or a PDU that does not decode), not a fault of ours.
+_PEER_INPUT = frozenset({"receive_primitive", "_read_pdu_data"})
+
+
+def _peer_fault_traceback(record: logging.LogRecord) -> bool:
+    """A log filter: pynetdicom logs a traceback for every command set or PDU a peer
+    sends that does not decode (and then aborts, rightly); a hostile peer filled the
+    log with them.  The exception's own text stays, on one line."""
+    if record.exc_info and record.funcName in _PEER_INPUT:
+        record.exc_info = None
+        record.exc_text = None
+        record.msg = " ".join(str(record.msg).split())
+    return True
 
 
 def _cached_uid_checks() -> None:
@@ -323,13 +354,28 @@ def _serve_request(self: Association, msg: Any, context_id: int) -> None:
     try:
         requests = hooks.requests
         if requests is None or not requests(msg, context_id):
-            ORIGINALS["pynetdicom.association:Association._serve_request"](
-                self, msg, context_id)
+            _serve_or_abort(self, msg, context_id)
     finally:
         hooks.serving = False
         _served(hooks, msg, started)
     if self.is_requestor and not self._reactor_checkpoint.is_set():
         self._is_paused = True
+
+
+def _serve_or_abort(assoc: Association, msg: Any, context_id: int) -> None:
+    """pynetdicom's ``_serve_request``; a request it cannot even refuse (a C-GET-RQ on
+    the Verification context raised AttributeError while it built the refusal, and the
+    peer waited for an answer until its timeout) aborts the association, in one line."""
+    try:
+        ORIGINALS["pynetdicom.association:Association._serve_request"](assoc, msg, context_id)
+    except (AttributeError, KeyError, ValueError, TypeError) as exc:
+        from pynetdicom.association import LOGGER
+
+        name = type(msg).__name__.replace("_", "-")
+        LOGGER.error(f"{name} request on presentation context {context_id} cannot be "
+                     f"answered ({type(exc).__name__}: {exc}): association aborted")
+        LOGGER.debug("where it was found", exc_info=exc)
+        assoc.abort()
 
 
 def _served(hooks: AssociationHooks, primitive: Any, started: float) -> None:
@@ -510,18 +556,43 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
         pipe.close()
         if hooks.wake is not None:
             hooks.wake.set()  # the association reactor notices the DUL is gone
+        assoc = self.assoc
+        if assoc.is_acceptor and assoc.requestor.primitive is None \
+                and self.to_user_queue.empty():
+            # The acceptor still waits (up to the ACSE timeout) for an A-ASSOCIATE-RQ
+            # that will never come: the request did not decode and the connection is
+            # gone.  None is what that wait returns on its timeout: it ends now, with
+            # its thread, instead of holding the association for 30 s (a stream of
+            # garbage connections had filled the association table).
+            self.to_user_queue.put(None)
+
+
+class PeerFault(Exception):
+    """What the peer sent cannot be served (a P-DATA the DUL cannot digest, a state
+    machine event its PDUs made impossible): one log line and an A-ABORT, no
+    traceback (a hostile peer would fill the log with them)."""
+
+    def __init__(self, message: str, reason: int = 0x06) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _abort_dul(self: DULServiceProvider, exc: Exception) -> None:
     """pynetdicom's handling of an exception in its DUL loop: A-ABORT, end the thread;
-    also used when the state machine's action raised (a malformed request)."""
+    also used when the state machine's action raised (a malformed request).  A
+    :class:`PeerFault` is one line and A-ABORT reason 6 (invalid PDU parameter value,
+    PS3.8 Table 9-26); anything else is a fault of ours, logged with its traceback."""
     from pynetdicom.dul import LOGGER
 
-    LOGGER.error("Exception in DUL.run(), aborting association")
-    LOGGER.exception(exc)
+    if isinstance(exc, PeerFault):
+        LOGGER.error(f"Association aborted: {exc}")
+        LOGGER.debug("where it was found", exc_info=exc.__cause__)
+    else:
+        LOGGER.error("Exception in DUL.run(), aborting association")
+        LOGGER.exception(exc)
     abort_pdu = A_ABORT_RQ()
     abort_pdu.source = 0x02
-    abort_pdu.reason_diagnostic = 0x00
+    abort_pdu.reason_diagnostic = exc.reason if isinstance(exc, PeerFault) else 0x00
     with contextlib.suppress(OSError, AttributeError):
         self.socket.send(abort_pdu.encode())
         self.socket.close()
@@ -560,7 +631,12 @@ def _dul_loop(self: DULServiceProvider, hooks: AssociationHooks, pipe: _Pipe) ->
         try:
             self.state_machine.do_action(event)
         except Exception as exc:  # e.g. an A-ASSOCIATE-RQ with an even context ID
-            _abort_dul(self, exc)  # (ValueError) killed the thread; the peer waited
+            # (ValueError) killed the thread; the peer waited.  An A-ABORT with a
+            # Source pynetdicom refuses, or our own release answer racing the peer's
+            # invalid PDU, are the peer's doing: one line.
+            state = self.state_machine.current_state
+            _abort_dul(self, PeerFault(f"{event} in {state}: {type(exc).__name__}: {exc}",
+                                       0x00))
             return
         idle = False
 
@@ -715,28 +791,40 @@ MAX_ASSOCIATE_RQ = 1 << 20
 
 
 def _refuse_before_association(dul: DULServiceProvider, readable: bool) -> bool:
-    """Sta2 (or Sta1 with Evt5 queued), the acceptor awaiting the A-ASSOCIATE-RQ: judge
-    the next PDU by its header alone (read
-    with MSG_PEEK, so an acceptable one is left for pynetdicom to read).  Anything but an
-    A-ASSOCIATE-RQ of a sane length, or an A-ABORT, is a protocol error (PS3.8 9.3,
-    state table: AA-1): A-ABORT at once rather than after reading what it announces."""
+    """Sta2 (or Sta1 with Evt5 queued), the acceptor awaiting the A-ASSOCIATE-RQ: over
+    TLS, complete the handshake first; then read the first PDU here and judge it by its
+    header alone.  Anything but an A-ASSOCIATE-RQ of a sane length, or an A-ABORT, is a
+    protocol error (PS3.8 9.3, state table: AA-1): A-ABORT at once rather than after
+    reading what it announces.  An acceptable PDU is decoded for pynetdicom's state
+    machine (a PDU that does not decode is one log line and an A-ABORT)."""
     transport = dul.socket
     sock = getattr(transport, "socket", None)
-    if sock is None:
+    if sock is None or not (readable or transport.ready):
         return False
-    if isinstance(sock, ssl.SSLSocket):
-        return _first_pdu_over_tls(dul, sock, readable)
-    if not (readable or transport.ready):
-        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.version() is None:
+        return _handshake(dul, sock)
     try:
-        header = sock.recv(6, socket.MSG_PEEK)
-    except (OSError, TimeoutError):
-        return False  # pynetdicom's read sees it too
+        header = bytes(transport.recv(6))
+    except (OSError, TimeoutError, ValueError):
+        header = b""
     if len(header) < 6:
-        return False  # closed or not yet whole: pynetdicom's read handles both
-    if _acceptable_first(header):
-        return False
-    _refuse_first(transport, header, consume=True)
+        dul.event_queue.put("Evt17")  # closed before a whole header
+        return True
+    if not _acceptable_first(header):
+        _refuse_first(transport, header)
+        return True
+    _, _, length = _PDU_HEADER.unpack(header)
+    try:
+        body = bytes(transport.recv(length))
+    except (OSError, TimeoutError, ValueError):
+        body = b""
+    if len(body) != length:
+        from pynetdicom.dul import LOGGER
+
+        LOGGER.error(f"A-ASSOCIATE-RQ cut short ({len(body) + 6} of {length + 6} bytes)")
+        dul.event_queue.put("Evt17")
+        return True
+    _decode_and_queue(dul, header, body)
     return True
 
 
@@ -768,7 +856,7 @@ def _acceptable_first(header: bytes) -> bool:
         pdu_type == 0x07 and length == 4)
 
 
-def _refuse_first(transport: AssociationSocket, header: bytes, *, consume: bool) -> None:
+def _refuse_first(transport: AssociationSocket, header: bytes) -> None:
     """A-ABORT a connection whose first PDU ``header`` is unacceptable, and close it."""
     pdu_type, _, length = _PDU_HEADER.unpack(header)
     from pynetdicom.dul import LOGGER
@@ -783,9 +871,7 @@ def _refuse_first(transport: AssociationSocket, header: bytes, *, consume: bool)
     abort.source = 0x02
     abort.reason_diagnostic = 0x06 if pdu_type == 0x01 else 0x02
     with contextlib.suppress(OSError, ValueError):
-        if consume:
-            transport.socket.recv(6)  # the header judged; what it announces is never read
-        transport.send(abort.encode())
+        transport.send(abort.encode())  # what the header announces is never read
     transport.close()  # Evt17: the association ends (AA-5 from Sta2)
 
 
@@ -793,50 +879,22 @@ def _refuse_first(transport: AssociationSocket, header: bytes, *, consume: bool)
 HANDSHAKE_TIMEOUT = 30.0
 
 
-def _first_pdu_over_tls(dul: DULServiceProvider, sock: ssl.SSLSocket, readable: bool
-                        ) -> bool:
-    """The acceptor's first bytes over TLS: complete the handshake (on this
-    association's own thread, bounded by the ACSE timeout, so a peer that never
-    finishes it holds no one else up), then read the first PDU here and judge it by
-    its header as :func:`_refuse_before_association` does for plain TCP (TLS records
-    cannot be peeked at), handing an acceptable one to pynetdicom's state machine."""
-    transport = dul.socket
-    if sock.version() is None:  # handshake not done
-        if not (readable or transport.ready):
-            return False
-        return _handshake(dul, sock)
-    if not (readable or transport.ready):
-        return False
-    try:
-        header = bytes(transport.recv(6))
-    except (OSError, TimeoutError, ValueError):
-        header = b""
-    if len(header) < 6:
-        dul.event_queue.put("Evt17")  # closed before a whole header
-        return True
-    if not _acceptable_first(header):
-        _refuse_first(transport, header, consume=False)
-        return True
-    _, _, length = _PDU_HEADER.unpack(header)
-    try:
-        body = bytes(transport.recv(length))
-    except (OSError, TimeoutError, ValueError):
-        body = b""
-    if len(body) != length:
-        dul.event_queue.put("Evt17")
-        return True
-    from pynetdicom.dul import LOGGER
-
+def _decode_and_queue(dul: DULServiceProvider, header: bytes, body: bytes) -> None:
+    """Decode a non-P-DATA PDU for pynetdicom's state machine; one that does not decode
+    is an invalid PDU (Evt19: A-ABORT), logged in one line (pynetdicom logged a
+    traceback for each: a hostile peer filled the log with them)."""
     try:
         pdu, event = dul._decode_pdu(header + body)
     except Exception as exc:
-        LOGGER.error("Unable to decode the received PDU data")
-        LOGGER.exception(exc)
+        from pynetdicom.dul import LOGGER
+
+        peer = dul.assoc.requestor.address if dul.assoc.is_acceptor else "the peer"
+        LOGGER.error(f"Undecodable PDU type 0x{header[0]:02X} of {len(body)} bytes from "
+                     f"{peer}: {type(exc).__name__}: {exc}")
         dul.event_queue.put("Evt19")
-        return True
+        return
     dul.event_queue.put(event)
     dul._recv_pdu.put(pdu)
-    return True
 
 
 def _handshake(dul: DULServiceProvider, sock: ssl.SSLSocket) -> bool:
@@ -876,10 +934,7 @@ def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
     # the first bytes are already there.
     if state in ("Sta1", "Sta2") and dul.assoc.is_acceptor:
         with _deadline(dul):
-            if _refuse_before_association(dul, readable):
-                return True
-            if state == "Sta2":
-                return dul._is_transport_event()
+            return _refuse_before_association(dul, readable)
     if state != "Sta6" or _config.STORE_RECV_CHUNKED_DATASET:
         _flush_partial(dul, hooks)
         return dul._is_transport_event()
@@ -920,18 +975,17 @@ def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
         dul.event_queue.put("Evt17")
         return True
     if pdu_type != pdata.P_DATA_TF:
-        try:
-            pdu, event = dul._decode_pdu(header + body)
-        except Exception as exc:
-            LOGGER.error("Unable to decode the received PDU data")
-            LOGGER.exception(exc)
-            dul.event_queue.put("Evt19")
-            return True
-        dul.event_queue.put(event)
-        dul._recv_pdu.put(pdu)
+        _decode_and_queue(dul, header, bytes(body))
         return True
     observe.pdu_received(dul.assoc, header, body)
-    _receive_pdata(dul, hooks, memoryview(body))
+    try:
+        _receive_pdata(dul, hooks, memoryview(body))
+    except (pdata.PDataError, ValueError, TypeError, AttributeError, KeyError,
+            IndexError, struct.error) as exc:
+        # A fragment before the command set, an element overrunning the command, a
+        # command without Command Field, a UID that is not ASCII...
+        raise PeerFault(f"P-DATA-TF that cannot be decoded: {type(exc).__name__}: {exc}"
+                        ) from exc
     return True
 
 

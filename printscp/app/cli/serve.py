@@ -75,19 +75,14 @@ def http_option(value: str | None, no_http: bool, config: NodeConfig) -> NodeCon
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
+    # From the first instant (python -m printscp serve keeps them from before its
+    # imports): a SIGTERM while the node starts (a service manager restarting it) is
+    # kept for when the start is done, then the node stops in order.  Killed half-way
+    # by the default handler, the parent left its workers' render processes, still
+    # importing, orphaned for good.
+    from printscp.app.stopping import keep
 
-    # From the first instant: a SIGTERM while the node starts (a service manager
-    # restarting it) is kept for when the start is done, then the node stops in order.
-    # Killed half-way by the default handler, the parent left its workers' render
-    # processes, still importing, orphaned for good.
-    stopping: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopping.append(signum)  # no lock here: the main thread may hold one
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stopping = keep()
     import time
 
     from printscp.app import logs, telemetry

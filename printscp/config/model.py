@@ -261,9 +261,13 @@ def _grid(columns: int, rows: int) -> tuple[tuple[float, float, float, float], .
 # -- sections ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AccessConfig(_Checked):
-    """Who may associate.  Empty ``calling_ae_titles`` accepts any calling AE.
+    """Who may associate, and who may use which service.
 
-    Entries are ``"AE"`` (any host) or ``"AE@address"`` (that IP address only).
+    ``calling_ae_titles`` (empty: any calling AE) are ``"AE"`` (any host) or
+    ``"AE@address"`` (that IP address only); others get an A-ASSOCIATE-RJ.  The lists
+    per service group are applied by :mod:`printscp.services.access`: a refused service's
+    presentation contexts are rejected at negotiation, a refused request answered with
+    the standard's status.
     """
 
     calling_ae_titles: tuple[str, ...] = field(default=(), metadata=expects(ListOf(

@@ -362,3 +362,26 @@ def test_pending_jobs_per_calling_ae_is_c602(make_node, caplog):
         fb, boxes, _ = other.film_box()
         other.image(boxes[0], 1, step_wedge())
         assert other.action(uids.BASIC_FILM_BOX, fb)[0].Status == 0
+
+
+def test_associations_per_host(tmp_path):
+    """[limits] associations_per_host: an association from an address that already has
+    that many is rejected transient, local limit exceeded (PS3.8 Table 9-21: 2, 3, 2);
+    once one of them is released, the address is served again."""
+    n = nodes.make_node(tmp_path, "[limits]\nassociations_per_host = 2\n")
+    try:
+        held = [associate(n.port, uids.VERIFICATION) for _ in range(2)]
+        assert all(a.is_established for a in held)
+        extra = associate(n.port, uids.VERIFICATION)
+        assert extra.is_rejected
+        assert (extra.acceptor.primitive.result, extra.acceptor.primitive.result_source,
+                extra.acceptor.primitive.diagnostic) == (2, 3, 2)
+        held.pop().release()
+        again = associate(n.port, uids.VERIFICATION)
+        assert again.is_established
+        assert again.send_c_echo().Status == 0x0000
+        again.release()
+        for a in held:
+            a.release()
+    finally:
+        n.stop()

@@ -347,13 +347,16 @@ def test_echoscu(served):
 
 
 @pytest.mark.dcmtk("findscu")
-def test_findscu_study_root_and_worklist(served, tmp_path):
+def test_findscu_patient_and_study_root_and_worklist(served, tmp_path):
     node, _ = served
     port = str(node.port)
     base = [tool("findscu"), "-aec", "PRINTSCP"]
     refused = run(*base, "-S", "-aet", "STRANGER", "-k", "QueryRetrieveLevel=STUDY",
                   "-k", "AccessionNumber", "127.0.0.1", port)
     assert no_context(refused), refused.stderr
+    patient_root = run(*base, "-P", "-aet", "STRANGER", "-k", "QueryRetrieveLevel=PATIENT",
+                       "-k", "PatientID", "127.0.0.1", port)
+    assert no_context(patient_root), patient_root.stderr
     far = run(*base, "-S", "-aet", "FARAWAY", "-k", "QueryRetrieveLevel=STUDY",
               "127.0.0.1", port)
     assert no_context(far), far.stderr

@@ -60,7 +60,7 @@ def sc_image(uid: str, size: int = 8) -> Dataset:
     ds.Rows = ds.Columns = size
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit, ds.PixelRepresentation = 7, 0
-    ds.PixelData = bytes(range(size * size))
+    ds.PixelData = bytes(i % 256 for i in range(size * size))
     return ds
 
 

@@ -12,11 +12,16 @@ from pydicom.tag import Tag
 
 from printscp.app.node import SUPPORTED_CLASSES, TRANSFER_SYNTAXES
 from printscp.config import (
+    SECTIONS,
     AccessConfig,
     ArchiveConfig,
+    AuditConfig,
     HttpConfig,
+    LimitsConfig,
     NodeConfig,
     PrinterConfig,
+    RemoteAE,
+    TlsConfig,
     load_config,
 )
 from printscp.core import status
@@ -75,9 +80,9 @@ def test_defined_terms_are_documented():
 def test_every_configuration_key_is_documented_and_the_example_loads():
     text = (DOCS / "configuration.md").read_text()
     for cls in (NodeConfig, AccessConfig, ArchiveConfig, WorklistConfig, HttpConfig,
-                PrinterConfig):
+                TlsConfig, LimitsConfig, AuditConfig, RemoteAE, PrinterConfig):
         for f in dataclasses.fields(cls):
-            if f.name not in ("access", "archive", "worklist", "http", "printer", "printers"):
+            if f.name not in SECTIONS:
                 assert f"`{f.name}`" in text, f.name
     example = DOCS / "printscp.example.toml"
     config = load_config(example)
@@ -85,9 +90,10 @@ def test_every_configuration_key_is_documented_and_the_example_loads():
     profiles = load_config(DOCS / "profiles" / "dry-film-imager.toml")
     assert profiles.called_ae_titles == ("PRINTSCP", "PAPER")
     raw = tomllib.loads(example.read_text())
-    assert set(raw["node"]) == {f.name for f in dataclasses.fields(NodeConfig)} - {
-        "access", "archive", "worklist", "http", "remote", "printer", "printers"}
-    assert set(raw["http"]) == {f.name for f in dataclasses.fields(HttpConfig)}
+    assert set(raw["node"]) == {f.name for f in dataclasses.fields(NodeConfig)} - set(SECTIONS)
+    for name, cls in (("http", HttpConfig), ("tls", TlsConfig), ("limits", LimitsConfig),
+                      ("audit", AuditConfig), ("access", AccessConfig)):
+        assert set(raw[name]) == {f.name for f in dataclasses.fields(cls)}, name
     assert set(raw["archive"]) == {f.name for f in dataclasses.fields(ArchiveConfig)}
     assert set(raw["worklist"]) == {f.name for f in dataclasses.fields(WorklistConfig)}
     assert set(raw["printer"]) - {"film_box_defaults", "film_session_defaults"} == {

@@ -22,11 +22,11 @@ from pydicom.encaps import encapsulate
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
-from pynetdicom import _config
 
 from printscp.core import status, uids
 from printscp.core.limits import sequence_depth
 from printscp.net import pdata
+from printscp.net.testing import send_files_as_they_are
 
 pytestmark = pytest.mark.slow  # nodes
 
@@ -201,7 +201,7 @@ def deep_file(folder: Path, depth: int, undefined: bool) -> Path:
 def test_sequences_nested_too_deep_are_c000(node, tmp_path, monkeypatch, depth, undefined,
                                             caplog):
     path = deep_file(tmp_path, depth, undefined)
-    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)  # sent as is
+    send_files_as_they_are(monkeypatch)
     before = stored(node)
     assoc = associate(node.port, (CT, ExplicitVRLittleEndian), calling="HOSTILE")
     try:

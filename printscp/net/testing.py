@@ -114,3 +114,20 @@ class AbortQueuedAssociation:
     def send_c_store(self, *args: Any) -> Any:
         self.sent.append(args)
         raise AssertionError("a C-STORE was sent on an aborted association")
+
+
+def send_files_as_they_are(monkeypatch: Any) -> None:
+    """Have pynetdicom send a C-STORE given as a file path straight from the file, as
+    written (its ``STORE_SEND_CHUNKED_DATASET``), without decoding and re-encoding it:
+    a test sends data sets pydicom would refuse or repair (a 2,000-deep sequence)."""
+    from pynetdicom import _config
+
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+
+
+def pdu_class(pdu_type: int) -> Any:
+    """pynetdicom's PDU class for a PDU type (1-7), as the DUL thread decodes it with:
+    fuzz tests feed its ``decode`` every byte string."""
+    from pynetdicom.dul import _PDU_TYPES
+
+    return _PDU_TYPES[bytes([pdu_type])][0]

@@ -149,6 +149,13 @@ MIRRORED: tuple[Mirrored, ...] = (
              "command sets (printscp.net.pdata.encode_command_set)"),
     Mirrored("pynetdicom.utils:set_uid", "f917a8035170f792",
              "reactors._cached_uid_checks keeps its result per distinct UID"),
+    Mirrored("pynetdicom.presentation:negotiate_as_acceptor", "d5413f08f0ac7b32",
+             "access_hook wraps it: contexts the access rules refused become 0x01"),
+    Mirrored("pynetdicom.association:Association.run_reactor", "3b2745eed4988ef7",
+             "reactors._dul_run_reactor ends the acceptor's wait for the A-ASSOCIATE "
+             "indication with None (its timeout's value) when the DUL ends"),
+    Mirrored("pynetdicom.dul:DULServiceProvider._read_pdu_data", "4679cb00a659ff5f",
+             "reactors._peer_fault_traceback strips the traceback it logs by funcName"),
 )
 
 

@@ -427,3 +427,21 @@ tls = true
 
 def test_tls_args_are_none_without_tls():
     assert tls_args(RemoteAE("X", "127.0.0.1", 104)) is None
+
+
+def test_a_connection_closed_before_its_first_byte_is_no_tls_failure(tls_node, pki, caplog):
+    """Health probes and port scans connect and close: no failed handshake is logged
+    (nor audited) for them; a client that sends garbage is."""
+    with socket.create_connection(("127.0.0.1", tls_node.tls_port)):
+        pass
+    with socket.create_connection(("127.0.0.1", tls_node.tls_port)) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        s.settimeout(5)
+        while s.recv(100):  # a TLS alert, perhaps; then the close
+            pass
+    time.sleep(0.5)
+    failures = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert len(failures) == 1, failures
+    assoc = tls_associate(tls_node.tls_port, pki, Verification)
+    assert assoc.is_established
+    assoc.release()

@@ -913,6 +913,15 @@ def _handshake(dul: DULServiceProvider, sock: ssl.SSLSocket) -> bool:
     assoc = dul.assoc
     timeout = assoc.acse_timeout or HANDSHAKE_TIMEOUT  # set by _deadline
     try:
+        # Below the TLS layer (no handshake yet): a connection closed before its first
+        # byte (a health probe, a port scan) is no failed authentication.
+        if not socket.socket.recv(sock, 1, socket.MSG_PEEK):
+            dul.socket.close()  # Evt17
+            return True
+    except OSError:
+        dul.socket.close()
+        return True
+    try:
         sock.do_handshake()
     except (OSError, ValueError) as exc:  # ssl.SSLError and TimeoutError included
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__

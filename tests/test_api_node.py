@@ -92,3 +92,36 @@ def test_audit_trail(client, console):
     audit.record(console.data_dir, "job.cancel", "J1", user="ann", source="127.0.0.1")
     [line] = client.get("/api/node/audit").json()["items"]
     assert (line["action"], line["target"], line["user"]) == ("job.cancel", "J1", "ann")
+
+
+@pytest.mark.parametrize("name", ["server", "expired"])
+def test_tls_listener_and_its_certificate(tmp_path, name):
+    """The node API and page show the TLS listener and the certificate's expiry;
+    /readyz fails on an expired certificate (every TLS peer would refuse it)."""
+    from helpers.tls import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    config = node_config(tmp_path, f"""[tls]
+enabled = true
+port = 2762
+certificate = "{pki.cert(name)}"
+private_key = "{pki.key(name)}"
+ca_certificates = "{pki.ca}"
+""")
+    client = console_client(create_app(Console(config, dicom_port=lambda: 11112,
+                                               tls_port=lambda: 2762)))
+    tls = client.get("/api/node").json()["tls"]
+    assert tls["enabled"] and tls["port"] == 2762 and tls["listening"]
+    assert tls["require_client_certificate"] and tls["min_version"] == "1.2"
+    assert tls["certificate"]["subject"] == f"CN={name},O=printscp tests"
+    page = client.get("/node").text
+    assert f"CN={name},O=printscp tests" in page
+    ready = client.get("/readyz").json()
+    check = ready["checks"]["tls_certificate"]
+    if name == "server":
+        assert check["ok"] and tls["certificate"]["days_left"] >= 29
+        assert "29 days" in page or "30 days" in page
+    else:
+        assert not check["ok"] and "expired" in check["detail"]
+        assert "tls_certificate" in ready["failed"]
+        assert 'class="badge fail">expired' in page

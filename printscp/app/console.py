@@ -24,7 +24,8 @@ class ConsoleError(Exception):
 
 
 def start_console(config: NodeConfig, *, dicom_port: Callable[[], int | None],
-                  logs: Any = None) -> Any:
+                  logs: Any = None, tls_port: Callable[[], int | None] = lambda: None
+                  ) -> Any:
     """Build the console over ``config`` and serve it on ``[http]`` bind:port; returns
     the running :class:`~printscp.http.server.HttpServer` (``.url``, ``.stop()``)."""
     from printscp.http.app import create_app
@@ -38,7 +39,7 @@ def start_console(config: NodeConfig, *, dicom_port: Callable[[], int | None],
     from printscp.core import audit
 
     audit.configure(config.data_path, config.audit, ae_title=config.ae_title)
-    console = Console(config, dicom_port=dicom_port,
+    console = Console(config, dicom_port=dicom_port, tls_port=tls_port,
                       logs=logs if logs is not None else RecentLogs())
     console.job_index.sync()
     try:

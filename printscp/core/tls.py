@@ -131,3 +131,25 @@ def peer_subject(certificate: dict[str, Any] | None) -> str:
 
 _SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
           "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
+
+
+def certificate_info(path: str) -> dict[str, Any]:
+    """What the console shows of a PEM certificate: subject, issuer, validity and the
+    days left (negative once expired); ``{"error": ...}`` when it cannot be read.
+
+    ``cryptography`` parses it (Python's ``ssl`` reads certificates only of peers)."""
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        return {"path": path, "error": str(exc)}
+    now = datetime.now(UTC)
+    end = cert.not_valid_after_utc
+    return {"path": path, "subject": cert.subject.rfc4514_string(),
+            "issuer": cert.issuer.rfc4514_string(),
+            "not_before": cert.not_valid_before_utc.isoformat(),
+            "not_after": end.isoformat(),
+            "days_left": int((end - now).total_seconds() // 86400)}

@@ -83,6 +83,8 @@ class Console:
     config: NodeConfig
     enqueue: Callable[[str], None] | None = None
     dicom_port: Callable[[], int | None] = lambda: None
+    #: The DICOM TLS port (None: no TLS listener).
+    tls_port: Callable[[], int | None] = lambda: None
     logs: RecentLogs = field(default_factory=RecentLogs)
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(
         timespec="seconds"))

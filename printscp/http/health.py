@@ -45,7 +45,8 @@ def healthz() -> dict[str, Any]:
 def readyz(data_dir: str | os.PathLike[str], config: NodeConfig, dicom_port: int
            ) -> tuple[bool, dict[str, dict[str, Any]]]:
     """(ready, checks): every check as ``{"ok": bool, "detail": "..."}``, by name
-    (``dicom_port``, ``archive_index``, ``jobs_index``, ``spool``, ``disk``)."""
+    (``dicom_port``, ``archive_index``, ``jobs_index``, ``spool``, ``disk``, and with
+    DICOM TLS ``tls_certificate``)."""
     data = Path(data_dir)
     checks = {
         "dicom_port": _port(config.bind, dicom_port),
@@ -53,7 +54,24 @@ def readyz(data_dir: str | os.PathLike[str], config: NodeConfig, dicom_port: int
         "spool": _spool(data / "spool"),
         "disk": _disk(data, config),
     }
+    if config.tls.enabled:
+        checks["tls_certificate"] = _certificate(config.tls.certificate)
     return all(c["ok"] for c in checks.values()), checks
+
+
+def _certificate(path: str) -> dict[str, Any]:
+    """The DICOM TLS certificate: readable and not expired (every TLS client would be
+    refused by its peer's verification)."""
+    from printscp.core.tls import certificate_info
+
+    info = certificate_info(path)
+    if "error" in info:
+        return _check(False, f"TLS certificate {path}: {info['error']}")
+    if info["days_left"] < 0:
+        return _check(False, f"TLS certificate {info['subject']} expired on "
+                             f"{info['not_after'][:10]}")
+    return _check(True, f"TLS certificate {info['subject']} valid until "
+                        f"{info['not_after'][:10]} ({info['days_left']} days)")
 
 
 def _check(ok: bool, detail: str) -> dict[str, Any]:

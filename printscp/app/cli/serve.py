@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if config.http.enabled:
         try:
             console = start_console(config, dicom_port=lambda: node.port,
+                                    tls_port=lambda: node.tls_port,
                                     logs=logs.recent_lines(getattr(args, "log_handlers", [])))
         except (ConsoleError, OSError) as err:
             node.stop()

@@ -70,6 +70,21 @@ def disk(console: Any) -> dict[str, Any]:
             "status_info": info}
 
 
+def tls_info(console: Any) -> dict[str, Any]:
+    """The DICOM TLS listener: where, how, and the node's certificate."""
+    tls = console.config.tls
+    if not tls.enabled:
+        return {"enabled": False}
+    from printscp.core.tls import certificate_info
+
+    port = console.tls_port()
+    return {"enabled": True, "bind": console.config.bind,
+            "port": port if port is not None else tls.port, "listening": port is not None,
+            "plain": tls.plain, "min_version": str(tls.min_version),
+            "require_client_certificate": tls.require_client_certificate,
+            "certificate": certificate_info(tls.certificate)}
+
+
 def node_info(console: Any, request: Request | None = None) -> dict[str, Any]:
     """What ``GET /api/node`` answers (the node page shows the same)."""
     config = console.config
@@ -82,6 +97,7 @@ def node_info(console: Any, request: Request | None = None) -> dict[str, Any]:
         "dicom": {"bind": config.bind, "port": dicom_port if dicom_port is not None
                   else config.port, "listening": dicom_port is not None},
         "http": {"bind": config.http.bind, "port": http_port or config.http.port},
+        "tls": tls_info(console),
         "started": console.started,
         "uptime_seconds": round((datetime.now(UTC) - started).total_seconds()),
         "workers": config.worker_count, "data_dir": str(console.data_dir),

@@ -71,8 +71,7 @@ def test_pdu_of_4_gib_before_association(attacked, kind, reason):
     assert answer.abort == (2, reason)
 
 
-@pytest.mark.parametrize("kind", [0x04, pytest.param(0x01, marks=pytest.mark.xfail(
-    strict=True, reason="BUGS.md B9: waits for the 4 GiB until the network timeout")), 0x09])
+@pytest.mark.parametrize("kind", [0x04, 0x01, 0x09])
 def test_pdu_of_4_gib_after_association(attacked, kind):
     answer = refused(attacked.port, struct.pack(">BBL", kind, 0, 0xFFFFFFFF),
                      associate_first=True)

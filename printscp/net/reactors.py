@@ -973,6 +973,14 @@ def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
             LOGGER.error(f"P-DATA-TF PDU of {length} bytes holds no PDV item")
             dul.event_queue.put("Evt19")
             return True
+        if pdu_type in (0x01, 0x02, 0x03) or (pdu_type in (0x05, 0x06, 0x07) and length != 4):
+            # An A-ASSOCIATE PDU on an established association, or a release or abort
+            # PDU of another length than 4 (PS3.8 9.3.6-9.3.8): invalid whatever follows,
+            # so what the header announces (up to 4 GiB) is never waited for.
+            LOGGER.error(f"PDU type 0x{pdu_type:02X} of {length} bytes on an established "
+                         "association: aborted")
+            dul.event_queue.put("Evt19")
+            return True
         limit = _receive_limit(dul.assoc)
         if pdu_type == pdata.P_DATA_TF and limit and length > limit:
             # PS3.8 9.3.5: a P-DATA-TF PDU never exceeds the receiver's Maximum Length.

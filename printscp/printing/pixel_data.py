@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from printscp.core import status
 from printscp.core.errors import StatusError
@@ -32,10 +33,25 @@ class DecodedImage:
 
 
 def _required(item: Dataset, keyword: str) -> object:
+    """``keyword``'s single value; every attribute read here has VM 1, and a peer that
+    sends several (Columns "8\\8") gets 0x0106 rather than a TypeError from int()."""
     value = item.get(keyword)
     if value is None or value == "":
         raise MissingAttribute(keyword, "is required in the image sequence item")
+    if isinstance(value, MultiValue | list | tuple):
+        raise InvalidAttributeValue(keyword, list(value), "a single value")
     return value
+
+
+def _optional(item: Dataset, keyword: str, default: int) -> int:
+    """``keyword``'s single integer value, ``default`` when absent (VM 1, as
+    :func:`_required`)."""
+    value = item.get(keyword)
+    if value is None or value == "":
+        return default
+    if isinstance(value, MultiValue | list | tuple):
+        raise InvalidAttributeValue(keyword, list(value), "a single value")
+    return int(value)
 
 
 def _aspect(item: Dataset) -> tuple[int, int]:
@@ -95,7 +111,7 @@ def decode_grayscale(item: Dataset, little_endian: bool = True, *, max_bytes: in
     check_declared_size(item, max_bytes)
     rows = int(_required(item, "Rows"))  # type: ignore[arg-type]
     cols = int(_required(item, "Columns"))  # type: ignore[arg-type]
-    if int(item.get("SamplesPerPixel", 1)) != 1:
+    if _optional(item, "SamplesPerPixel", 1) != 1:
         raise InvalidAttributeValue("SamplesPerPixel", item.SamplesPerPixel, "1")
     photometric = str(_required(item, "PhotometricInterpretation")).strip()
     if photometric not in GRAYSCALE_PHOTOMETRIC:
@@ -108,10 +124,10 @@ def decode_grayscale(item: Dataset, little_endian: bool = True, *, max_bytes: in
     if (allocated, stored) not in ((8, 8), (16, 12)):
         raise InvalidAttributeValue("BitsStored", stored, "8 with Bits Allocated 8, "
                                     "12 with Bits Allocated 16")
-    high = int(item.get("HighBit", stored - 1))
+    high = _optional(item, "HighBit", stored - 1)
     if high != stored - 1:
         raise InvalidAttributeValue("HighBit", high, str(stored - 1))
-    if int(item.get("PixelRepresentation", 0)) != 0:
+    if _optional(item, "PixelRepresentation", 0) != 0:
         raise InvalidAttributeValue("PixelRepresentation", item.PixelRepresentation, "0")
     if rows < 1 or cols < 1:
         raise InvalidAttributeValue("Rows", f"{rows}x{cols}", "at least 1 row and column")
@@ -141,7 +157,7 @@ def decode_color(item: Dataset, little_endian: bool = True, *, max_bytes: int = 
     if int(_required(item, "BitsAllocated")) != 8 or int(_required(item, "BitsStored")) != 8:
         raise InvalidAttributeValue("BitsStored", item.get("BitsStored"),
                                     "8 (and Bits Allocated 8)")
-    planar = int(item.get("PlanarConfiguration", 1))
+    planar = _optional(item, "PlanarConfiguration", 1)
     if planar not in (0, 1):
         raise InvalidAttributeValue("PlanarConfiguration", planar, ("0", "1"))
     raw = np.frombuffer(_raw(item, rows * cols * 3, 1, little_endian), dtype=np.uint8)

@@ -3,7 +3,8 @@
 Every file of ``tests/fuzz/corpus/<target>/`` (the committed seeds, and each crash the
 harness found, renamed ``crash-<what>``) goes through its target once: a crash that
 comes back fails here.  ``test_atheris_budget`` fuzzes each target for
-``PRINTSCP_ATHERIS_SECONDS`` (default 3) seconds; .ci/run gives it 20 s per target.
+``PRINTSCP_ATHERIS_SECONDS`` seconds when that is set (each run also pays ~10 s of
+instrumenting imports, so the test suite leaves it to .ci/run, 20 s per target).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def test_each_found_crash_is_kept():
 @pytest.mark.parametrize("target", harness.TARGET_NAMES)
 def test_atheris_budget(target, tmp_path):
     pytest.importorskip("atheris")
-    seconds = os.environ.get("PRINTSCP_ATHERIS_SECONDS", "3")
+    seconds = os.environ.get("PRINTSCP_ATHERIS_SECONDS")
+    if not seconds:
+        pytest.skip("PRINTSCP_ATHERIS_SECONDS not set (.ci/run fuzzes each target 20 s)")
     done = subprocess.run([sys.executable, "-m", "tests.fuzz.atheris_harness", "--target",
                            target, "--seconds", seconds, "--json"],
                           cwd=harness.ROOT, capture_output=True, text=True,

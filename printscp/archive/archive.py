@@ -120,6 +120,13 @@ class Archive:
             except OSError as exc:
                 LOGGER.error("cannot store %s: %s", sop_instance, exc)
                 return Outcome(OUT_OF_RESOURCES, f"cannot store: {exc.strerror}"[:64])
+            except (NotImplementedError, ValueError, KeyError, TypeError) as exc:
+                # pydicom decodes an element only when it is read: an unknown VR or a
+                # value of the wrong length shows here, while the index reads the data
+                # set.  The sender's data set, not our fault: 0xC000, one log line.
+                LOGGER.warning("C-STORE %s from %s: cannot decode the data set: %s",
+                               sop_instance, source_ae or "?", exc)
+                return Outcome(CANNOT_UNDERSTAND, f"cannot decode the data set: {exc}"[:64])
         finally:
             pending.discard()  # unless it was put in place
 
@@ -177,9 +184,9 @@ class Archive:
         try:
             ds = decode(encoded)
             ds.SOPInstanceUID  # noqa: B018 - decode enough to know it is usable
-        except Exception as exc:
+            return self._check(ds, sop_class, sop_instance) or ds
+        except Exception as exc:  # an element the checks read does not decode
             return Outcome(CANNOT_UNDERSTAND, f"cannot decode the data set: {exc}"[:64])
-        return self._check(ds, sop_class, sop_instance) or ds
 
     def _check(self, ds: Dataset, sop_class: str, sop_instance: str) -> Outcome | None:
         """The refusal ``ds`` deserves, if any."""

@@ -156,6 +156,10 @@ MIRRORED: tuple[Mirrored, ...] = (
              "indication with None (its timeout's value) when the DUL ends"),
     Mirrored("pynetdicom.dul:DULServiceProvider._read_pdu_data", "4679cb00a659ff5f",
              "reactors._peer_fault_traceback strips the traceback it logs by funcName"),
+    Mirrored("pynetdicom.utils:decode_bytes", "d684af5eae3231d6",
+             "reactors._peer_fault_traceback strips the traceback it logs by funcName"),
+    Mirrored("pynetdicom.fsm:StateMachine.do_action", "4afe2ea8fc2a8725",
+             "reactors._peer_fault_traceback strips the traceback it logs by funcName"),
 )
 
 

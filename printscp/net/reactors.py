@@ -220,14 +220,16 @@ def install() -> None:
         _fast_command_encoding()
         _cached_uid_checks()
         DIMSEServiceProvider.send_msg = _send_msg
-        for name in ("pynetdicom.dimse", "pynetdicom.dul"):
+        for name in ("pynetdicom.dimse", "pynetdicom.dul", "pynetdicom.utils",
+                     "pynetdicom.fsm"):
             logging.getLogger(name).addFilter(_peer_fault_traceback)
         _installed = True
 
 
 #: pynetdicom functions whose logged exceptions are a peer's malformed input (a command
 #: set or a PDU that does not decode), not a fault of ours.
-_PEER_INPUT = frozenset({"receive_primitive", "_read_pdu_data"})
+_PEER_INPUT = frozenset({"receive_primitive", "_read_pdu_data", "decode_bytes",
+                         "do_action"})
 
 
 def _peer_fault_traceback(record: logging.LogRecord) -> bool:
@@ -994,8 +996,9 @@ def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
         dul.event_queue.put("Evt17")
         return True
     if len(body) != length:
-        LOGGER.error(f"The received PDU is shorter than expected ({len(body) + 6} of "
-                     f"{length + 6} bytes received)")
+        # The peer closed (or aborted) in the middle of a PDU: its doing, not ours.
+        LOGGER.warning(f"Connection closed in the middle of a PDU ({len(body) + 6} of "
+                       f"{length + 6} bytes received)")
         dul.event_queue.put("Evt17")
         return True
     if pdu_type != pdata.P_DATA_TF:
@@ -1004,10 +1007,11 @@ def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
     observe.pdu_received(dul.assoc, header, body)
     try:
         _receive_pdata(dul, hooks, memoryview(body))
-    except (pdata.PDataError, ValueError, TypeError, AttributeError, KeyError,
-            IndexError, struct.error) as exc:
+    except Exception as exc:
         # A fragment before the command set, an element overrunning the command, a
-        # command without Command Field, a UID that is not ASCII...
+        # command without Command Field, a UID that is not ASCII, a command element of
+        # the wrong length (pydicom's BytesLengthException)...  The services answer
+        # what they serve with a status themselves: what reaches here is the message.
         raise PeerFault(f"P-DATA-TF that cannot be decoded: {type(exc).__name__}: {exc}"
                         ) from exc
     return True

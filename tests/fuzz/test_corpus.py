@@ -39,8 +39,11 @@ def test_corpus_input_is_handled(target, path):
 def test_each_found_crash_is_kept():
     """crash-multivalued-columns: an image sequence item with Columns of two values was
     a TypeError in printscp.printing.pixel_data (0x0110 and a traceback); now 0x0106.
-    crash-multivalued-high-bit: the same with High Bit (and the other optional ones)."""
-    for name in ("crash-multivalued-columns", "crash-multivalued-high-bit"):
+    crash-multivalued-high-bit: the same with High Bit (and the other optional ones).
+    crash-multivalued-image-box-position: an Image Box N-SET whose Image Box Position has
+    two values was a TypeError in image_box.n_set (BUGS.md B7); now 0x0106."""
+    for name in ("crash-multivalued-columns", "crash-multivalued-high-bit",
+                 "crash-multivalued-image-box-position"):
         assert (harness.CORPUS / "dataset" / name).is_file()
 
 

@@ -68,12 +68,11 @@ def test_pynetdicom_pdu_decoders_fail_only_as_they_should(kind, body):
     """What the DUL thread calls for every PDU (``_decode_pdu``): any exception it raises
     becomes Evt19 (A-ABORT), so it need only end, without exhausting memory or the
     stack, whatever the bytes."""
-    from pynetdicom.dul import _PDU_TYPES
-
     from printscp.net import reactors
+    from printscp.net.testing import pdu_class
 
     reactors.install()
-    cls, _event = _PDU_TYPES[bytes([kind])]
+    cls = pdu_class(kind)
     data = wire.pdu(kind, body)
     try:
         cls().decode(data)

@@ -371,54 +371,9 @@ def dcmtk_echo(port: int) -> int:
 #: /work/shared/wave17/BUGS.md: kind -> (logger, the message logged just before it on the
 #: same thread).  Delete an entry once its bug is fixed: the fuzz tests then fail on it.
 KNOWN_TRACEBACKS: dict[str, Callable[[logging.LogRecord, str], bool]] = {
-    # pynetdicom's READ_PDU_EXC_F, and printscp.net.reactors._transport_event's copy: a
-    # PDU whose items do not decode (an overrunning presentation context item, a
-    # 1-byte Maximum Length sub-item) is answered with an A-ABORT, as it should be, but
-    # logged as "Unable to decode the received PDU data" plus the exception's traceback;
-    # an AE title that is not ASCII gets a traceback from pynetdicom.utils first
-    # (BUGS.md B2: "undecodable PDU logged with a traceback").
-    "undecodable PDU": lambda record, previous: (
-        (record.name == "pynetdicom.dul"
-         and previous == "Unable to decode the received PDU data")
-        or (record.name == "pynetdicom.utils" and record.exc_info is not None
-            and isinstance(record.exc_info[1], UnicodeDecodeError))),
-    # A P-DATA-TF whose content the DUL thread cannot digest aborts the association, as
-    # it should, but through reactors._abort_dul: "Exception in DUL.run(), aborting
-    # association", the exception's traceback, and A-ABORT reason 0.  Seen: PDataError
-    # (a data set fragment before the command, a command element overrunning the
-    # command), AttributeError (a command set without Command Field, in pynetdicom's
-    # DIMSE provider), ValueError (a command UID that is not ASCII) (BUGS.md B5).
-    "DUL loop exception": lambda record, previous: (
-        previous == "Exception in DUL.run(), aborting association"
-        and record.exc_info is not None),
-    # The state machine's actions raising: an event invalid for the state (Evt14, our
-    # A-RELEASE-RP, in Sta13 after the peer's invalid PDU made us abort: a race of the
-    # association reactor and the DUL), an A-ABORT PDU with Source 26 (AA-3 decodes it
-    # into a primitive that refuses the value); each logged with a traceback by
-    # pynetdicom.fsm / the DUL loop (BUGS.md B6).
-    "state machine action": lambda record, previous: (
-        record.exc_info is not None
-        and (record.name == "pynetdicom.fsm"
-             or type(record.exc_info[1]).__name__ == "InvalidEventError")),
-    # A Print Management attribute of one value received with several (Image Box
-    # Position "1\\2"): int(list) raises TypeError in image_box.n_set, answered 0x0110
-    # Processing failure with a traceback instead of 0x0106 Invalid attribute value
-    # (BUGS.md B7).
-    "multi-valued print attribute": lambda record, previous: (
-        record.name == "printscp.services" and record.getMessage() == "processing failure"
-        and record.exc_info is not None and isinstance(record.exc_info[1], TypeError)
-        and "not 'list'" in str(record.exc_info[1])),
-    # A DIMSE request on a context of another service (a C-GET-RQ on the Verification
-    # context): pynetdicom's Association._serve_request builds the refusal from fields
-    # the primitive lacks ('C_GET' object has no attribute 'AffectedSOPInstanceUID') and
-    # logs a traceback, or refuses it with a traceback ("Invalid DIMSE primitive 'C_GET'
-    # used with Print Management"); the request gets no response (BUGS.md B8).
-    # Likewise pynetdicom.dimse for a command element it refuses (an Affected SOP Class
-    # UID of 65 characters).
-    "request on a foreign context": lambda record, previous: (
-        record.name in ("pynetdicom.association", "pynetdicom.dimse")
-        and record.exc_info is not None
-        and isinstance(record.exc_info[1], AttributeError | ValueError)),
+    # Each entry was a bug of BUGS.md (B2, B5-B8), logged as a traceback; all are fixed
+    # and the fuzz tests now fail on any traceback.  A new known kind goes here only
+    # with its bug report, and leaves with its fix.
 }
 
 

@@ -66,8 +66,9 @@ def n_set(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool = 
     table = COLOR_IMAGE_BOX_ATTRIBUTES if fb.color else IMAGE_BOX_ATTRIBUTES
     values = dataset_values(ds, table, "Image Box N-SET")
     given = ds.get("ImageBoxPosition") if ds is not None else None
-    if given not in (None, "") and int(given) != position:
-        raise InvalidAttributeValue("ImageBoxPosition", int(given), str(position))
+    if given not in (None, "") and (not isinstance(given, int) or given != position):
+        # several values (VM 1 in PS3.3 C.13.5) are as wrong as another position
+        raise InvalidAttributeValue("ImageBoxPosition", str(given), str(position))
     seq_kw = "BasicColorImageSequence" if fb.color else "BasicGrayscaleImageSequence"
     seq = ds.get(seq_kw) if ds is not None else None
     explicit_behavior = "requested_decimate_crop_behavior" in values

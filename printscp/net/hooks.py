@@ -123,6 +123,20 @@ def hooks_of(assoc: Any) -> AssociationHooks:
     return hooks
 
 
+def release_hooks(assoc: Any) -> None:
+    """Drop what ``assoc``'s hooks hold once its thread has ended: the services' claims
+    and request handlers are closures over the association, and a value of a
+    WeakKeyDictionary that refers to its key keeps both alive for good (every
+    association ever served stayed in memory, about 50 KB each, 150 MiB a minute in
+    the soak).  The counts stay for whoever reads them at close."""
+    hooks = _HOOKS.get(assoc)
+    if hooks is not None:
+        hooks.store = hooks.store_prefix = hooks.find = None
+        hooks.store_response = hooks.requests = None
+        hooks.message = None
+        hooks.pipe = hooks.wake = None
+
+
 def existing_hooks(assoc: Any) -> AssociationHooks | None:
     """The hooks of ``assoc`` if it has any yet (no new object is made)."""
     return _HOOKS.get(assoc)

@@ -68,7 +68,7 @@ from pynetdicom.transport import AssociationSocket
 from printscp.core import metrics
 from printscp.core.tls import peer_subject
 from printscp.net import observe, pdata
-from printscp.net.hooks import AssociationHooks, existing_hooks, hooks_of
+from printscp.net.hooks import AssociationHooks, existing_hooks, hooks_of, release_hooks
 
 #: Longest wait without a wake-up: bounds how late a timer or kill flag is seen.
 TICK = 0.02
@@ -91,6 +91,7 @@ ORIGINALS: dict[str, Any] = {
     "pynetdicom.dimse:DIMSEServiceProvider.send_msg": DIMSEServiceProvider.send_msg,
     "pynetdicom.transport:AssociationSocket.ready": AssociationSocket.ready.fget,
     "pynetdicom.acse:ACSE._negotiate_as_acceptor": ACSE._negotiate_as_acceptor,
+    "pynetdicom.association:Association.run_reactor": Association.run_reactor,
 }
 
 
@@ -212,6 +213,7 @@ def install() -> None:
         DULServiceProvider.kill_dul = _kill_dul
         DULServiceProvider.stop_dul = _stop_dul
         Association._run_reactor = _assoc_run_reactor
+        Association.run_reactor = _run_then_release
         Association._serve_request = _serve_request
         AssociationSocket.recv = _socket_recv
         AssociationSocket.send = _socket_send
@@ -722,6 +724,15 @@ def _assoc_run_reactor(self: Association) -> None:
 #: Largest buffer allocated before its bytes have arrived: a PDU header is the peer's
 #: word for its length, and a forged one must not reserve gigabytes.
 RECV_CHUNK = 1 << 20
+
+
+def _run_then_release(self: Association) -> None:
+    """pynetdicom's association thread, then its hooks' closures dropped
+    (:func:`printscp.net.hooks.release_hooks`): they kept every ended association."""
+    try:
+        ORIGINALS["pynetdicom.association:Association.run_reactor"](self)
+    finally:
+        release_hooks(self)
 
 
 def _socket_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:

@@ -364,3 +364,30 @@ def test_the_association_limit_counts_associations(tmp_path):
             assert scu.assoc.send_c_echo().Status == 0
     finally:
         node.stop()
+
+
+def test_ended_associations_are_freed(make_node, tmp_path):
+    """Served associations (echo, store, and Q/R with its request hooks) leave nothing
+    behind: their hooks' closures over the association kept every one alive before,
+    about 50 KB each (150 MiB a minute under load)."""
+    import gc
+
+    from helpers.archive_data import Study, write_study
+    from pynetdicom.association import Association
+
+    node = make_node('[access]\nquery = ["any"]\n')
+    files = write_study(Study("GC1", "FREED^ALL", "20260101", "A1", images=2), tmp_path)
+    where = ["127.0.0.1", str(node.port)]
+    for _ in range(3):
+        for cmd in ([tool("echoscu"), *where],
+                    [tool("storescu"), *where, *map(str, files)],
+                    [tool("findscu"), "-S", "-k", "QueryRetrieveLevel=STUDY", "-k",
+                     "PatientName", *where]):
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 10
+    while node.ae.active_associations and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gc.collect()
+    alive = [a for a in gc.get_objects() if isinstance(a, Association) and a.is_acceptor]
+    assert alive == []

@@ -71,18 +71,27 @@ def image(uid: str, size: int = 64) -> Dataset:
     return ds
 
 
-def proc_figures(pid: int) -> dict[str, int]:
-    """RSS (KiB), threads and open files of ``pid`` and every process under it."""
-    pids = [pid]
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process under it (workers, their render processes...)."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if int(fields[1]) in pids or int(fields[1]) == pid:
-            pids.append(int(stat.parent.name))
+    tree, grew = {pid}, True
+    while grew:
+        below = {child for child, parent in parents.items() if parent in tree}
+        grew = not below <= tree
+        tree |= below
+    return sorted(tree)
+
+
+def proc_figures(pid: int) -> dict[str, int]:
+    """RSS (MiB), threads and open files of ``pid`` and every process under it."""
+    pids = process_tree(pid)
     rss = threads = files = 0
-    for p in set(pids):
+    for p in pids:
         try:
             status = Path(f"/proc/{p}/status").read_text()
             rss += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
@@ -90,8 +99,25 @@ def proc_figures(pid: int) -> dict[str, int]:
             files += len(list(Path(f"/proc/{p}/fd").iterdir()))
         except (OSError, AttributeError):
             continue
-    return {"processes": len(set(pids)), "rss_mib": rss // 1024, "threads": threads,
+    return {"processes": len(pids), "rss_mib": rss // 1024, "threads": threads,
             "open_files": files}
+
+
+class Sampler(threading.Thread):
+    """The node's figures every ``every`` seconds while the soak runs: whether memory
+    levels off (a warm-up: render processes importing, caches filling) or keeps
+    growing (a leak) shows in the second half of the run, not in start against end."""
+
+    def __init__(self, pid: int, every: float) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self.stop.wait(self.every):
+            self.samples.append((time.monotonic() - t0, proc_figures(self.pid)))
 
 
 class Soak:
@@ -263,6 +289,8 @@ def main() -> int:
     try:
         soak.echo()
         start = proc_figures(proc.pid)
+        sampler = Sampler(proc.pid, max(10.0, options.minutes * 6))  # 10 samples a run
+        sampler.start()
         t0 = time.monotonic()
         deadline = t0 + options.minutes * 60
         threads = [threading.Thread(target=soak.client, args=(deadline, i))
@@ -272,6 +300,7 @@ def main() -> int:
         for t in threads:
             t.join()
         elapsed = time.monotonic() - t0
+        sampler.stop.set()
         end = proc_figures(proc.pid)
         # every accepted job has its film; every acknowledged instance is found
         films = data / "films"
@@ -297,6 +326,14 @@ def main() -> int:
         print(f"  node at {name:7s}: {figures['processes']} processes, RSS "
               f"{figures['rss_mib']} MiB, {figures['threads']} threads, "
               f"{figures['open_files']} open files")
+    trend = [(t, f["rss_mib"]) for t, f in sampler.samples]
+    print("  RSS over time (s: MiB): " + ", ".join(f"{t:.0f}: {m}" for t, m in trend))
+    if len(trend) >= 4:
+        middle = len(trend) // 2
+        (t1, m1), (t2, m2) = trend[middle], trend[-1]
+        print(f"  RSS growth in the second half: {m2 - m1:+d} MiB in {t2 - t1:.0f} s "
+              f"({(m2 - m1) / max(1.0, t2 - t1) * 60:+.1f} MiB/min; first half "
+              f"{(m1 - trend[0][1]) / max(1.0, t1 - trend[0][0]) * 60:+.1f} MiB/min)")
     print(f"  acknowledged instances: {len(soak.stored)}, found by C-FIND: "
           f"{len(soak.stored) - len(missing)}, missing: {len(missing)}")
     print(f"  aborted mid-transfer: {len(soak.aborted)}, found by C-FIND: {len(half)}")

@@ -3,7 +3,7 @@
 Run for a chosen time, one target or all::
 
     python -m tests.fuzz.atheris_harness --target pdu --seconds 60
-    python -m tests.fuzz.atheris_harness --all --seconds 20      # CI's budget (.ci/run)
+    python -m tests.fuzz.atheris_harness --all --seconds 20      # every target
 
 Targets (each a function of the raw bytes; see :data:`TARGETS`):
 

@@ -277,9 +277,11 @@ def main() -> int:
     config.write_text(CONFIG)
     data = tmp / "data"
     extra = ["--workers", str(options.workers)] if options.workers else []
+    log_path = data.parent / "serve.log"  # the node's log: counted, not printed
+    log = log_path.open("w")
     proc = current().serve(["--port", "0", "--bind", "127.0.0.1", "--data-dir", str(data),
                             "--config", str(config), "--no-http", *extra],
-                           stdout=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=log, text=True)
     line = proc.stdout.readline()
     found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
     if not found:
@@ -328,6 +330,8 @@ def main() -> int:
               f"{figures['open_files']} open files")
     trend = [(t, f["rss_mib"]) for t, f in sampler.samples]
     print("  RSS over time (s: MiB): " + ", ".join(f"{t:.0f}: {m}" for t, m in trend))
+    print("  open files over time (s: files): " + ", ".join(
+        f"{t:.0f}: {f['open_files']}" for t, f in sampler.samples))
     if len(trend) >= 4:
         middle = len(trend) // 2
         (t1, m1), (t2, m2) = trend[middle], trend[-1]
@@ -340,6 +344,15 @@ def main() -> int:
     print(f"  accepted print jobs: {soak.prints}, films: {film_count}")
     for error in soak.errors[:10]:
         print(f"  error: {error}")
+    log.close()
+    lines = log_path.read_text(errors="replace").splitlines()
+    levels = collections.Counter(w for line in lines for w in ("WARNING", "ERROR", "CRITICAL")
+                                 if f" {w} " in line)
+    tracebacks = sum("Traceback (most recent call last)" in line for line in lines)
+    print(f"  node log: {len(lines)} lines, {levels['WARNING']} warnings, "
+          f"{levels['ERROR']} errors, {tracebacks} tracebacks")
+    for line in [x for x in lines if " ERROR " in x][:5]:
+        print(f"    {line[:160]}")
     ok = not missing and not half and film_count >= soak.prints
     print("soak: " + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1

@@ -33,6 +33,7 @@ from pynetdicom.sop_class import (
 )
 
 from printscp.core.remote import RemoteAE
+from printscp.jobs.spool import list_jobs
 from printscp.core.tls import client_context, tls_args
 from printscp.net import guard_requestor
 from printscp.outputs.print_scu import print_films
@@ -445,3 +446,33 @@ def test_a_connection_closed_before_its_first_byte_is_no_tls_failure(tls_node, p
     assoc = tls_associate(tls_node.tls_port, pki, Verification)
     assert assoc.is_established
     assoc.release()
+
+
+def test_forwarding_to_an_upstream_printer_over_tls(make_node, pki, tmp_path):
+    """A [[printer.targets]] of type dicom whose destination's AE title is a [[remote]]
+    with tls = true forwards over TLS (here to a second printscp, TLS only)."""
+    (tmp_path / "up").mkdir()
+    (tmp_path / "front").mkdir()
+    upstream = make_node(tls_toml(pki, plain=False), folder=tmp_path / "up",
+                         ae_title="FILMUP")
+    front = make_node(f"""[[remote]]
+ae_title = "FILMUP"
+host = "127.0.0.1"
+port = {upstream.tls_port}
+tls = true
+ca_certificates = "{pki.ca}"
+certificate = "{pki.cert('client')}"
+private_key = "{pki.key('client')}"
+[[printer.targets]]
+type = "dicom"
+destination = "FILMUP@127.0.0.1:{upstream.tls_port}"
+""", folder=tmp_path / "front")
+    print_films(ramp_films(1), ("PRINTSCP", "127.0.0.1", front.port), calling_ae="CT1")
+    assert front.spool.wait_idle(60)
+    [job] = list_jobs(front.config.data_path)
+    assert job["status"] == "DONE", job
+    [forwarded] = [d for d in job["deliveries"] if d["kind"] == "dicom"]
+    assert forwarded["state"] == "done", forwarded
+    [upstream_job] = printed_jobs(upstream)
+    assert upstream_job["calling_ae"] == "PRINTSCP"
+

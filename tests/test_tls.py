@@ -33,8 +33,8 @@ from pynetdicom.sop_class import (
 )
 
 from printscp.core.remote import RemoteAE
-from printscp.jobs.spool import list_jobs
 from printscp.core.tls import client_context, tls_args
+from printscp.jobs.spool import list_jobs
 from printscp.net import guard_requestor
 from printscp.outputs.print_scu import print_films
 

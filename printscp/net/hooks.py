@@ -133,8 +133,6 @@ def release_hooks(assoc: Any) -> None:
     if hooks is not None:
         hooks.store = hooks.store_prefix = hooks.find = None
         hooks.store_response = hooks.requests = None
-        hooks.message = None
-        hooks.pipe = hooks.wake = None
 
 
 def existing_hooks(assoc: Any) -> AssociationHooks | None:

@@ -37,9 +37,4 @@ def associate(port: int, *contexts: Context, calling: str = "TESTSCU",
     assoc = ae.associate(HOST, port, ae_title=called, **kwargs)
     if assoc.is_established:
         guard_requestor(assoc)
-    else:
-        # pynetdicom's associate() returns as soon as the DUL thread ends, which may be
-        # before the association's own thread has stored the A-ASSOCIATE-RJ it got
-        # (``acceptor.primitive``): let that thread finish first.
-        assoc.join(10)
     return assoc

@@ -92,6 +92,7 @@ ORIGINALS: dict[str, Any] = {
     "pynetdicom.transport:AssociationSocket.ready": AssociationSocket.ready.fget,
     "pynetdicom.acse:ACSE._negotiate_as_acceptor": ACSE._negotiate_as_acceptor,
     "pynetdicom.association:Association.run_reactor": Association.run_reactor,
+    "pynetdicom.association:Association.request": Association.request,
 }
 
 
@@ -214,6 +215,7 @@ def install() -> None:
         DULServiceProvider.stop_dul = _stop_dul
         Association._run_reactor = _assoc_run_reactor
         Association.run_reactor = _run_then_release
+        Association.request = _request_then_settle
         Association._serve_request = _serve_request
         AssociationSocket.recv = _socket_recv
         AssociationSocket.send = _socket_send
@@ -724,6 +726,31 @@ def _assoc_run_reactor(self: Association) -> None:
 #: Largest buffer allocated before its bytes have arrived: a PDU header is the peer's
 #: word for its length, and a forged one must not reserve gigabytes.
 RECV_CHUNK = 1 << 20
+
+
+def _request_then_settle(self: Association) -> None:
+    """pynetdicom's ``Association.request``; a rejection it took for a failed connection
+    is a rejection.  Its requestor checks that the socket is connected only after
+    sending the A-ASSOCIATE-RQ: when the A-ASSOCIATE-RJ came back (and the DUL closed
+    the connection, as AE-4 does) before that check ran, it aborted and left the RJ
+    unread, so a rejected association looked like an unreachable peer (seen under load,
+    once in a few hundred)."""
+    ORIGINALS["pynetdicom.association:Association.request"](self)
+    if self.is_established or self.is_rejected or self.acceptor.primitive is not None:
+        return
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
+
+    for primitive in list(self.dul.to_user_queue.queue):
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
+            from pynetdicom.acse import LOGGER
+
+            self.acceptor.primitive = primitive
+            self.is_aborted = False
+            self.is_rejected = True
+            LOGGER.error("Association Rejected")
+            LOGGER.error(f"Result: {primitive.result_str}, Source: {primitive.source_str}")
+            LOGGER.error(f"Reason: {primitive.reason_str}")
+            return
 
 
 def _run_then_release(self: Association) -> None:

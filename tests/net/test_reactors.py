@@ -393,3 +393,30 @@ def test_ended_associations_are_freed(make_node, tmp_path):
     alive = [a for a in gc.get_objects()
              if isinstance(a, Association) and a.is_acceptor and a.ae is node.ae]
     assert alive == []
+
+
+def test_a_rejection_taken_for_a_failed_connection_is_a_rejection(monkeypatch):
+    """pynetdicom's requestor aborts when the A-ASSOCIATE-RJ came back, and the DUL
+    closed the connection, before it checked the socket: the RJ it left on the queue
+    makes the association rejected, with its result, source and reason."""
+    from pynetdicom import AE
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
+
+    from printscp.net import reactors
+
+    reactors.install()
+
+    def racing_request(assoc):  # what pynetdicom's request() left behind in that race
+        rj = A_ASSOCIATE()
+        rj.result, rj.result_source, rj.diagnostic = 0x01, 0x01, 0x07
+        assoc.dul.to_user_queue.put(rj)
+        assoc.is_aborted = True
+
+    monkeypatch.setitem(reactors.ORIGINALS, "pynetdicom.association:Association.request",
+                        racing_request)
+    ae = AE(ae_title="RACE")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", free_port(), ae_title="OTHER")
+    assert assoc.is_rejected and not assoc.is_aborted and not assoc.is_established
+    rj = assoc.acceptor.primitive
+    assert (rj.result, rj.result_source, rj.diagnostic) == (1, 1, 7)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -377,6 +378,9 @@ def test_associations_per_host(tmp_path):
         assert (extra.acceptor.primitive.result, extra.acceptor.primitive.result_source,
                 extra.acceptor.primitive.diagnostic) == (2, 3, 2)
         held.pop().release()
+        deadline = time.monotonic() + 10  # the node ends its side of the released one
+        while len(n.ae.active_associations) > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
         again = associate(n.port, uids.VERIFICATION)
         assert again.is_established
         assert again.send_c_echo().Status == 0x0000

@@ -225,15 +225,17 @@ def install() -> None:
         _cached_uid_checks()
         DIMSEServiceProvider.send_msg = _send_msg
         for name in ("pynetdicom.dimse", "pynetdicom.dul", "pynetdicom.utils",
-                     "pynetdicom.fsm"):
+                     "pynetdicom.fsm", "pynetdicom.association"):
             logging.getLogger(name).addFilter(_peer_fault_traceback)
         _installed = True
 
 
 #: pynetdicom functions whose logged exceptions are a peer's malformed input (a command
 #: set or a PDU that does not decode), not a fault of ours.
+#: ``_serve_request``: a service class that cannot serve what it was sent (a C-GET-RQ on
+#: the Verification context) raises; pynetdicom logs it and aborts the association.
 _PEER_INPUT = frozenset({"receive_primitive", "_read_pdu_data", "decode_bytes",
-                         "do_action"})
+                         "do_action", "_serve_request"})
 
 
 def _peer_fault_traceback(record: logging.LogRecord) -> bool:

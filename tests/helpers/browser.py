@@ -68,11 +68,30 @@ def page(browser: Any) -> Iterator[Any]:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.script_errors = errors  # type: ignore[attr-defined]
+    page.goto = _goto_retrying(page)  # type: ignore[method-assign]
     try:
         yield page
     finally:
         context.close()
     assert not errors, f"script errors on the page: {errors}"
+
+
+def _goto_retrying(page: Any) -> Any:
+    """``page.goto`` that goes again when the page's own navigation (a reload once an
+    action is done, as the job page does) aborted ours (net::ERR_ABORTED)."""
+    original = page.goto
+
+    def goto(url: str, **kwargs: Any) -> Any:
+        for attempt in range(3):
+            try:
+                return original(url, **kwargs)
+            except Exception as exc:
+                if "ERR_ABORTED" not in str(exc) or attempt == 2:
+                    raise
+                page.wait_for_load_state()
+        return None
+
+    return goto
 
 
 def not_blank(png: Path, min_std: float = 8.0) -> float:

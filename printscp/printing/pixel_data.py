@@ -43,6 +43,14 @@ def _required(item: Dataset, keyword: str) -> object:
     return value
 
 
+def _integer(keyword: str, value: object) -> int:
+    """``value`` as the US it must be; a value of another VR (text read from a data set
+    that encodes Rows as a string) is 0x0106 naming the attribute, not a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidAttributeValue(keyword, str(value)[:32], "an integer (US)")
+    return value
+
+
 def _optional(item: Dataset, keyword: str, default: int) -> int:
     """``keyword``'s single integer value, ``default`` when absent (VM 1, as
     :func:`_required`)."""
@@ -51,7 +59,7 @@ def _optional(item: Dataset, keyword: str, default: int) -> int:
         return default
     if isinstance(value, MultiValue | list | tuple):
         raise InvalidAttributeValue(keyword, list(value), "a single value")
-    return int(value)
+    return _integer(keyword, value)
 
 
 def _aspect(item: Dataset) -> tuple[int, int]:
@@ -109,16 +117,16 @@ def decode_grayscale(item: Dataset, little_endian: bool = True, *, max_bytes: in
     """Decode a Basic Grayscale Image Sequence item (8 or 12 bits stored); an image
     declaring more than ``max_bytes`` is refused first (:func:`check_declared_size`)."""
     check_declared_size(item, max_bytes)
-    rows = int(_required(item, "Rows"))  # type: ignore[arg-type]
-    cols = int(_required(item, "Columns"))  # type: ignore[arg-type]
+    rows = _integer("Rows", _required(item, "Rows"))
+    cols = _integer("Columns", _required(item, "Columns"))
     if _optional(item, "SamplesPerPixel", 1) != 1:
         raise InvalidAttributeValue("SamplesPerPixel", item.SamplesPerPixel, "1")
     photometric = str(_required(item, "PhotometricInterpretation")).strip()
     if photometric not in GRAYSCALE_PHOTOMETRIC:
         raise InvalidAttributeValue("PhotometricInterpretation", photometric,
                                     GRAYSCALE_PHOTOMETRIC)
-    allocated = int(_required(item, "BitsAllocated"))  # type: ignore[arg-type]
-    stored = int(_required(item, "BitsStored"))  # type: ignore[arg-type]
+    allocated = _integer("BitsAllocated", _required(item, "BitsAllocated"))
+    stored = _integer("BitsStored", _required(item, "BitsStored"))
     if allocated not in (8, 16):
         raise InvalidAttributeValue("BitsAllocated", allocated, ("8", "16"))
     if (allocated, stored) not in ((8, 8), (16, 12)):
@@ -147,14 +155,15 @@ def decode_color(item: Dataset, little_endian: bool = True, *, max_bytes: int = 
     """Decode a Basic Color Image Sequence item: RGB, 8 bits, color-by-plane (PS3.3 C.13.5);
     an image declaring more than ``max_bytes`` is refused first."""
     check_declared_size(item, max_bytes)
-    rows = int(_required(item, "Rows"))  # type: ignore[arg-type]
-    cols = int(_required(item, "Columns"))  # type: ignore[arg-type]
-    if int(_required(item, "SamplesPerPixel")) != 3:  # type: ignore[arg-type]
+    rows = _integer("Rows", _required(item, "Rows"))
+    cols = _integer("Columns", _required(item, "Columns"))
+    if _integer("SamplesPerPixel", _required(item, "SamplesPerPixel")) != 3:
         raise InvalidAttributeValue("SamplesPerPixel", item.SamplesPerPixel, "3")
     if str(_required(item, "PhotometricInterpretation")).strip() != "RGB":
         raise InvalidAttributeValue("PhotometricInterpretation", item.PhotometricInterpretation,
                                     "RGB")
-    if int(_required(item, "BitsAllocated")) != 8 or int(_required(item, "BitsStored")) != 8:
+    allocated = _integer("BitsAllocated", _required(item, "BitsAllocated"))
+    if allocated != 8 or _integer("BitsStored", _required(item, "BitsStored")) != 8:
         raise InvalidAttributeValue("BitsStored", item.get("BitsStored"),
                                     "8 (and Bits Allocated 8)")
     planar = _optional(item, "PlanarConfiguration", 1)

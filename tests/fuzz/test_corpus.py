@@ -41,9 +41,11 @@ def test_each_found_crash_is_kept():
     a TypeError in printscp.printing.pixel_data (0x0110 and a traceback); now 0x0106.
     crash-multivalued-high-bit: the same with High Bit (and the other optional ones).
     crash-multivalued-image-box-position: an Image Box N-SET whose Image Box Position has
-    two values was a TypeError in image_box.n_set (BUGS.md B7); now 0x0106."""
+    two values was a TypeError in image_box.n_set (BUGS.md B7); now 0x0106.
+    crash-text-rows: an image item whose Rows reads as text (another VR) was a
+    ValueError from int(); now 0x0106 naming Rows (found by the CI budget)."""
     for name in ("crash-multivalued-columns", "crash-multivalued-high-bit",
-                 "crash-multivalued-image-box-position"):
+                 "crash-multivalued-image-box-position", "crash-text-rows"):
         assert (harness.CORPUS / "dataset" / name).is_file()
 
 

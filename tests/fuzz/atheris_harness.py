@@ -255,7 +255,11 @@ def run(target: str, seconds: int, keep: bool = False) -> dict[str, object]:
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"printscp-atheris-{target}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
-    args = [f"-max_total_time={seconds}", "-print_final_stats=1", "-rss_limit_mb=2048",
+    # A fixed seed: the same inputs in the same order on every run (CI's budget is then
+    # reproducible; PRINTSCP_ATHERIS_SEED=0 lets libFuzzer pick one).
+    seed = os.environ.get("PRINTSCP_ATHERIS_SEED", "1")
+    args = [f"-max_total_time={seconds}", f"-seed={seed}", "-print_final_stats=1",
+            "-rss_limit_mb=2048",
             "-timeout=10", f"-artifact_prefix={folder}/",
             str(folder if keep else work), str(folder)]
     known = {p.name for p in folder.glob("crash-*")}  # found before, kept as regressions

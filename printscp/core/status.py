@@ -19,6 +19,7 @@ CLASS_INSTANCE_CONFLICT = 0x0119  #: Failure: the instance does not belong to th
 MISSING_ATTRIBUTE = 0x0120  #: Failure: a required attribute is missing
 MISSING_ATTRIBUTE_VALUE = 0x0121  #: Failure: a required attribute has no value
 NO_SUCH_ACTION = 0x0123  #: Failure: the Action Type ID is not supported
+NOT_AUTHORIZED = 0x0124  #: Refused: not authorized (PS3.7 9.1.1.1.9, 10.1.2-10.1.6)
 RESOURCE_LIMITATION = 0x0213  #: Failure: the SCP lacks the resources (e.g. disk)
 ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116  #: Warning: a value was out of range and was replaced
 
@@ -58,6 +59,7 @@ DESCRIPTIONS: dict[int, tuple[str, str]] = {
     MISSING_ATTRIBUTE: ("Failure", "Missing attribute"),
     MISSING_ATTRIBUTE_VALUE: ("Failure", "Missing attribute value"),
     NO_SUCH_ACTION: ("Failure", "No such action type"),
+    NOT_AUTHORIZED: ("Failure", "Refused: not authorized"),
     RESOURCE_LIMITATION: ("Failure", "Resource limitation"),
     ATTRIBUTE_VALUE_OUT_OF_RANGE: ("Warning", "Attribute value out of range"),
     MEMORY_ALLOCATION_NOT_SUPPORTED: ("Warning", "Memory allocation not supported"),
@@ -87,3 +89,9 @@ DESCRIPTIONS: dict[int, tuple[str, str]] = {
     DOES_NOT_MATCH_SOP_CLASS: ("Failure", "Data set or identifier does not match SOP Class"),
     CANNOT_UNDERSTAND: ("Failure", "Cannot understand / unable to process"),
 }
+
+
+def error_comment(text: str) -> str:
+    """``text`` as an Error Comment (0000,0902): one LO value of at most 64 characters,
+    so a backslash (which would split it: STANDARD\\2,2) becomes a slash."""
+    return text.replace("\\", "/")[:64]

@@ -21,6 +21,8 @@ from typing import Any
 from pydicom.multival import MultiValue
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
+from printscp.core.status import error_comment
+
 P_DATA_TF = 0x04
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
@@ -180,7 +182,7 @@ def us(value: int) -> bytes:
 def lo(text: str) -> bytes:
     """An Error Comment (LO, at most 64 characters), space-padded; one value (a
     backslash would make it several)."""
-    return _pad(text.replace("\\", "/")[:64].encode("ascii", "replace"), b" ")
+    return _pad(error_comment(text).encode("ascii", "replace"), b" ")
 
 
 #: Text VRs (of command elements and C-FIND return keys): (padding, 4-byte explicit length).

@@ -839,7 +839,7 @@ _PDU_HEADER = struct.Struct(">BBL")
 MAX_ASSOCIATE_RQ = 1 << 20
 
 
-def _refuse_before_association(dul: DULServiceProvider, readable: bool) -> bool:
+def _first_pdu(dul: DULServiceProvider, readable: bool) -> bool:
     """Sta2 (or Sta1 with Evt5 queued), the acceptor awaiting the A-ASSOCIATE-RQ: over
     TLS, complete the handshake first; then read the first PDU here and judge it by its
     header alone.  Anything but an A-ASSOCIATE-RQ of a sane length, or an A-ABORT, is a
@@ -992,7 +992,7 @@ def _transport_event(dul: DULServiceProvider, hooks: AssociationHooks) -> bool:
     # the first bytes are already there.
     if state in ("Sta1", "Sta2") and dul.assoc.is_acceptor:
         with _deadline(dul):
-            return _refuse_before_association(dul, readable)
+            return _first_pdu(dul, readable)
     if state != "Sta6" or _config.STORE_RECV_CHUNKED_DATASET:
         _flush_partial(dul, hooks)
         return dul._is_transport_event()

@@ -56,6 +56,7 @@ from typing import Any
 
 from printscp.core import uids
 from printscp.core.access import AccessEntry
+from printscp.core.status import NOT_AUTHORIZED, PROCESSING_FAILURE
 
 LOGGER = logging.getLogger("printscp.access")
 
@@ -66,13 +67,8 @@ REJECT_CALLED_AE = (0x01, 0x01, 0x07)  #: called-AE-title-not-recognized
 SERVICE_GROUPS = ("echo", "store", "query", "retrieve", "print", "worklist", "mpps",
                   "commitment", "events")
 
-#: PS3.7 9.1.1.1.9 (C-STORE), 9.1.3.1.6 (C-GET), 9.1.4.1.7 (C-MOVE), 10.1.2-10.1.6
-#: (N-GET, N-SET, N-ACTION, N-CREATE, N-DELETE): "Refused: Not authorized".
-NOT_AUTHORIZED = 0x0124
-#: PS3.7 10.1.1.1.8 lists no "not authorized" for N-EVENT-REPORT: Processing failure.
-PROCESSING_FAILURE = 0x0110
-#: PS3.4 C.4.2.1.5: Refused: Move Destination unknown.
-MOVE_DESTINATION_UNKNOWN = 0xA801
+# Refusals per request: NOT_AUTHORIZED (PS3.7 9.1.1.1.9 C-STORE, 10.1.2-10.1.6 N-services);
+# N-EVENT-REPORT has no "not authorized" (PS3.7 10.1.1.1.8): PROCESSING_FAILURE.
 
 
 @functools.cache
@@ -361,7 +357,7 @@ def audit_refusal(line: str, assoc: Any = None, what: str = "") -> None:
 def _status(code: int, comment: str) -> Any:
     from printscp.services.dimse import status_dataset
 
-    return status_dataset(code, comment[:64])
+    return status_dataset(code, comment)
 
 
 def guard_store(handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -21,8 +21,8 @@ def status_dataset(code: int, comment: str = "", tags: Iterable[BaseTag] = ()) -
     """A status with (0000,0902) Error Comment (LO, 64 chars) and (0000,1005) tags."""
     ds = Dataset()
     ds.Status = code
-    if comment:  # one LO value: a backslash would split it (STANDARD\2,2 -> STANDARD/2,2)
-        ds.ErrorComment = comment.replace("\\", "/")[:64]
+    if comment:
+        ds.ErrorComment = status.error_comment(comment)
     tags = list(tags)
     if tags:
         ds.AttributeIdentifierList = tags

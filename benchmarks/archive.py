@@ -2,6 +2,8 @@
 
 Run:  python benchmarks/archive.py [--quick] [--only printscp,orthanc,dcmqrscp] [--runs N]
       [--baseline REV]
+      python benchmarks/archive.py --ingest [--rounds N] [--settle S] [--quick]
+      [--only printscp,orthanc] [--baseline REV]
 
 Needs Debian's ``dcmtk`` (clients and dcmqrscp, used by absolute path under /usr/bin
 because pynetdicom installs Python apps of the same names) and ``orthanc`` (the
@@ -63,18 +65,49 @@ each run's paired ratio too.  ``--only printscp,printscp@<rev>`` (or
 20-instance study, fewer repetitions) for a smoke run.  Clients and servers share
 the machine's cores.  Targets (archive issue): store rate >= Orthanc's; C-FIND
 faster than Orthanc and dcmqrscp on every query; C-GET/C-MOVE >= Orthanc's.
+
+``--ingest`` (issue 18) measures only storing, as a modality meets a node after a
+restart, and prints the issue's table.  printscp is ``printscp serve`` with its
+defaults (no ``--workers``: one receiving process per core, max 4; the console on, on
+``127.0.0.1:0``), Orthanc as above; dcmqrscp is not measured.  Data: 300 CT 512x512
+(0.53 MB) and 2,000 CT 64x64 (9.6 kB), 16-bit, Explicit VR Little Endian, generated
+once with pydicom.  Rows: large over 1 storescu association and over 4 storescu
+processes at once (75 each) after settling; the same 4 x 75 cold; small over 1
+association (2,000) and over 4 (500 each) settled, and both cold.  Every run starts a
+fresh server on an empty data directory and times its start: seconds from Popen to
+the DICOM port accepting a TCP connection ("listening"), and to the first C-ECHO it
+answers (DCMTK ``echoscu`` every 20 ms once it listens; an attempt that connects waits
+for the answer).  A settled run starts its storescu processes 6 s (``--settle``)
+after Popen (later, and flagged, if the first C-ECHO came later); a cold run starts
+them the moment the first C-ECHO is answered.  Rate: instances / (first storescu
+start to last storescu exit), the count stored checked by a C-FIND afterwards (else
+the run fails).  CPU seconds over that interval: the whole machine's busy time
+(/proc/stat user+nice+system+irq+softirq+steal), the server's processes' (its
+process tree, /proc/<pid>/stat) and the storescu processes'; what is left of the
+machine's is other users of the machine, printed as "other processes" so that a
+loaded machine shows.  Round by round (``--rounds``, default 3; ``--quick``: 1 round
+of 60 large and 200 small), each case goes to every server before the next case,
+the order rotating from one case and round to the next; each run's line, each
+case's per-round printscp / Orthanc ratio, then a markdown table (median rate per
+server, ratios, median machine and server CPU seconds), the ratios round by round,
+cold / settled per server (the issue's goal: within 10 %) and the start times
+(median, min-max).  ``--baseline REV`` adds ``printscp@<rev>`` to every row (ratios
+to Orthanc and working tree / REV); ``--baseline HEAD --only printscp@base,orthanc``
+measures the last commit alone, without the working tree's uncommitted changes.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -101,7 +134,14 @@ from printscp.net import guard_requestor, reactors
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from baseline import Tree, baseline, current, ratio_line, run_python  # noqa: E402
+from baseline import (  # noqa: E402
+    Tree,
+    baseline,
+    current,
+    ratio_line,
+    run_python,
+    working_tree,
+)
 
 DCMTK = Path("/usr/bin")
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
@@ -260,13 +300,13 @@ class DataSet:
         return StudyInfo(f"{self.uid_root}.{kind}.1", pid, name, date, f"ACC{kind}", str(kind))
 
     def _series(self, folder: Path, study: StudyInfo, kind: int, n: int,
-                rng: np.random.Generator) -> list[Path]:
+                rng: np.random.Generator, size: int = 512) -> list[Path]:
         folder.mkdir(parents=True)
         series_uid = f"{self.uid_root}.{kind}.2"
         paths = []
         for i in range(1, n + 1):
             sop = f"{self.uid_root}.{kind}.3.{i}"
-            ds = ct_dataset(study, series_uid, 1, sop, i, phantom(512, rng, i))
+            ds = ct_dataset(study, series_uid, 1, sop, i, phantom(size, rng, i))
             path = folder / f"{sop}.dcm"
             path.write_bytes(encode(ds))
             paths.append(path)
@@ -388,6 +428,11 @@ class Server:
     def start(self, work: Path) -> None:
         raise NotImplementedError
 
+    def launch(self, work: Path) -> None:
+        """Start the server on ``work`` and a free port (``self.port``, chosen before)
+        without waiting for anything: the ingest mode times what follows."""
+        raise NotImplementedError
+
     def stop(self) -> None:
         stop_process(self.proc)
         self.proc = None
@@ -406,13 +451,14 @@ class PrintSCPServer(Server):
     aet = "PRINTSCP"
     populate_how = "Python API Archive.receive (2 processes)"
 
-    def __init__(self, move_port: int, workers: int = 2, max_instances: int | None = None,
-                 tree: Tree | None = None) -> None:
+    def __init__(self, move_port: int, workers: int | None = 2,
+                 max_instances: int | None = None, tree: Tree | None = None) -> None:
         super().__init__(move_port)
+        #: ``--workers``; None: not passed, ``printscp serve``'s default (one per core, max 4).
         self.workers = workers
         #: The checkout whose package runs this server (a --baseline one or the working tree).
         self.tree = tree or current()
-        self.name = "printscp" if workers == 2 else f"printscp-w{workers}"
+        self.name = "printscp" if workers in (None, 2) else f"printscp-w{workers}"
         if max_instances is not None:  # the index dcmqrscp can hold, for a like-for-like row
             self.max_instances = max_instances
             self.name = SMALL
@@ -443,6 +489,19 @@ class PrintSCPServer(Server):
             raise RuntimeError(f"printscp did not start: {line!r}; see {work / 'server.log'}")
         self.port = int(found.group(1))
         wait_port(self.port, self.proc)
+
+    def launch(self, work: Path) -> None:
+        """``printscp serve`` with its defaults (``--workers`` only if set; the console
+        on, on a free port: :meth:`Tree.serve`) on a port chosen before, its output in
+        ``work/server.log``."""
+        work.mkdir(parents=True, exist_ok=True)
+        self.log = open(work / "server.log", "w")  # noqa: SIM115 - closed in stop()
+        self.port = free_port()
+        workers = [] if self.workers is None else ["--workers", str(self.workers)]
+        self.proc = self.tree.serve(
+            ["--port", str(self.port), "--bind", "127.0.0.1", "--data-dir", str(work / "data"),
+             *workers, *self.known_clients(), *self.serve_args(work)],
+            stdout=self.log, stderr=subprocess.STDOUT)
 
     def populate(self, dirs: Sequence[Path], work: Path) -> float:
         """Two processes running :data:`RECEIVE` with this server's tree's package (its
@@ -493,6 +552,11 @@ class OrthancServer(Server):
         return {}
 
     def start(self, work: Path) -> None:
+        self.launch(work)
+        wait_port(self.port, self.proc)
+        wait_port(self.http, self.proc)
+
+    def launch(self, work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.port, http = free_port(), free_port()
         modalities = {aet.lower(): [aet, "127.0.0.1", self.move_port if aet == MOVE_AET
@@ -515,8 +579,6 @@ class OrthancServer(Server):
         self.proc = subprocess.Popen([ORTHANC_BIN, str(work / "orthanc.json")],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=NODELAY_ENV)
         self.http = http
-        wait_port(self.port, self.proc)
-        wait_port(http, self.proc)
 
     def statistics(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/statistics", timeout=10) as r:
@@ -959,6 +1021,359 @@ def check_matches(res: Results, data: DataSet) -> None:
                 res.problems.append(f"{server} {label}: {n} matches, expected {expected[label]}")
 
 
+# -- ingest (issue 18): small and large stores into a fresh server, settled and cold ----
+@dataclass(frozen=True)
+class IngestPlan:
+    large: int = 300  #: CT 512x512 16-bit, 0.53 MB each
+    small: int = 2000  #: CT 64x64 16-bit, 9.5 kB each
+    parallel: int = 4
+    rounds: int = 3
+    #: A settled run starts this long after the server was started (Popen).
+    settle: float = 6.0
+
+
+QUICK_INGEST = IngestPlan(large=60, small=200, rounds=1)
+#: The servers of the ingest mode: dcmqrscp's forked children corrupt each other's
+#: index updates when associations store at once.
+INGEST_SERVERS = ("printscp", "orthanc")
+ECHO_EVERY = 0.02  #: seconds between two C-ECHO attempts while a server starts
+LISTEN_EVERY = 0.005  #: seconds between two TCP connection attempts while it starts
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the table: ``kind`` (large or small) instances from ``parallel``
+    storescu processes, timed ``plan.settle`` s after the start or (``cold``) from the
+    first C-ECHO the server answered."""
+
+    kind: str
+    total: int
+    parallel: int
+    cold: bool
+
+    @property
+    def label(self) -> str:
+        shape = (f"1 assoc x {self.total}" if self.parallel == 1
+                 else f"{self.parallel} x {self.total // self.parallel}")
+        return f"{self.kind} {shape}, {'cold' if self.cold else 'settled'}"
+
+
+def ingest_cases(plan: IngestPlan) -> list[Case]:
+    """The issue's five rows, then the two cold rows of small instances its goal
+    ("cold within 10 % of settled") needs too."""
+    large, small, p = plan.large, plan.small, plan.parallel
+    return [Case("large", large, 1, False), Case("large", large, p, False),
+            Case("large", large, p, True), Case("small", small, 1, False),
+            Case("small", small, p, False), Case("small", small, p, True),
+            Case("small", small, 1, True)]
+
+
+class IngestData(DataSet):
+    """The ingest mode's files, written once with pydicom (Explicit VR Little Endian):
+    ``plan.large`` CT 512x512 and ``plan.small`` CT 64x64, 16-bit, each kind one series
+    of its own study (so that :func:`count_instances` counts it)."""
+
+    def __init__(self, root: Path, plan: IngestPlan) -> None:  # not DataSet's: no super()
+        self.root = root
+        self.uid_root = f"{PYDICOM_ROOT_UID}{random.randrange(10**7, 10**8)}"
+        rng = np.random.default_rng(7)
+        self.studies = {"large": self._study(4, "PIDSTORE01", "STORE^CT", "20240105"),
+                        "small": self._study(9, "PIDSMALL01", "SMALL^CT", "20240107")}
+        self.files = {kind: [str(p) for p in self._series(
+            root / kind, self.studies[kind], kind_number, n, rng, size)]
+            for kind, kind_number, n, size in (("large", 4, plan.large, 512),
+                                               ("small", 9, plan.small, 64))}
+
+
+def machine_busy() -> float:
+    """The whole machine's busy CPU seconds since boot (/proc/stat: user, nice, system,
+    irq, softirq and steal; not idle nor iowait)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of process ``root`` and its live descendants, each with its reaped
+    children's (/proc/<pid>/stat utime, stime, cutime, cstime)."""
+    parent: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(name)
+        parent[pid] = int(fields[1])  # field 4 (the text after ")" starts at field 3)
+        used[pid] = sum(int(v) for v in fields[11:15])  # fields 14-17
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in used and pid not in tree:
+            tree.add(pid)
+            todo.extend(child for child, p in parent.items() if p == pid)
+    return sum(used[pid] for pid in tree) / CLK_TCK
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children (the storescu clients)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class IngestResults:
+    #: server -> case label -> one value per round (NaN: the run failed)
+    rate: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    machine_cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    server_cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    client_cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: CPU seconds per second of run of everything else on the machine (machine - server
+    #: - clients): the other users of this shared machine, for the reader to judge.
+    background: dict[str, list[float]] = field(default_factory=dict)
+    #: server -> seconds from Popen to the port accepting / to the first C-ECHO answered
+    listening: dict[str, list[float]] = field(default_factory=dict)
+    echo: dict[str, list[float]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, table: dict[str, dict[str, list[float]]], server: str, case: Case,
+            value: float) -> None:
+        table.setdefault(server, {}).setdefault(case.label, []).append(value)
+
+
+def start_timed(server: Server, work: Path, timeout: float = 60.0) -> tuple[float, float, float]:
+    """Start ``server`` on ``work``: (the perf_counter at Popen, seconds from then to
+    its DICOM port accepting a TCP connection, to its first answered C-ECHO).  DCMTK
+    ``echoscu`` tries every :data:`ECHO_EVERY` s once the port accepts; an attempt
+    that connects waits for the answer (``-ta``/``-td`` 10 s), so the time is when
+    the node first answered, as a modality's or a health check's echo sees it."""
+    t0 = time.perf_counter()
+    server.launch(work)
+    proc = server.proc
+    assert proc is not None
+    end = t0 + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {proc.returncode} before listening")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", server.port)) == 0:
+                break
+        if time.perf_counter() > end:
+            raise RuntimeError(f"{server.name}: nothing listens after {timeout} s")
+        time.sleep(LISTEN_EVERY)
+    listening = time.perf_counter() - t0
+    echo = [str(DCMTK / "echoscu"), "-to", "1", "-ta", "10", "-td", "10", "-aec", server.aet,
+            "127.0.0.1", str(server.port)]
+    while True:
+        if subprocess.run(echo, env=NODELAY_ENV, capture_output=True, timeout=30,
+                          check=False).returncode == 0:
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {proc.returncode} before C-ECHO")
+        if time.perf_counter() > end:
+            raise RuntimeError(f"{server.name}: no C-ECHO answered after {timeout} s")
+        time.sleep(ECHO_EVERY)
+    return t0, listening, time.perf_counter() - t0
+
+
+def ingest_run(server: Server, case: Case, r: int, data: IngestData, plan: IngestPlan,
+               work: Path, res: IngestResults) -> None:
+    """One run: a fresh server on an empty data directory, started and timed
+    (:func:`start_timed`), then ``case``'s storescu processes from ``plan.settle`` s
+    after the start or (cold) at once; the count stored checked with a C-FIND."""
+    folder = work / f"ingest-{server.name}-{r}"
+    files = data.files[case.kind]
+    per = len(files) // case.parallel
+    groups = [files[i * per:(i + 1) * per] for i in range(case.parallel)]
+    sent = sum(len(g) for g in groups)
+    failed, late, stored = "", "", -1
+    rate = cpu = own = clients = float("nan")
+    try:
+        t0, listening, echo = start_timed(server, folder)
+        res.listening.setdefault(server.name, []).append(listening)
+        res.echo.setdefault(server.name, []).append(echo)
+        if not case.cold:
+            wait = t0 + plan.settle - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            else:
+                late = f" (first C-ECHO after {echo:.1f} s: not settled)"
+        assert server.proc is not None
+        cmds = [[str(DCMTK / "storescu"), "-aec", server.aet, "127.0.0.1", str(server.port),
+                 *g] for g in groups]
+        s0, c0, m0 = tree_cpu(server.proc.pid), children_cpu(), machine_busy()
+        try:
+            elapsed = timed_parallel(cmds)
+            rate = sent / elapsed
+        except RuntimeError as exc:
+            failed = str(exc).splitlines()[0]
+        m1, c1, s1 = machine_busy(), children_cpu(), tree_cpu(server.proc.pid)
+        cpu, own, clients = m1 - m0, s1 - s0, c1 - c0
+        if rate == rate:
+            res.background.setdefault(server.name, []).append(
+                max(0.0, cpu - own - clients) * rate / sent)
+        stored = count_instances(server, data.studies[case.kind].uid)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        failed = failed or str(exc).splitlines()[0]
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    if failed or stored != sent:
+        rate = float("nan")
+        res.problems.append(f"{server.name} {case.label} round {r + 1}: C-FIND finds "
+                            f"{stored} of {sent} instances sent {failed}")
+        say(f"  {server.name:{NAME_WIDTH}s} {case.label:30s} FAILED ({stored} of {sent} "
+            f"stored) {failed}")
+    else:
+        say(f"  {server.name:{NAME_WIDTH}s} {case.label:30s} {rate:7.1f} inst/s  CPU machine "
+            f"{cpu:5.2f} s, server {own:5.2f} s, clients {clients:5.2f} s, others "
+            f"{max(0.0, cpu - own - clients):5.2f} s; listening "
+            f"{listening:.2f} s, C-ECHO {echo:.2f} s{late}")
+    for table, value in ((res.rate, rate), (res.machine_cpu, cpu), (res.server_cpu, own),
+                         (res.client_cpu, clients)):
+        res.add(table, server.name, case, value)
+
+
+def ingest_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(numerator, denominator) of the ratio columns: each printscp / Orthanc, then the
+    working tree's printscp / the --baseline commit's."""
+    printscps = [n for n in names if n.startswith("printscp")]
+    peers = [(ours, "orthanc") for ours in printscps if "orthanc" in names]
+    return [*peers, *baseline_pairs(names)]
+
+
+def pair_label(a: str, b: str) -> str:
+    return f"{a}/{b}" if "@" not in b or "@" in a else f"{a}/@{b.split('@')[1]}"
+
+
+def measure_ingest(args: argparse.Namespace, wanted: list[str], base: Tree | None) -> int:
+    """The ingest mode (``--ingest``): :func:`ingest_cases` round by round, each case
+    going to every server before the next (the order rotating from one case and round
+    to the next, :func:`_turns`), then the table."""
+    global NAME_WIDTH
+    plan = QUICK_INGEST if args.quick else IngestPlan()
+    if args.rounds:
+        plan = dataclasses.replace(plan, rounds=args.rounds)
+    if args.settle is not None:
+        plan = dataclasses.replace(plan, settle=args.settle)
+    reactors.install()  # the C-FIND count's client (see measure)
+    move_port = free_port()
+    factories: dict[str, Callable[[], Server]] = {
+        "printscp": lambda: PrintSCPServer(move_port, None),
+        "orthanc": lambda: OrthancServer(move_port)}
+    if base is not None:
+        factories[f"printscp@{base.rev}"] = lambda: PrintSCPServer(move_port, None, tree=base)
+    servers: list[Server] = []
+    for name in wanted:
+        server = factories[name]()
+        why = server.available()
+        if why:
+            say(f"skipping {name}: {why}")
+        else:
+            servers.append(server)
+    names = [s.name for s in servers]
+    NAME_WIDTH = max(12, *(len(n) for n in names))
+    cases = ingest_cases(plan)
+    t_start = time.perf_counter()
+    say(f"printscp ingest benchmark{' (--quick)' if args.quick else ''}: {', '.join(names)}; "
+        f"{os.cpu_count()} cores; clients and servers on one machine; {plan.rounds} "
+        f"round(s); working tree {working_tree()}; started "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}.")
+    say("A fresh server on an empty data directory for every run: printscp serve with its "
+        "defaults (workers: one per core, max 4; the console on 127.0.0.1:0), Orthanc with "
+        "the generated configuration. storescu, echoscu and Orthanc run with TCP_NODELAY=1. "
+        f"Settled: storescu starts {plan.settle:g} s after the server's start; cold: at "
+        "its first C-ECHO answer. CPU: the whole machine's busy seconds (/proc/stat) over "
+        "the run; server: the server's processes'; clients: the storescu processes'.")
+    with tempfile.TemporaryDirectory(prefix="archive-ingest-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        data = IngestData(work / "dicom", plan)
+        sizes = {k: statistics.mean(Path(f).stat().st_size for f in v) / 1000
+                 for k, v in data.files.items()}
+        say(f"generated {plan.large} CT 512x512 ({sizes['large']:.0f} kB each) and "
+            f"{plan.small} CT 64x64 ({sizes['small']:.1f} kB each), 16-bit, Explicit VR "
+            f"LE, in {time.perf_counter() - t0:.1f} s")
+        res = IngestResults()
+        pairs = ingest_pairs(names)
+        for r in range(plan.rounds):
+            say(f"\n== round {r + 1} of {plan.rounds}")
+            for i, case in enumerate(cases):
+                for server in _turns(servers, r + i):
+                    ingest_run(server, case, r, data, plan, work, res)
+                ratios = []
+                for a, b in pairs:
+                    x, y = res.rate[a][case.label][-1], res.rate[b][case.label][-1]
+                    ratios.append(f"{pair_label(a, b)} {x / y:.2f}" if x == x and y == y
+                                  else f"{pair_label(a, b)} -")
+                if ratios:
+                    say(f"  {'':{NAME_WIDTH}s} {case.label:30s} round {r + 1}: "
+                        + ", ".join(ratios))
+        ingest_report(res, names, cases, plan)
+    say(f"\nTotal run time {time.perf_counter() - t_start:.0f} s.")
+    if res.problems:
+        say("PROBLEMS:\n  " + "\n  ".join(res.problems))
+        return 1
+    return 0
+
+
+def ingest_report(res: IngestResults, names: list[str], cases: Sequence[Case],
+                  plan: IngestPlan) -> None:
+    """The issue's table (markdown): median rate per server, ratios, median machine CPU
+    seconds; then the servers' own CPU, each round's ratios, cold / settled, and the
+    start times."""
+    pairs = ingest_pairs(names)
+
+    def med(table: dict[str, dict[str, list[float]]], server: str, case: Case) -> float:
+        return median(table.get(server, {}).get(case.label, []))
+
+    def fmt(value: float, spec: str) -> str:
+        return "failed" if value != value else format(value, spec)
+
+    say(f"\nIngest: instances/s, medians of {plan.rounds} round(s); CPU: the whole "
+        "machine's busy CPU seconds during the run (server: the server's own processes)")
+    head = ["work", *names, *(pair_label(a, b) for a, b in pairs),
+            *(f"CPU s {n}" for n in names), *(f"server CPU s {n}" for n in names)]
+    say("| " + " | ".join(head) + " |")
+    say("|" + "---|" * len(head))
+    for case in cases:
+        rates = {n: med(res.rate, n, case) for n in names}
+        row = [case.label, *(fmt(rates[n], ".0f") for n in names),
+               *(fmt(rates[a] / rates[b], ".2f") for a, b in pairs),
+               *(fmt(med(res.machine_cpu, n, case), ".2f") for n in names),
+               *(fmt(med(res.server_cpu, n, case), ".2f") for n in names)]
+        say("| " + " | ".join(row) + " |")
+    say("\nRound by round:")
+    for case in cases:
+        for a, b in pairs:
+            say("  " + ratio_line(f"{case.label}, {pair_label(a, b)}",
+                                  res.rate[a][case.label], res.rate[b][case.label], "rounds"))
+    say("\nCold / settled (median rates; the goal: within 10 %):")
+    for case in cases:
+        if not case.cold:
+            continue
+        settled = dataclasses.replace(case, cold=False)
+        say(f"  {case.label.rsplit(',', 1)[0]:22s} " + ", ".join(
+            f"{n} {fmt(med(res.rate, n, case) / med(res.rate, n, settled), '.2f')}"
+            for n in names))
+    say("\nStart (seconds from Popen, median [min-max] over every run):")
+    for n in names:
+        parts = []
+        for what, values in (("listening", res.listening.get(n, [])),
+                             ("first C-ECHO answered", res.echo.get(n, []))):
+            parts.append(f"{what} {median(values):.2f} s [{min(values):.2f}-"
+                         f"{max(values):.2f}]" if values else f"{what} -")
+        say(f"  {n:{NAME_WIDTH}s} " + ", ".join(parts))
+    say("\nOther processes' CPU during the runs (machine - server - clients; 0 on a quiet "
+        "machine): " + ", ".join(f"{n}'s runs {median(res.background.get(n, [])):.2f} "
+                                 "cores" for n in names))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -971,15 +1386,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline", metavar="REV",
                         help="also run commit REV's printscp (a temporary git worktree) as "
                              "server printscp@REV, taking turns with the others")
+    ingest = parser.add_argument_group("ingest mode (issue 18)")
+    ingest.add_argument("--ingest", action="store_true",
+                        help="only the store table: large and small instances into a fresh "
+                             "server, settled and cold, interleaved rounds with machine CPU "
+                             f"seconds (servers: {', '.join(INGEST_SERVERS)})")
+    ingest.add_argument("--rounds", type=int, help="--ingest rounds (default 3; --quick 1)")
+    ingest.add_argument("--settle", type=float,
+                        help="--ingest: seconds from a server's start to a settled run "
+                             "(default 6)")
     args = parser.parse_args(argv)
+    if not args.ingest and (args.rounds or args.settle is not None):
+        parser.error("--rounds and --settle go with --ingest")
+    if args.ingest and (args.runs or args.skip):
+        parser.error("--runs and --skip do not go with --ingest (see --rounds)")
     plan = QUICK if args.quick else Plan()
     if args.runs:
         plan = Plan(**{**plan.__dict__, "runs": args.runs, "store_runs": args.runs})
-    wanted = [n.strip() for n in (args.only or ",".join(SERVERS)).split(",") if n.strip()]
+    known = INGEST_SERVERS if args.ingest else SERVERS
+    wanted = [n.strip() for n in (args.only or ",".join(known)).split(",") if n.strip()]
     based = [n for n in wanted if n.startswith("printscp@")]
-    unknown = set(wanted) - set(SERVERS) - set(based)
+    unknown = set(wanted) - set(known) - set(based)
     if unknown:
-        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+        parser.error(f"unknown server(s){' for --ingest' if args.ingest else ''}: "
+                     f"{', '.join(sorted(unknown))}")
     if based and not args.baseline:
         parser.error(f"{', '.join(based)}: needs --baseline REV")
     if args.baseline and args.only and not based:
@@ -997,6 +1427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             at = wanted.index(name) if based else (
                 wanted.index("printscp") + 1 if "printscp" in wanted else 0)
             wanted[at:at + bool(based)] = [f"printscp@{base.rev}"]
+        if args.ingest:
+            return measure_ingest(args, wanted, base)
         return measure(args, plan, wanted, base)
 
 

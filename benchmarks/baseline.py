@@ -124,6 +124,15 @@ def current() -> Tree:
     return Tree(ROOT)
 
 
+def working_tree() -> str:
+    """What the working tree's servers run: ``HEAD <short hash>``, and how many files
+    under ``printscp/`` differ from it (others may be editing the shared tree)."""
+    changed = [line for line in _git("status", "--porcelain", "--", "printscp").splitlines()
+               if line.strip()]
+    return f"HEAD {_git('rev-parse', '--short=7', 'HEAD')}" + (
+        f" + uncommitted changes to {len(changed)} file(s) under printscp/" if changed else "")
+
+
 def run_python(tree: Tree, code: str, payload: Any, timeout: float = 3600) -> Any:
     """Run ``code`` in a fresh interpreter importing ``tree``'s printscp; it reads
     ``payload`` as JSON from stdin (``json.load(sys.stdin)``) and prints its result as

@@ -39,6 +39,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 
+from printscp.archive import part10
 from printscp.archive.files import ArchiveFiles, StagedFile, remove
 from printscp.archive.instance_json import (
     BULK_DATA_THRESHOLD,
@@ -270,11 +271,18 @@ def _column(ds: Dataset, keyword: str) -> str | None:
     return matching.normalise(ds[tag])
 
 
+_UID_KEYWORDS = frozenset({"SOPInstanceUID", "SOPClassUID", "StudyInstanceUID",
+                           "SeriesInstanceUID"})
+
+
 def _text(ds: Dataset, keyword: str) -> str:
-    """The value of ``keyword`` as text; "" when absent or empty."""
+    """The value of ``keyword`` as text; "" when absent or empty (a UID read from its
+    bytes: :func:`printscp.archive.part10.uid_value`)."""
     tag = _tag(keyword)
     if tag not in ds._dict:
         return ""
+    if keyword in _UID_KEYWORDS:
+        return str(part10.uid_value(ds, tag) or "")
     return str(ds[tag].value or "")
 
 

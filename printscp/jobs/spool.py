@@ -41,7 +41,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
@@ -68,6 +68,7 @@ from printscp.jobs.delivery import (
     save_delivery,
     token_alive,
 )
+from printscp.jobs.staging import PixelStage, prune_stages, write_record
 from printscp.jobs.state import (
     CANCEL_MARK,
     CANCELED_INFO,
@@ -218,10 +219,7 @@ def write_job(spool_dir: Path, job: PrintJob, arrays: dict[str, NDArray] | None 
                 np.savez(f, **{k: np.ascontiguousarray(v) for k, v in (arrays or {}).items()})
             f.flush()
             os.fsync(f.fileno())
-        with open(tmp / "job.json", "w", encoding="utf-8") as f:
-            json.dump(job.to_json(), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
+        write_record(tmp / "job.json", job.to_json())
         fsync_dir(tmp)
         os.rename(tmp, spool_dir / job.job_id)
         fsync_dir(spool_dir)
@@ -340,6 +338,9 @@ Renderer = Callable[[Path, Path], dict[str, Any]]
 POLL_SECONDS = 0.5
 #: Seconds between two prunings of ``history/``.
 PRUNE_SECONDS = 3600.0
+#: Seconds after which a pixel stage nobody wrote to is left over by a worker process
+#: that died (the spool's recovery at start removes every one).
+STAGE_MAX_AGE = 86400.0
 
 
 class Spool:
@@ -396,8 +397,12 @@ class Spool:
         self.dispatcher = self._new_dispatcher()
 
     # -- submission -----------------------------------------------------------------
-    def submit(self, job: PrintJob, arrays: dict[str, NDArray]) -> None:
-        """Write ``job`` durably into the spool and queue it; returns once on disk."""
+    def submit(self, job: PrintJob, arrays: dict[str, NDArray],
+               stage: PixelStage | None = None, staged: Sequence[str] = ()) -> None:
+        """Write ``job`` durably into the spool and queue it; returns once on disk.
+
+        ``stage``: the job's pixels were written as they arrived; its members
+        ``staged`` and ``arrays`` make the job's pixel file (:mod:`.staging`)."""
         with self._lock:
             if len(self._queued) >= self.max_queued:
                 raise SpoolFull(f"{len(self._queued)} jobs already queued")
@@ -412,7 +417,10 @@ class Spool:
             self._queued.add(job.job_id)
             self._submitting.add(job.job_id)
         try:
-            write_job(self.spool_dir, job, arrays)
+            if stage is not None:
+                stage.commit(list(staged), arrays, job.to_json(), job.job_id)
+            else:
+                write_job(self.spool_dir, job, arrays)
         except BaseException:
             with self._lock:
                 self._queued.discard(job.job_id)
@@ -559,6 +567,7 @@ class Spool:
             prune_history(self.data_dir, self.history_days)
         except OSError:
             LOGGER.exception("cannot prune %s", self.data_dir / HISTORY)
+        prune_stages(self.spool_dir, STAGE_MAX_AGE)
 
     def _finished_elsewhere(self, job_id: str) -> None:
         """A job this spool had queued was finished by another process (cancelled from

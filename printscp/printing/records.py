@@ -46,7 +46,12 @@ def plut_record(plut: PresentationLUT | None, arrays: dict[str, NDArray], name: 
             "lut_explanation": plut.lut_explanation}
 
 
-def film_box_record(fb: FilmBox, arrays: dict[str, NDArray], prefix: str) -> dict[str, Any]:
+def film_box_record(fb: FilmBox, arrays: dict[str, NDArray], prefix: str,
+                    staged: dict[int, str] | None = None) -> dict[str, Any]:
+    """The record of ``fb``; its pixel arrays go into ``arrays`` by name (``prefix``
+    ``-box<position>``), except those ``staged`` names already (Image Box Position ->
+    the name under which the job's pixel file holds them, see
+    :mod:`printscp.jobs.staging`), which the record refers to by that name."""
     keys = ("film_orientation", "film_size_id", "magnification_type", "smoothing_type",
             "border_density", "empty_image_density", "min_density", "max_density", "trim",
             "configuration_information", "illumination", "reflected_ambient_light",
@@ -67,8 +72,10 @@ def film_box_record(fb: FilmBox, arrays: dict[str, NDArray], prefix: str) -> dic
             "requested_image_size", "requested_decimate_crop_behavior")}
         b["pixel_aspect_ratio"] = list(box.pixel_aspect_ratio)
         if box.pixels is not None:
-            name = f"{prefix}-box{box.position}"
-            arrays[name] = box.pixels
+            name = (staged or {}).get(box.position)
+            if name is None:
+                name = f"{prefix}-box{box.position}"
+                arrays[name] = box.pixels
             b["pixels"] = name
         boxes.append(b)
     record["image_boxes"] = boxes

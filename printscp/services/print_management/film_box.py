@@ -238,6 +238,7 @@ def n_action(service: Service, st: AssociationState, assoc: Any, uid: str, *,
 
 def n_delete(st: AssociationState, uid: str) -> None:
     entry = st.film_boxes.pop(uid)
+    entry.drop_stage()
     for box_uid in entry.image_box_uids:
         st.image_boxes.pop(box_uid, None)
     for box_uid in entry.annotation_box_uids:

@@ -91,6 +91,7 @@ def n_set(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool = 
     check_image_profile(st.printer, box)
     outcome = check_fit(fb, box, st.printer)
     fb.set_image(position, box)
+    st.stage_image(fb_uid, position, box.pixels)  # on its way to disk while the SCU goes on
     if explicit_behavior and outcome is FitOutcome.CROPPED:
         return status.IMAGE_CROPPED, None
     if explicit_behavior and outcome is FitOutcome.DECIMATED:

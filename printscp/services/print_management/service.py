@@ -136,6 +136,7 @@ class PrintService:
                     printer=self.config.printer_for(called),
                     assoc=assoc,
                     limits=self.config.limits,
+                    stage_dir=self.spool.spool_dir,
                 )
                 self._states[id(assoc)] = st
             return st
@@ -148,6 +149,8 @@ class PrintService:
             for job_id in [j for j, (a, _) in self._watchers.items() if a is assoc]:
                 del self._watchers[job_id]
         if st is not None:
+            for entry in st.film_boxes.values():
+                entry.drop_stage()
             unprinted = sum(not e.printed for e in st.film_boxes.values())
             if unprinted:
                 LOGGER.info("%s: association ended, %d unprinted film box(es) discarded",
@@ -187,22 +190,29 @@ class PrintService:
         assert st.session is not None
         arrays: dict = {}
         job_id = new_job_id()
+        # One film whose images are all staged: its stage becomes the job's pixel file
+        # (most of it on disk already); otherwise the pixels are written now.
+        staged = entries[0].staged_names() if len(entries) == 1 else None
         job = PrintJob(
             job_id=job_id, created=now_iso(), calling_ae=st.calling_ae,
             called_ae=st.called_ae, peer=st.peer, session=session_record(st.session),
-            films=[film_box_record(e.film_box, arrays, f"film{i}")
+            films=[film_box_record(e.film_box, arrays, f"film{i}", staged)
                    for i, e in enumerate(entries, start=1)],
             extra={"print_job_uid": print_job_uid(job_id, uids.UID_ROOT),
                    **self.config.job_printing(st.printer)},
         )
+        stage = entries[0].stage if staged is not None else None
         try:
             with self._events_lock:
                 if events_context is not None:
                     self._watchers[job.job_id] = (assoc, events_context)
                 try:
-                    self.spool.submit(job, arrays)
+                    self.spool.submit(job, arrays, stage=stage,
+                                      staged=list(staged.values()) if staged else ())
                 except BaseException:
                     self._watchers.pop(job.job_id, None)
+                    if stage is not None and not stage.usable:
+                        entries[0].drop_stage()  # broken: a retry writes the pixels anew
                     raise
                 if events_context is not None:
                     self._report(assoc, events_context, job.job_id, PENDING,
@@ -214,6 +224,7 @@ class PrintService:
                              f"cannot spool the job: {exc.strerror}") from None
         for e in entries:
             e.printed = True
+            e.drop_stage()  # used by this job (now its spool folder), or of no more use
         LOGGER.info("%s: print job %s spooled (%d film(s))", st.calling_ae, job.job_id,
                     len(entries))
         return job

@@ -19,16 +19,21 @@ imports them).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from printscp.config import LimitsConfig, NodeConfig, PrinterConfig
 from printscp.core import status, uids
 from printscp.core.errors import StatusError
 from printscp.jobs.spool import PrintJob
+from printscp.jobs.staging import PixelStage
 from printscp.printing.film_box import FilmBox
 from printscp.printing.film_session import FilmSession
 from printscp.printing.presentation_lut import PresentationLUT
+
+LOGGER = logging.getLogger("printscp.print")
 
 
 @dataclass
@@ -38,6 +43,36 @@ class FilmBoxEntry:
     plut_uid: str | None = None
     annotation_box_uids: list[str] = field(default_factory=list)
     printed: bool = False
+    #: The pixel file of the job this Film Box will be, written as its images arrive
+    #: (:mod:`printscp.jobs.staging`); None before the first image, once used, or when
+    #: it could not be made (``stage_failed``).
+    stage: PixelStage | None = None
+    #: Image Box Position -> the stage's member holding that box's current pixels.
+    staged: dict[int, str] = field(default_factory=dict)
+    stage_failed: bool = False
+
+    def staged_names(self) -> dict[int, str] | None:
+        """Position -> member for every image of the Film Box when its stage holds each
+        one's current pixels (so the stage can become its job's pixel file), else None."""
+        stage = self.stage
+        if stage is None or not stage.usable:
+            return None
+        names = {}
+        for box in self.film_box.image_boxes:
+            if box.pixels is None:
+                continue
+            name = self.staged.get(box.position)
+            if name is None or not stage.holds(name, box.pixels):
+                return None
+            names[box.position] = name
+        return names
+
+    def drop_stage(self) -> None:
+        """Discard the stage (the Film Box is deleted or printed, its association ended)."""
+        stage, self.stage = self.stage, None
+        self.staged = {}
+        if stage is not None:
+            stage.discard()
 
 
 @dataclass
@@ -58,6 +93,30 @@ class AssociationState:
     pluts: dict[str, PresentationLUT] = field(default_factory=dict)
     #: [limits]: image boxes per film box, film boxes per session, declared pixel size.
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    #: Where Film Boxes stage their jobs' pixels as images arrive (the spool's folder);
+    #: None: not staged, the job's pixels are written at N-ACTION.
+    stage_dir: Path | None = None
+
+    def stage_image(self, fb_uid: str, position: int, pixels: Any) -> None:
+        """Start writing an image just set into its Film Box's future job (see
+        :mod:`printscp.jobs.staging`); never fails the N-SET (the job is then written
+        at N-ACTION from the arrays in memory)."""
+        entry = self.film_boxes[fb_uid]
+        if self.stage_dir is None or entry.stage_failed:
+            return
+        if entry.stage is None:
+            try:
+                entry.stage = PixelStage(self.stage_dir)
+            except OSError as exc:
+                LOGGER.warning("%s: cannot stage the pixels of a film box (%s); its job "
+                               "is written at N-ACTION", self.calling_ae, exc)
+                entry.stage_failed = True
+                return
+        name = entry.stage.add(pixels, f"box{position}")
+        if name is None:
+            entry.staged.pop(position, None)
+        else:
+            entry.staged[position] = name
 
     def class_of(self, uid: str) -> str | None:
         if uid == self.session_uid:

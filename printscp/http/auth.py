@@ -48,12 +48,17 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 
 from printscp.http.errors import ApiError, body
-from printscp.http.users import Role, UserRecord, UserStore, UserStoreError
+from printscp.http.users import (
+    Role,
+    UserRecord,
+    UserStore,
+    UserStoreError,
+    check_startable,
+)
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from printscp.config import NodeConfig
 
 __all__ = [
     "CSRF_COOKIE", "CSRF_FIELD", "CSRF_HEADER", "LOCAL_ADMIN", "SESSION_COOKIE",
@@ -458,20 +463,3 @@ def page_request(request: Request) -> bool:
 def login_url(request: Request) -> str:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return "/login?next=" + quote(target, safe="")
-
-
-def check_startable(config: NodeConfig, data_dir: str | os.PathLike[str]) -> str | None:
-    """Why ``printscp serve`` must not start the console as configured (None: it may):
-    bound beyond loopback with no users, or a user store it cannot read."""
-    http = config.http
-    if not http.enabled:
-        return None
-    try:
-        has_users = UserStore(data_dir).has_users()
-    except UserStoreError as err:
-        return f"the console's user store is unusable: {err}"
-    if has_users or http.loopback:
-        return None
-    where = f"[{http.bind}]:{http.port}" if ":" in http.bind else f"{http.bind}:{http.port}"
-    return (f"the console listens on {where} but no users are configured: add one with "
-            f"`printscp users add NAME --role admin`, or bind [http] to 127.0.0.1")

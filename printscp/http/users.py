@@ -29,9 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from printscp.core.files import atomic_write
+
+if TYPE_CHECKING:
+    from printscp.config import NodeConfig
 
 USERS_FILE = "users.json"
 _LOCK_FILE = ".users.lock"
@@ -390,3 +393,22 @@ class UserStore:
             return users[name]
         except KeyError:
             raise UserError(f"no user {name!r} (see `printscp users list`)") from None
+
+
+def check_startable(config: NodeConfig, data_dir: str | os.PathLike[str]) -> str | None:
+    """Why ``printscp serve`` must not start the console as configured (None: it may):
+    bound beyond loopback with no users, or a user store it cannot read.  (Here, not
+    in :mod:`printscp.http.auth`: ``serve`` asks before its DICOM port listens, and
+    importing the web stack would put off listening by a second.)"""
+    http = config.http
+    if not http.enabled:
+        return None
+    try:
+        has_users = UserStore(data_dir).has_users()
+    except UserStoreError as err:
+        return f"the console's user store is unusable: {err}"
+    if has_users or http.loopback:
+        return None
+    where = f"[{http.bind}]:{http.port}" if ":" in http.bind else f"{http.bind}:{http.port}"
+    return (f"the console listens on {where} but no users are configured: add one with "
+            f"`printscp users add NAME --role admin`, or bind [http] to 127.0.0.1")

@@ -15,7 +15,6 @@ import functools
 import gc
 import logging
 import multiprocessing
-import signal
 import socket
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -27,9 +26,11 @@ from pynetdicom import AE, evt
 
 from printscp.app import association_log
 from printscp.app.live import LiveAssociations
+from printscp.app.stopping import die_with_parent
 from printscp.archive.archive import Archive, DuplicatePolicy
 from printscp.config import NodeConfig
 from printscp.core import audit, tls, uids
+from printscp.core.background import IdleWatch
 from printscp.jobs import render as job_render
 from printscp.jobs.delivery import DeliveryError
 from printscp.jobs.spool import Spool
@@ -71,21 +72,15 @@ SUPPORTED_CLASSES = [
 
 
 def _render_process() -> ProcessPoolExecutor:
-    """One render process (spawned, not forked: the server has threads), warmed up so
-    the first film does not pay for the imports."""
+    """One render process (spawned, not forked: the server has threads), started at
+    once; it imports only light modules then (its initializer's and
+    :mod:`printscp.jobs.render`).  :meth:`Node._warm_up` has it import the rendering
+    stack later, so that the first film does not pay for the imports and the first
+    requests do not lose a core to them."""
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                initializer=die_with_parent)
-    pool.warmed = pool.submit(job_render.warm_up)  # type: ignore[attr-defined]
+    pool.warmed = pool.submit(job_render.started)  # type: ignore[attr-defined]
     return pool
-
-
-def die_with_parent() -> None:
-    """Linux: have the kernel kill this process when its parent dies, so no orphan
-    worker keeps serving (or rendering) after the node crashed."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Node:
@@ -145,6 +140,7 @@ class Node:
         self.server: server.AssociationServer | None = None
         self.tls_server: server.AssociationServer | None = None
         self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
 
     def _deliver(self, target: Target, folder: Path, index: int) -> dict[str, Any]:
         """Send a rendered job to one of its network targets (spool delivery threads)."""
@@ -282,7 +278,10 @@ class Node:
         """A TLS handshake failed: in the log (by the net layer) and the audit trail."""
         audit.node_authentication_failed(address, f"TLS handshake failed: {reason}")
 
-    def start(self) -> Node:
+    def start(self, accept: bool = True) -> Node:
+        """Start the services and make the association servers (the port is then known);
+        with ``accept`` false, connections wait in the listening socket's queue until
+        :meth:`accept` (``printscp serve`` accepts once the node is ready)."""
         self.spool.start(recover=self.recover)
         if self.commitment is not None:
             self.commitment.start()
@@ -294,34 +293,66 @@ class Node:
             self.server = server.start_server(
                 self.ae, (c.bind, c.port), self.handlers(),
                 listen_socket=self.listen_socket, load=self.load, **limits)
-            self._serve(self.server, "printscp-acceptor")
-            LOGGER.info("listening on %s:%d as %s", c.bind, self.port, c.ae_title)
         if self.ssl_context is not None:
             self.tls_server = server.start_server(
                 self.ae, (c.bind, c.tls.port), self.handlers(),
                 listen_socket=self.tls_socket, load=self.load, ssl_context=self.ssl_context,
                 tls_failed=self._tls_failed, **limits)
-            self._serve(self.tls_server, "printscp-tls-acceptor")
-            LOGGER.info("listening with TLS on %s:%d as %s", c.bind, self.tls_port,
-                        c.ae_title)
         self.live.start()
         if self.recover:  # one Application Start line a node, not one a worker
             audit.application_activity(True, ae_title=self.config.ae_title)
+        if accept:
+            self.accept()
         return self
+
+    def accept(self) -> None:
+        """Accept associations from now on (once; :meth:`start` made the servers), and
+        warm up the render process once the node is idle (:meth:`_warm_up`)."""
+        if self._threads:
+            return
+        threading.Thread(target=self._warm_up, name="printscp-warm-up", daemon=True).start()
+        c = self.config
+        if self.server is not None:
+            self._serve(self.server, "printscp-acceptor")
+            LOGGER.info("listening on %s:%d as %s", c.bind, self.port, c.ae_title)
+        if self.tls_server is not None:
+            self._serve(self.tls_server, "printscp-tls-acceptor")
+            LOGGER.info("listening with TLS on %s:%d as %s", c.bind, self.tls_port,
+                        c.ae_title)
 
     def _serve(self, listener: server.AssociationServer, name: str) -> None:
         thread = threading.Thread(target=listener.serve_forever, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Return once the node serves at full speed: its render process has imported
-        and initialised the rendering stack (about 0.5 s of CPU) and the objects made
-        at start are out of the garbage collector's way.
+    def idle(self) -> bool:
+        """No association open, in this process or (with workers) in any worker."""
+        if self.load is not None:
+            return bool(self.load.idle())
+        return not self.ae.active_associations
 
-        ``printscp serve`` announces itself only then: otherwise the first second of
-        traffic shares the cores with that start-up (each worker has a render process),
-        and stores and retrieves sent at once ran at half speed.
+    def _warm_up(self) -> None:
+        """Have the render process import the rendering stack (0.5 s of CPU, at the
+        lowest priority) once no association has been open for a moment, or a few
+        seconds after the start at the latest (:class:`~printscp.core.background.IdleWatch`):
+        a burst sent as soon as the node answers does not share the cores with it."""
+        watch = IdleWatch(self.idle)
+        while not watch.due():
+            if self._stopping.wait(0.1):
+                return
+        executor = self.spool.executor
+        if executor is not None:
+            with contextlib.suppress(RuntimeError):  # shut down meanwhile
+                executor.submit(job_render.warm_up)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Return once the node can serve at full speed: its render process has started
+        (it goes on warming up at the lowest priority, see :func:`_render_process`) and
+        the objects made at start are out of the garbage collector's way.
+
+        ``printscp serve`` accepts only then: otherwise the first second of traffic
+        shared the cores with that start-up (each worker has a render process), and
+        stores and retrieves sent at once ran at half speed.
         """
         warmed = getattr(self.spool.executor, "warmed", None)
         if warmed is not None:
@@ -334,6 +365,7 @@ class Node:
 
     def stop(self) -> None:
         """Stop accepting, end open associations, let the spool finish its current job."""
+        self._stopping.set()
         for listener in (self.server, self.tls_server):
             if listener is not None:
                 listener.shutdown()  # also closes the socket

@@ -10,6 +10,11 @@ loopback often all landed on one worker while the other idled.)  Nothing else is
 shared but the data directory: an
 association's print objects live in the process that received it, job ids and
 film names are unique, and only worker 0 recovers the spool at start.
+
+A worker accepts only once every worker is ready (imports done, services started, its
+render process started): until then connections wait in the listening socket's queue.
+Otherwise the first worker ready took every association of a burst sent as soon as the
+node answered, and served them on one core while the other was still importing.
 """
 
 from __future__ import annotations
@@ -61,10 +66,17 @@ class SharedLoad:
         with self._lock:
             self.counts[self.index] = max(0, self.counts[self.index] - 1)
 
+    def idle(self) -> bool:
+        """No worker holds an association."""
+        return not any(self.counts)
 
-def _listen(config: NodeConfig) -> tuple[socket.socket | None, socket.socket | None]:
+
+def listen(config: NodeConfig) -> tuple[socket.socket | None, socket.socket | None]:
     """The node's listening sockets, plain and TLS, shared by the workers (with port 0,
-    on the port the kernel picked); None where the node does not listen."""
+    on the port the kernel picked); None where the node does not listen.
+
+    ``printscp serve`` opens them first thing after reading its configuration: a
+    client connecting then waits in the queue until the node accepts."""
     plain = tls = None
     try:
         if not (config.tls.enabled and not config.tls.plain):
@@ -81,8 +93,9 @@ def _listen(config: NodeConfig) -> tuple[socket.socket | None, socket.socket | N
 def _worker_main(config: NodeConfig, index: int, sock: socket.socket | None, stop: Any,
                  ready: Any, loads: Any, log_queue: Any = None,
                  log_settings: LogSettings | None = None,
-                 tls_sock: socket.socket | None = None) -> None:
-    from printscp.app.node import Node, die_with_parent
+                 tls_sock: socket.socket | None = None, go: Any = None) -> None:
+    from printscp.app.node import Node
+    from printscp.app.stopping import die_with_parent
 
     die_with_parent()
     if log_queue is not None and log_settings is not None:
@@ -95,12 +108,16 @@ def _worker_main(config: NodeConfig, index: int, sock: socket.socket | None, sto
     signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
     try:
         node = Node(config, listen_socket=sock, recover=index == 0,
-                    load=SharedLoad(loads, index), tls_socket=tls_sock).start()
+                    load=SharedLoad(loads, index), tls_socket=tls_sock).start(accept=False)
         node.wait_ready(READY_TIMEOUT)
     except Exception as exc:
         ready.put((index, f"{type(exc).__name__}: {exc}"))
         return
     ready.put((index, None))
+    while not terminated and not stop.is_set():  # until every worker is ready
+        if go is None or go.wait(0.05):
+            node.accept()
+            break
     while not terminated and not stop.wait(0.2):
         pass
     node.stop()
@@ -125,11 +142,16 @@ class WorkerPool:
         self.tls_port: int | None = None
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
+        self._go = self._ctx.Event()  # every worker is ready: accept
         self._procs: list[Any] = []
         self._logs: logs.WorkerLogs | None = None
+        self._loads: Any = None
 
-    def start(self) -> WorkerPool:
-        listening, tls_listening = _listen(self.config)
+    def start(self, sockets: tuple[socket.socket | None, socket.socket | None] | None = None
+              ) -> WorkerPool:
+        """Start the workers on ``sockets`` (from :func:`listen`; by default opened
+        here, and closed here either way) and return once each is ready and accepts."""
+        listening, tls_listening = sockets if sockets is not None else listen(self.config)
         try:
             config = self.config
             if listening is not None:
@@ -141,7 +163,7 @@ class WorkerPool:
                 if listening is None:
                     self.port = self.tls_port
             ready = self._ctx.Queue()
-            loads = self._ctx.Array("i", self.count, lock=False)  # see SharedLoad
+            loads = self._loads = self._ctx.Array("i", self.count, lock=False)  # SharedLoad
             if self._log_settings is not None and self._log_handlers is not None:
                 self._logs = logs.WorkerLogs(self._ctx, self._log_settings,
                                              self._log_handlers).start()
@@ -150,7 +172,7 @@ class WorkerPool:
                 proc = self._ctx.Process(target=_worker_main, name=f"printscp-worker-{index}",
                                          args=(config, index, listening, self._stop, ready,
                                                loads, log_queue, self._log_settings,
-                                               tls_listening))
+                                               tls_listening, self._go))
                 proc.start()
                 self._procs.append(proc)
             errors = []
@@ -165,11 +187,16 @@ class WorkerPool:
             if errors:
                 self.stop()
                 raise OSError("; ".join(errors))
+            self._go.set()
         finally:
             for sock in (listening, tls_listening):  # each ready worker holds its own copy
                 if sock is not None:
                     sock.close()
         return self
+
+    def idle(self) -> bool:
+        """No worker holds an association."""
+        return self._loads is None or not any(self._loads)
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()

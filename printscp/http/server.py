@@ -2,7 +2,9 @@
 
 The socket is bound before the thread starts, so a port in use is an error at start
 (``printscp serve`` says so and exits) rather than a line in a log; ``port`` is the one
-bound (``--http 127.0.0.1:0`` picks a free port).
+bound (``--http 127.0.0.1:0`` picks a free port).  ``printscp serve`` binds it with
+:func:`listen` before it imports the web stack (uvicorn is imported when the server is
+made): connections wait in the socket's queue until the console serves.
 """
 
 from __future__ import annotations
@@ -13,32 +15,45 @@ import socket
 import threading
 from typing import Any
 
-import uvicorn
-
 #: Seconds ``stop()`` waits for open requests before the thread is left to die.
 STOP_TIMEOUT = 5.0
 
 
-class HttpServer:
-    """``start()`` serves ``app`` on ``host:port`` until ``stop()``."""
+def listen(host: str, port: int) -> socket.socket:
+    """The console's listening socket on ``host:port`` (OSError if it cannot bind)."""
+    sock = socket.create_server((host, port), family=_family(host), backlog=128)
+    # Inherited by every accepted connection (Linux): uvicorn writes a response's
+    # head and body separately, and on a kept-alive connection Nagle's algorithm held
+    # the body until the client's delayed ACK, 40 ms later, for every request.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+
+def url_of(host: str, port: int) -> str:
+    """The console's address when it listens on ``host`` (as configured) and ``port``."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class HttpServer:
+    """``start()`` serves ``app`` on ``host:port`` (or on ``sock``, from :func:`listen`)
+    until ``stop()``."""
+
+    def __init__(self, app: Any, host: str, port: int, sock: socket.socket | None = None
+                 ) -> None:
+        import uvicorn
+
         self.app, self.host = app, host
-        self._sock = socket.create_server((host, port), family=_family(host), backlog=128)
-        # Inherited by every accepted connection (Linux): uvicorn writes a response's
-        # head and body separately, and on a kept-alive connection Nagle's algorithm held
-        # the body until the client's delayed ACK, 40 ms later, for every request.
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock if sock is not None else listen(host, port)
         self.port: int = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=STOP_TIMEOUT))
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=STOP_TIMEOUT)
+        config.load()  # the protocol and loop modules, here rather than when serving
+        self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return url_of(self.host, self.port)
 
     def start(self, timeout: float = 10.0) -> HttpServer:
         self._thread = threading.Thread(target=self._run, name="printscp-http", daemon=True)

@@ -3,6 +3,15 @@
 :func:`render_job` reads everything from the job's spool folder, so it can run in
 a separate process: the node renders there, keeping the receiving threads free of
 the rendering work (and a crash in a renderer from the server).
+
+This module imports nothing heavy itself: a node's worker imports it (for
+:func:`prepared_file` and to name :func:`render_job`), and so does a fresh render
+process before anything else, at the normal priority.  The rendering stack (numpy,
+OpenCV, Pillow, reportlab, the LUTs: about 0.5 s of CPU) is imported by
+:func:`warm_up`, which the node asks for once it has been idle a moment, and mostly at
+the lowest priority (:mod:`printscp.core.background`), so that a node that has just
+started and already receives does not lose a core to it.  A job that comes first
+imports what it needs itself.
 """
 
 from __future__ import annotations
@@ -10,26 +19,21 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from printscp.core.files import atomic_write
-from printscp.jobs.naming import output_paths
-from printscp.jobs.spool import PrintJob, load_arrays
-from printscp.jobs.targets import (
-    ArchiveTarget,
-    CupsTarget,
-    FileTarget,
-    TargetKind,
-    snapshot_targets,
-)
-from printscp.printing.film_files import flate_image, write_pdf, write_png, write_tiff
-from printscp.printing.profile import OutputProfile
-from printscp.printing.records import film_box_from_record
-from printscp.printing.render import render_film
+from printscp.core.background import Background
+
+if TYPE_CHECKING:
+    from printscp.printing.profile import OutputProfile
+
+#: This render process's warm-up (:func:`warm_up`), None until it is asked for.
+_warming: Background[bool] | None = None
 
 
 @functools.lru_cache(maxsize=8)
 def _profile(path: str) -> OutputProfile | None:
+    from printscp.printing.profile import OutputProfile
+
     return OutputProfile.from_file(path) if path else None
 
 
@@ -48,6 +52,23 @@ def render_job(folder: str | Path, data_dir: str | Path, profile_path: str = "",
     the sidecar fields: ``outputs`` (every file written), ``output`` (the first),
     pages, copies and film count.
     """
+    if _warming is not None and not _warming.done:  # a job in the first second
+        _warming.boost()
+        _warming.wait()
+    from printscp.core.files import atomic_write
+    from printscp.jobs.naming import output_paths
+    from printscp.jobs.spool import PrintJob, load_arrays
+    from printscp.jobs.targets import (
+        ArchiveTarget,
+        CupsTarget,
+        FileTarget,
+        TargetKind,
+        snapshot_targets,
+    )
+    from printscp.printing.film_files import flate_image, write_pdf, write_png, write_tiff
+    from printscp.printing.records import film_box_from_record
+    from printscp.printing.render import render_film
+
     folder = Path(folder)
     job = PrintJob.from_json(json.loads((folder / "job.json").read_text("utf-8")))
     arrays = load_arrays(folder)
@@ -94,8 +115,36 @@ def render_job(folder: str | Path, data_dir: str | Path, profile_path: str = "",
             "paper_pages": paper_pages}
 
 
+def started() -> bool:
+    """Nothing: submitted to a new render process, it has the process started."""
+    return True
+
+
 def warm_up() -> bool:
-    """Import and initialise the rendering stack (run once in a fresh render process)."""
+    """Start importing and initialising the rendering stack at the lowest priority, in
+    the background (run once in a render process); returns at once.
+
+    A job submitted meanwhile waits for the warm-up (:func:`render_job`), which it
+    then asks to run at the normal priority (if the process may raise it again).
+    """
+    global _warming
+    if _warming is None:
+        # Here, at the normal priority (0.1 s): numpy and OpenCV start threads of their
+        # own when imported (OpenBLAS's, OpenCV's pool), and a thread keeps the nice
+        # value of the thread that made it; made by the warm-up, they would render at 19.
+        import cv2  # noqa: F401
+        import numpy  # noqa: F401
+
+        _warming = Background(_import_rendering, "printscp-render-warm-up")
+    return True
+
+
+def _import_rendering() -> bool:
+    import printscp.jobs.naming
+    import printscp.jobs.spool
+    import printscp.printing.film_files
+    import printscp.printing.records
+    import printscp.printing.render  # noqa: F401  (what render_job imports)
     from printscp.printing.profile import default_profile
 
     default_profile().table(8, 0.2, 3.0, 2000.0, 10.0)

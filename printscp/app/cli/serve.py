@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from printscp import __version__
 
@@ -75,6 +75,7 @@ def http_option(value: str | None, no_http: bool, config: NodeConfig) -> NodeCon
 
 
 def run(args: argparse.Namespace) -> int:
+    """Start the node; see :func:`_serve` for the order of a start."""
     # From the first instant (python -m printscp serve keeps them from before its
     # imports): a SIGTERM while the node starts (a service manager restarting it) is
     # kept for when the start is done, then the node stops in order.  Killed half-way
@@ -83,9 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from printscp.app.stopping import keep
 
     stopping = keep()
-    import time
-
-    from printscp.app import logs, telemetry
     from printscp.config import load_config
 
     # A ConfigError is left to printscp.app.cli.dispatch, which reports every one.
@@ -99,51 +97,89 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, remote=config.remote + tuple(
             RemoteAE.parse(r) for r in args.remote)).validate()
     config = http_option(args.http, args.no_http, config)
+    return _serve(args, config, stopping)
+
+
+def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) -> int:
+    """The order of a start: what may refuse it (nothing heavy), the listening sockets
+    (a client connecting from then on waits in their queue), the workers, which accept
+    once every one is ready, and the console last.
+
+    With several workers the parent never imports the receiving stack (only they do);
+    it imports the console's web stack once the workers are ready and have been idle a
+    moment, at the lowest priority (:mod:`printscp.core.background`), and serves the
+    console once that is done: the start line names it at once (its socket is bound; a
+    request waits in its queue until then).  With one worker the node is this process,
+    and the console is made before it accepts: a low-priority thread holding this
+    interpreter's lock would stall the receiving threads.
+    """
+    import time
+
+    from printscp.app import logs, telemetry
     from printscp.services.access import exposure_warnings
 
     for warning in exposure_warnings(config):  # query/retrieve open to "any" beyond loopback
         print(warning, file=sys.stderr, flush=True)
     # Before anything imports prometheus_client (the node does): multiprocess counts.
     telemetry.prepare(config.data_path)
-    from printscp.app.console import ConsoleError, start_console
-    from printscp.app.node import Node
-    from printscp.app.workers import WorkerPool
-
     if config.tls.enabled:  # a bad certificate, key or CA bundle: one line, nothing opened
         from printscp.core.tls import server_context
 
         server_context(config.tls)
-    if config.http.enabled:  # before the DICOM port opens: refuse at once
-        from printscp.http.auth import check_startable
+    from printscp.app.console import (
+        ConsoleError,
+        build_console,
+        check_console,
+        console_url,
+        open_console,
+    )
+    from printscp.app.workers import listen
 
-        reason = check_startable(config, config.data_path)
-        if reason:
-            print(f"printscp serve: {reason}", file=sys.stderr)
-            return 2
-
+    console_socket = None
     try:
-        workers = config.worker_count
-        if workers == 1:
-            node = Node(config).start()
-            node.wait_ready()
-        else:
-            node = WorkerPool(config, workers, log_settings=args.log_settings,
-                              log_handlers=args.log_handlers).start()  # each waits until ready
-    except (OSError, ValueError) as err:
+        if config.http.enabled:  # before the DICOM port opens: refuse at once
+            check_console(config)
+        sockets = listen(config)
+        if config.http.enabled:
+            try:
+                console_socket = open_console(config)
+            except ConsoleError:
+                for sock in sockets:
+                    if sock is not None:
+                        sock.close()
+                raise
+    except (ConsoleError, OSError) as err:
         print(f"printscp serve: {err}", file=sys.stderr)
         return 2
-    console = None
-    if config.http.enabled:
-        try:
-            console = start_console(config, dicom_port=lambda: node.port,
-                                    tls_port=lambda: node.tls_port,
-                                    logs=logs.recent_lines(getattr(args, "log_handlers", [])))
-        except (ConsoleError, OSError) as err:
+    recent = logs.recent_lines(getattr(args, "log_handlers", []))
+    workers = config.worker_count
+    console: Any = None
+    node: Any = None
+    try:
+        if workers == 1:
+            from printscp.app.node import Node
+
+            node = Node(config, listen_socket=sockets[0], tls_socket=sockets[1])
+            node.start(accept=False)
+            node.wait_ready()
+            if console_socket is not None:
+                console = build_console(config, console_socket, dicom_port=lambda: node.port,
+                                        tls_port=lambda: node.tls_port, logs=recent).start()
+            node.accept()
+        else:
+            from printscp.app.workers import WorkerPool
+
+            node = WorkerPool(config, workers, log_settings=args.log_settings,
+                              log_handlers=args.log_handlers)
+            node.start(sockets)  # returns once every worker is ready and accepts
+    except (OSError, ValueError) as err:
+        if workers == 1 and node is not None:
             node.stop()
-            print(f"printscp serve: {err}", file=sys.stderr)
-            return 2
+        print(f"printscp serve: {err}", file=sys.stderr)
+        return 2
     films = (config.data_path / "films").resolve()
-    where = f"; console at {console.url}" if console is not None else ""
+    where = f"; console at {console_url(config, console_socket)}" \
+        if console_socket is not None else ""
     tls_port = node.tls_port
     if tls_port is None:
         listening = f"{config.bind}:{node.port}"
@@ -154,11 +190,33 @@ def run(args: argparse.Namespace) -> int:
     print(f"printscp {__version__}: {config.ae_title} listening on {listening}; "
           f"films go to {films} ({workers} worker process{'es' if workers > 1 else ''})"
           f"{where}", flush=True)
+    from functools import partial
+
+    from printscp.core.background import Background, IdleWatch
+
+    watch = IdleWatch(node.idle) if console_socket is not None and console is None else None
+    warming: Any = None
+    status = 0
     while not stopping:
-        time.sleep(0.2)
+        time.sleep(0.1)
+        if watch is not None and watch.due():
+            watch = None
+            warming = Background(partial(
+                build_console, config, console_socket, dicom_port=lambda: node.port,
+                tls_port=lambda: node.tls_port, logs=recent), "printscp-console-warm-up")
+        if warming is not None and warming.done:
+            try:  # the serving thread made here, by a thread of normal priority
+                console = warming.wait().start()
+            except Exception as err:  # any: the node stops, exit status 2
+                print(f"printscp serve: the console did not start: {err}", file=sys.stderr,
+                      flush=True)
+                status = 2
+                break
+            finally:
+                warming = None
     print("printscp: stopping (jobs not yet rendered stay spooled for the next start)",
           flush=True)
     if console is not None:
         console.stop()
     node.stop()
-    return 0
+    return status

@@ -33,10 +33,7 @@ class ConsoleError(Exception):
 def check_console(config: NodeConfig) -> None:
     """ConsoleError if the console may not start as configured (bound beyond loopback
     with no users, a user store it cannot read)."""
-    try:
-        from printscp.http.users import check_startable  # type: ignore[attr-defined]
-    except ImportError:  # until it moves there from printscp.http.auth (REQUESTS.md)
-        from printscp.http.auth import check_startable
+    from printscp.http.users import check_startable  # not http.auth: FastAPI
 
     reason = check_startable(config, config.data_path)
     if reason:

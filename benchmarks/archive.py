@@ -84,16 +84,18 @@ start to last storescu exit), the count stored checked by a C-FIND afterwards (e
 the run fails).  CPU seconds over that interval: the whole machine's busy time
 (/proc/stat user+nice+system+irq+softirq+steal), the server's processes' (its
 process tree, /proc/<pid>/stat) and the storescu processes'; what is left of the
-machine's is other users of the machine, printed as "other processes" so that a
-loaded machine shows.  Round by round (``--rounds``, default 3; ``--quick``: 1 round
-of 60 large and 200 small), each case goes to every server before the next case,
-the order rotating from one case and round to the next; each run's line, each
-case's per-round printscp / Orthanc ratio, then a markdown table (median rate per
-server, ratios, median machine and server CPU seconds), the ratios round by round,
-cold / settled per server (the issue's goal: within 10 %) and the start times
-(median, min-max).  ``--baseline REV`` adds ``printscp@<rev>`` to every row (ratios
-to Orthanc and working tree / REV); ``--baseline HEAD --only printscp@base,orthanc``
-measures the last commit alone, without the working tree's uncommitted changes.
+machine's ("others") is the kernel's own threads (writeback, the journal: a few
+tenths of a second for 2,000 small instances on a quiet machine) and whatever else
+runs on this shared machine, printed so that a loaded run shows.  Round by round
+(``--rounds``, default 3; ``--quick``: 1 round of 60 large and 200 small), each case
+goes to every server before the next case, the order rotating from one case and
+round to the next; each run's line, each case's per-round printscp / Orthanc ratio,
+then a markdown table (median rate per server, ratios, median machine and server CPU
+seconds), the ratios round by round, cold / settled per server (the issue's goal:
+within 10 %) and the start times (median, min-max).  ``--baseline REV`` adds
+``printscp@<rev>`` to every row (ratios to Orthanc and working tree / REV);
+``--baseline HEAD --only printscp@base,orthanc`` measures the last commit alone,
+without the working tree's uncommitted changes.
 """
 
 from __future__ import annotations
@@ -1134,7 +1136,8 @@ class IngestResults:
     server_cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     client_cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     #: CPU seconds per second of run of everything else on the machine (machine - server
-    #: - clients): the other users of this shared machine, for the reader to judge.
+    #: - clients): kernel threads (writeback, journal) and the other users of this
+    #: shared machine, for the reader to judge.
     background: dict[str, list[float]] = field(default_factory=dict)
     #: server -> seconds from Popen to the port accepting / to the first C-ECHO answered
     listening: dict[str, list[float]] = field(default_factory=dict)
@@ -1369,10 +1372,10 @@ def ingest_report(res: IngestResults, names: list[str], cases: Sequence[Case],
             parts.append(f"{what} {median(values):.2f} s [{min(values):.2f}-"
                          f"{max(values):.2f}]" if values else f"{what} -")
         say(f"  {n:{NAME_WIDTH}s} " + ", ".join(parts))
-    say("\nOther processes' CPU during the runs (machine - server - clients; 0 on a quiet "
-        "machine): " + ", ".join(f"{n}'s runs {median(res.background.get(n, [])):.2f} "
-                                 "cores" for n in names))
-
+    background = ", ".join(f"{n}'s runs {median(res.background.get(n, [])):.2f} cores"
+                           for n in names)
+    say("\nOther processes' CPU during the runs (machine - server - clients: kernel "
+        f"threads, a few hundredths of a core on a quiet machine, and other users): {background}")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -90,7 +90,7 @@ def test_a_write_returns_after_its_wal_is_flushed_outside_the_writer_lock(tmp_pa
 def test_a_nested_write_flushes_once_when_the_outermost_lock_is_left(tmp_path):
     db = Database(tmp_path / "x.sqlite", SCHEMA)
     flushes: list[int] = []
-    with mock.patch.object(db, "flush_wal", lambda: flushes.append(1)):
+    with mock.patch.object(db, "flush_wal", lambda ticket=None: flushes.append(1)):
         with db._writer():
             with db._write() as conn:
                 conn.execute("INSERT INTO t VALUES (1)")
@@ -101,7 +101,7 @@ def test_a_nested_write_flushes_once_when_the_outermost_lock_is_left(tmp_path):
 def test_a_failed_transaction_is_rolled_back_and_not_flushed(tmp_path):
     db = Database(tmp_path / "x.sqlite", SCHEMA)
     flushes: list[int] = []
-    with (mock.patch.object(db, "flush_wal", lambda: flushes.append(1)),
+    with (mock.patch.object(db, "flush_wal", lambda ticket=None: flushes.append(1)),
           pytest.raises(RuntimeError), db._write() as conn):
         conn.execute("INSERT INTO t VALUES (1)")
         raise RuntimeError("refused")

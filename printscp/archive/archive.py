@@ -191,6 +191,13 @@ class Archive:
 
     def _check(self, ds: Dataset, sop_class: str, sop_instance: str) -> Outcome | None:
         """The refusal ``ds`` deserves, if any."""
+        # A data set cut off inside its last element would be a file DCMTK cannot
+        # read (pydicom truncates the value).  Cut off inside Pixel Data, the pixel
+        # check below says how much is missing; inside anything else (a UID the checks
+        # would compare, cut short), it cannot be understood.
+        overrun = element_overrun(ds)
+        if overrun is not None and next(reversed(ds._dict)) != _PIXEL_DATA:
+            return Outcome(CANNOT_UNDERSTAND, f"cannot decode: {overrun}"[:64])
         for tag, expected in ((_SOP_CLASS, sop_class), (_SOP_INSTANCE, sop_instance)):
             value = str(part10.uid_value(ds, tag) or "")
             if value != str(expected):
@@ -206,10 +213,8 @@ class Archive:
             refused = self._check_pixels(ds)
             if refused is not None:
                 return refused
-        overrun = element_overrun(ds)
         if overrun is not None:
-            # Acknowledged, it would be a file DCMTK cannot read (pydicom truncates).
-            return Outcome(CANNOT_UNDERSTAND, overrun[:64])
+            return Outcome(CANNOT_UNDERSTAND, f"cannot decode: {overrun}"[:64])
         return None
 
     def _check_pixels(self, ds: Dataset) -> Outcome | None:

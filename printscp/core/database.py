@@ -24,6 +24,9 @@ and the writer flushes the WAL itself with ``fdatasync`` once it has released th
 lock (:meth:`Database._writer`).  The flush covers every frame appended so far,
 its own included, and writers flush side by side; should a checkpoint have emptied
 the WAL meanwhile, SQLite synced the database file with those frames in it first.
+Writers of one process that finish at once share a flush (:class:`WalFlush`, a group
+commit): the first starts one, those who committed before it started are done when it
+ends, the others wait for it and then start the next for all of them together.
 The first connection to a new file switches it to WAL under the writer lock too:
 two workers opening a fresh data directory at once otherwise had one of them fail
 with "database is locked" (SQLite does not wait on a busy handler for that switch).
@@ -49,8 +52,10 @@ class WriterLock:
     inherited over ``fork`` shares its lock with the parent and would exclude nothing.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, database: Path | None = None) -> None:
         self.path = path
+        #: The group commit of the database's WAL in this process.
+        self.wal = WalFlush(database if database is not None else path.with_suffix(""))
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
@@ -77,6 +82,65 @@ class WriterLock:
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks without holding the GIL
 
 
+class WalFlush:
+    """Flushes of one database's WAL in this process, shared by the writers that
+    committed before a flush started (a group commit).
+
+    Each writer takes a ticket (:meth:`committed`) while it still holds the writer
+    lock, after its commit; :meth:`flush` returns once a flush that started after
+    that ticket has ended.  One flush runs at a time: with four associations storing
+    in two processes, each C-STORE's own fdatasync queued behind the others' on the
+    disk, where one now covers all that committed before it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = f"{path}-wal"
+        self._cond = threading.Condition()
+        self._commits = 0  #: tickets handed out
+        self._flushed = 0  #: every ticket up to this one is durable
+        self._flushing = False
+
+    def committed(self) -> int:
+        """A ticket for what was just committed (call under the writer lock)."""
+        with self._cond:
+            self._commits += 1
+            return self._commits
+
+    def flush(self, ticket: int) -> None:
+        """Return once what ``ticket``'s commit wrote is on disk."""
+        with self._cond:
+            while self._flushed < ticket:
+                if not self._flushing:
+                    self._flushing, target = True, self._commits
+                    break
+                self._cond.wait()
+            else:
+                return
+        done = False
+        try:
+            _fdatasync(self.path)
+            done = True
+        finally:  # on failure the next waiter flushes (and raises, if it fails too)
+            with self._cond:
+                self._flushing = False
+                if done:
+                    self._flushed = max(self._flushed, target)
+                self._cond.notify_all()
+
+
+def _fdatasync(path: str) -> None:
+    """``fdatasync`` the file at ``path`` (a WAL that is gone was checkpointed into
+    the synced database file and removed by the last connection closing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
 def _close_all(fds: list[int]) -> None:
     for fd in fds:
         os.close(fd)
@@ -95,7 +159,7 @@ def writer_lock(database: Path) -> WriterLock:
     with _WRITER_LOCKS_GUARD:
         lock = _WRITER_LOCKS.get(key)
         if lock is None:
-            lock = _WRITER_LOCKS[key] = WriterLock(Path(key[1] + ".lock"))
+            lock = _WRITER_LOCKS[key] = WriterLock(Path(key[1] + ".lock"), Path(key[1]))
         return lock
 
 
@@ -133,26 +197,27 @@ class Database:
         local = self._local
         depth = getattr(local, "writer_depth", 0)
         local.writer_depth = depth + 1
+        lock = self._lock
+        ticket = 0
         try:
-            with self._lock.held():
+            with lock.held():
                 yield
+                if depth == 0:
+                    ticket = lock.wal.committed()
         finally:
             local.writer_depth = depth
-        if depth == 0:
-            self.flush_wal()
+        if ticket:
+            self.flush_wal(ticket)
 
-    def flush_wal(self) -> None:
+    def flush_wal(self, ticket: int | None = None) -> None:
         """``fdatasync`` the WAL: every transaction committed so far is then on disk
         (a WAL that is gone was checkpointed into the synced database file and
-        removed by the last connection closing)."""
-        try:
-            fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        removed by the last connection closing).  With a writer's ``ticket``, the
+        flush is shared with this process's other writers (:class:`WalFlush`)."""
+        if ticket is None or self._lock is None:
+            _fdatasync(f"{self.path}-wal")
+        else:
+            self._lock.wal.flush(ticket)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

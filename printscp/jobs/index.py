@@ -180,7 +180,7 @@ class JobIndex(Database):
         self._idle.set()
         self._last_sync = 0.0
 
-    def flush_wal(self) -> None:
+    def flush_wal(self, ticket: int | None = None) -> None:
         """No flush: the index is a cache of the files (a crash may lose its last
         writes, and the next :meth:`sync` restores them), so its writers never wait on
         the disk, nor make a film's own fsync wait behind theirs."""

@@ -126,3 +126,49 @@ def test_writers_of_several_threads_all_commit(tmp_path):
         thread.join(30)
     reader = sqlite3.connect(tmp_path / "x.sqlite")
     assert reader.execute("SELECT COUNT(DISTINCT a) FROM t").fetchone()[0] == 200
+
+
+def test_concurrent_writers_share_flushes_and_each_waits_for_one_after_its_commit(tmp_path):
+    """Group commit: eight threads writing at once need fewer flushes than writes, and
+    none returns before a flush that began after its own commit has ended (what makes
+    its row durable)."""
+    import threading
+    import time
+
+    from printscp.core import database
+
+    db = Database(tmp_path / "x.sqlite", SCHEMA)
+    reader = sqlite3.connect(tmp_path / "x.sqlite", check_same_thread=False)
+    reader_lock = threading.Lock()
+    flushes: list[tuple[int, float]] = []  # (rows committed when it began, end time)
+    real = database._fdatasync
+
+    def slow_flush(path: str) -> None:
+        with reader_lock:
+            (committed,) = reader.execute("SELECT COUNT(*) FROM t").fetchone()
+        time.sleep(0.01)
+        real(path)
+        flushes.append((committed, time.monotonic()))
+
+    returned: list[tuple[int, float]] = []  # (the row's rank, return time)
+    start = threading.Barrier(8)
+
+    def writer() -> None:
+        start.wait()
+        for _ in range(5):
+            with db._write() as conn:
+                conn.execute("INSERT INTO t VALUES (1)")
+                (rank,) = conn.execute("SELECT COUNT(*) FROM t").fetchone()
+            returned.append((rank, time.monotonic()))
+
+    reader.execute("PRAGMA query_only=1")
+    with mock.patch.object(database, "_fdatasync", slow_flush):
+        threads = [threading.Thread(target=writer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(returned) == 40
+    assert len(flushes) < 40
+    for rank, when in returned:
+        assert any(covered >= rank and ended <= when for covered, ended in flushes), rank

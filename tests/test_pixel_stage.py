@@ -49,7 +49,7 @@ def test_a_committed_stage_is_the_npz_numpy_would_write(tmp_path):
 def test_a_discarded_stage_leaves_nothing(tmp_path):
     stage = PixelStage(tmp_path)
     stage.add(np.zeros((64, 64), np.uint16), "box1")
-    assert stages(tmp_path)
+    assert wait_until(lambda: stages(tmp_path), 5, 0.01)
     stage.discard()
     assert not stages(tmp_path) and not stage.usable
 
@@ -58,6 +58,7 @@ def test_a_stage_left_by_a_crash_is_no_job_and_recovery_removes_it(tmp_path):
     spool = Spool(tmp_path, lambda folder, data_dir: {})
     stage = PixelStage(spool.spool_dir)
     stage.add(np.ones((64, 64), np.uint16), "box1")
+    assert wait_until(lambda: stages(spool.spool_dir), 5, 0.01)
     assert list_jobs(tmp_path) == []
     restarted = Spool(tmp_path, lambda folder, data_dir: {})
     restarted.start()
@@ -87,7 +88,7 @@ def test_pixels_are_written_before_the_n_action_and_the_job_uses_them(node):
         fb_uid, boxes, _ = scu.film_box("STANDARD\\1,2", FilmSizeID="8INX10IN")
         assert scu.image(boxes[0], 1, wedge, bits=12)[0].Status == 0
         assert scu.image(boxes[1], 2, wedge[::-1].copy(), bits=12)[0].Status == 0
-        [stage] = stages(spool_dir)
+        [stage] = wait_until(lambda: stages(spool_dir), 5, 0.01)
         # On its way to disk before any print was asked for (a writer thread).
         assert wait_until(lambda: (stage / "pixels.npz").stat().st_size
                           >= 2 * wedge.nbytes, 5, 0.01)
@@ -133,12 +134,12 @@ def test_a_film_box_deleted_unprinted_or_an_ended_association_drops_its_stage(no
         scu.film_session()
         fb_uid, boxes, _ = scu.film_box("STANDARD\\1,1", FilmSizeID="8INX10IN")
         scu.image(boxes[0], 1, wedge, bits=12)
-        assert stages(node.spool.spool_dir)
+        assert wait_until(lambda: stages(node.spool.spool_dir), 5, 0.01)
         assert scu.delete(uids.BASIC_FILM_BOX, fb_uid).Status == 0
         assert not stages(node.spool.spool_dir)
         fb_uid, boxes, _ = scu.film_box("STANDARD\\1,1", FilmSizeID="8INX10IN")
         scu.image(boxes[0], 1, wedge, bits=12)
-        assert stages(node.spool.spool_dir)
+        assert wait_until(lambda: stages(node.spool.spool_dir), 5, 0.01)
     assert wait_until(lambda: not stages(node.spool.spool_dir), 5, 0.01)  # its end seen
     assert printed_jobs(node) == []
 

@@ -120,6 +120,13 @@ def _writer() -> ThreadPoolExecutor:
         return _WRITER
 
 
+def warm_up() -> None:
+    """Start the writer threads now (a node's start), not on the first image."""
+    pool = _writer()
+    for _ in range(2):  # each finds the other busy: two threads
+        pool.submit(time.sleep, 0.01)
+
+
 class _Member:
     __slots__ = ("array", "crc", "name", "npy_header", "offset", "size", "written")
 
@@ -145,13 +152,10 @@ class PixelStage:
     def __init__(self, spool_dir: Path) -> None:
         self.spool_dir = Path(spool_dir)
         self.folder = self.spool_dir / f"{STAGE_PREFIX}{uuid.uuid4().hex}"
-        self.folder.mkdir()
-        try:
-            self._fd: int | None = os.open(self.folder / PIXELS,
-                                           os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except BaseException:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            raise
+        # The folder and file are made by the first write, on the writer thread.
+        self._fd: int | None = None
+        self._lock = threading.Lock()  # the file's making and closing
+        self._closed = False
         self._end = 0  #: where the next member goes
         self._members: dict[str, _Member] = {}
         self._count = 0
@@ -161,7 +165,21 @@ class PixelStage:
 
     @property
     def usable(self) -> bool:
-        return self.broken is None and self._fd is not None
+        return self.broken is None and not self._closed
+
+    def _file(self) -> int | None:
+        """The stage's file descriptor, the folder and file made on first use; None when
+        the stage is closed or they cannot be made (the stage is broken then)."""
+        with self._lock:
+            if self._fd is None and not self._closed and self.broken is None:
+                try:
+                    self.folder.mkdir()
+                    self._fd = os.open(self.folder / PIXELS,
+                                       os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except OSError as exc:
+                    shutil.rmtree(self.folder, ignore_errors=True)
+                    self._break(f"cannot make {self.folder.name}: {exc}")
+            return self._fd
 
     # -- the association's thread ------------------------------------------------------
     def add(self, array: NDArray, stem: str) -> str | None:
@@ -192,7 +210,7 @@ class PixelStage:
 
     # -- the writer thread --------------------------------------------------------------
     def _write(self, member: _Member, file_name: bytes) -> None:
-        fd = self._fd
+        fd = self._file()
         if fd is None or self.broken is not None:
             return
         data = memoryview(member.array).cast("B")
@@ -233,10 +251,9 @@ class PixelStage:
             assert member.written is not None
             member.written.result()
             members.append(member)
-        if not self.usable:
+        fd = self._file()
+        if fd is None or not self.usable:
             raise OSError(self.broken or "the pixel stage was discarded")
-        fd = self._fd
-        assert fd is not None
         try:
             central = bytearray()
             for member in members:
@@ -250,8 +267,10 @@ class PixelStage:
                 raise OSError("short write of the central directory")
             os.ftruncate(fd, self._end + len(central))
             os.fsync(fd)
+            with self._lock:
+                self._closed = True
+                self._fd = None
             os.close(fd)
-            self._fd = None
             write_record(self.folder / "job.json", job_record)
             fsync_dir(self.folder)
             target = self.spool_dir / job_id
@@ -273,10 +292,12 @@ class PixelStage:
                 with contextlib.suppress(Exception):
                     member.written.result()
         self._members.clear()
-        if self._fd is not None:
+        with self._lock:
+            self._closed = True
+            fd, self._fd = self._fd, None
+        if fd is not None:
             with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+                os.close(fd)
         if self.broken != "committed":
             self.broken = self.broken or "discarded"
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -7,6 +7,7 @@ edges (not its size), so neighbouring boxes tile without gaps or overlaps.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -67,6 +68,7 @@ def film_dimensions(size: FilmSize, orientation: FilmOrientation) -> tuple[float
     return (h, w) if orientation is FilmOrientation.LANDSCAPE else (w, h)
 
 
+@functools.lru_cache(maxsize=256)
 def film_geometry(
     size: FilmSize,
     orientation: FilmOrientation,
@@ -74,7 +76,9 @@ def film_geometry(
     margins: Margins = DEFAULT_MARGINS,
     annotation: bool = False,
 ) -> FilmGeometry:
-    """Image box rectangles in position order for a film of ``size``."""
+    """Image box rectangles in position order for a film of ``size``.
+
+    Cached (the result is immutable): every Image Box N-SET asks for its film's."""
     width, height = film_dimensions(size, orientation)
     e = margins.edge_mm
     bottom = margins.annotation_mm if annotation else 0.0

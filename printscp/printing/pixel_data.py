@@ -8,6 +8,7 @@ Stored are masked off as PS3.5 8.1.1 requires.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,22 +76,36 @@ def _aspect(item: Dataset) -> tuple[int, int]:
     return row, col
 
 
-def _raw(item: Dataset, count: int, itemsize: int, little_endian: bool) -> bytes:
+def _raw(item: Dataset, count: int, itemsize: int, little_endian: bool) -> memoryview:
+    """The ``count`` samples' bytes, without a copy where possible.
+
+    A writable memoryview as Pixel Data (the N-SET's fast decoding,
+    :mod:`printscp.services.print_management.fast_decode`) is the received message's own
+    buffer, read by nothing after its handler: the view returned is writable then, and
+    the decoders keep its memory instead of copying it."""
     data = item.get("PixelData")
     if data is None:
         raise MissingAttribute("PixelData")
-    data = bytes(data)
+    view = memoryview(data).cast("B") if isinstance(data, memoryview) else \
+        memoryview(bytes(data))
     need = count * itemsize
-    if len(data) < need:
+    if len(view) < need:
         raise InvalidAttributeValue(
-            "PixelData", f"{len(data)} bytes", f"at least {need} bytes (Rows x Columns x samples)"
+            "PixelData", f"{len(view)} bytes", f"at least {need} bytes (Rows x Columns x samples)"
         )
-    data = data[:need + (need & 1)]
     if itemsize == 1 and not little_endian and item["PixelData"].VR == "OW":
         # 8-bit samples in OW words, big endian: each byte pair is swapped (PS3.5 8.1.1).
+        data = view[:need + (need & 1)]
         words = np.frombuffer(data[: len(data) & ~1], dtype=">u2").astype("<u2")
-        data = words.tobytes()
-    return data[:need]
+        view = memoryview(words.tobytes())
+    return view[:need]
+
+
+def _samples(raw: memoryview, dtype: str | type) -> NDArray:
+    """The samples of ``raw`` as an array of their own: the view itself when it is the
+    message's writable buffer (see :func:`_raw`), else a copy."""
+    samples = np.frombuffer(raw, dtype=dtype)
+    return samples if not raw.readonly else samples.copy()
 
 
 def check_declared_size(item: Dataset, max_bytes: int) -> None:
@@ -142,7 +157,10 @@ def decode_grayscale(item: Dataset, little_endian: bool = True, *, max_bytes: in
     itemsize = allocated // 8
     raw = _raw(item, rows * cols, itemsize, little_endian)
     if itemsize == 1:
-        pixels = np.frombuffer(raw, dtype=np.uint8).reshape(rows, cols).copy()
+        pixels = _samples(raw, np.uint8).reshape(rows, cols)
+    elif little_endian and sys.byteorder == "little":
+        pixels = _samples(raw, np.uint16).reshape(rows, cols)
+        pixels &= np.uint16((1 << stored) - 1)
     else:
         dtype = "<u2" if little_endian else ">u2"
         pixels = np.frombuffer(raw, dtype=dtype).astype(np.uint16).reshape(rows, cols)
@@ -169,6 +187,7 @@ def decode_color(item: Dataset, little_endian: bool = True, *, max_bytes: int = 
     planar = _optional(item, "PlanarConfiguration", 1)
     if planar not in (0, 1):
         raise InvalidAttributeValue("PlanarConfiguration", planar, ("0", "1"))
+    # Reordered into an array of its own (a copy) whichever the planar configuration.
     raw = np.frombuffer(_raw(item, rows * cols * 3, 1, little_endian), dtype=np.uint8)
     if planar == 1:
         pixels = raw.reshape(3, rows, cols).transpose(1, 2, 0).copy()

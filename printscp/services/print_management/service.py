@@ -20,6 +20,7 @@ from printscp.config import NodeConfig, PrinterConfig
 from printscp.core import status, uids
 from printscp.core.errors import StatusError
 from printscp.core.printer_state import PRINTER_EVENTS, printer_condition
+from printscp.jobs import staging
 from printscp.jobs.delivery import OFFLINE_INFO, unhealthy_targets
 from printscp.jobs.spool import (
     DONE,
@@ -114,6 +115,7 @@ class PrintService:
                     LOGGER.exception("cannot check the printer's state")
 
         self.check_printer()
+        staging.warm_up()  # the pixel writers, ready before the first film
         self._monitor = threading.Thread(target=run, name="printer-monitor", daemon=True)
         self._monitor.start()
 

@@ -62,7 +62,8 @@ LOGGER = logging.getLogger("printscp.print")
 
 PRINT_ACTION = 1  #: Action Type ID of "print" on Film Session and Film Box
 
-#: N-CREATE: ``fn(state, uid, data_set, little_endian=..., meta=...) -> response``.
+#: N-CREATE: ``fn(state, uid, data_set, little_endian=..., meta=..., implicit_vr=...) ->
+#: response`` (``implicit_vr`` and ``little_endian``: the response's encoding).
 N_CREATE: dict[str, Callable[..., Dataset]] = {
     uids.BASIC_FILM_SESSION: film_session.n_create,
     uids.BASIC_FILM_BOX: film_box.n_create,
@@ -98,7 +99,8 @@ N_GET: dict[str, Callable[..., Dataset]] = {
 # -- the operations, by SOP Class ------------------------------------------------------
 def n_create(service: Service, assoc: Any, sop_class: str, uid: str | None,
              ds: Dataset, little_endian: bool = True,
-             meta: str = uids.BASIC_GRAYSCALE_PRINT_META) -> Dataset:
+             meta: str = uids.BASIC_GRAYSCALE_PRINT_META,
+             implicit_vr: bool | None = None) -> Dataset:
     """N-CREATE; ``meta`` is the Meta SOP Class of the request's presentation context,
     which decides whether a Film Box holds grayscale or color image boxes."""
     st = service.state(assoc)
@@ -108,7 +110,8 @@ def n_create(service: Service, assoc: Any, sop_class: str, uid: str | None,
     handler = N_CREATE.get(sop_class)
     if handler is None:
         raise StatusError(status.NO_SUCH_SOP_CLASS, f"N-CREATE not supported for {sop_class}")
-    return handler(st, uid, ds, little_endian=little_endian, meta=meta)
+    return handler(st, uid, ds, little_endian=little_endian, meta=meta,
+                   implicit_vr=implicit_vr)
 
 
 def n_set(service: Service, assoc: Any, sop_class: str, uid: str, ds: Dataset,
@@ -256,7 +259,8 @@ def handle_n_create(event: Any, service: Service) -> tuple[Any, Dataset | None]:
     ds = _decode(event, "attribute_list", service)
     requested_uid = _sop_instance(req, True) or None
     out = n_create(service, event.assoc, _sop_class(req, True), requested_uid, ds,
-                   _little_endian(event), meta=str(event.context.abstract_syntax))
+                   _little_endian(event), meta=str(event.context.abstract_syntax),
+                   implicit_vr=bool(event.context.transfer_syntax.is_implicit_VR))
     if requested_uid is not None:
         # pynetdicom echoes the request's UID itself and would leave ours in the data set.
         del out.AffectedSOPInstanceUID

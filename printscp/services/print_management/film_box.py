@@ -45,7 +45,6 @@ from dataclasses import replace
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
 from printscp.config import PrinterConfig
@@ -57,6 +56,7 @@ from printscp.printing.film_box import FilmBox
 from printscp.services.dimse import dataset_values, referenced_uid
 from printscp.services.print_management import print_job
 from printscp.services.print_management.presentation_lut import referenced_plut
+from printscp.services.print_management.references import set_references
 from printscp.services.print_management.state import AssociationState, FilmBoxEntry, Service
 
 LOGGER = logging.getLogger("printscp.print")
@@ -85,9 +85,11 @@ REPLACEABLE = {"FilmSizeID": "film_size_id", "MagnificationType": "magnification
 
 
 def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool = True,
-             meta: str = uids.BASIC_GRAYSCALE_PRINT_META) -> Dataset:
+             meta: str = uids.BASIC_GRAYSCALE_PRINT_META, implicit_vr: bool | None = None
+             ) -> Dataset:
     """``meta`` is the Meta SOP Class of the request's presentation context: it decides
-    whether the Film Box holds grayscale or color image boxes."""
+    whether the Film Box holds grayscale or color image boxes.  ``implicit_vr`` (None:
+    unknown) with ``little_endian`` is the response's encoding (see :func:`dataset`)."""
     color = meta == uids.BASIC_COLOR_PRINT_META
     if st.session is None:
         raise StatusError(status.INVALID_ATTRIBUTE_VALUE,
@@ -137,7 +139,7 @@ def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool
         st.image_boxes[box_uid] = (uid, position)
     for position, box_uid in enumerate(annotation_uids, start=1):
         st.annotation_boxes[box_uid] = (uid, position)
-    out = dataset(st, uid)
+    out = dataset(st, uid, None if implicit_vr is None else (implicit_vr, little_endian))
     out.AffectedSOPInstanceUID = uid
     return out
 
@@ -160,9 +162,12 @@ def check_image_box_count(st: AssociationState, display_format: Any) -> None:
                           [0x20100010])
 
 
-def dataset(st: AssociationState, uid: str) -> Dataset:
+def dataset(st: AssociationState, uid: str, encoding: tuple[bool, bool] | None = None
+            ) -> Dataset:
     """The N-CREATE response: the Film Box attributes with the defaults used and the
-    references to its session, Image Boxes, Annotation Boxes and Presentation LUT."""
+    references to its session, Image Boxes, Annotation Boxes and Presentation LUT.
+    ``encoding``: (implicit VR, little endian) of the response, in which the reference
+    sequences are encoded at once (:mod:`.references`)."""
     entry = st.film_boxes[uid]
     fb = entry.film_box
     out = Dataset()
@@ -184,31 +189,19 @@ def dataset(st: AssociationState, uid: str) -> Dataset:
     out.Illumination = fb.illumination
     out.ReflectedAmbientLight = fb.reflected_ambient_light
     out.RequestedResolutionID = fb.requested_resolution_id.value  # type: ignore[union-attr]
-    ref = Dataset()
-    ref.ReferencedSOPClassUID = uids.BASIC_FILM_SESSION
-    ref.ReferencedSOPInstanceUID = st.session_uid
-    out.ReferencedFilmSessionSequence = Sequence([ref])
+    assert st.session_uid is not None
+    set_references(out, "ReferencedFilmSessionSequence",
+                   [(uids.BASIC_FILM_SESSION, st.session_uid)], encoding)
     box_class = uids.BASIC_COLOR_IMAGE_BOX if fb.color else uids.BASIC_GRAYSCALE_IMAGE_BOX
-    items = []
-    for box_uid in entry.image_box_uids:
-        item = Dataset()
-        item.ReferencedSOPClassUID = box_class
-        item.ReferencedSOPInstanceUID = box_uid
-        items.append(item)
-    out.ReferencedImageBoxSequence = Sequence(items)
+    set_references(out, "ReferencedImageBoxSequence",
+                   [(box_class, box_uid) for box_uid in entry.image_box_uids], encoding)
     if entry.annotation_box_uids:
-        refs = []
-        for box_uid in entry.annotation_box_uids:
-            item = Dataset()
-            item.ReferencedSOPClassUID = uids.BASIC_ANNOTATION_BOX
-            item.ReferencedSOPInstanceUID = box_uid
-            refs.append(item)
-        out.ReferencedBasicAnnotationBoxSequence = Sequence(refs)
+        set_references(out, "ReferencedBasicAnnotationBoxSequence",
+                       [(uids.BASIC_ANNOTATION_BOX, box_uid)
+                        for box_uid in entry.annotation_box_uids], encoding)
     if entry.plut_uid:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = uids.PRESENTATION_LUT
-        ref.ReferencedSOPInstanceUID = entry.plut_uid
-        out.ReferencedPresentationLUTSequence = Sequence([ref])
+        set_references(out, "ReferencedPresentationLUTSequence",
+                       [(uids.PRESENTATION_LUT, entry.plut_uid)], encoding)
     return out
 
 

@@ -57,7 +57,7 @@ SESSION_ATTRIBUTES = {
 
 
 def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool = True,
-             meta: str = "") -> Dataset:
+             meta: str = "", implicit_vr: bool | None = None) -> Dataset:
     if st.session is not None:
         raise StatusError(status.PROCESSING_FAILURE,
                          "a Film Session already exists on this association")

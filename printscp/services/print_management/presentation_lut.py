@@ -48,7 +48,7 @@ def referenced_plut(st: AssociationState, ds: Dataset) -> str | None:
 
 
 def n_create(st: AssociationState, uid: str, ds: Dataset, *, little_endian: bool = True,
-             meta: str = "") -> Dataset:
+             meta: str = "", implicit_vr: bool | None = None) -> Dataset:
     values = dataset_values(ds, PLUT_ATTRIBUTES, "Presentation LUT N-CREATE")
     seq = ds.get("PresentationLUTSequence") if ds is not None else None
     if seq:

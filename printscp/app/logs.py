@@ -1,11 +1,11 @@
 """The node's log: levels, text or JSON lines, a rotated file, and every process in it.
 
-``printscp serve`` receives in several worker processes (spawned, so they inherit no
-logging set-up).  Each worker sends its records through a queue to the parent, whose
-handlers write them: one stream, one file that only the parent rotates, and the lines of
-every process in order of arrival.  ``-v`` shows one line per association and per job
-state change, ``-d`` one line per DIMSE message as well (``printscp.dimse``), ``-dd``
-pynetdicom's own debug dumps too.
+``printscp serve`` receives in several worker processes (forked before the parent writes
+a line; each replaces the handlers it inherited, :func:`in_worker`).  Each worker sends
+its records through a queue to the parent, whose handlers write them: one stream, one
+file that only the parent rotates, and the lines of every process in order of arrival.
+``-v`` shows one line per association and per job state change, ``-d`` one line per
+DIMSE message as well (``printscp.dimse``), ``-dd`` pynetdicom's own debug dumps too.
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ class WorkerLogs:
         return self
 
     def stop(self) -> None:
-        self._listener.stop()
+        if self._listener._thread is not None:  # started (a failed start may not have)
+            self._listener.stop()
 
 
 def in_worker(queue: Any, settings: LogSettings) -> None:

@@ -11,6 +11,11 @@ shared but the data directory: an
 association's print objects live in the process that received it, job ids and
 film names are unique, and only worker 0 recovers the spool at start.
 
+The workers are forked (on Linux), before the parent has started any thread: they
+inherit the configuration and the modules it pulled in (pydicom, numpy: 0.5 s of CPU
+each worker spent importing again when spawned), and import the receiving stack in
+parallel.  (Their render processes are spawned: a worker has threads by then.)
+
 A worker accepts only once every worker is ready (imports done, services started, its
 render process started): until then connections wait in the listening socket's queue.
 Otherwise the first worker ready took every association of a burst sent as soon as the
@@ -20,11 +25,13 @@ node answered, and served them on one core while the other was still importing.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import queue
 import signal
 import socket
+import sys
 import threading
 from dataclasses import replace
 from typing import Any
@@ -140,7 +147,8 @@ class WorkerPool:
         self.port = config.port
         #: The DICOM TLS port, None without TLS.
         self.tls_port: int | None = None
-        self._ctx = multiprocessing.get_context("spawn")
+        # fork: see the module's docstring; elsewhere than Linux, fork is not safe.
+        self._ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         self._stop = self._ctx.Event()
         self._go = self._ctx.Event()  # every worker is ready: accept
         self._procs: list[Any] = []
@@ -150,7 +158,10 @@ class WorkerPool:
     def start(self, sockets: tuple[socket.socket | None, socket.socket | None] | None = None
               ) -> WorkerPool:
         """Start the workers on ``sockets`` (from :func:`listen`; by default opened
-        here, and closed here either way) and return once each is ready and accepts."""
+        here, and closed here either way) and return once each is ready and accepts.
+
+        Call it before this process starts threads (they would be forked half-way):
+        the log listener starts here, after the workers."""
         listening, tls_listening = sockets if sockets is not None else listen(self.config)
         try:
             config = self.config
@@ -162,11 +173,19 @@ class WorkerPool:
                 config = replace(config, tls=replace(config.tls, port=self.tls_port))
                 if listening is None:
                     self.port = self.tls_port
+            if self._ctx.get_start_method() == "fork":
+                # One resource tracker, inherited, for every worker's render process.
+                from multiprocessing import resource_tracker
+
+                resource_tracker.ensure_running()
+                # What is imported so far, out of the collector's way: the workers'
+                # collections would otherwise write to (and copy) every page of it.
+                gc.freeze()
             ready = self._ctx.Queue()
             loads = self._loads = self._ctx.Array("i", self.count, lock=False)  # SharedLoad
             if self._log_settings is not None and self._log_handlers is not None:
                 self._logs = logs.WorkerLogs(self._ctx, self._log_settings,
-                                             self._log_handlers).start()
+                                             self._log_handlers)
             log_queue = self._logs.queue if self._logs is not None else None
             for index in range(self.count):
                 proc = self._ctx.Process(target=_worker_main, name=f"printscp-worker-{index}",
@@ -175,6 +194,8 @@ class WorkerPool:
                                                tls_listening, self._go))
                 proc.start()
                 self._procs.append(proc)
+            if self._logs is not None:
+                self._logs.start()
             errors = []
             for _ in range(self.count):
                 try:

@@ -25,6 +25,7 @@ says when to begin, once the node has been idle a moment.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
@@ -38,7 +39,8 @@ T = TypeVar("T")
 LOWEST = 19
 #: Seconds without a request before deferred work begins (:class:`IdleWatch`)...
 IDLE_GRACE = 0.5
-#: ...or after this many seconds at the latest, for a node busy from its first instant.
+#: ...or after this many seconds at the latest (for work that must get done even on a
+#: node busy from its first instant: the console).
 IDLE_DEADLINE = 5.0
 
 
@@ -94,14 +96,14 @@ class Background(Generic[T]):
 
 class IdleWatch:
     """When deferred work is due: once ``is_idle()`` has held for ``grace`` seconds in a
-    row, or ``deadline`` seconds after the watch was made, whichever comes first.  The
-    caller polls :meth:`due` (every 0.1 s or so)."""
+    row, or ``deadline`` seconds after the watch was made (None: never), whichever comes
+    first.  The caller polls :meth:`due` (every 0.1 s or so)."""
 
     def __init__(self, is_idle: Callable[[], bool], grace: float = IDLE_GRACE,
-                 deadline: float = IDLE_DEADLINE) -> None:
+                 deadline: float | None = IDLE_DEADLINE) -> None:
         self._is_idle = is_idle
         self._grace = grace
-        self._deadline = time.monotonic() + deadline
+        self._deadline = time.monotonic() + deadline if deadline is not None else math.inf
         self._quiet_since: float | None = None
 
     def due(self) -> bool:

@@ -335,10 +335,10 @@ class Node:
         """Have the render process import the rendering stack (0.5 s of CPU, at the
         lowest priority) once no association has been open for a moment
         (:class:`~printscp.core.background.IdleWatch`): a burst sent as soon as the node
-        answers does not share the cores with it.  No deadline: on a node busy from its
-        start, the first job imports what it needs itself (measured: a warm-up started
-        during a store burst still took 0.4 s of CPU from it on a loaded machine)."""
-        watch = IdleWatch(self.idle, deadline=None)
+        answers does not share the cores with it.  On a node busy from its start, the
+        first job imports what it needs itself (measured: a warm-up started by a 5 s
+        deadline during a store burst still took 0.4 s of CPU from it, loaded machine)."""
+        watch = IdleWatch(self.idle)
         while not watch.due():
             if self._stopping.wait(0.1):
                 return

@@ -19,13 +19,13 @@ lower the whole process).
 
 Even so a warm-up running while requests are served costs them something (the
 scheduler's groups: a session's processes share its CPU; caches): :class:`IdleWatch`
-says when to begin, once the node has been idle a moment.
+says when to begin, once the node has been idle a moment.  Work that someone waits for
+does not wait for that: it runs at once and at the normal priority (``lowest=False``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import threading
@@ -37,19 +37,17 @@ T = TypeVar("T")
 
 #: The nice value the work runs at where SCHED_IDLE is refused.
 LOWEST = 19
-#: Seconds without a request before deferred work begins (:class:`IdleWatch`)...
+#: Seconds without a request before deferred work begins (:class:`IdleWatch`).
 IDLE_GRACE = 0.5
-#: ...or after this many seconds at the latest (for work that must get done even on a
-#: node busy from its first instant: the console).
-IDLE_DEADLINE = 5.0
 
 
 class Background(Generic[T]):
-    """``work()`` running on a thread of its own at the lowest priority; :meth:`wait`
-    returns its result (or raises its exception)."""
+    """``work()`` running on a thread of its own, at the lowest priority unless
+    ``lowest`` is false; :meth:`wait` returns its result (or raises its exception)."""
 
-    def __init__(self, work: Callable[[], T], name: str) -> None:
+    def __init__(self, work: Callable[[], T], name: str, *, lowest: bool = True) -> None:
         self._work = work
+        self._lowest = lowest
         self._done = threading.Event()
         self._tid: int | None = None
         self._result: T | None = None
@@ -59,7 +57,7 @@ class Background(Generic[T]):
 
     def _run(self) -> None:
         self._tid = threading.get_native_id()
-        if sys.platform == "linux":
+        if self._lowest and sys.platform == "linux":
             try:  # pid 0: this thread
                 os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             except OSError:
@@ -96,20 +94,15 @@ class Background(Generic[T]):
 
 class IdleWatch:
     """When deferred work is due: once ``is_idle()`` has held for ``grace`` seconds in a
-    row, or ``deadline`` seconds after the watch was made (None: never), whichever comes
-    first.  The caller polls :meth:`due` (every 0.1 s or so)."""
+    row.  The caller polls :meth:`due` (every 0.1 s or so)."""
 
-    def __init__(self, is_idle: Callable[[], bool], grace: float = IDLE_GRACE,
-                 deadline: float | None = IDLE_DEADLINE) -> None:
+    def __init__(self, is_idle: Callable[[], bool], grace: float = IDLE_GRACE) -> None:
         self._is_idle = is_idle
         self._grace = grace
-        self._deadline = time.monotonic() + deadline if deadline is not None else math.inf
         self._quiet_since: float | None = None
 
     def due(self) -> bool:
         now = time.monotonic()
-        if now >= self._deadline:
-            return True
         if not self._is_idle():
             self._quiet_since = None
             return False

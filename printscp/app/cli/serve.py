@@ -106,10 +106,12 @@ def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) ->
     once every one is ready, and the console last.
 
     With several workers the parent never imports the receiving stack (only they do);
-    it imports the console's web stack once the workers are ready and have been idle a
-    moment, at the lowest priority (:mod:`printscp.core.background`), and serves the
-    console once that is done: the start line names it at once (its socket is bound; a
-    request waits in its queue until then).  With one worker the node is this process,
+    it imports the console's web stack (0.8 s of CPU) once the workers are ready and
+    have been idle a moment, at the lowest priority (:mod:`printscp.core.background`),
+    or at once and at the normal priority when a client connects to the console first
+    (a browser, a health check, a metrics scraper), and serves the console once that is
+    done: the start line names it at once (its socket is bound; a request waits in its
+    queue until then).  With one worker the node is this process,
     and the console is made before it accepts: a low-priority thread holding this
     interpreter's lock would stall the receiving threads.
     """
@@ -199,11 +201,13 @@ def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) ->
     status = 0
     while not stopping:
         time.sleep(0.1)
-        if watch is not None and watch.due():
+        wanted = watch is not None and _waiting(console_socket)
+        if watch is not None and (wanted or watch.due()):
             watch = None
             warming = Background(partial(
                 build_console, config, console_socket, dicom_port=lambda: node.port,
-                tls_port=lambda: node.tls_port, logs=recent), "printscp-console-warm-up")
+                tls_port=lambda: node.tls_port, logs=recent), "printscp-console-warm-up",
+                lowest=not wanted)
         if warming is not None and warming.done:
             try:  # the serving thread made here, by a thread of normal priority
                 console = warming.wait().start()
@@ -220,3 +224,10 @@ def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) ->
         console.stop()
     node.stop()
     return status
+
+
+def _waiting(sock: Any) -> bool:
+    """Whether a client waits in ``sock``'s queue (a listening socket: readable)."""
+    import select
+
+    return bool(select.select([sock], [], [], 0)[0])

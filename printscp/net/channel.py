@@ -144,6 +144,19 @@ def expecting_store_responses(
 
 
 # -- sending ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def handler_running(assoc: Any) -> Iterator[None]:
+    """Around a user handler called off pynetdicom's own dispatch (a fast path): its
+    ``assoc.abort()`` must not wait for the reactor that is running the handler, so it
+    is pynetdicom's non-blocking abort meanwhile, as pynetdicom arranges around the
+    handlers it calls itself."""
+    assoc.abort = assoc._abort_nonblocking
+    try:
+        yield
+    finally:
+        assoc.abort = assoc._abort_blocking
+
+
 def send_message(assoc: Any, context_id: int, command: bytes,
                  data_set: bytes | memoryview | None = None) -> None:
     """Send one DIMSE message whose command set (and data set) are already encoded,

@@ -112,3 +112,23 @@ def test_the_render_module_imports_nothing_heavy():
                          check=True).stdout
     assert out.strip() == "[]"
     assert render.started() is True
+
+
+def test_a_lazy_module_is_imported_on_first_use():
+    """printscp serve stands requests in for pydicom, which imports it for downloads only."""
+    import subprocess
+
+    code = "\n".join([
+        "import sys, types",
+        "from printscp.app.launch import lazy_import",
+        "lazy_import('colorsys')",
+        "import colorsys",  # the import statement alone loads nothing
+        "stand_in = sys.modules['colorsys']",
+        "assert type(stand_in) is not types.ModuleType and 'rgb_to_hsv' not in vars(stand_in)",
+        "assert colorsys.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)",
+        "assert type(sys.modules['colorsys']) is types.ModuleType",  # the real one now
+        "assert colorsys.hsv_to_rgb(0.0, 1.0, 1.0) == (1.0, 0.0, 0.0)",
+        "lazy_import('no_such_module_here')",
+        "assert 'no_such_module_here' not in sys.modules",
+    ])
+    subprocess.run([sys.executable, "-c", code], check=True)

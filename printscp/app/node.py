@@ -349,8 +349,8 @@ class Node:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Return once the node can serve at full speed: its render process has started
-        (it goes on warming up at the lowest priority, see :func:`_render_process`) and
-        the objects made at start are out of the garbage collector's way.
+        (it imports the rendering stack later, see :meth:`_warm_up`) and the objects made
+        at start are out of the garbage collector's way.
 
         ``printscp serve`` accepts only then: otherwise the first second of traffic
         shared the cores with that start-up (each worker has a render process), and

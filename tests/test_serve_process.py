@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.dcmtk import missing, tool
 from helpers.net import wait_until
 from helpers.print_scu import PrintSCU
 
@@ -193,3 +194,41 @@ def test_sigterm_while_starting_leaves_no_process(tmp_path, delay):
     finally:
         for pid in session_processes(proc.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(missing("echoscu") is not None, reason=str(missing("echoscu")))
+def test_two_workers_share_the_tls_listener_and_the_plain_one(tmp_path):
+    """Both listening sockets are opened before the workers start and handed to them:
+    DCMTK echoes on each port, the start line naming both."""
+    from helpers.tls import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    toml = tmp_path / "node.toml"
+    toml.write_text(f"""[tls]
+enabled = true
+port = 0
+certificate = "{pki.cert('server')}"
+private_key = "{pki.key('server')}"
+ca_certificates = "{pki.ca}"
+""")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "printscp", "serve", "--config", str(toml), "--port", "0",
+         "--bind", "127.0.0.1", "--data-dir", str(tmp_path / "data"), "--no-http",
+         "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+) and with TLS on 127\.0\.0\.1:(\d+);"
+                          r".*\(2 worker processes\)", line)
+        assert match, line + proc.stderr.read()
+        plain, tls = match.groups()
+        env = {**os.environ, "TCP_NODELAY": "1"}
+        tls_args = ["+tls", pki.key("client"), pki.cert("client"), "+cf", pki.ca]
+        for args in ([plain], [*tls_args, tls]) * 2:
+            echo = subprocess.run([tool("echoscu"), "-aec", "PRINTSCP", "127.0.0.1", *args],
+                                  capture_output=True, text=True, env=env, timeout=30)
+            assert echo.returncode == 0, echo.stdout + echo.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0

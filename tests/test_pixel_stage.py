@@ -172,3 +172,26 @@ def test_write_job_and_a_commit_write_the_same_record(tmp_path):
         folder = spool.spool_dir / j.job_id
         assert json.loads((folder / "job.json").read_text())["job_id"] == j.job_id
         assert np.array_equal(load_arrays(folder)["a"], np.zeros(3, np.uint8))
+
+
+def test_writes_deferred_in_a_block_start_when_it_ends(tmp_path):
+    stage = PixelStage(tmp_path)
+    image = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    with staging.deferred_writes():
+        name = stage.add(image, "box1")
+        assert not stages(tmp_path)  # nothing written while the response goes out
+    assert wait_until(lambda: stages(tmp_path), 5, 0.01)
+    with staging.deferred_writes():  # a commit inside a block waits for nothing forever
+        second = stage.add(image[::-1].copy(), "box2")
+        folder = stage.commit([name, second], {"film1-plut": np.arange(3, dtype=np.uint16)},
+                              {}, "J")
+    arrays = load_arrays(folder)
+    assert np.array_equal(arrays["box1"], image) and np.array_equal(arrays["box2"], image[::-1])
+
+
+def test_a_stage_discarded_inside_a_deferring_block_leaves_nothing(tmp_path):
+    stage = PixelStage(tmp_path)
+    with staging.deferred_writes():
+        stage.add(np.zeros((8, 8), np.uint16), "box1")
+        stage.discard()
+    assert not stages(tmp_path)

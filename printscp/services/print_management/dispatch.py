@@ -48,6 +48,7 @@ from printscp.services.dimse import create_failure, guarded
 from printscp.services.print_management import (
     annotation_box,
     fast_decode,
+    fast_path,
     film_box,
     film_session,
     image_box,
@@ -315,7 +316,8 @@ def event_handlers(service: Service) -> list[tuple[Any, Callable[..., Any], list
 
     bound = [(getattr(evt, name), guarded(fn, failure), [service])
              for name, fn, failure in HANDLERS]
-    bound += [(evt.EVT_RELEASED, handle_association_end, [service]),
+    bound += [(evt.EVT_REQUESTED, fast_path.handle_requested, []),
+              (evt.EVT_RELEASED, handle_association_end, [service]),
               (evt.EVT_ABORTED, handle_association_end, [service]),
               (evt.EVT_CONN_CLOSE, handle_association_end, [service])]
     return bound

@@ -85,14 +85,14 @@ def test_an_error_comment_over_64_characters_is_cut_to_one_lo_value():
 
 def test_status_datasets_keep_only_what_each_response_carries():
     failure = status_dataset(status.INVALID_ATTRIBUTE_VALUE, "bad", [BaseTag(0x20200010)])
-    assert fast_path._status(failure, fast_path.N_SET_RQ) == (
+    assert fast_path.status_fields(failure, fast_path.N_SET_RQ) == (
         0x0106, {"ErrorComment": "bad", "AttributeIdentifierList": BaseTag(0x20200010)})
     # N-ACTION-RSP has no Attribute Identifier List: pynetdicom drops it too
-    assert fast_path._status(failure, fast_path.N_ACTION_RQ) == (0x0106,
+    assert fast_path.status_fields(failure, fast_path.N_ACTION_RQ) == (0x0106,
                                                                  {"ErrorComment": "bad"})
-    assert fast_path._status(0xB605, fast_path.N_SET_RQ) == (0xB605, {})
-    assert fast_path._status(Dataset(), fast_path.N_SET_RQ) == (0xC001, {})
-    assert fast_path._status("nonsense", fast_path.N_SET_RQ) == (0xC002, {})
+    assert fast_path.status_fields(0xB605, fast_path.N_SET_RQ) == (0xB605, {})
+    assert fast_path.status_fields(Dataset(), fast_path.N_SET_RQ) == (0xC001, {})
+    assert fast_path.status_fields("nonsense", fast_path.N_SET_RQ) == (0xC002, {})
 
 
 @pytest.mark.skipif(not hasattr(channel, "serve_dimse_n"),

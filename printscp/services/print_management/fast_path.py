@@ -158,20 +158,19 @@ def _serve(assoc: Any, context: Any, field: int, event: Any, req: Any) -> None:
                            data is not None, fields or {}, action_type)
         channel.send_message(assoc, context.context_id, command, data)
 
-    assoc.abort = assoc._abort_nonblocking  # as pynetdicom's ``attempt``
     try:
-        result = evt.trigger(assoc, event, {"request": req, "context": context.as_tuple})
+        with channel.handler_running(assoc):  # abort() non-blocking, as pynetdicom's
+            result = evt.trigger(assoc, event, {"request": req,
+                                                "context": context.as_tuple})
     except Exception as exc:
         LOGGER.error("Exception in the handler bound to 'evt.%s'", event.name)
         LOGGER.exception(exc)
         send(PROCESSING_FAILURE)
         return
-    finally:
-        assoc.abort = assoc._abort_blocking
     if not assoc.is_established:
         return
     user_status, ds = (result, None) if field == N_DELETE_RQ else result
-    status, fields = _status(user_status, field)
+    status, fields = status_fields(user_status, field)
     if status not in _KNOWN_STATUSES:
         send(status, fields)
         return
@@ -196,7 +195,7 @@ def _serve(assoc: Any, context: Any, field: int, event: Any, req: Any) -> None:
     send(status, fields, data, sop_instance)
 
 
-def _status(user_status: Any, field: int) -> tuple[int, dict[str, Any]]:
+def status_fields(user_status: Any, field: int) -> tuple[int, dict[str, Any]]:
     """pynetdicom's ``validate_status``: the status code and the status elements the
     response carries."""
     if isinstance(user_status, Dataset):

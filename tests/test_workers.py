@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
+import sys
 
 import pytest
 from helpers.nodes import node_config
@@ -51,3 +52,19 @@ def test_two_nodes_on_one_socket_take_two_associations_each(tmp_path, monkeypatc
         for node in nodes:
             node.stop()
     assert list(counts) == [0, 0]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+def test_a_worker_that_dies_before_it_is_ready_fails_the_start_at_once(tmp_path, monkeypatch):
+    """Not after the 60 s a worker has to report: the node refuses to start, naming it."""
+    import os
+    import time
+
+    from printscp.app.workers import WorkerPool
+
+    monkeypatch.setattr(Node, "__init__", lambda *a, **k: os._exit(3))  # forked: inherited
+    pool = WorkerPool(node_config(tmp_path), 2)
+    started = time.monotonic()
+    with pytest.raises(OSError, match=r"worker \d ended \(exit status 3\) before it was ready"):
+        pool.start()
+    assert time.monotonic() - started < 10

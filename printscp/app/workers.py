@@ -33,6 +33,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -101,7 +102,6 @@ def _worker_main(config: NodeConfig, index: int, sock: socket.socket | None, sto
                  ready: Any, loads: Any, log_queue: Any = None,
                  log_settings: LogSettings | None = None,
                  tls_sock: socket.socket | None = None, go: Any = None) -> None:
-    from printscp.app.node import Node
     from printscp.app.stopping import die_with_parent
 
     die_with_parent()
@@ -114,6 +114,8 @@ def _worker_main(config: NodeConfig, index: int, sock: socket.socket | None, sto
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
     try:
+        from printscp.app.node import Node  # already imported by a forking parent
+
         node = Node(config, listen_socket=sock, recover=index == 0,
                     load=SharedLoad(loads, index), tls_socket=tls_sock).start(accept=False)
         node.wait_ready(READY_TIMEOUT)
@@ -196,15 +198,7 @@ class WorkerPool:
                 self._procs.append(proc)
             if self._logs is not None:
                 self._logs.start()
-            errors = []
-            for _ in range(self.count):
-                try:
-                    index, error = ready.get(timeout=READY_TIMEOUT)
-                except queue.Empty:
-                    errors.append("a worker did not start in time")
-                    break
-                if error:
-                    errors.append(f"worker {index}: {error}")
+            errors = self._wait_ready(ready)
             if errors:
                 self.stop()
                 raise OSError("; ".join(errors))
@@ -214,6 +208,28 @@ class WorkerPool:
                 if sock is not None:
                     sock.close()
         return self
+
+    def _wait_ready(self, ready: Any) -> list[str]:
+        """Every worker's report (errors, if any); a worker that died without one is an
+        error at once, not after :data:`READY_TIMEOUT`."""
+        errors: list[str] = []
+        pending = set(range(self.count))
+        deadline = time.monotonic() + READY_TIMEOUT
+        while pending and not errors:
+            try:
+                index, error = ready.get(timeout=0.2)
+            except queue.Empty:
+                dead = [i for i in sorted(pending) if not self._procs[i].is_alive()]
+                if dead:
+                    errors.append(f"worker {dead[0]} ended (exit status "
+                                  f"{self._procs[dead[0]].exitcode}) before it was ready")
+                elif time.monotonic() > deadline:
+                    errors.append("a worker did not start in time")
+                continue
+            pending.discard(index)
+            if error:
+                errors.append(f"worker {index}: {error}")
+        return errors
 
     def idle(self) -> bool:
         """No worker holds an association."""

@@ -105,15 +105,15 @@ def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) ->
     (a client connecting from then on waits in their queue), the workers, which accept
     once every one is ready, and the console last.
 
-    With several workers the parent never imports the receiving stack (only they do);
-    it imports the console's web stack (0.8 s of CPU) once the workers are ready and
-    have been idle a moment, at the lowest priority (:mod:`printscp.core.background`),
-    or at once and at the normal priority when a client connects to the console first
-    (a browser, a health check, a metrics scraper), and serves the console once that is
-    done: the start line names it at once (its socket is bound; a request waits in its
-    queue until then).  With one worker the node is this process,
-    and the console is made before it accepts: a low-priority thread holding this
-    interpreter's lock would stall the receiving threads.
+    With several workers the parent imports the receiving stack once listening, before
+    forking them (they share it), and serves nothing itself.  It imports the console's web
+    stack (0.8 s of CPU) once the workers are ready and have been idle a moment, at the
+    lowest priority (:mod:`printscp.core.background`), or at once and at the normal
+    priority when a client connects to the console first (a browser, a health check, a
+    metrics scraper), and serves the console once that is done: the start line names it
+    at once (its socket is bound; a request waits in its queue until then).  With one
+    worker the node is this process, and the console is made before it accepts: a
+    low-priority thread holding this interpreter's lock would stall the receiving threads.
     """
     import time
 
@@ -153,14 +153,18 @@ def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) ->
     except (ConsoleError, OSError) as err:
         print(f"printscp serve: {err}", file=sys.stderr)
         return 2
+    # Here, once listening and before the workers are forked: they inherit the receiving
+    # stack instead of each importing it, and a pynetdicom the network layer was not made
+    # for is refused in one line (UnsupportedPynetdicom, printscp.app.cli.dispatch)
+    # rather than in every worker.
+    from printscp.app.node import Node
+
     recent = logs.recent_lines(getattr(args, "log_handlers", []))
     workers = config.worker_count
     console: Any = None
     node: Any = None
     try:
         if workers == 1:
-            from printscp.app.node import Node
-
             node = Node(config, listen_socket=sockets[0], tls_socket=sockets[1])
             node.start(accept=False)
             node.wait_ready()

@@ -82,6 +82,15 @@ def attach_fast_paths(assoc: Any, *, store: Claim | None = None,
     hooks.store, hooks.store_prefix, hooks.find = store, store_prefix, find
 
 
+def serve_dimse_n(assoc: Any, claim: Claim | None) -> None:
+    """Serve DIMSE-N requests (N-GET, N-SET, N-ACTION, N-CREATE, N-DELETE) on the DUL
+    thread as soon as they are parsed, as C-STORE and C-FIND are: ``claim(assoc,
+    message)`` returns a callable that serves the whole message, or None to leave it to
+    pynetdicom.  A claim must take every request of the SOP classes it serves (one left
+    to pynetdicom would be answered after a later one served here)."""
+    hooks_of(assoc).dimse_n = claim
+
+
 def serve_requests(assoc: Any, serve: Callable[[Any, int], bool]) -> None:
     """Offer every request pynetdicom decodes on ``assoc`` to ``serve(msg, context_id)``
     first, on the association's reactor thread; it returns True when it served it."""

@@ -97,6 +97,9 @@ class AssociationHooks:
     store_prefix: Callable[[Any, MessageAssembler], bytes] | None = None
     #: A C-FIND-RQ served on the DUL thread.
     find: Claim | None = None
+    #: A DIMSE-N request (N-GET, N-SET, N-ACTION, N-CREATE, N-DELETE) served on the DUL
+    #: thread (printscp.services.print_management serves its classes so).
+    dimse_n: Claim | None = None
     #: A C-STORE-RSP awaited by a C-GET in progress: ``(message_id, status)`` -> a
     #: callable that takes it, or None when it is not the awaited one.
     store_response: Callable[[int | None, int | None], Callable[[], None] | None] | None \
@@ -131,7 +134,7 @@ def release_hooks(assoc: Any) -> None:
     the soak).  The counts stay for whoever reads them at close."""
     hooks = _HOOKS.get(assoc)
     if hooks is not None:
-        hooks.store = hooks.store_prefix = hooks.find = None
+        hooks.store = hooks.store_prefix = hooks.find = hooks.dimse_n = None
         hooks.store_response = hooks.requests = None
 
 

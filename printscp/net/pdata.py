@@ -11,6 +11,7 @@ pynetdicom.  Tests compare every encoding below with pynetdicom's own.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import struct
 import weakref
@@ -27,6 +28,8 @@ P_DATA_TF = 0x04
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
 C_FIND_RQ = 0x0020
+#: N-GET-RQ, N-SET-RQ, N-ACTION-RQ, N-CREATE-RQ and N-DELETE-RQ (PS3.7 E.1-1).
+DIMSE_N_REQUESTS = frozenset({0x0110, 0x0120, 0x0130, 0x0140, 0x0150})
 NO_DATA_SET = 0x0101
 
 #: Command elements (group 0000), as element number -> VR, for the ones used here.
@@ -523,6 +526,22 @@ class MessageAssembler:
 
     def data_set(self) -> bytes:
         return b"".join(f for c, f in self.parts if not c & 1)
+
+    def data_set_stream(self) -> io.BytesIO:
+        """The data set in a BytesIO of its own (one copy, sized once), as pynetdicom
+        hands a request's data set to its handlers; the stream is the reader's to
+        keep, and ``getbuffer()`` on it is writable and copies nothing."""
+        fragments = [f for c, f in self.parts if not c & 1]
+        stream = io.BytesIO()
+        size = sum(len(f) for f in fragments)
+        if size:
+            stream.seek(size - 1)
+            stream.write(b"\0")  # the buffer allocated once, at its size
+            stream.seek(0)
+            for fragment in fragments:
+                stream.write(fragment)
+            stream.seek(0)
+        return stream
 
     def pdv_list(self) -> list[list[int | bytes]]:
         """The fragments as a P-DATA primitive's presentation data value list."""

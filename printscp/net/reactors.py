@@ -1119,6 +1119,8 @@ def _deliver(assoc: Association, hooks: AssociationHooks,
                                          pdata.command_us(command, pdata.STATUS))
     elif field == pdata.C_FIND_RQ and hooks.find is not None:
         serve = hooks.find(assoc, message)
+    elif field in pdata.DIMSE_N_REQUESTS and hooks.dimse_n is not None:
+        serve = hooks.dimse_n(assoc, message)
     if serve is None:
         if name and field != _C_CANCEL_RQ:  # a C-CANCEL gets no response
             _note_arrival(hooks, command, name, sop_class, whole)

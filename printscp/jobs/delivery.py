@@ -88,8 +88,13 @@ def process_token(pid: int | None = None) -> str:
     pid = os.getpid() if pid is None else pid
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        start = stat.rsplit(b")", 1)[1].split()[19].decode()
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start = fields[19].decode()
+        if fields[0] in (b"Z", b"X"):
+            # Dead, not yet reaped: a killed node's processes stay zombies under a PID 1
+            # that does not reap (some containers' init), and a job they owned would
+            # never be taken over.
+            start = "dead"
     except (OSError, IndexError):
         start = "?"
     return f"{pid}:{start}"

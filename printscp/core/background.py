@@ -52,7 +52,10 @@ class Background(Generic[T]):
         self._tid: int | None = None
         self._result: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # Not a daemon: the work imports extension modules, and an interpreter that
+        # ends while a daemon thread is inside one aborts ("FATAL: exception not
+        # rethrown", seen on a SIGTERM two seconds into a start); leaving waits for it.
+        self._thread = threading.Thread(target=self._run, name=name, daemon=False)
         self._thread.start()
 
     def _run(self) -> None:

@@ -744,6 +744,20 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def available_servers(factories: dict[str, Callable[[], Server]], wanted: Sequence[str]
+                      ) -> list[Server]:
+    """The ``wanted`` servers that can run here (each one not installed is named)."""
+    servers: list[Server] = []
+    for name in wanted:
+        server = factories[name]()
+        why = server.available()
+        if why:
+            say(f"skipping {name}: {why}")
+        else:
+            servers.append(server)
+    return servers
+
+
 def store_modes(data: DataSet) -> dict[str, list[list[str]]]:
     """Each store mode's groups of files, one storescu process per group."""
     files = [str(p) for p in data.store_files]
@@ -1271,14 +1285,7 @@ def measure_ingest(args: argparse.Namespace, wanted: list[str], base: Tree | Non
         "orthanc": lambda: OrthancServer(move_port)}
     if base is not None:
         factories[f"printscp@{base.rev}"] = lambda: PrintSCPServer(move_port, None, tree=base)
-    servers: list[Server] = []
-    for name in wanted:
-        server = factories[name]()
-        why = server.available()
-        if why:
-            say(f"skipping {name}: {why}")
-        else:
-            servers.append(server)
+    servers = available_servers(factories, wanted)
     names = [s.name for s in servers]
     NAME_WIDTH = max(12, *(len(n) for n in names))
     cases = ingest_cases(plan)
@@ -1449,14 +1456,7 @@ def measure(args: argparse.Namespace, plan: Plan, wanted: list[str], base: Tree 
             move_port), "dcmqrscp": lambda: DcmqrscpServer(move_port)}
     if base is not None:
         factories[f"printscp@{base.rev}"] = lambda: PrintSCPServer(move_port, 2, tree=base)
-    servers: list[Server] = []
-    for name in wanted:
-        server = factories[name]()
-        why = server.available()
-        if why:
-            say(f"skipping {name}: {why}")
-        else:
-            servers.append(server)
+    servers = available_servers(factories, wanted)
     names = [s.name for s in servers]
     NAME_WIDTH = max(12, *(len(n) + len("-w1") for n in names))
     t_start = time.perf_counter()

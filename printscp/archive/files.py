@@ -94,11 +94,11 @@ class PendingWrite:
             raise self._error
         path, fd, synced = self._path, self._fd, self._synced
         self._path, self._fd, self._synced = "", -1, None
-        if synced is None:
-            _complete(fd, path)
-            return path
         try:
-            synced.wait()
+            if synced is not None:
+                synced.wait()
+            else:
+                os.fsync(fd)
         except BaseException:
             _close_and_remove(fd, path)
             raise

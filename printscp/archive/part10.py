@@ -29,7 +29,7 @@ from typing import Any
 import pydicom
 from pydicom import config
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.dataelem import RawDataElement, empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.filereader import read_sequence, read_undefined_length_value
 from pydicom.tag import BaseTag, SequenceDelimiterTag
@@ -99,22 +99,10 @@ def _read(encoded: bytes, defer_size: int) -> FileDataset:
     elements, end = _elements(encoded, start, implicit, defer_size, buffer=buffer)
     if end != len(encoded):
         raise _Fallback
-    charset = elements.get(BaseTag(_CHARSET))
-    encoding: Any = default_encoding
-    if charset is not None:
-        encoding = convert_encodings(_charset_value(charset))
     ds = FileDataset(buffer, elements, encoded[:128], file_meta, implicit, True)
-    ds.set_original_encoding(implicit, True, encoding)
     # dcmread's last step, which also leaves Specific Character Set decoded.
     ds.set_original_encoding(implicit, True, ds._character_set)
     return ds
-
-
-def _charset_value(elem: RawDataElement) -> Any:
-    """Specific Character Set as pydicom's ``convert_raw_data_element`` reads it."""
-    from pydicom.dataelem import convert_raw_data_element
-
-    return convert_raw_data_element(elem).value
 
 
 def _elements(encoded: bytes, pos: int, implicit: bool, defer_size: int, *,
@@ -185,8 +173,6 @@ def _undefined(buffer: io.BytesIO, tag: int, vr: str | None, implicit: bool,
     """An element of undefined length as pydicom's generator reads it, and where the
     next element starts.  The cases where pydicom looks the VR up or peeks at the
     value (implicit VR, UN) are left to pydicom entirely."""
-    from pydicom.dataelem import DataElement
-
     if vr is None or vr == "UN":
         raise _Fallback
     buffer.seek(value_tell)

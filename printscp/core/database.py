@@ -52,10 +52,10 @@ class WriterLock:
     inherited over ``fork`` shares its lock with the parent and would exclude nothing.
     """
 
-    def __init__(self, path: Path, database: Path | None = None) -> None:
+    def __init__(self, path: Path, database: Path) -> None:
         self.path = path
         #: The group commit of the database's WAL in this process.
-        self.wal = WalFlush(database if database is not None else path.with_suffix(""))
+        self.wal = WalFlush(database)
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None

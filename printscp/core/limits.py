@@ -21,8 +21,8 @@ from dataclasses import dataclass
 #: (FFFE,E000) Item, (FFFE,E00D) Item Delimitation, (FFFE,E0DD) Sequence Delimitation.
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
-#: Explicit VRs whose length is 4 bytes after 2 reserved ones (PS3.5 7.1.2).
-_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
+#: Explicit VRs whose length is 4 bytes after 2 reserved ones (PS3.5 7.1.2), as encoded.
+LONG_LENGTH_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
                        b"UN", b"UR", b"UT", b"UV"))
 _ITEM_BYTES = {True: b"\xfe\xff\x00\xe0", False: b"\xff\xfe\xe0\x00"}
 
@@ -120,7 +120,7 @@ def _walk(data: bytes, pos: int, implicit_vr: bool, little_endian: bool, limit: 
             vr = b""
             if not implicit and group != 0xFFFE:
                 vr = data[pos + 4:pos + 6]
-                if vr in _LONG_VRS:
+                if vr in LONG_LENGTH_VRS:
                     if pos + 12 > stop:
                         raise ValueError("no room for an element header")
                     length = struct.unpack_from(e + "L", data, pos + 8)[0]
@@ -182,7 +182,7 @@ def _plain_elements(data: bytes, pos: int, stop: int, implicit: bool) -> int:
         group, _, vr, short = unpack(data, pos)
         if group == 0xFFFE or vr == b"SQ" or vr == b"UN":
             return pos
-        if vr in _LONG_VRS:
+        if vr in LONG_LENGTH_VRS:
             if pos + 12 > stop:
                 return pos
             length = long_length(data, pos + 8)[0]

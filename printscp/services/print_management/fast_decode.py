@@ -22,6 +22,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
+from printscp.core.limits import LONG_LENGTH_VRS
+
 #: The image sequences of the Basic Grayscale and Basic Color Image Box.
 IMAGE_SEQUENCES = frozenset({0x20200110, 0x20200111})
 #: US elements read here: Image Box Position and the Image Pixel Module's.
@@ -36,8 +38,6 @@ _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
 _SEQUENCE_END = 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN",
-                       b"UR", b"UT", b"SV", b"UV"})
 _HEADER = struct.Struct("<HHL")  # implicit VR: group, element, length
 _EXPLICIT = struct.Struct("<HH2sH")  # explicit VR, short form: group, element, VR, length
 _US = struct.Struct("<H")
@@ -68,7 +68,7 @@ def _header(view: memoryview, pos: int, implicit: bool) -> tuple[int, bytes, int
     if implicit or group == 0xFFFE:  # items and delimiters have no VR
         return tag, b"", length, pos + 8
     group, element, vr, length = _EXPLICIT.unpack_from(view, pos)
-    if vr in _LONG_VRS:
+    if vr in LONG_LENGTH_VRS:
         return tag, vr, _HEADER.unpack_from(view, pos + 4)[2], pos + 12
     return tag, vr, length, pos + 8
 

@@ -12,20 +12,22 @@ repeated after a crash replaces the same instance instead of adding one.
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filewriter import dcmwrite
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
 
-from printscp import __version__
 from printscp.archive.archive import Archive
+from printscp.archive.documents import (
+    ENCAPSULATED_PDF,
+    PdfDocument,
+    encapsulated_pdf,
+    store_document,
+)
 
-ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+__all__ = ["ENCAPSULATED_PDF", "film_instance", "store_film"]
 
 
 #: What a worklist item gives a printed film: its patient and its (future) study.
@@ -83,48 +85,13 @@ def film_instance(pdf: bytes, job: dict[str, Any], archive: Archive, worklist: A
     session = job.get("session", {})
     label = str(session.get("film_session_label") or "").strip()
     context, how = _link(archive, label, str(job.get("calling_ae", "")), worklist)
-    created = datetime.fromisoformat(job["created"]).astimezone()
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    for elem in context:
-        ds.add(elem)
-    ds.PatientName = ds.get("PatientName", "")
-    ds.PatientID = ds.get("PatientID", "")
-    for keyword in ("PatientBirthDate", "PatientSex", "ReferringPhysicianName",
-                    "AccessionNumber", "StudyID"):
-        if keyword not in ds:
-            setattr(ds, keyword, "")
-    if "StudyInstanceUID" not in ds:
-        ds.StudyInstanceUID = f"{uid}.3"[:64]
-        ds.StudyDate = created.strftime("%Y%m%d")
-        ds.StudyTime = created.strftime("%H%M%S")
-        ds.StudyDescription = "Printed films"
-    ds.SeriesInstanceUID = f"{uid}.2"[:64]
-    ds.SOPInstanceUID = f"{uid}.1"[:64]
-    ds.SOPClassUID = ENCAPSULATED_PDF
-    ds.Modality = "DOC"
-    ds.SeriesNumber = 999
-    ds.SeriesDescription = f"Films from {job.get('calling_ae', '')}"[:64]
-    ds.InstanceNumber = 1
-    ds.ConversionType = "WSD"  # workstation: rendered by us, not scanned
-    ds.Manufacturer = "printscp"
-    ds.SoftwareVersions = __version__
-    ds.ContentDate = created.strftime("%Y%m%d")
-    ds.ContentTime = created.strftime("%H%M%S")
-    ds.AcquisitionDateTime = created.strftime("%Y%m%d%H%M%S")
-    ds.InstanceCreationDate = ds.ContentDate
-    ds.InstanceCreationTime = ds.ContentTime
-    ds.BurnedInAnnotation = "YES"
-    ds.DocumentTitle = (f"Film session {label}" if label else "Printed films")[:64]
-    ds.ConceptNameCodeSequence = []
-    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
-    ds.add_new(0x00420011, "OB", pdf + (b"\0" if len(pdf) % 2 else b""))
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    return ds, how
+    doc = PdfDocument(
+        pdf=pdf, sop_uid=f"{uid}.1", series_uid=f"{uid}.2", study_uid=f"{uid}.3",
+        created=datetime.fromisoformat(job["created"]).astimezone(), series_number=999,
+        series_description=f"Films from {job.get('calling_ae', '')}",
+        document_title=f"Film session {label}" if label else "Printed films",
+        study_description="Printed films")
+    return encapsulated_pdf(doc, context), how
 
 
 def store_film(archive: Archive, folder: Path, pdf_path: Path, worklist: Any = None
@@ -133,13 +100,7 @@ def store_film(archive: Archive, folder: Path, pdf_path: Path, worklist: Any = N
     ``worklist`` (a :class:`~printscp.worklist.items.WorklistStore`) links it too."""
     job = json.loads((Path(folder) / "job.json").read_text("utf-8"))
     ds, how = film_instance(Path(pdf_path).read_bytes(), job, archive, worklist)
-    buf = io.BytesIO()
-    dcmwrite(buf, ds, enforce_file_format=True)
-    outcome = archive.receive(buf.getvalue(), ENCAPSULATED_PDF, str(ds.SOPInstanceUID),
-                              str(job.get("calling_ae", "")))
-    if outcome.status != 0:
-        raise RuntimeError(f"archive refused the film (0x{outcome.status:04X}): "
-                           f"{outcome.comment}")
+    store_document(archive, ds, str(job.get("calling_ae", "")), "film")
     return {"sop_instance_uid": str(ds.SOPInstanceUID),
             "study_instance_uid": str(ds.StudyInstanceUID), "patient_id": str(ds.PatientID),
             "linked_to": how}

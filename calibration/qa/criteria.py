@@ -10,20 +10,37 @@ guessed to fill a gap would make a pass that means nothing.
 
 What could be checked, and against what (docs/qa.md has the table):
 
-* The GSDF contrast limits ±10 % (diagnostic) / ±20 % (other) and the ambient ratio
-  limits Lamb/Lmin ≤ 2/3 (TG18 limit) with a warning above 1/4 (TG18 and ACR) are
-  those :mod:`calibration.analysis` already applies (``printscp calibrate analyze``),
-  and pacsDisplay (M. Flynn, Henry Ford Health; a TG18 and TG270 author) applies the
-  same (its docs/MODULES.md and CHANGELOG).
-* The uniformity *definitions*: TG18's maximum luminance deviation
+* The GSDF contrast limits ±10 % (diagnostic) / ±20 % (other) are those
+  :mod:`calibration.analysis` applies (``printscp calibrate analyze``) and pacsDisplay
+  (M. Flynn, Henry Ford Health, a TG18 author and TG270 co-chair) draws as its bands
+  (its docs/MODULES.md, quoting ACR–AAPM–SIIM).
+* Ambient: Lamb/Lmin above 2/3 fails, above 1/4 is a warning, as
+  :mod:`calibration.analysis` and pacsDisplay grade it ("yellow for TG18 and ACR
+  warning (<1/4), red for TG18 limit (<2/3)"); EIZO's RadiCS manual (FlexScan MX190,
+  ch. 10, "Correlation between ACR and RadiCS") applies ACR's "Lamb < Lmin/1.5".
+* Uniformity definitions: TG18's maximum luminance deviation
   ``200 · (Lmax - Lmin) / (Lmax + Lmin)`` and TG270's luminance uniformity deviation
-  from the median ``100 · max |L - median| / median`` are as pacsDisplay's uniLum
-  computes them "as defined in AAPM reports 270 and TG-18".
+  from the median ``100 · max |L - median| / median`` as pacsDisplay's uniLum computes
+  them "as defined in AAPM reports 270 and TG-18"; the 30 % limit of the former as
+  RadiCS applies it for ACR (TG18-UN80/UN10 levels).
+* DIN 6868-157: the requirements per application class as EIZO publishes them for
+  RadiCS (www.eizo.de, "RadiCS-Anwendungsklassen", Stand 2018/01, with the
+  DIN 6868-157 room classes): projection radiography (class III) L'max ≥ 250 cd/m²,
+  L'max/L'min ≥ 250, GSDF ±10 %, homogeneity < 25 %; CT and fluoroscopy (IV, V)
+  ≥ 150 cd/m², ≥ 100, ±15 %, < 25 %.  Diagnostic displays are held to class III,
+  others to IV/V.  How DIN 6868-157 computes homogeneity was not at hand: RadiCS
+  judges it corner against centre, which is what is used.
+* The TG18 schedule: "tests that medical physicists or QC technologists perform
+  monthly / quarterly" (RadiCS manual, "Cautions" on AAPM constancy testing).
 * The D65 white point (CIE 1931 2°: x 0.3127, y 0.3290; u' 0.1978, v' 0.4683).
-* The other numbers (TG18's 170 cd/m², 250/100 and 30 %; TG270's 350 cd/m²) are the
-  reports' as widely quoted; the reports' own text was not at hand to re-read, which
-  each row's note says.  IEC 62563-2:2021 and DIN 6868-157:2014 are sold documents
-  whose text was not at hand at all: their rows are ``None`` throughout.
+
+TG18's 170 cd/m² and 250/100 are the report's as widely quoted; its text was not at
+hand to re-read, which those rows say.  IEC 62563-2:2021 is a sold document whose
+text was not at hand: its rows are ``None``.  No source at hand gave a limit on the
+change since the baseline (L'max, L'min, response, white point drift) or on the
+white point's distance from a target: those figures are reported, and judged only
+against a site's own limit (``site_limits`` of
+:func:`calibration.qa.display.evaluate_display`).
 """
 
 from __future__ import annotations
@@ -64,6 +81,8 @@ class Uniformity(StrEnum):
     MAX_DEVIATION = "max-deviation"
     #: TG270 LUDM: 100 · max |L - median| / median, in %.
     MEDIAN_DEVIATION = "median-deviation"
+    #: Corner against centre: 100 · max |L - Lcentre| / Lcentre, in % (RadiCS for DIN).
+    CENTRE_DEVIATION = "centre-deviation"
 
 
 _BOTH = (TestKind.ACCEPTANCE, TestKind.CONSTANCY)
@@ -74,9 +93,15 @@ TG270 = "AAPM Report No. 270 (TG270, 2019)"
 ACR = "ACR–AAPM–SIIM Technical Standard for Electronic Practice of Medical Imaging"
 IEC = "IEC 62563-2:2021"
 DIN = "DIN 6868-157:2014-11"
+EIZO_DIN = ("as EIZO tabulates DIN 6868-157 for RadiCS (RadiCS-Anwendungsklassen, "
+            "Stand 2018/01)")
+RADICS_ACR = "as RadiCS applies ACR (RadiCS manual, ch. 10, ACR and RadiCS)"
+PACSDISPLAY = "as pacsDisplay and calibrate analyze apply it"
 
 _NOT_RE_READ = "as widely quoted; the report's text was not at hand to re-read"
 _NOT_AT_HAND = "not in the sources at hand: reported, not judged"
+_NO_CHANGE_LIMIT = ("no limit on the change since the baseline in the sources at hand: "
+                    "reported, judged only against a site limit")
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,10 @@ class Limit:
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"{self.criteria} {self.key}: low {self.low} > high {self.high}")
 
+    @property
+    def judged(self) -> bool:
+        return self.low is not None or self.high is not None
+
     def applies(self, kind: TestKind, diagnostic: bool) -> bool:
         use = Use.DIAGNOSTIC if diagnostic else Use.OTHER
         return kind in self.kinds and self.use in (use, Use.ALL)
@@ -113,75 +142,96 @@ def _rows(criteria: CriteriaSet, source: str, note: str, keys: tuple[str, ...],
 
 
 _CHANGES = ("lmax_change", "lmin_change", "response_change", "white_point_drift")
+_WHITE = ("the sources at hand judge u'v' differences across one screen or between the "
+          "displays of a workstation (ACR: Δu'v' < 0.010), not the distance from a "
+          "target: reported, judged only against a site limit")
 
-#: The table.  Percent figures in %, luminance in cd/m², ratios plain, u'v' distances
-#: plain.  A (set, kind, use, key) has at most one row; a key without a row for a set
-#: is reported without a limit.
+#: The table.  Percent figures in %, luminance in cd/m² (ambient included: L'max),
+#: ratios plain, u'v' distances plain.  A (set, kind, use, key) has at most one row; a
+#: figure without a row is reported without a limit.
 LIMITS: tuple[Limit, ...] = (
     # --- AAPM TG18 -------------------------------------------------------------------
     Limit(CriteriaSet.TG18, _BOTH, Use.DIAGNOSTIC, "response_max_error", None, 10.0,
           f"{TG18} §4.3 (luminance response); {ACR}",
-          "primary displays; the ±10 % of printscp calibrate analyze"),
+          f"primary displays; {PACSDISPLAY}"),
     Limit(CriteriaSet.TG18, _BOTH, Use.OTHER, "response_max_error", None, 20.0,
           f"{TG18} §4.3 (luminance response); {ACR}",
-          "secondary displays; the ±20 % of printscp calibrate analyze"),
+          f"secondary displays; {PACSDISPLAY}"),
     Limit(CriteriaSet.TG18, _BOTH, Use.DIAGNOSTIC, "lmax", 170.0, None,
-          f"{TG18} §4.3 (luminance response)", f"primary displays; {_NOT_RE_READ}"),
+          f"{TG18} §4.3 (luminance response)", f"L'max, primary displays; {_NOT_RE_READ}"),
     Limit(CriteriaSet.TG18, _BOTH, Use.OTHER, "lmax", None, None,
-          f"{TG18} §4.3 (luminance response)",
-          f"secondary displays: {_NOT_AT_HAND}"),
+          f"{TG18} §4.3 (luminance response)", f"secondary displays: {_NOT_AT_HAND}"),
     Limit(CriteriaSet.TG18, _BOTH, Use.DIAGNOSTIC, "luminance_ratio", 250.0, None,
-          f"{TG18} §4.3 (luminance response)", f"L'max/L'min, primary; {_NOT_RE_READ}"),
+          f"{TG18} §4.3 (luminance response)",
+          f"L'max/L'min, primary; {_NOT_RE_READ} (RadiCS applies > 250 for ACR)"),
     Limit(CriteriaSet.TG18, _BOTH, Use.OTHER, "luminance_ratio", 100.0, None,
           f"{TG18} §4.3 (luminance response)", f"L'max/L'min, secondary; {_NOT_RE_READ}"),
     Limit(CriteriaSet.TG18, _BOTH, Use.ALL, "ambient_ratio", None, 2.0 / 3.0,
-          f"{TG18} §4.2 (ambient light); {ACR}",
-          "Lamb/Lmin (Lmin without ambient); above 1/4 is a warning (TG18 and ACR), "
-          "above 2/3 fails (TG18), as pacsDisplay grades it"),
+          f"{TG18} §4.2 (reflection, ambient light); {ACR}",
+          "Lamb/Lmin, Lmin without ambient; above 1/4 is a warning (TG18 and ACR), above "
+          f"2/3 fails, {PACSDISPLAY}; ACR: Lamb < Lmin/1.5 ({RADICS_ACR})"),
     Limit(CriteriaSet.TG18, _BOTH, Use.ALL, "uniformity_max_dev", None, 30.0,
-          f"{TG18} §4.4 (luminance uniformity, TG18-UNL10/UNL80)",
-          f"200·(Lmax-Lmin)/(Lmax+Lmin) over the positions; {_NOT_RE_READ}"),
+          f"{TG18} §4.4 (luminance uniformity, TG18-UNL10/UNL80); {ACR}",
+          f"200·(Lmax-Lmin)/(Lmax+Lmin) over the positions; 30 % {RADICS_ACR}"),
     Limit(CriteriaSet.TG18, _BOTH, Use.ALL, "white_point_distance", None, None,
-          f"{TG18} (display chromaticity)",
-          "TG18 compares the u'v' of the displays of one workstation with each other, "
-          "not one display with a target: reported, not judged"),
-    *_rows(CriteriaSet.TG18, TG18,
-           "TG18 holds constancy tests to its acceptance limits; a limit on the change "
-           "since the baseline is not in the sources at hand: reported, not judged",
-           _CHANGES, _CONSTANCY),
+          f"{TG18} §4.8 (display chromaticity); {ACR}", _WHITE),
+    *_rows(CriteriaSet.TG18, TG18, _NO_CHANGE_LIMIT, _CHANGES, _CONSTANCY),
     # --- AAPM TG270 ------------------------------------------------------------------
     Limit(CriteriaSet.TG270, _BOTH, Use.DIAGNOSTIC, "response_max_error", None, 10.0,
           f"{TG270} (luminance response, GSDF); {ACR}",
-          f"diagnostic displays; {_NOT_RE_READ}"),
+          f"diagnostic displays; {PACSDISPLAY} (pacsDisplay is by TG270's co-chair)"),
     Limit(CriteriaSet.TG270, _BOTH, Use.OTHER, "response_max_error", None, 20.0,
           f"{TG270} (luminance response, GSDF); {ACR}",
-          f"modality and other displays; {_NOT_RE_READ}"),
-    Limit(CriteriaSet.TG270, _BOTH, Use.DIAGNOSTIC, "lmax", 350.0, None,
-          f"{TG270} (display categories: diagnostic); {ACR}",
-          f"diagnostic displays (mammography asks more, not modelled); {_NOT_RE_READ}"),
+          f"modality and other displays; {PACSDISPLAY}"),
+    Limit(CriteriaSet.TG270, _BOTH, Use.ALL, "lmax", None, None, f"{TG270}; {ACR}",
+          f"{_NOT_AT_HAND} (the ACR figure differs between its editions: RadiCS shows "
+          "L'max > 450 cd/m² for an ACR edition)"),
     *_rows(CriteriaSet.TG270, TG270, _NOT_AT_HAND,
-           ("luminance_ratio", "ambient_ratio", "uniformity_max_dev",
-            "white_point_distance")),
-    *_rows(CriteriaSet.TG270, TG270, _NOT_AT_HAND, _CHANGES, _CONSTANCY),
-    # --- IEC 62563-2 and DIN 6868-157: not at hand ----------------------------------
+           ("luminance_ratio", "ambient_ratio", "uniformity_max_dev")),
+    Limit(CriteriaSet.TG270, _BOTH, Use.ALL, "white_point_distance", None, None,
+          TG270, _WHITE),
+    *_rows(CriteriaSet.TG270, TG270, _NO_CHANGE_LIMIT, _CHANGES, _CONSTANCY),
+    # --- IEC 62563-2: not at hand ----------------------------------------------------
     *_rows(CriteriaSet.IEC62563_2, IEC, _NOT_AT_HAND,
            ("response_max_error", "lmax", "luminance_ratio", "ambient_ratio",
             "uniformity_max_dev", "white_point_distance")),
-    *_rows(CriteriaSet.IEC62563_2, IEC, _NOT_AT_HAND, _CHANGES, _CONSTANCY),
-    *_rows(CriteriaSet.DIN6868_157, DIN, _NOT_AT_HAND,
-           ("response_max_error", "lmax", "luminance_ratio", "ambient_ratio",
-            "uniformity_max_dev", "white_point_distance")),
-    *_rows(CriteriaSet.DIN6868_157, DIN, _NOT_AT_HAND, _CHANGES, _CONSTANCY),
+    *_rows(CriteriaSet.IEC62563_2, IEC, _NO_CHANGE_LIMIT, _CHANGES, _CONSTANCY),
+    # --- DIN 6868-157, by application class (EIZO's table) ---------------------------
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.DIAGNOSTIC, "response_max_error", None, 10.0,
+          f"{DIN}, application class III (projection radiography)", EIZO_DIN),
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.OTHER, "response_max_error", None, 15.0,
+          f"{DIN}, application classes IV/V (fluoroscopy, CT)", EIZO_DIN),
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.DIAGNOSTIC, "lmax", 250.0, None,
+          f"{DIN}, application class III (projection radiography)",
+          f"L'max (DIN's Lmax includes the ambient light); {EIZO_DIN}"),
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.OTHER, "lmax", 150.0, None,
+          f"{DIN}, application classes IV/V (fluoroscopy, CT)",
+          f"L'max (DIN's Lmax includes the ambient light); {EIZO_DIN}"),
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.DIAGNOSTIC, "luminance_ratio", 250.0, None,
+          f"{DIN}, application class III (projection radiography)",
+          f"L'max/L'min; {EIZO_DIN}"),
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.OTHER, "luminance_ratio", 100.0, None,
+          f"{DIN}, application classes IV/V (fluoroscopy, CT)", f"L'max/L'min; {EIZO_DIN}"),
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.ALL, "uniformity_max_dev", None, 25.0,
+          f"{DIN}, application classes I-V (homogeneity)",
+          f"< 25 % {EIZO_DIN}; computed corner against centre, as RadiCS does for DIN "
+          "(DIN 6868-157's own formula was not at hand)"),
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.ALL, "ambient_ratio", None, None, DIN,
+          f"DIN limits the room's illuminance per room class, not Lamb/Lmin: "
+          f"{_NOT_AT_HAND}"),
+    Limit(CriteriaSet.DIN6868_157, _BOTH, Use.ALL, "white_point_distance", None, None,
+          DIN, _NOT_AT_HAND),
+    *_rows(CriteriaSet.DIN6868_157, DIN, _NO_CHANGE_LIMIT, _CHANGES, _CONSTANCY),
 )
 
 #: Each set's uniformity definition (its value is what ``uniformity_max_dev`` holds).
-#: IEC 62563-2 and DIN 6868-157's own definitions were not at hand: TG18's is used,
-#: and the figure's note says so.
+#: IEC 62563-2's own definition was not at hand: TG18's is used, and the figure's note
+#: says so.
 UNIFORMITY: dict[CriteriaSet, Uniformity] = {
     CriteriaSet.TG18: Uniformity.MAX_DEVIATION,
     CriteriaSet.TG270: Uniformity.MEDIAN_DEVIATION,
     CriteriaSet.IEC62563_2: Uniformity.MAX_DEVIATION,
-    CriteriaSet.DIN6868_157: Uniformity.MAX_DEVIATION,
+    CriteriaSet.DIN6868_157: Uniformity.CENTRE_DEVIATION,
 }
 
 #: Lamb/Lmin above this is worth a note though it passes (TG18 and ACR; pacsDisplay).
@@ -214,13 +264,13 @@ def limits(criteria: CriteriaSet | str, kind: TestKind,
             if row.criteria is criteria and row.applies(kind, diagnostic)}
 
 
-#: How long a test stays current, per criteria string.  The sources' own schedules were
-#: not at hand (TG18 and TG270 spread tests over daily visual checks, periodic
-#: measurements and an annual physicist's test; DIN 6868-157 and IEC 62563-2 set their
-#: own).  Chosen: a measured constancy test every 3 months for displays, the shortest
-#: schedule for measured tests in the programmes this tool was modelled on; printers
-#: every day, because PS3.14 sets no schedule and the film QC it borrows (sensitometric
-#: speed, contrast and base+fog) is the daily processor/printer QC of film departments.
+#: How long a test stays current, per criteria string.  Displays: 3 months, the longer
+#: end of TG18's "monthly / quarterly" measured constancy tests by QC technologists (as
+#: the RadiCS manual summarises AAPM's three tiers: daily by the user, monthly/quarterly
+#: measured, annually by the physicist); TG270, IEC 62563-2 and DIN 6868-157's own
+#: schedules were not at hand, and the same 3 months is used for them.  Printers: every
+#: day, because PS3.14 sets no schedule and the film QC it borrows (sensitometric speed,
+#: contrast and base+fog) is the daily processor/printer QC of film departments.
 #: ``qa status`` may override these (issue 19 §5: "configurable").
 CONSTANCY_INTERVALS: dict[str, datetime.timedelta] = {
     CriteriaSet.TG18.value: datetime.timedelta(days=91),

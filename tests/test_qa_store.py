@@ -220,19 +220,14 @@ def test_status_due_and_overdue_at_a_fixed_now(store: QAStore) -> None:
     assert rad.overdue and rad.to_json()["due"] == "2026-01-20T09:00:00+00:00"
 
 
-def test_status_uses_the_criteria_modules_interval(store: QAStore, monkeypatch) -> None:
-    import types
+def test_status_uses_the_criteria_sets_intervals(store: QAStore) -> None:
+    from calibration.qa.criteria import constancy_interval
 
-    fake = types.ModuleType("calibration.qa.criteria")
-    fake.constancy_interval = lambda criteria, kind=TestKind.CONSTANCY: timedelta(days=1)
-    try:
-        import calibration.qa.criteria  # noqa: F401 - the real one, once it exists
-    except ImportError:
-        monkeypatch.setitem(__import__("sys").modules, "calibration.qa.criteria", fake)
     store.record_test("DRYFILM", printer_result(), operator="al", when=T0)
-    [film] = [s for s in device_status(store, T0 + timedelta(days=400))
-              if s.device.id == "DRYFILM"]
-    assert film.overdue and film.due > T0
+    store.record_test("RAD-1", display_result(), operator="al", when=T0)
+    by_id = {s.device.id: s for s in device_status(store, T0 + timedelta(hours=1))}
+    assert by_id["DRYFILM"].due == T0 + constancy_interval("ps3.14-film", TestKind.ACCEPTANCE)
+    assert by_id["RAD-1"].due == T0 + constancy_interval("tg18", TestKind.CONSTANCY)
 
 
 # -- EDID ------------------------------------------------------------------------------

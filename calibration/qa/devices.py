@@ -17,15 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from calibration.qa.criteria import PRINTER_CRITERIA, CriteriaSet
 from calibration.qa.results import DeviceKind
 
-try:
-    from calibration.qa.criteria import PRINTER_CRITERIA, CriteriaSet
-
-    DISPLAY_CRITERIA: tuple[str, ...] = tuple(c.value for c in CriteriaSet)
-except ImportError:  # until calibration.qa.criteria lands
-    PRINTER_CRITERIA = "ps3.14-film"
-    DISPLAY_CRITERIA = ("tg18", "tg270", "iec62563-2", "din6868-157")
+DISPLAY_CRITERIA: tuple[str, ...] = tuple(c.value for c in CriteriaSet)
 
 #: The criteria a device of each kind may be judged by.
 CRITERIA_OF_KIND: dict[DeviceKind, tuple[str, ...]] = {
@@ -34,7 +29,7 @@ CRITERIA_OF_KIND: dict[DeviceKind, tuple[str, ...]] = {
 }
 #: A device's criteria when none is given.
 DEFAULT_CRITERIA: dict[DeviceKind, str] = {
-    DeviceKind.DISPLAY: "tg18",
+    DeviceKind.DISPLAY: CriteriaSet.TG18.value,
     DeviceKind.PRINTER: PRINTER_CRITERIA,
 }
 MAX_ID_LENGTH = 64

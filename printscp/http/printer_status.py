@@ -1,10 +1,12 @@
 """What the console says about a printer profile: its status, what it supports, its
-targets and how they fare, its calibration; and the test of its targets.
+targets and how they fare, its calibration and its last QC test (the QA store of
+``printscp qa``); and the test of its targets.
 
 Status comes from the same sources the Printer N-GET uses (free disk through
 :func:`printscp.core.printer_state.printer_condition`, failing targets through
 :func:`printscp.jobs.delivery.unhealthy_targets`), so the page and a modality's
-N-GET agree.  Reading is cheap and local (a ``statvfs`` and a few small JSON files);
+N-GET agree.  Reading is cheap and local (a ``statvfs``, a few small JSON files and
+one query of the QA store);
 only :func:`test_targets` goes to the network.
 """
 
@@ -16,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +100,7 @@ def _health(data_dir: Path) -> dict[str, dict[str, Any]]:
 def _iso(epoch: object) -> str | None:
     if not isinstance(epoch, int | float):
         return None
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
@@ -152,11 +155,54 @@ def calibration(data_dir: Path) -> dict[str, Any] | None:
             "profile": cal.profile}
 
 
+#: The QA store of a node, in its data directory (``printscp qa``, issue 19).
+QA_DB = "qa.sqlite"
+
+
+def qc_states(data_dir: Path, now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """Each QA device's last QC (test, verdict, due, overdue) by device id, from the QA
+    store of the data directory (empty when there is none).  A printer's device id
+    is its profile's Printer Name.  Read in one query for every device
+    (:func:`calibration.qa.status.device_status`); a store that cannot be read gives
+    ``{"*": {"error": …}}`` rather than breaking the page."""
+    path = Path(data_dir) / QA_DB
+    if not path.exists():
+        return {}
+    from calibration.qa.status import device_status
+    from calibration.qa.store import QAStore
+
+    try:
+        with QAStore(path, create=False) as store:
+            statuses = device_status(store, now)
+    except Exception as exc:  # the page shows it; the rest of the page still works
+        return {"*": {"error": f"QA store {path}: {type(exc).__name__}: {exc}"}}
+    out = {}
+    for st in statuses:
+        last = st.last
+        out[st.device.id] = {
+            "device": st.device.id, "test_id": None if last is None else last.id,
+            "when": None if last is None else last.when.isoformat(timespec="seconds"),
+            "kind": None if last is None else last.result.kind.value,
+            "verdict": None if last is None else last.result.verdict.value,
+            "failed": [] if last is None else [f.key for f in last.result.failed],
+            "due": None if st.due is None else st.due.isoformat(timespec="seconds"),
+            "overdue": st.overdue, "error": ""}
+    return out
+
+
+def printer_qc(qc: dict[str, dict[str, Any]], p: PrinterConfig) -> dict[str, Any] | None:
+    """The QC of ``p`` among :func:`qc_states` (None: not a QA device)."""
+    return qc.get(p.name) or qc.get("*")
+
+
 def printer_status(config: NodeConfig, section: str, p: PrinterConfig,
-                   free: int | None = None) -> dict[str, Any]:
-    """Everything the console shows of profile ``p`` (of configuration ``section``)."""
+                   free: int | None = None,
+                   qc: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Everything the console shows of profile ``p`` (of configuration ``section``);
+    ``qc`` is :func:`qc_states` when the caller has read it already."""
     data_dir = config.data_path
     free = free_bytes(data_dir) if free is None else free
+    qc = qc_states(data_dir) if qc is None else qc
     status, info = condition(config, p, free)
     targets = profile_targets(config, p)
     defaults_box, defaults_session = p.film_box_defaults, p.film_session_defaults
@@ -177,13 +223,16 @@ def printer_status(config: NodeConfig, section: str, p: PrinterConfig,
         "output_profile": p.output_profile or "pdf-srgb (built in)",
         "targets": target_states(data_dir, p.name, targets),
         "calibration": calibration(data_dir),
+        "qc": printer_qc(qc, p),
     }
 
 
 def all_printers(config: NodeConfig) -> list[dict[str, Any]]:
-    """:func:`printer_status` of every profile (one disk check for all)."""
+    """:func:`printer_status` of every profile (one disk check and one read of the QA
+    store for all)."""
     free = free_bytes(config.data_path)
-    return [printer_status(config, section, p, free) for section, p in profiles(config)]
+    qc = qc_states(config.data_path)
+    return [printer_status(config, section, p, free, qc) for section, p in profiles(config)]
 
 
 # -- the test action -------------------------------------------------------------------

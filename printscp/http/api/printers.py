@@ -1,5 +1,5 @@
 """The printers API (issue 16 section 3): each printer profile with its status, what it
-supports, its targets and how they fare, its last calibration; and a test of its
+supports, its targets and how they fare, its last calibration and QC test; and a test of its
 targets (C-ECHO and Printer N-GET upstream, the CUPS queue's state, folders writable).
 
 The data comes from :mod:`printscp.http.printer_status`, which the Printers page
@@ -41,6 +41,19 @@ class Calibration(BaseModel):
     profile: str = ""
 
 
+class QualityControl(BaseModel):
+    device: str = Field("", description="Its QA device id (the Printer Name)")
+    test_id: int | None = Field(None, description="The last QC test's record number")
+    when: str | None = Field(None, description="When the last QC test was run (UTC)")
+    kind: str | None = Field(None, description="acceptance or constancy")
+    verdict: str | None = Field(None, description="pass or fail; None: never tested")
+    failed: list[str] = Field([], description="The figures that failed their limits")
+    due: str | None = Field(None, description="When the next constancy test is due")
+    overdue: bool = Field(False, description="The next test is due and not done "
+                          "(or none was ever done)")
+    error: str = Field("", description="Why the QA store could not be read")
+
+
 class Printer(BaseModel):
     name: str = Field(description="Printer Name; what jobs record and reprints name")
     section: str = Field(description="Its configuration section")
@@ -62,6 +75,8 @@ class Printer(BaseModel):
     output_profile: str
     targets: list[TargetState]
     calibration: Calibration | None
+    qc: QualityControl | None = Field(None, description="Its last QC test (printscp qa); "
+                                      "None: not a QA device")
 
 
 class PrinterList(BaseModel):

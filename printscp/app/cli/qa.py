@@ -1,0 +1,419 @@
+"""``printscp qa``: the calibration QA program of displays and printers (issue 19).
+
+Devices and every test of them live in the QA store (:mod:`calibration.qa.store`),
+``<data-dir>/qa.sqlite`` unless ``--qa-db`` names another file.  ``qa test`` judges a
+display's measurements against its criteria set and its baseline and records the
+result; ``qa status`` says what is due; ``qa report`` writes the report a physicist
+signs.  The printer commands (``test-printer``, ``print-test``, ``rollback``) come from
+:mod:`printscp.app.cli.qa_printer`.
+
+Exit status of ``qa test``: 0 pass, 1 fail, 2 unusable input (as ``calibrate
+analyze``).  Every command: 2 with one line naming what is wrong for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from calibration.qa.criteria import CriteriaSet
+from printscp.app.cli.options import add_data_dir_options, data_dir_of
+
+if TYPE_CHECKING:
+    from calibration.qa.results import TestResult
+    from calibration.qa.store import QAStore, TestRecord
+
+DISPLAY_CRITERIA = tuple(c.value for c in CriteriaSet)
+QA_DB = "qa.sqlite"
+
+
+class UsageError(Exception):
+    """Bad input to a ``qa`` command: one line on stderr, exit status 2."""
+
+
+# -- options ----------------------------------------------------------------------------
+def _store_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``--data-dir``, ``--config`` and ``--qa-db``: on ``qa`` itself (before the
+    command) and again on each command (after it), so both orders work."""
+    if default is None:
+        add_data_dir_options(parser)
+    else:
+        parser.add_argument("--data-dir", metavar="DIR", default=default,
+                            help="the node's data directory")
+        parser.add_argument("--config", metavar="FILE", default=default,
+                            help="the node's TOML configuration, for its data directory")
+    parser.add_argument("--qa-db", metavar="FILE", default=default,
+                        help=f"the QA store (default: <data-dir>/{QA_DB})")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """A parent parser giving a ``qa`` command the store options after its name
+    (``printscp qa status --data-dir DIR``); for :mod:`printscp.app.cli.qa_printer`
+    too (``parents=[common_options()]``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    _store_options(parent, argparse.SUPPRESS)
+    return parent
+
+
+def _when(text: str, end_of_day: bool = False) -> datetime:
+    """``--from``/``--to``: an ISO date or date and time, local unless it says its
+    zone; a date alone ``--to`` means through the end of that day."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date such as 2026-01-31 or 2026-01-31T14:00, got {text!r}") from None
+    if end_of_day and len(text.strip()) <= 10:
+        when = datetime.combine(when.date() + timedelta(days=1), time()) - \
+            timedelta(microseconds=1)
+    return when if when.tzinfo else when.astimezone()
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``printscp qa …`` (called by :mod:`printscp.app.cli.main`)."""
+    p = sub.add_parser("qa", help="QA program: devices, acceptance/constancy tests, status",
+                       description="Acceptance and constancy tests of displays and printers, "
+                       "their history, what is due, and reports (docs/qa.md).")
+    _store_options(p, None)
+    p.set_defaults(func=run)
+    qsub = p.add_subparsers(dest="qa_command", required=True, metavar="COMMAND")
+    common = common_options()
+
+    qsub.add_parser("devices", parents=[common], help="list the devices",
+                    description="Every device in the QA store.")
+
+    a = qsub.add_parser("add-device", parents=[common], help="add a display or printer",
+                        description="Add a device to the QA store.  A display's identity is "
+                        "best read from its EDID (--edid); a printer's id is its printer "
+                        "profile name, as the console's Printers page shows it.")
+    a.add_argument("device_id", metavar="ID")
+    a.add_argument("--kind", required=True, choices=["display", "printer"])
+    a.add_argument("--manufacturer", help="default: the EDID's manufacturer id")
+    a.add_argument("--model", help="default: the EDID's monitor name")
+    a.add_argument("--serial", help="default: the EDID's serial number")
+    a.add_argument("--edid", metavar="FILE",
+                   help="the display's EDID (/sys/class/drm/*/edid, or a hex dump)")
+    a.add_argument("--criteria", metavar="SET",
+                   help=f"display: one of {', '.join(DISPLAY_CRITERIA)} (default tg18); "
+                   "printers: ps3.14-film")
+    a.add_argument("--diagnostic", action=argparse.BooleanOptionalAction, default=True,
+                   help="display used for diagnosis: the stricter limits (default yes)")
+    a.add_argument("--printer-ae", metavar="AE", default="",
+                   help="printer: the called AE title that reaches it")
+    a.add_argument("--description", default="", help="where it is, what it is for")
+
+    h = qsub.add_parser("history", parents=[common], help="every test of a device",
+                        description="The tests of a device, oldest first.")
+    h.add_argument("device_id", metavar="DEVICE")
+    h.add_argument("--from", dest="since", type=_when, metavar="DATE")
+    h.add_argument("--to", dest="until", type=lambda t: _when(t, True), metavar="DATE")
+    h.add_argument("--json", action="store_true", help="print the records as JSON")
+
+    t = qsub.add_parser("test", parents=[common], help="test a display and record it",
+                        description="Judge a display's measurements against its criteria "
+                        "set (and, for constancy, its baseline: the latest acceptance "
+                        "test), record the test, print each figure against its limit.  "
+                        "Exit status: 0 pass, 1 fail, 2 unusable input.")
+    t.add_argument("measurements", metavar="MEASUREMENTS", help="the display readings file")
+    t.add_argument("--device", required=True, metavar="ID")
+    t.add_argument("--kind", required=True, choices=["acceptance", "constancy"])
+    t.add_argument("--criteria", choices=DISPLAY_CRITERIA,
+                   help="default: the device's criteria set")
+    t.add_argument("--operator", default=os.environ.get("USER") or "unknown",
+                   help="who ran the test (default $USER)")
+    t.add_argument("--json", metavar="FILE", help="also write the record as JSON")
+
+    s = qsub.add_parser("status", parents=[common], help="what is due and what is overdue",
+                        description="Every device, its last test and verdict, when the next "
+                        "constancy test is due, and OVERDUE when that has passed.")
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    r = qsub.add_parser("report", parents=[common], help="write a device's QA report (PDF)",
+                        description="The acceptance/constancy report of a device with its "
+                        "trend plots, over its tests from --from to --to.")
+    r.add_argument("device_id", metavar="DEVICE")
+    r.add_argument("--from", dest="since", type=_when, metavar="DATE")
+    r.add_argument("--to", dest="until", type=lambda t: _when(t, True), metavar="DATE")
+    r.add_argument("-o", "--output", required=True, metavar="PDF")
+    r.add_argument("--archive", action="store_true",
+                   help="also store it in the node's archive as Encapsulated PDF under "
+                   "the QA patient")
+
+    try:
+        from printscp.app.cli import qa_printer
+    except ImportError:  # until the printer commands land
+        return
+    qa_printer.add_printer_commands(qsub)
+    COMMANDS.update(getattr(qa_printer, "COMMANDS", {}))
+
+
+def run(args: argparse.Namespace) -> int:
+    func = COMMANDS.get(args.qa_command) or getattr(args, "qa_func", None)
+    if func is None:
+        raise AssertionError(f"no qa command {args.qa_command}")
+    try:
+        return func(args)
+    except UsageError as err:
+        print(f"printscp qa {args.qa_command}: {err}", file=sys.stderr)
+        return 2
+
+
+# -- the store ---------------------------------------------------------------------------
+def store_path(args: argparse.Namespace) -> Path:
+    """``--qa-db``, else ``<data-dir>/qa.sqlite``."""
+    if getattr(args, "qa_db", None):
+        return Path(args.qa_db)
+    return data_dir_of(args) / QA_DB
+
+
+def open_store(args: argparse.Namespace, *, create: bool = False) -> QAStore | None:
+    """The QA store of the options; None when it does not exist and ``create`` is
+    false (nothing recorded yet: the reading commands need not make one)."""
+    from calibration.qa.store import QAStore, StoreError
+
+    path = store_path(args)
+    try:
+        return QAStore(path, create=create)
+    except FileNotFoundError:
+        return None
+    except (StoreError, OSError) as err:
+        raise UsageError(str(err)) from None
+    except Exception as err:  # sqlite3.DatabaseError: not a database at all
+        raise UsageError(f"{path}: {err}") from None
+
+
+def the_device(store: QAStore | None, device_id: str, args: argparse.Namespace) -> Any:
+    """The device ``device_id``; unknown is one line naming it (exit 2)."""
+    if store is None:
+        raise UsageError(f"unknown device {device_id!r}: no QA store at {store_path(args)} "
+                         "(add devices with printscp qa add-device)")
+    try:
+        return store.device(device_id)
+    except KeyError:
+        known = ", ".join(d.id for d in store.devices()) or "none"
+        raise UsageError(f"unknown device {device_id!r} (known: {known})") from None
+
+
+# -- output helpers -------------------------------------------------------------------
+def local(when: datetime | None) -> str:
+    return "—" if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def value_text(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}{' ' + unit if unit else ''}"
+
+
+def figures_table(result: TestResult) -> str:
+    """Each figure, its value, its limit and pass/fail (``—``: informative, or not
+    computed; the note says why)."""
+    rows = []
+    for f in result.figures:
+        outcome = {True: "pass", False: "FAIL", None: "—"}[f.passed]
+        rows.append([f.key, value_text(f.value, f.unit), f.limit or "—", outcome,
+                     f.note or f.source])
+    return table(rows, ["figure", "value", "limit", "result", "source / note"])
+
+
+# -- commands -------------------------------------------------------------------------
+def cmd_devices(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    devices = store.devices() if store is not None else []
+    if not devices:
+        print(f"no devices in {store_path(args)} (add one with printscp qa add-device)")
+        return 0
+    rows = [[d.id, d.kind.value, d.criteria + ("" if d.diagnostic or d.kind.value ==
+                                                "printer" else " (non-diagnostic)"),
+             " ".join(x for x in (d.manufacturer, d.model) if x) or "—", d.serial or "—",
+             d.printer_ae or "—", d.description] for d in devices]
+    print(table(rows, ["id", "kind", "criteria", "model", "serial", "AE", "description"]))
+    return 0
+
+
+def cmd_add_device(args: argparse.Namespace) -> int:
+    from calibration.qa.devices import Device, EdidError, read_edid
+    from calibration.qa.results import DeviceKind
+
+    kind = DeviceKind(args.kind)
+    identity = {"manufacturer": "", "model": "", "serial": ""}
+    if args.edid:
+        if kind is not DeviceKind.DISPLAY:
+            raise UsageError("--edid is for displays")
+        try:
+            edid = read_edid(args.edid)
+        except EdidError as err:
+            raise UsageError(str(err)) from None
+        identity = {k: str(edid[k]) for k in identity}
+    for key in identity:
+        if getattr(args, key) is not None:
+            identity[key] = getattr(args, key)
+    try:
+        device = Device(args.device_id, kind, criteria=args.criteria or "",
+                        diagnostic=args.diagnostic, description=args.description,
+                        printer_ae=args.printer_ae, **identity)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    store = open_store(args, create=True)
+    assert store is not None
+    try:
+        store.add_device(device)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    what = ", ".join(x for x in (" ".join(x for x in (device.manufacturer, device.model) if x),
+                                 device.serial and f"serial {device.serial}") if x)
+    flags = device.criteria
+    if kind is DeviceKind.DISPLAY:
+        flags += ", diagnostic" if device.diagnostic else ", non-diagnostic"
+    elif device.printer_ae:
+        flags += f", AE {device.printer_ae}"
+    print(f"added {kind.value} {device.id}{f' ({what})' if what else ''}: criteria {flags}; "
+          f"store {store.path}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    device = the_device(store, args.device_id, args)
+    assert store is not None
+    records = store.history(device.id, args.since, args.until)
+    if args.json:
+        print(json.dumps([r.to_json() for r in records], indent=1, ensure_ascii=False))
+        return 0
+    if not records:
+        print(f"{device.id}: no tests recorded")
+        return 0
+    rows = [[str(r.id), local(r.when), r.result.kind.value, r.result.criteria,
+             r.result.verdict.value.upper(), r.operator,
+             "" if r.baseline_id is None else f"#{r.baseline_id}",
+             ", ".join(f.key for f in r.result.failed)] for r in records]
+    print(table(rows, ["#", "when", "kind", "criteria", "verdict", "operator", "baseline",
+                       "failed"]))
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from calibration.qa.display import evaluate_display, read_display_readings
+
+    from calibration.measurements import MeasurementError
+    from calibration.qa.criteria import CriteriaSet
+    from calibration.qa.results import DeviceKind, TestKind
+
+    store = open_store(args)
+    device = the_device(store, args.device, args)
+    assert store is not None
+    if device.kind is not DeviceKind.DISPLAY:
+        raise UsageError(f"device {device.id} is a printer: test it with printscp qa "
+                         "test-printer")
+    kind = TestKind(args.kind)
+    criteria = CriteriaSet(args.criteria or device.criteria)
+    baseline = store.baseline(device.id) if kind is TestKind.CONSTANCY else None
+    try:
+        readings = read_display_readings(args.measurements)
+        result = evaluate_display(readings, criteria, kind,
+                                  None if baseline is None else baseline.result,
+                                  diagnostic=device.diagnostic)
+    except (MeasurementError, ValueError, OSError) as err:
+        raise UsageError(str(err)) from None
+    record = store.record_test(device.id, result, operator=args.operator,
+                               source=str(args.measurements))
+    print_test(record, baseline)
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(record.to_json(), indent=1,
+                                                  ensure_ascii=False), encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"{args.json}: {err.strerror or err}") from None
+        print(f"json: {args.json}")
+    return 0 if result.verdict.value == "pass" else 1
+
+
+def print_test(record: TestRecord, baseline: TestRecord | None) -> None:
+    """What ``qa test`` (and ``qa test-printer``) print of a recorded test."""
+    result = record.result
+    against = ""
+    if result.kind.value == "constancy":
+        against = (f"; baseline #{baseline.id} of {local(baseline.when)}" if baseline
+                   else "; no baseline yet (record an acceptance test first)")
+    print(f"{record.device_id}: {result.kind.value} test ({result.criteria}), recorded as "
+          f"#{record.id} at {local(record.when)} by {record.operator}{against}")
+    print(figures_table(result))
+    for note in result.notes:
+        print(f"note: {note}")
+    failed = ", ".join(f.key for f in result.failed)
+    print(f"verdict: {result.verdict.value.upper()}" + (f" ({failed})" if failed else ""))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from calibration.qa.status import device_status
+
+    store = open_store(args)
+    statuses = device_status(store) if store is not None else []
+    if args.json:
+        print(json.dumps([s.to_json() for s in statuses], indent=1, ensure_ascii=False))
+        return 0
+    if not statuses:
+        print(f"no devices in {store_path(args)} (add one with printscp qa add-device)")
+        return 0
+    rows = []
+    for s in statuses:
+        last = s.last
+        state = ("OVERDUE: never tested" if last is None else
+                 "OVERDUE" if s.overdue else "ok")
+        rows.append([s.device.id, s.device.kind.value,
+                     "—" if last is None else f"{local(last.when)} {last.result.kind.value}",
+                     "—" if last is None else last.result.verdict.value.upper(),
+                     local(s.due), state])
+    print(table(rows, ["device", "kind", "last test", "verdict", "due", "state"]))
+    overdue = sum(s.overdue for s in statuses)
+    print(f"{len(statuses)} device(s), {overdue} overdue")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from calibration.qa.report import write_report
+
+    store = open_store(args)
+    device = the_device(store, args.device_id, args)
+    assert store is not None
+    records = store.history(device.id, args.since, args.until)
+    if not records:
+        raise UsageError(f"no tests of {device.id} in that period")
+    try:
+        write_report(args.output, device, records)
+    except OSError as err:
+        raise UsageError(f"{args.output}: {err.strerror or err}") from None
+    first, last = records[0].when, records[-1].when
+    print(f"report: {args.output} ({device.id}, {len(records)} test(s) from "
+          f"{local(first)} to {local(last)})")
+    if args.archive:
+        from printscp.archive.archive import Archive
+        from printscp.archive.qa_reports import store_qa_report
+
+        kind = records[-1].result.kind.value
+        title = f"QA {kind} report {device.id}"[:64]
+        stored = store_qa_report(Archive(data_dir_of(args)),
+                                 Path(args.output).read_bytes(), device.id,
+                                 device.kind.value, title)
+        print(f"archived: patient {stored['patient_id']}, study "
+              f"{stored['study_instance_uid']}, instance {stored['sop_instance_uid']}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "devices": cmd_devices, "add-device": cmd_add_device, "history": cmd_history,
+    "test": cmd_test, "status": cmd_status, "report": cmd_report}

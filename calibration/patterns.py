@@ -8,6 +8,7 @@ passes them through unchanged.
 
 from __future__ import annotations
 
+import io
 import os
 from datetime import datetime
 from pathlib import Path
@@ -15,8 +16,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from printscp.core.files import atomic_write
+
+MM_PER_INCH = 25.4
 
 #: TG18-LN uses 18 levels.
 TG18_LEVELS = 18
@@ -68,7 +74,8 @@ def step_wedge(levels: NDArray[np.int64], bits: int = 8, size: int = 1024,
     return np.where(label, contrast, image)
 
 
-def _dataset(pixels: NDArray[np.int64], bits: int, description: str) -> Dataset:
+def _dataset(pixels: NDArray[np.integer], bits: int, description: str,
+             pixel_spacing_mm: float | None = None) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -98,6 +105,13 @@ def _dataset(pixels: NDArray[np.int64], bits: int, description: str) -> Dataset:
     ds.WindowCenter = 1 << (bits - 1)
     ds.WindowWidth = 1 << bits
     ds.PixelData = pixels.astype(np.uint8 if bits <= 8 else np.uint16).tobytes()
+    if pixel_spacing_mm is not None:
+        # true size: the same spacing as Pixel Spacing (in the patient... here: at the
+        # display or film) and Imager Pixel Spacing, which viewers and printers read
+        spacing = [f"{pixel_spacing_mm:.10g}"] * 2
+        ds.PixelSpacing = spacing
+        ds.ImagerPixelSpacing = spacing
+        ds.NominalScannedPixelSpacing = spacing
     return ds
 
 
@@ -107,6 +121,38 @@ def _write(pixels: NDArray[np.int64], bits: int, stem: Path, description: str) -
     png = stem.with_suffix(".png")
     scaled = pixels if bits == 8 else np.rint(pixels * (255 / ((1 << bits) - 1)))
     Image.fromarray(scaled.astype(np.uint8), mode="L").save(png)
+    return [dcm, png]
+
+
+def write_image(pixels: NDArray[np.integer], bits: int, stem: Path, description: str,
+                pixel_spacing_mm: float | None = None) -> list[Path]:
+    """Write ``stem.dcm`` and ``stem.png`` holding the same pixel values.
+
+    Up to 8 bits the PNG is 8-bit grey, value for value.  Deeper patterns go in a 16-bit
+    PNG whose samples are the values scaled by bit replication (PNG spec §12.5: value
+    << (16 - bits) | value >> (2 * bits - 16)), with an sBIT chunk naming the bits, so
+    ``png >> (16 - bits)`` gives the DICOM values back exactly and an ordinary viewer
+    shows the full range.  Each file is written atomically.
+    """
+    dcm, png = stem.with_suffix(".dcm"), stem.with_suffix(".png")
+    ds = _dataset(pixels, bits, description, pixel_spacing_mm)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    atomic_write(dcm, buffer.getvalue())
+    values = pixels.astype(np.uint16)
+    info = PngInfo()
+    if bits <= 8:
+        picture = Image.fromarray(values.astype(np.uint8), mode="L")
+    else:
+        scaled = (values << (16 - bits)) | (values >> (2 * bits - 16))
+        picture = Image.fromarray(scaled.astype(np.uint16))  # I;16
+        info.add(b"sBIT", bytes([bits]))
+    options = {}
+    if pixel_spacing_mm is not None:  # pHYs: true size for software that honours it
+        options["dpi"] = (MM_PER_INCH / pixel_spacing_mm,) * 2
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", pnginfo=info, **options)
+    atomic_write(png, buffer.getvalue())
     return [dcm, png]
 
 

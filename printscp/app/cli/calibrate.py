@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from calibration.analysis import DIAGNOSTIC_LIMIT, OTHER_LIMIT, TG18_INTERVALS
+from printscp.printing.enums import FilmSize
 
 LIMITS = {"diagnostic": DIAGNOSTIC_LIMIT, "other": OTHER_LIMIT}
+#: ``--pattern`` names: the short ones map to calibration.tg18.Pattern values.
+PATTERN_NAMES = {"qc": "TG18-QC", "unl10": "TG18-UNL10", "unl80": "TG18-UNL80",
+                 "ct": "TG18-CT", "ad": "TG18-AD", "mp": "TG18-MP", "pqc": "TG270-pQC"}
+PATTERN_CHOICES = ["ln", *PATTERN_NAMES, "tg18", "all"]
 
 
 def _od(text: str) -> float:
@@ -87,14 +92,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--data-dir", default="./printscp-data",
                    help="printscp data directory for --record (default ./printscp-data)")
 
-    t = csub.add_parser("patterns", help="write the measurement test patterns",
-                        description="TG18-LN-style luminance patches and a printer step "
-                        "wedge, as Secondary Capture DICOM files and PNG.")
+    t = csub.add_parser(
+        "patterns", help="write the measurement and QA test patterns",
+        description="TG18-LN-style luminance patches and a printer step wedge (the default), "
+        "and the AAPM TG18 QA set (TG18-QC, -UNL10, -UNL80, -CT, -AD, -MP) and TG270-pQC "
+        "at a display's resolution or true size on film, as Secondary Capture DICOM files "
+        "and PNG (docs/calibration.md).")
     t.add_argument("-o", "--output", required=True, metavar="DIR")
-    t.add_argument("--levels", type=int, default=18, help="number of levels (default 18)")
-    t.add_argument("--bits", type=int, default=8, choices=(8, 10, 12, 16),
-                   help="bits per pixel (default 8)")
-    t.add_argument("--size", type=int, default=512, help="patch image size in pixels")
+    t.add_argument("--pattern", action="append", choices=PATTERN_CHOICES, metavar="NAME",
+                   help="what to write, repeatable: ln (LN patches and step wedge, the "
+                   "default), qc, unl10, unl80, ct, ad, mp, pqc, tg18 (qc to mp) or all")
+    t.add_argument("--levels", type=int, default=18, help="ln: number of levels (default 18)")
+    t.add_argument("--bits", type=int, choices=(8, 10, 12, 16),
+                   help="bits per pixel (default: ln 8, TG18 12, TG270-pQC 8)")
+    t.add_argument("--size", type=int, default=512, help="ln: patch image size in pixels")
+    where = t.add_mutually_exclusive_group()
+    where.add_argument("--resolution", type=_resolution, metavar="WxH",
+                       help="display resolution, columns x rows (default 1024x1024, TG18's "
+                       "1k version; 2048x2048 is the 2k)")
+    where.add_argument("--dpi", type=int, metavar="N",
+                       help="printer resolution: one image pixel per printer pixel, so the "
+                       "film shows the pattern at true size (needs --film-size)")
+    t.add_argument("--pixel-pitch", type=float, metavar="MM",
+                   help="display pixel pitch in mm, written as Pixel Spacing (true size)")
+    t.add_argument("--film-size", choices=[size.value for size in FilmSize], metavar="ID",
+                   help="Film Size ID with --dpi, e.g. 14INX17IN, A4")
+    t.add_argument("--landscape", action="store_true", help="film in landscape orientation")
 
 
 add_calibrate_parser = add_parser  # the name it had before
@@ -104,16 +127,68 @@ def run(args: argparse.Namespace) -> int:
     return COMMANDS[args.calibrate_command](args)
 
 
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        columns, rows = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected COLUMNSxROWS such as 1024x1280, "
+                                         f"got {text!r}") from None
+    return columns, rows
+
+
+def _selected(names: list[str] | None) -> tuple[bool, list[str]]:
+    """(write LN?, QA pattern names in order) from the --pattern values."""
+    groups = {"ln": [], "tg18": [v for k, v in PATTERN_NAMES.items() if k != "pqc"],
+              "all": list(PATTERN_NAMES.values())}
+    chosen = names or ["ln"]
+    qa = [p for name in chosen for p in groups.get(name, [PATTERN_NAMES.get(name, "")])]
+    return "ln" in chosen or "all" in chosen, list(dict.fromkeys(qa))
+
+
 def cmd_patterns(args: argparse.Namespace) -> int:
     from calibration.patterns import write_patterns
+    from calibration.tg18 import Geometry, write_qa_patterns
 
+    prog = "printscp calibrate patterns"
+    ln, qa = _selected(args.pattern)
     try:
-        files = write_patterns(args.output, levels=args.levels, bits=args.bits, size=args.size)
+        if not qa and (args.resolution or args.dpi or args.film_size
+                       or args.pixel_pitch is not None):
+            raise ValueError("--resolution, --dpi, --film-size and --pixel-pitch apply to "
+                             "the QA patterns (--pattern qc ... all)")
+        if (args.dpi is None) != (args.film_size is None):
+            raise ValueError("--dpi and --film-size go together")
+        if args.pixel_pitch is not None and args.dpi is not None:
+            raise ValueError("--pixel-pitch is for displays; a film's pixel is 25.4/--dpi mm")
+        if args.landscape and args.film_size is None:
+            raise ValueError("--landscape needs --film-size")
+        if args.dpi is not None:
+            width, height = FilmSize(args.film_size).dimensions_mm
+            if args.landscape:
+                width, height = height, width
+            geometry = Geometry.film(width, height, args.dpi)
+        else:
+            columns, rows = args.resolution or (1024, 1024)
+            geometry = Geometry(columns, rows, args.pixel_pitch)
+        files = []
+        if ln:
+            files += write_patterns(args.output, levels=args.levels, bits=args.bits or 8,
+                                    size=args.size)
+        if qa:
+            files += write_qa_patterns(args.output, qa, geometry, args.bits)
     except (OSError, ValueError) as err:
-        print(f"printscp calibrate patterns: {err}", file=sys.stderr)
+        print(f"{prog}: {err}", file=sys.stderr)
         return 2
-    print(f"{args.output}: {len(files)} files ({args.levels} luminance patterns and a "
-          "step wedge, DICOM and PNG)")
+    parts = []
+    if ln:
+        parts.append(f"{args.levels} luminance patterns and a step wedge")
+    if qa:
+        size = f"{geometry.columns}x{geometry.rows}"
+        if geometry.pixel_spacing_mm is not None:
+            size += (f", {geometry.pixel_spacing_mm:.4g} mm pixels: "
+                     f"{geometry.width_mm:.1f} x {geometry.height_mm:.1f} mm")
+        parts.append(f"{', '.join(qa)} at {size}")
+    print(f"{args.output}: {len(files)} files ({'; '.join(parts)}, DICOM and PNG)")
     return 0
 
 

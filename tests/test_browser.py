@@ -282,8 +282,22 @@ def test_print_reprint_and_cancel(running, page, samples, shots, tmp_path):  # n
     page.goto(running.url + "/?printer=paper")
     assert page.locator("tr[data-job]").first.get_attribute("data-state") == job["state"]
 
+    # the paper printer's last QC film failed (issue 19): its section says so
+    from calibration.qa.devices import Device
+    from calibration.qa.results import DeviceKind, Figure, TestKind, TestResult
+    from calibration.qa.store import QAStore
+
+    with QAStore(running.console.config.data_path / "qa.sqlite") as qa:
+        qa.add_device(Device("paper", DeviceKind.PRINTER))
+        qa.record_test("paper", TestResult(DeviceKind.PRINTER, TestKind.CONSTANCY,
+                                           "ps3.14-film", (Figure("dmax", 2.5, low=2.9),)),
+                       operator="qa")
     page.goto(running.url + "/printers")
     assert page.locator("section.printer").count() == 3
+    qc = page.locator('section[data-printer="paper"] dd.qc')
+    assert qc.get_attribute("data-qc-verdict") == "fail"
+    assert "FAIL (dmax)" in qc.inner_text() and "next due" in qc.inner_text()
+    assert "not a QA device" in page.locator('section[data-printer="main"] dd.qc').inner_text()
     shoot(page, shots, "printers")
 
 

@@ -27,9 +27,10 @@ SUBCOMMANDS = ("serve", "film", "print_films", "jobs", "archive", "media", "mpps
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser; with ``only``, that subcommand's alone.
 
-    ``printscp serve`` parses with its own parser only: importing every subcommand's
-    module (pydicom, numpy, the calibration stack: 0.45 s) delayed the moment the node
-    listens; the subcommand's help and errors read the same either way.
+    :func:`main` builds the named subcommand's parser only: importing every
+    subcommand's module (pydicom, numpy, the calibration stack: 0.45 s) delayed the
+    moment ``serve`` listens and every short command; the subcommand's help and errors
+    read the same either way.
     """
     parser = argparse.ArgumentParser(
         prog="printscp", description="DICOM print server with PS3.14 GSDF film rendering")
@@ -38,6 +39,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name in (only,) if only else SUBCOMMANDS:
         importlib.import_module(f"printscp.app.cli.{name}").add_parser(sub)
     return parser
+
+
+def _module_of(command: str) -> str | None:
+    """The module of subcommand ``command``, None when it is none (``--help``, a typo:
+    the full parser answers those).  Building one subcommand's parser only spares a
+    command the imports of all the others (``qa status``: 1.4 s became 0.75 s)."""
+    module = {"print": "print_films"}.get(command, command)
+    return module if module in SUBCOMMANDS else None
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -55,8 +64,7 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    only = "serve" if argv[:1] == ["serve"] else None
-    args = build_parser(only).parse_args(argv)
+    args = build_parser(_module_of(argv[0]) if argv else None).parse_args(argv)
     setup_logging(args)
     return dispatch(args)
 

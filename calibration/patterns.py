@@ -3,7 +3,8 @@
 Each pattern is written as a Secondary Capture DICOM file (printable through
 printscp itself, ``printscp film`` reads it) and as a PNG.  Pixel values are the
 driving levels to measure; the DICOM window (center 2**(bits-1), width 2**bits)
-passes them through unchanged.
+passes them through unchanged.  :func:`write_image` is also how the QA set of
+:mod:`calibration.tg18` is written (with Pixel Spacing when its size is known).
 """
 
 from __future__ import annotations
@@ -106,12 +107,11 @@ def _dataset(pixels: NDArray[np.integer], bits: int, description: str,
     ds.WindowWidth = 1 << bits
     ds.PixelData = pixels.astype(np.uint8 if bits <= 8 else np.uint16).tobytes()
     if pixel_spacing_mm is not None:
-        # true size: the same spacing as Pixel Spacing (in the patient... here: at the
-        # display or film) and Imager Pixel Spacing, which viewers and printers read
+        # true size: the pixel's size on the display or film, as Pixel Spacing and as
+        # Imager Pixel Spacing (0018,1164), which viewers use for true-size display
         spacing = [f"{pixel_spacing_mm:.10g}"] * 2
         ds.PixelSpacing = spacing
         ds.ImagerPixelSpacing = spacing
-        ds.NominalScannedPixelSpacing = spacing
     return ds
 
 

@@ -11,9 +11,10 @@ true size.  Line and modulation patterns that test a device's *pixels* keep thei
 period in pixels and are never scaled.
 
 Sources.  The report text itself was not at hand when this was written (the search
-corpus holds the TG270 report's front matter, not TG18 §3).  What could be checked:
-TG18-LN/-UN/-UNL/-AD/-MP/-CT definitions in DICOM PS3.16 CID 7xxx codes 109841-109846
-("UNL ... with added defining lines"); EIZO RadiCS user's manual ch. 9 (TG18-QC elements:
+corpus holds the TG270 report's front matter, not TG18 §3), so no subsection number
+below is more precise than "§3".  What could be checked: the TG18-UN/-UNL/-AD/-MP
+definitions of DICOM PS3.16's codes DCM 109841-109846 ("UNL ... with added defining
+lines"); EIZO RadiCS user's manual ch. 9 (TG18-QC elements:
 5 %/95 % patches, 16 patches with ±4-of-255 corner squares, 0-255 ramps, "QUALITY
 CONTROL" letters at 0/128/255; uniformity at 204 and 26 of 255); GRAD Engineering's
 TG18-QC notes (18 squares; letters one level apart, 14 ... 1 levels from the background);

@@ -346,3 +346,45 @@ def test_an_unreadable_qa_store_does_not_break_the_page(tmp_path: Path) -> None:
     assert "QA store" in r.json()["printers"][0]["qc"]["error"]
     page = client.get("/printers")
     assert page.status_code == 200 and "QA store" in page.text
+
+
+# -- with the real display evaluation and report ---------------------------------------
+def display_readings(path: Path, lmax: float, gamma: float | None = None) -> Path:
+    """18 levels of a display on the GSDF from 0.8 to ``lmax`` cd/m² (or, with
+    ``gamma``, a power law instead: a response gone wrong), uniform, D65."""
+    import numpy as np
+
+    from lut import gsdf
+
+    ddl = np.linspace(0, 255, 18).round()
+    if gamma is None:
+        j0, j1 = gsdf.jnd_index(0.8), gsdf.jnd_index(lmax)
+        lum = gsdf.luminance(j0 + (j1 - j0) * ddl / 255)
+    else:
+        lum = 0.8 + (lmax - 0.8) * (ddl / 255) ** gamma
+    path.write_text(json.dumps({
+        "response": {"points": [[int(d), round(float(v), 4)] for d, v in zip(ddl, lum,
+                                                                              strict=True)]},
+        "ambient": {"lamb": 0.2}, "white_point": {"x": 0.3127, "y": 0.329},
+        "uniformity": {"unl80": {"centre": 300, "top-left": 290, "top-right": 295,
+                                 "bottom-left": 285, "bottom-right": 292}}}))
+    return path
+
+
+def test_a_display_tested_for_real_then_reported(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    qa(data, "add-device", "RAD-1", "--kind", "display")
+    assert qa(data, "test", display_readings(tmp_path / "a.json", 400), "--device", "RAD-1",
+              "--kind", "acceptance") == 0
+    out = capsys.readouterr().out
+    assert "verdict: PASS" in out
+    [lmax] = [line.split() for line in out.splitlines() if line.startswith("lmax ")]
+    assert lmax[1:6] == ["400.3", "cd/m²", "≥", "170", "cd/m²"] and lmax[6] == "pass"
+    assert qa(data, "test", display_readings(tmp_path / "b.json", 330, gamma=2.2),
+              "--device", "RAD-1", "--kind", "constancy") == 1
+    out = capsys.readouterr().out
+    assert "verdict: FAIL (response_max_error)" in out and "baseline #1" in out
+    [change] = [line.split() for line in out.splitlines() if line.startswith("lmax_change")]
+    assert change[1:3] == ["-17.5", "%"]
+    assert qa(data, "report", "RAD-1", "-o", tmp_path / "rad1.pdf") == 0
+    assert (tmp_path / "rad1.pdf").read_bytes().startswith(b"%PDF")

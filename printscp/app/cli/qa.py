@@ -220,14 +220,17 @@ def value_text(value: float | None, unit: str) -> str:
 
 
 def figures_table(result: TestResult) -> str:
-    """Each figure, its value, its limit and pass/fail (``—``: informative, or not
-    computed; the note says why)."""
+    """Each figure, its value, its limit, pass/fail (``—``: informative, or not
+    computed) and the source of the limit; then each figure's note (why it was not
+    computed, what it was computed from)."""
     rows = []
     for f in result.figures:
         outcome = {True: "pass", False: "FAIL", None: "—"}[f.passed]
         rows.append([f.key, value_text(f.value, f.unit), f.limit or "—", outcome,
-                     f.note or f.source])
-    return table(rows, ["figure", "value", "limit", "result", "source / note"])
+                     f.source or "—"])
+    lines = [table(rows, ["figure", "value", "limit", "result", "source"])]
+    lines += [f"  {f.key}: {f.note}" for f in result.figures if f.note]
+    return "\n".join(lines)
 
 
 # -- commands -------------------------------------------------------------------------
@@ -307,10 +310,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from calibration.qa.display import evaluate_display, read_display_readings
-
     from calibration.measurements import MeasurementError
     from calibration.qa.criteria import CriteriaSet
+    from calibration.qa.display import evaluate_display, read_display_readings
     from calibration.qa.results import DeviceKind, TestKind
 
     store = open_store(args)

@@ -95,7 +95,7 @@ IEC = "IEC 62563-2:2021"
 DIN = "DIN 6868-157:2014-11"
 EIZO_DIN = ("as EIZO tabulates DIN 6868-157 for RadiCS (RadiCS-Anwendungsklassen, "
             "Stand 2018/01)")
-RADICS_ACR = "as RadiCS applies ACR (RadiCS manual, ch. 10, ACR and RadiCS)"
+RADICS_ACR = "as RadiCS applies ACR (RadiCS manual, chapter 10)"
 PACSDISPLAY = "as pacsDisplay and calibrate analyze apply it"
 
 _NOT_RE_READ = "as widely quoted; the report's text was not at hand to re-read"
@@ -169,7 +169,8 @@ LIMITS: tuple[Limit, ...] = (
     Limit(CriteriaSet.TG18, _BOTH, Use.ALL, "ambient_ratio", None, 2.0 / 3.0,
           f"{TG18} §4.2 (reflection, ambient light); {ACR}",
           "Lamb/Lmin, Lmin without ambient; above 1/4 is a warning (TG18 and ACR), above "
-          f"2/3 fails, {PACSDISPLAY}; ACR: Lamb < Lmin/1.5 ({RADICS_ACR})"),
+          "2/3 fails, as pacsDisplay grades it (calibrate analyze divides by L'min); "
+          f"ACR: Lamb < Lmin/1.5, {RADICS_ACR}"),
     Limit(CriteriaSet.TG18, _BOTH, Use.ALL, "uniformity_max_dev", None, 30.0,
           f"{TG18} §4.4 (luminance uniformity, TG18-UNL10/UNL80); {ACR}",
           f"200·(Lmax-Lmin)/(Lmax+Lmin) over the positions; 30 % {RADICS_ACR}"),

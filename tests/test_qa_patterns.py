@@ -233,7 +233,8 @@ def test_film_geometry_is_true_size():
 def test_cli_film_patterns_true_size_dicom_equals_png(tmp_path, capsys):
     out = tmp_path / "film"
     assert main(["calibrate", "patterns", "-o", str(out), "--pattern", "unl80",
-                 "--pattern", "pqc", "--dpi", "60", "--film-size", "14INX17IN"]) == 0
+                 "--pattern", "pqc", "--dpi", "60", "--film-size", "14INX17IN",
+                 "--whole-film"]) == 0
     assert "355.6 x 431.8 mm" in capsys.readouterr().out
     for name, bits in (("TG18-UNL80", 12), ("TG270-pQC", 8)):
         ds = pydicom.dcmread(out / f"{name}.dcm")
@@ -249,6 +250,29 @@ def test_cli_film_patterns_true_size_dicom_equals_png(tmp_path, capsys):
         if bits > 8:
             values = values >> (16 - bits)  # bit-replicated into 16 bits, sBIT 12
         assert np.array_equal(values, ds.pixel_array)
+
+
+def test_cli_film_pattern_prints_one_to_one_in_the_image_box(tmp_path, capsys):
+    """By default a film pattern is the image box of a STANDARD\\1,1 film in printscp's
+    layout: printed with Magnification Type NONE at the same DPI it is placed one image
+    pixel per printer pixel, not decimated, so its printed size is its Pixel Spacing
+    times its pixels."""
+    from printscp.printing.display_format import ImageDisplayFormat
+    from printscp.printing.enums import FilmOrientation, FilmSize
+    from printscp.printing.layout import FitOutcome, film_geometry, place_image
+
+    assert main(["calibrate", "patterns", "-o", str(tmp_path), "--pattern", "qc",
+                 "--dpi", "150", "--film-size", "A4", "--landscape"]) == 0
+    ds = pydicom.dcmread(tmp_path / "TG18-QC.dcm")
+    box = film_geometry(FilmSize.A4, FilmOrientation.LANDSCAPE,
+                        ImageDisplayFormat.parse("STANDARD\\1,1").cells()).boxes[0]
+    spacing = float(ds.PixelSpacing[1])
+    assert spacing == pytest.approx(25.4 / 150)
+    assert box.width - spacing < ds.Columns * spacing <= box.width  # as much as fits
+    assert box.height - spacing < ds.Rows * spacing <= box.height
+    placed = place_image(box, ds.Rows, ds.Columns, 150, no_magnification=True)
+    assert placed.outcome is FitOutcome.FITTED
+    assert placed.rect.width == pytest.approx(ds.Columns * spacing)
 
 
 def test_cli_display_set_end_to_end(tmp_path, capsys):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.analysis import DIAGNOSTIC_LIMIT, OTHER_LIMIT, TG18_INTERVALS
-from printscp.printing.enums import FilmSize
+from printscp.printing.enums import FilmOrientation, FilmSize
 
 LIMITS = {"diagnostic": DIAGNOSTIC_LIMIT, "other": OTHER_LIMIT}
 #: ``--pattern`` names: the short ones map to calibration.tg18.Pattern values.
@@ -118,6 +118,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--film-size", choices=[size.value for size in FilmSize], metavar="ID",
                    help="Film Size ID with --dpi, e.g. 14INX17IN, A4")
     t.add_argument("--landscape", action="store_true", help="film in landscape orientation")
+    t.add_argument("--whole-film", action="store_true",
+                   help="cover the whole film (default: the image box of a STANDARD\\1,1 "
+                   "film inside printscp's edge margins, which prints one to one)")
 
 
 add_calibrate_parser = add_parser  # the name it had before
@@ -134,6 +137,22 @@ def _resolution(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected COLUMNSxROWS such as 1024x1280, "
                                          f"got {text!r}") from None
     return columns, rows
+
+
+def _film_area(film_size: str, landscape: bool, whole_film: bool) -> tuple[float, float]:
+    """(width, height) in mm a film pattern covers: the image box of a STANDARD\\1,1 film
+    in printscp's own layout (inside its edge margins), so that printing it with
+    Magnification Type NONE at the same DPI puts one image pixel on one printer pixel;
+    or the whole film, for a printer that prints edge to edge."""
+    from printscp.printing.display_format import ImageDisplayFormat
+    from printscp.printing.layout import film_dimensions, film_geometry
+
+    size = FilmSize(film_size)
+    orientation = FilmOrientation.LANDSCAPE if landscape else FilmOrientation.PORTRAIT
+    if whole_film:
+        return film_dimensions(size, orientation)
+    box = film_geometry(size, orientation, ImageDisplayFormat.parse("STANDARD\\1,1").cells())
+    return box.boxes[0].width, box.boxes[0].height
 
 
 def _selected(names: list[str] | None) -> tuple[bool, list[str]]:
@@ -160,12 +179,10 @@ def cmd_patterns(args: argparse.Namespace) -> int:
             raise ValueError("--dpi and --film-size go together")
         if args.pixel_pitch is not None and args.dpi is not None:
             raise ValueError("--pixel-pitch is for displays; a film's pixel is 25.4/--dpi mm")
-        if args.landscape and args.film_size is None:
-            raise ValueError("--landscape needs --film-size")
+        if (args.landscape or args.whole_film) and args.film_size is None:
+            raise ValueError("--landscape and --whole-film need --film-size")
         if args.dpi is not None:
-            width, height = FilmSize(args.film_size).dimensions_mm
-            if args.landscape:
-                width, height = height, width
+            width, height = _film_area(args.film_size, args.landscape, args.whole_film)
             geometry = Geometry.film(width, height, args.dpi)
         else:
             columns, rows = args.resolution or (1024, 1024)

@@ -8,7 +8,8 @@ light box's Illumination L0 and the Reflected Ambient Light La (PS3.14 §7 and A
 
 * the **contrast response**: the step densities turned into luminance and judged
   against the GSDF with the method of ``printscp calibrate analyze``
-  (:func:`calibration.analysis.judge`: δm/δe - 1 per interval, ±10 %);
+  (:func:`calibration.analysis.judge`: δm/δe - 1 per interval, ±10 %), over
+  :data:`FILM_INTERVALS` intervals (densitometer resolution, see there);
 * **Dmin and Dmax** against the Min and Max Density the films are printed with;
 * the film-QC **indices** of daily processor/printer QC, against the baseline (the
   acceptance test): *speed* (mid-density: the density of the step whose density is
@@ -80,6 +81,13 @@ BASE_FOG_LIMIT = 0.03
 #: 0.01 OD and an 8-bit printer lands within half a device step of a target; PS3.14
 #: states no tolerance, so this is printscp's choice (documented as such).
 DENSITY_TOLERANCE = 0.02
+#: GSDF intervals the contrast response of a film is judged over.  ``calibrate analyze``
+#: judges a display over TG18's 17; a film's steps are read with a densitometer to
+#: 0.01 OD, and at the light end of a 0.20-3.00 OD film one of 17 intervals spans about
+#: 0.06 OD, so the reading's ±0.005 OD at each end alone can move δm/δe by ±12 %, more
+#: than the ±10 % limit.  Over 8 intervals it stays within about ±6 %.  printscp's
+#: choice, not a standard's number (``intervals=`` / ``--intervals`` change it).
+FILM_INTERVALS = 8
 #: Net densities (above base+fog) of the index steps: speed (mid-density) and the two
 #: steps of the density difference (1.20, 2.20 and 0.45 OD gross at base+fog 0.20).
 SPEED_NET = 1.00
@@ -284,7 +292,7 @@ def evaluate_film(readings: FilmReadings, kind: TestKind, baseline: TestResult |
                   *, min_density: float | None = None, max_density: float | None = None,
                   illumination: float | None = None, ambient: float | None = None,
                   limit: float = analysis.DIAGNOSTIC_LIMIT,
-                  intervals: int = analysis.TG18_INTERVALS) -> TestResult:
+                  intervals: int = FILM_INTERVALS) -> TestResult:
     """Judge a QC film's readings (criteria ``ps3.14-film``); see the module docstring.
 
     ``min_density``/``max_density``: the Min/Max Density (OD) the films are printed

@@ -636,8 +636,14 @@ class NodeConfig(_Checked):
 
     def job_printing(self, printer: PrinterConfig) -> dict[str, Any]:
         """The fields of a print job that say how and where ``printer`` prints it
-        (recorded in the job when spooled, replaced when it is reprinted elsewhere)."""
-        return {"printer": printer.name, "output_profile": printer.output_profile,
+        (recorded in the job when spooled, replaced when it is reprinted elsewhere).
+        The output profile is the printer's current QA profile version
+        (``printscp qa test-printer --recalibrate``, ``qa rollback``) when it has one."""
+        from calibration.qa.profiles import current_profile  # QA recalibration's version
+
+        current = current_profile(self.data_path, printer.name)
+        return {"printer": printer.name,
+                "output_profile": str(current) if current else printer.output_profile,
                 "dpi": printer.dpi or None,
                 "targets": [t.to_json() for t in self.job_targets(printer)]}
 

@@ -88,7 +88,7 @@ def default_max_ddl(highest: int) -> int:
     return (1 << bits) - 1
 
 
-def _number(text: str, what: str, where: str) -> float:
+def parse_number(text: str, what: str, where: str) -> float:
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -98,8 +98,8 @@ def _number(text: str, what: str, where: str) -> float:
     return value
 
 
-def _ddl(text: Any, where: str) -> int:
-    value = _number(text, "ddl", where)
+def parse_ddl(text: Any, where: str) -> int:
+    value = parse_number(text, "ddl", where)
     if value != round(value) or value < 0:
         raise MeasurementError(f"{where}: ddl must be a whole number >= 0, got {text!r}")
     return int(value)
@@ -128,9 +128,9 @@ def _check_rows(kind: str, rows: list[tuple[int, float, str]], path: str) -> Non
         raise MeasurementError(f"{rows[0][2]}: value must be >= 0, got {rows[0][1]:g}")
 
 
-def _build(kind: str, rows: list[tuple[int, float, str]], path: str, *, max_ddl: int | None,
-           ambient: float | None, illumination: float | None, includes_ambient: bool,
-           order: int | None = None) -> Measurement:
+def build_measurement(kind: str, rows: list[tuple[int, float, str]], path: str, *,
+                      max_ddl: int | None, ambient: float | None, illumination: float | None,
+                      includes_ambient: bool, order: int | None = None) -> Measurement:
     """Common tail of all readers: validate, remove ambient if included, fill defaults."""
     if kind not in KINDS:
         raise MeasurementError(f"{path}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -202,9 +202,9 @@ def read_csv(path: str | os.PathLike[str], kind: str | None = None, *,
         cells = next(csv.reader(io.StringIO(line)))
         if len(cells) <= max(i_ddl, i_val):
             raise MeasurementError(f"{where}: expected {len(header)} columns, got {len(cells)}")
-        rows.append((_ddl(cells[i_ddl].strip(), where),
-                     _number(cells[i_val].strip(), column, where), where))
-    return _build(kind, rows, name, max_ddl=max_ddl, ambient=ambient,
+        rows.append((parse_ddl(cells[i_ddl].strip(), where),
+                     parse_number(cells[i_val].strip(), column, where), where))
+    return build_measurement(kind, rows, name, max_ddl=max_ddl, ambient=ambient,
                   illumination=illumination, includes_ambient=includes_ambient)
 
 
@@ -243,26 +243,26 @@ def read_json(path: str | os.PathLike[str], kind: str | None = None, *,
     points = data.get("points")
     if not isinstance(points, list):
         raise MeasurementError(f"{name}: 'points' must be a list of [ddl, value] pairs")
-    point_lines = _point_lines(text, len(points))
+    lines = point_lines(text, len(points))
     rows: list[tuple[int, float, str]] = []
     for i, point in enumerate(points):
-        where = f"{name}:{point_lines[i]}: points[{i}]"
+        where = f"{name}:{lines[i]}: points[{i}]"
         if not isinstance(point, list) or len(point) != 2:
             raise MeasurementError(f"{where}: expected [ddl, value], got {point!r}")
         if any(isinstance(v, bool) or not isinstance(v, int | float) for v in point):
             bad = next(v for v in point if isinstance(v, bool) or not isinstance(v, int | float))
             raise MeasurementError(f"{where}: value is not a number: {bad!r}")
-        rows.append((_ddl(point[0], where), _number(point[1], "value", where), where))
+        rows.append((parse_ddl(point[0], where), parse_number(point[1], "value", where), where))
     top = opt("max_ddl", max_ddl)
     order = data.get("order")
-    return _build(kind, rows, name, max_ddl=None if top is None else int(top),
+    return build_measurement(kind, rows, name, max_ddl=None if top is None else int(top),
                   ambient=opt("ambient", ambient), illumination=opt("illumination", illumination),
                   includes_ambient=bool(data.get("includes_ambient", False)
                                         if includes_ambient is None else includes_ambient),
                   order=None if order is None else int(order))
 
 
-def _point_lines(text: str, count: int) -> list[int]:
+def point_lines(text: str, count: int) -> list[int]:
     """Line number of each ``[ddl, value]`` pair of ``points``, for error messages.
 
     json has no positions, so the text after ``"points"`` is scanned for the opening
@@ -321,7 +321,7 @@ def read_dcmtk(path: str | os.PathLike[str], kind: str | None = None, *,
     if len(rows) < MIN_POINTS:
         raise MeasurementError(
             f"{name}: too few points: {len(rows)} measured level(s), need at least {MIN_POINTS}")
-    return _build(kind, rows, name, max_ddl=max_ddl or curve.max_ddl, ambient=amb,
+    return build_measurement(kind, rows, name, max_ddl=max_ddl or curve.max_ddl, ambient=amb,
                   illumination=illumination if illumination is not None else curve.illumination,
                   includes_ambient=includes_ambient, order=curve.order)
 

@@ -29,10 +29,10 @@ from calibration import analysis
 from calibration.measurements import (
     Measurement,
     MeasurementError,
-    _build,
-    _ddl,
-    _number,
-    _point_lines,
+    build_measurement,
+    parse_ddl,
+    parse_number,
+    point_lines,
     read_measurements,
 )
 from calibration.qa import criteria as qa_criteria
@@ -175,7 +175,7 @@ def _inline_response(data: dict[str, Any], text: str, name: str,
         raise MeasurementError(f"{where}.points: expected a list of [ddl, luminance] pairs")
     start = max(text.find('"response"'), 0)
     offset = text.count("\n", 0, start)
-    lines = [n + offset for n in _point_lines(text[start:], len(points))]
+    lines = [n + offset for n in point_lines(text[start:], len(points))]
     rows: list[tuple[int, float, str]] = []
     for i, point in enumerate(points):
         at = f"{name}:{lines[i]}: response.points[{i}]"
@@ -183,7 +183,7 @@ def _inline_response(data: dict[str, Any], text: str, name: str,
             raise MeasurementError(f"{at}: expected [ddl, luminance], got {point!r}")
         if any(isinstance(v, bool) or not isinstance(v, int | float) for v in point):
             raise MeasurementError(f"{at}: not a number: {point!r}")
-        rows.append((_ddl(point[0], at), _number(point[1], "luminance", at), at))
+        rows.append((parse_ddl(point[0], at), parse_number(point[1], "luminance", at), at))
     own = data.get("ambient")
     if own is not None:
         own = _finite(own, f"{where}.ambient")
@@ -197,7 +197,7 @@ def _inline_response(data: dict[str, Any], text: str, name: str,
     if not isinstance(includes, bool):
         raise MeasurementError(f"{where}.includes_ambient: expected true or false")
     order = data.get("order")
-    return _build("display", rows, name, max_ddl=max_ddl,
+    return build_measurement("display", rows, name, max_ddl=max_ddl,
                   ambient=lamb if lamb is not None else own, illumination=None,
                   includes_ambient=includes,
                   order=None if order is None else int(_finite(order, f"{where}.order")))

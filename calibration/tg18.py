@@ -375,7 +375,9 @@ def tg18_qc(geometry: Geometry, bits: int = 12) -> NDArray[np.uint16]:
 
 # -- TG18-UNL10 / UNL80 ------------------------------------------------------------------
 
-#: The five positions TG18 measures uniformity at (centre and the four corners), as
+#: The five positions TG18 measures uniformity at (centre and the four corners: PS3.3's
+#: QA Results module, Number of Luminance Points, "as defined by the TG18-UNL80 or
+#: TG18-UNL10 test pattern"), as
 #: cells of a 3 x 3 division of the image; TG270's nine points are all nine cells.
 UNL_POSITIONS = (("centre", 1, 1), ("upper-left", 0, 0), ("upper-right", 0, 2),
                  ("lower-left", 2, 0), ("lower-right", 2, 2))

@@ -2,7 +2,9 @@
 
 AAPM On-line Report No. 03 (TG18, Samei et al. 2005, "Assessment of display
 performance for medical imaging systems") §3 describes its patterns in 1k (1024 x 1024)
-and 2k (2048 x 2048) versions with 12-bit pixel values; AAPM Report 270 (2019, "Display
+and 2k (2048 x 2048) versions with 12-bit pixel values (its files are named -1k-/-2k-,
+and the report's executive summary displays its 16-bit files at WL 2048 / WW 4096, its
+8-bit ones at 128 / 256); AAPM Report 270 (2019, "Display
 quality assurance") adds the 8-bit TG270-pQC, a revision of TG18-PQC.  Each generator
 here lays its pattern out on the 1k design grid (:data:`DESIGN` units) and scales it to
 the requested :class:`Geometry`: a display's resolution, or a film's size at the
@@ -14,9 +16,9 @@ Sources.  The report text itself was not at hand when this was written (the sear
 corpus holds the TG270 report's front matter, not TG18 §3), so no subsection number
 below is more precise than "§3".  What could be checked: the TG18-UN/-UNL/-AD/-MP
 definitions of DICOM PS3.16's codes DCM 109841-109846 ("UNL ... with added defining
-lines"); EIZO RadiCS user's manual ch. 9 (TG18-QC elements:
-5 %/95 % patches, 16 patches with ±4-of-255 corner squares, 0-255 ramps, "QUALITY
-CONTROL" letters at 0/128/255; uniformity at 204 and 26 of 255); GRAD Engineering's
+lines"); EIZO RadiCS user's manual ch. 9 (TG18-QC elements: 5 %/95 % patches,
+16 patches with ±4-of-255 corner squares, 0-255 ramps, "QUALITY CONTROL" letters at
+0/128/255; uniformity at 204 and 26 of 255); GRAD Engineering's
 TG18-QC notes (18 squares; letters one level apart, 14 ... 1 levels from the background);
 PocketHealth's viewer guide (TG18-CT: 16 zones on a uniform background with half-moon
 targets; TG18-MP: grayscale ramps with contouring bands); pacsDisplay's and an AAPM
@@ -183,7 +185,7 @@ def _stripes(box: Box, period: int, a: int, b: int, *, vertical: bool) -> NDArra
     y0, y1, x0, x1 = box
     yy, xx = np.ogrid[0:y1 - y0, 0:x1 - x0]
     phase = (xx if vertical else yy) % period < period // 2
-    return np.where(phase, a, b).astype(np.uint16) * np.ones((y1 - y0, x1 - x0), np.uint16)
+    return np.broadcast_to(np.where(phase, a, b), (y1 - y0, x1 - x0)).astype(np.uint16)
 
 
 def _disc_halves(box: Box, top: int, bottom: int, background: int) -> NDArray[np.uint16]:

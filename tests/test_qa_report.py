@@ -50,8 +50,9 @@ def display_result(kind: TestKind, lmax: float, baseline_lmax: float | None, *,
                       series={"levels": levels.tolist(), "error": error.tolist(),
                               "uniformity": [0.0, corners, -corners, corners / 2, -corners],
                               "white_point": list(white),
-                              "white_point_target": list(D65_UV)},
-                      inputs={"illuminance": 50.0, "reflection": 0.006})
+                              "white_target": list(D65_UV)},
+                      inputs={"ambient": {"illuminance_lux": 50.0,
+                                          "reflection_coefficient": 0.006}, "lamb": 0.3})
 
 
 def printer_result(kind: TestKind, dmax: float, baseline_dmax: float | None) -> TestResult:
@@ -67,7 +68,8 @@ def printer_result(kind: TestKind, dmax: float, baseline_dmax: float | None) -> 
     if kind is TestKind.CONSTANCY:
         figures += [Figure("dmax_change", None if baseline_dmax is None else
                            dmax - baseline_dmax, low=-0.15, high=0.15, source=SRC),
-                    Figure("speed_change", 0.0, low=-0.15, high=0.15, source=SRC)]
+                    Figure("speed_change", 0.0, low=-0.15, high=0.15, source=SRC),
+                    Figure("base_fog_change", 0.0, high=0.03, source=SRC)]
     return TestResult(DeviceKind.PRINTER, kind, "ps3.14-film", tuple(figures),
                       series={"steps": steps.tolist(), "density": density.tolist(),
                               "target_density": target.tolist()},
@@ -140,7 +142,8 @@ def test_display_report_is_about_the_latest_test() -> None:
     conditions = dict(data.conditions)
     assert conditions["operator"] == "jdoe"
     assert conditions["criteria set"] == "tg18"
-    assert conditions["ambient illuminance"] == "50 lx"
+    assert conditions["ambient illuminance E"] == "50 lx"
+    assert conditions["ambient luminance Lamb"] == "0.3 cd/m²"
     assert conditions["baseline"].startswith("acceptance test #1 of 2025-01-06")
     assert data.test_count == 13 and data.period == (T0, T0 + timedelta(weeks=12))
     assert list(data.plots) == ["response", "luminance", "ambient_ratio", "response_trend",
@@ -157,7 +160,7 @@ def test_display_response_uniformity_and_white_point_plots_hold_the_latest_data(
     # non-uniform corners: 39 % at the latest, the centre 0, placed on the 3x3 grid
     u = data.uniformity
     assert u is not None and u.limit == 30.0
-    assert u.grid[1, 1] == 0.0
+    assert u.grid[1, 1] == 0.0 and u.positions[0] == "centre"
     np.testing.assert_allclose([u.grid[0, 0], u.grid[0, 2], u.grid[2, 0], u.grid[2, 2]],
                                [39.0, -39.0, 19.5, -39.0])
     assert np.isnan(u.grid[0, 1]) and np.isnan(u.grid[1, 0])
@@ -184,6 +187,9 @@ def test_printer_dmax_falls_and_failing_films_are_marked() -> None:
     speed = data.trends["speed"]
     np.testing.assert_allclose(speed.baseline_low[1:], 1.05)
     assert np.isnan(data.trends["contrast"].baseline_low).all()  # no contrast limit given
+    fog = data.trends["base_fog"]  # limited upwards only: fog may not rise by 0.03
+    assert np.isnan(fog.baseline_low).all()
+    np.testing.assert_allclose(fog.baseline_high[1:], 0.21)
     d = data.density
     assert d is not None and d.test_id == 11
     assert d.steps.tolist() == list(range(1, 33))
@@ -193,6 +199,7 @@ def test_printer_dmax_falls_and_failing_films_are_marked() -> None:
     assert data.uniformity is None and data.white_point is None
     conditions = dict(data.conditions)
     assert conditions["light-box illumination L0"] == "2000 cd/m²"
+    assert conditions["reflected ambient light La"] == "10 cd/m²"
 
 
 def test_an_acceptance_report_and_a_constancy_test_without_baseline() -> None:
@@ -259,3 +266,68 @@ def test_report_from_the_store(tmp_path: Path) -> None:
     assert data.failed_tests == tuple(r.id for r in history[7:])
     assert data.baseline is not None and data.baseline.id == history[0].id
     np.testing.assert_allclose(data.trends["lmax"].baseline_low[1:], LMAX0 * 0.9)
+
+
+# ------------------------------------------------------- the real display and film tests
+
+
+def test_real_display_tests_nine_positions_and_response_in_percent(tmp_path: Path) -> None:
+    """evaluate_display keeps the response error in %, names its 9 positions and the
+    white target; the report reads them as such."""
+    import json
+
+    from calibration.qa.display import POSITIONS_9, evaluate_display, read_display_readings
+    from lut import gsdf
+
+    levels = [int(v) for v in np.rint(np.linspace(0, 255, 18))]
+    j0, j1 = gsdf.jnd_index_exact([0.8, 400.0])
+    lum = gsdf.luminance(j0 + (j1 - j0) * np.asarray(levels) / 255.0)
+    lum[9] *= 1.08  # a bump in the middle: two intervals off the GSDF
+    grid = [250.0, 270, 260, 280, 300, 275, 240, 265, 255]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({
+        "response": {"points": [[d, float(v) - 0.2] for d, v in zip(levels, lum,
+                                                                      strict=True)]},
+        "ambient": {"lamb": 0.2}, "uniformity": {"unl80": dict(zip(POSITIONS_9, grid,
+                                                                   strict=True))},
+        "white_point": {"u": 0.2, "v": 0.47}}))
+    result = evaluate_display(read_display_readings(path), "tg18", TestKind.ACCEPTANCE)
+    data = report_data(DISPLAY, records_of(DISPLAY.id, [result]))
+    r = data.response
+    assert r is not None
+    worst = result.value("response_max_error")
+    assert float(np.max(np.abs(r.error))) == pytest.approx(worst)  # in %, not x100 again
+    assert r.failed.sum() == (np.abs(r.error) > 10).sum() >= 1
+    u = data.uniformity
+    assert u is not None and u.pattern == "unl80" and u.positions == POSITIONS_9
+    assert not np.isnan(u.grid).any()
+    assert u.grid[1, 1] == pytest.approx(result.series["uniformity"][4])  # the centre
+    w = data.white_point
+    assert w is not None and w.target_named
+    assert w.distance[0] == pytest.approx(result.value("white_point_distance"))
+    assert dict(data.conditions)["ambient luminance Lamb"] == "0.2 cd/m²"
+
+
+def test_real_film_tests_response_as_a_fraction(tmp_path: Path) -> None:
+    """evaluate_film keeps δm/δe - 1 as a fraction: the report shows it in %."""
+    from calibration.qa.film import evaluate_film, simulated_readings, step_pvalues
+    from lut.density import pvalue_to_density
+
+    p = np.asarray(step_pvalues(32), dtype=np.float64)
+
+    def printer(dmax: float):
+        return lambda levels: pvalue_to_density(levels, 12, 0.2, dmax, 2000.0, 10.0)
+
+    base = evaluate_film(simulated_readings(p, printer(3.0), base_fog=0.19),
+                         TestKind.ACCEPTANCE, max_density=3.0)
+    later = evaluate_film(simulated_readings(p, printer(2.6), base_fog=0.19),
+                          TestKind.CONSTANCY, base, max_density=3.0)
+    data = report_data(PRINTER, records_of(PRINTER.id, [base, later]))
+    assert data.verdict is later.verdict is Verdict.FAIL
+    r = data.response
+    assert r is not None and r.test_id == 2
+    assert float(np.max(np.abs(r.error))) == pytest.approx(later.value("response_max_error"))
+    d = data.density
+    assert d is not None and d.density.max() == pytest.approx(2.6, abs=1e-3)
+    assert data.trends["dmax"].failed.tolist() == [False, True]
+    assert data.failed_tests == (2,)

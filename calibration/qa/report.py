@@ -24,6 +24,7 @@ import io
 import math
 import os
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,26 +76,34 @@ CHANGE_OF: dict[str, tuple[str, bool]] = {
     "dmax": ("dmax_change", False),
 }
 
-#: CIE D65 in CIE 1976 u'v' (CIE 15:2004): the white point target when a test names none.
+#: CIE D65 in CIE 1976 u'v' (CIE 15:2004): the white point target when a test names none
+#: (tests name theirs in ``series["white_target"]``).
 D65_UV: tuple[float, float] = (0.1978, 0.4683)
 
-#: Measurement conditions a test's inputs may carry: input key, label, unit.
+#: Measurement conditions a test's inputs may carry (at the top of ``inputs`` or in
+#: its ``ambient`` object, the notation the readings file used): key, label, unit.
 CONDITION_INPUTS: tuple[tuple[str, str, str], ...] = (
-    ("illuminance", "ambient illuminance", "lx"),
-    ("reflection", "reflection coefficient", "(cd/m²)/lx"),
-    ("ambient", "ambient luminance La", "cd/m²"),
+    ("illuminance_lux", "ambient illuminance E", "lx"),
+    ("reflection_coefficient", "reflection coefficient Rd", "cd/m² per lx"),
+    ("lamb", "ambient luminance Lamb", "cd/m²"),
     ("illumination", "light-box illumination L0", "cd/m²"),
-    ("meter", "instrument", ""),
-    ("densitometer", "densitometer", ""),
+    ("ambient", "reflected ambient light La", "cd/m²"),
+    ("min_density", "Min Density printed with", "OD"),
+    ("max_density", "Max Density printed with", "OD"),
 )
 
-#: Uniformity positions in a 3x3 grid (row, column), row 0 at the top, in the order
-#: ``series["uniformity"]`` lists them: TG18-UNL at 5 positions (centre, then the
-#: corners top-left, top-right, bottom-left, bottom-right) or 9 (row by row, top-left
-#: first).
-UNIFORMITY_GRID: dict[int, tuple[tuple[int, int], ...]] = {
-    5: ((1, 1), (0, 0), (0, 2), (2, 0), (2, 2)),
-    9: tuple((r, c) for r in range(3) for c in range(3)),
+#: TG18-UNL position names (as :mod:`calibration.qa.display` lists them in
+#: ``series["uniformity_positions"]``) -> (row, column) of a 3x3 grid, row 0 at the top.
+GRID_OF_POSITION: dict[str, tuple[int, int]] = {
+    "top-left": (0, 0), "top": (0, 1), "top-right": (0, 2),
+    "left": (1, 0), "centre": (1, 1), "right": (1, 2),
+    "bottom-left": (2, 0), "bottom": (2, 1), "bottom-right": (2, 2),
+}
+#: The order when a test gives deviations without names: 5 positions are the centre
+#: and the corners, 9 are row by row.
+DEFAULT_POSITIONS: dict[int, tuple[str, ...]] = {
+    5: ("centre", "top-left", "top-right", "bottom-left", "bottom-right"),
+    9: tuple(GRID_OF_POSITION),
 }
 
 _FLOAT = np.float64
@@ -137,7 +146,8 @@ class Trend:
     failed: NDArray[np.bool_]  #: this figure failed its limit in that test
     test_failed: NDArray[np.bool_]  #: that test failed (any figure)
     baseline: NDArray[np.float64]  #: the baseline's value of the figure, per test
-    baseline_low: NDArray[np.float64]  #: the lowest value the change limit allows
+    baseline_low: NDArray[np.float64]  #: the lowest value the change limit allows (NaN:
+    #: no lower limit on the change, or no change figure)
     baseline_high: NDArray[np.float64]  #: the highest
 
     @property
@@ -164,7 +174,9 @@ class UniformityMap:
     test_id: int
     when: datetime
     deviations: NDArray[np.float64]  #: % per position, in the test's order
+    positions: tuple[str, ...]  #: the names of those positions (``top-left`` …)
     grid: NDArray[np.float64]  #: 3x3, NaN where not measured (5 positions)
+    pattern: str  #: the TG18-UNL pattern shown (``unl80``; "" when not named)
     limit: float | None  #: % (the uniformity_max_dev figure's upper limit)
 
 
@@ -305,9 +317,7 @@ def _trends(records: Sequence[TestRecord],
         if key in CHANGE_OF and seen[index[CHANGE_OF[key][0]]]:
             change, relative = CHANGE_OF[key]
             c = index[change]
-            clow, chigh = block[1, c], block[2, c]
-            # a magnitude limit (high only) bounds the change both ways
-            clow = np.where(np.isnan(clow) & ~np.isnan(chigh), -chigh, clow)
+            clow, chigh = block[1, c], block[2, c]  # NaN where a side has no limit
             if relative:
                 base_low, base_high = base * (1 + clow / 100), base * (1 + chigh / 100)
             else:
@@ -330,6 +340,17 @@ def _limit_of(result: TestResult, key: str) -> float | None:
     return None if fig is None else fig.high
 
 
+def _error_scale(result: TestResult, error: NDArray[np.float64]) -> float:
+    """100 when the error series is a fraction (δm/δe - 1, as calibration.analysis and
+    the film test keep it), 1 when it is in % (the display test): told by the figure in
+    % that is the largest of it; without that figure, a fraction is never above 5."""
+    worst = float(np.max(np.abs(error))) if error.size else 0.0
+    figure = result.value("response_max_error")
+    if worst > 0 and figure is not None and figure > 0:
+        return 100.0 if figure / worst > 10 else 1.0
+    return 100.0 if worst <= 5 else 1.0
+
+
 def _response(records: Sequence[TestRecord]) -> ResponseErrors | None:
     record = _latest_with(records, "levels", "error")
     if record is None:
@@ -341,8 +362,7 @@ def _response(records: Sequence[TestRecord]) -> ResponseErrors | None:
         return None
     midpoints = (levels[1:] + levels[:-1]) / 2
     limit = _limit_of(record.result, "response_max_error")
-    # the series keeps δm/δe - 1 as a fraction (calibration.analysis); the figure is in %
-    error_pct = error * 100
+    error_pct = error * _error_scale(record.result, error)
     failed = (np.abs(error_pct) > limit) if limit is not None \
         else np.zeros(error.size, dtype=bool)
     return ResponseErrors(record.id, _when(record), midpoints, error_pct, limit, failed)
@@ -354,13 +374,16 @@ def _uniformity(records: Sequence[TestRecord]) -> UniformityMap | None:
         return None
     dev = _series(record.result, "uniformity")
     assert dev is not None
-    positions = UNIFORMITY_GRID.get(dev.size)
-    if positions is None:
+    names = record.result.series.get("uniformity_positions") or \
+        DEFAULT_POSITIONS.get(dev.size)
+    if names is None or len(names) != dev.size or \
+            any(n not in GRID_OF_POSITION for n in names):
         return None
     grid = np.full((3, 3), np.nan)
-    rows, cols = zip(*positions, strict=True)
+    rows, cols = zip(*(GRID_OF_POSITION[n] for n in names), strict=True)
     grid[list(rows), list(cols)] = dev
-    return UniformityMap(record.id, _when(record), dev, grid,
+    return UniformityMap(record.id, _when(record), dev, tuple(names), grid,
+                         str(record.result.series.get("uniformity_pattern") or ""),
                          _limit_of(record.result, "uniformity_max_dev"))
 
 
@@ -374,7 +397,7 @@ def _white_point(records: Sequence[TestRecord]) -> WhitePointDrift | None:
     named = False
     radius = None
     for r in reversed(chosen):
-        t = _series(r.result, "white_point_target")
+        t = _series(r.result, "white_target")
         if t is not None and t.size == 2:
             target, named = (float(t[0]), float(t[1])), True
             radius = _limit_of(r.result, "white_point_distance")
@@ -419,13 +442,17 @@ def _conditions(device: Device, latest: TestRecord,
            ("operator", latest.operator or "—"),
            ("criteria set", result.criteria),
            ("use", "diagnostic" if device.diagnostic else "non-diagnostic")]
+    given = dict(result.inputs)
+    if isinstance(given.get("ambient"), dict):  # the display file's own notation
+        given.update(given.pop("ambient"))
     for key, label, unit in CONDITION_INPUTS:
-        value = result.inputs.get(key)
-        if value is None or isinstance(value, (dict, list)):
+        value = given.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             continue
         out.append((label, _fmt(float(value), unit) if isinstance(value, (int, float))
-                    else str(value)))
-    if "lamb" not in result.inputs and (lamb := result.value("lamb")) is not None:
+                    else value))
+    if "lamb" not in given and "ambient" not in given and \
+            (lamb := result.value("lamb")) is not None:
         out.append(("ambient luminance Lamb", _fmt(lamb, "cd/m²")))
     if latest.source:
         out.append(("measurements", latest.source))
@@ -522,18 +549,28 @@ _FAIL_COLOUR = "#c62828"
 _BAND_COLOUR = "#1565c0"
 
 
-def _new_figure(height: float = 3.6) -> tuple[Any, Any]:
+#: Figure width (inches) and the margins every plot keeps: fixed, not tight_layout (which
+#: lays the text out once more per plot, a third of the report's time with long trends).
+_WIDTH = 7.2
+_LEFT, _RIGHT, _TOP, _BOTTOM = 0.8, 2.0, 0.35, 0.5  # inches; the legend sits right of it
+
+
+def _new_figure(height: float = 3.6, rows: int = 1) -> tuple[Any, list[Any]]:
+    """A figure of ``rows`` stacked axes sharing x, with room on the right for the
+    legend (outside the axes: on a trend of 1,000 points no corner is free)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
 
-    fig = MplFigure(figsize=(7.2, height))
+    fig = MplFigure(figsize=(_WIDTH, height))
     FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    fig.subplots_adjust(left=_LEFT / _WIDTH, right=1 - _RIGHT / _WIDTH,
+                        top=1 - _TOP / height, bottom=_BOTTOM / height, hspace=0.12)
+    return fig, list(axes)
 
 
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
     fig.clear()
     return buf.getvalue()
@@ -564,32 +601,33 @@ def _draw_trend(ax: Any, trend: Trend, x: NDArray[np.float64], colour: str) -> N
         if not np.isnan(limit).all():
             ax.step(x, limit, "--", where="post", color=colour, lw=0.9, alpha=0.8,
                     label=name)
-    band = ~np.isnan(trend.baseline_low) & ~np.isnan(trend.baseline_high)
+    # a change limited on one side only (base + fog may rise so much) shades from the
+    # baseline to that side
+    lower = np.where(np.isnan(trend.baseline_low), trend.baseline, trend.baseline_low)
+    upper = np.where(np.isnan(trend.baseline_high), trend.baseline, trend.baseline_high)
+    band = ~np.isnan(lower) & ~np.isnan(upper) & (upper > lower)
     if band.any():
-        ax.fill_between(x, trend.baseline_low, trend.baseline_high, where=band,
+        ax.fill_between(x, lower, upper, where=band,
                         step="post", color=colour, alpha=0.12,
                         label="baseline ± change limit")
         ax.step(x, trend.baseline, ":", where="post", color=colour, lw=0.8)
+    dense = ok.sum() > 100  # smaller marks where a thousand tests share the axis
     bad = trend.test_failed & ok
     if bad.any():
-        ax.plot(x[bad], trend.values[bad], "x", color=_FAIL_COLOUR, ms=6, mew=1.5,
-                label="failed test", ls="none")
+        ax.plot(x[bad], trend.values[bad], "x", color=_FAIL_COLOUR, ms=3 if dense else 6,
+                mew=1 if dense else 1.5, label="failed test", ls="none")
     own = trend.failed & ok
     if own.any():
-        ax.plot(x[own], trend.values[own], "o", mfc="none", mec=_FAIL_COLOUR, ms=9,
-                mew=1.2, label="figure out of its limit", ls="none")
+        ax.plot(x[own], trend.values[own], "o", mfc="none", mec=_FAIL_COLOUR,
+                ms=5 if dense else 9, mew=0.8 if dense else 1.2,
+                label="figure out of its limit", ls="none")
 
 
 def _trend_plot(data: ReportData, keys: Sequence[str], title: str, ylabel: str) -> bytes:
     """One panel per key, stacked on a shared time axis (L'max and L'min differ by two
     decades: on one log axis a 10 % drift would not show)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure as MplFigure
-
     shown = [data.trends[k] for k in keys if k in data.trends]
-    fig = MplFigure(figsize=(7.2, 3.6 if len(shown) == 1 else 5.4))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(shown), 1, sharex=True, squeeze=False)[:, 0]
+    fig, axes = _new_figure(3.6 if len(shown) == 1 else 5.4, len(shown))
     for ax, trend in zip(axes, shown, strict=True):
         _draw_trend(ax, trend, _dates(trend.when), _BAND_COLOUR)
         ax.set_ylabel(f"{ylabel}" if len(shown) == 1 else f"{trend.label}\n({trend.unit})",
@@ -600,15 +638,17 @@ def _trend_plot(data: ReportData, keys: Sequence[str], title: str, ylabel: str) 
     return _png(fig)
 
 
-def _legend(ax: Any) -> None:
+def _legend(ax: Any, **where: Any) -> None:
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     if unique:
-        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+        labels = ["\n".join(textwrap.wrap(label, 30)) for label in unique]
+        place = where or {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)}
+        ax.legend(list(unique.values()), labels, fontsize=7, borderaxespad=0, **place)
 
 
-def _response_plot(r: ResponseErrors) -> bytes:
-    fig, ax = _new_figure()
+def _response_plot(r: ResponseErrors, printer: bool) -> bytes:
+    fig, (ax,) = _new_figure()
     ax.plot(r.midpoints, r.error, "o-", color=_BAND_COLOUR, ms=4, label="contrast error")
     if r.limit is not None:
         ax.axhspan(-r.limit, r.limit, color="#2e7d32", alpha=0.08)
@@ -617,7 +657,7 @@ def _response_plot(r: ResponseErrors) -> bytes:
     if r.failed.any():
         ax.plot(r.midpoints[r.failed], r.error[r.failed], "o", mfc="none",
                 mec=_FAIL_COLOUR, ms=10, mew=1.4, label="out of the limit", ls="none")
-    ax.set_xlabel("interval midpoint (driving level)")
+    ax.set_xlabel(f"interval midpoint ({'P-value' if printer else 'driving level'})")
     ax.set_ylabel("δm/δe − 1 (%)")
     ax.set_title(f"Contrast response per interval, test #{r.test_id} "
                  f"({r.when:%Y-%m-%d})")
@@ -627,7 +667,8 @@ def _response_plot(r: ResponseErrors) -> bytes:
 
 
 def _uniformity_plot(u: UniformityMap) -> bytes:
-    fig, ax = _new_figure(3.8)
+    fig, (ax,) = _new_figure(3.8)
+    ax.set_position((0.08, 0.05, 0.55, 0.82))
     worst = float(np.nanmax(np.abs(u.grid)))
     scale = max(worst, u.limit or 0.0, 1.0)
     image = ax.imshow(u.grid, cmap="coolwarm", vmin=-scale, vmax=scale)
@@ -642,15 +683,18 @@ def _uniformity_plot(u: UniformityMap) -> bytes:
     ax.set_xticks([])
     ax.set_yticks([])
     limit = f", limit {u.limit:g} %" if u.limit is not None else ""
-    ax.set_title(f"Uniformity, test #{u.test_id} ({u.when:%Y-%m-%d}){limit}")
-    fig.colorbar(image, ax=ax, label="deviation from the centre (%)")
+    pattern = f"TG18-{u.pattern.upper()}, " if u.pattern else ""
+    ax.set_title(f"Uniformity, {pattern}test #{u.test_id} ({u.when:%Y-%m-%d}){limit}")
+    fig.colorbar(image, cax=fig.add_axes((0.7, 0.08, 0.03, 0.76)),
+                 label="deviation from the centre (%)")
     return _png(fig)
 
 
 def _white_point_plot(w: WhitePointDrift) -> bytes:
     import matplotlib.patches as mpatches
 
-    fig, ax = _new_figure(4.2)
+    fig, (ax,) = _new_figure(4.4)
+    ax.set_position((_LEFT / _WIDTH, 0.3, 1 - (_LEFT + _RIGHT) / _WIDTH, 0.62))
     ax.set_aspect("equal", adjustable="datalim")
     ax.plot(w.u, w.v, "-", color="#9e9e9e", lw=0.7)
     order = ax.scatter(w.u, w.v, c=_dates(w.when), cmap="viridis", s=14, zorder=3,
@@ -664,9 +708,13 @@ def _white_point_plot(w: WhitePointDrift) -> bytes:
         ax.plot(w.u[w.test_failed], w.v[w.test_failed], "x", color=_FAIL_COLOUR, ms=7,
                 mew=1.5, label="failed test", ls="none")
     ax.plot(w.u[-1], w.v[-1], "s", mfc="none", mec="black", ms=9, label="latest")
-    cbar = fig.colorbar(order, ax=ax)
     import matplotlib.dates as mdates
-    cbar.ax.yaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+
+    cbar = fig.colorbar(order, cax=fig.add_axes((_LEFT / _WIDTH, 0.08, 0.45, 0.03)),
+                        orientation="horizontal", label="date of the test")
+    locator = mdates.AutoDateLocator(minticks=2, maxticks=4)
+    cbar.ax.xaxis.set_major_locator(locator)
+    cbar.ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel("u'")
     ax.set_ylabel("v'")
     ax.set_title("White point drift (CIE 1976 u'v')")
@@ -676,10 +724,10 @@ def _white_point_plot(w: WhitePointDrift) -> bytes:
 
 
 def _density_plot(d: DensitySteps) -> bytes:
-    fig, ax = _new_figure()
+    fig, (ax,) = _new_figure()
     ax.plot(d.steps, d.density, "o-", color=_BAND_COLOUR, ms=4, label="measured density")
     if not np.isnan(d.target).all():
-        ax.plot(d.steps, d.target, "k--", label="target (GSDF at the film's illumination)")
+        ax.plot(d.steps, d.target, "k--", label="target (GSDF)")
     ax.set_xlabel("step")
     ax.set_ylabel("optical density (OD)")
     ax.set_title(f"Density per step, test #{d.test_id} ({d.when:%Y-%m-%d})")
@@ -690,7 +738,8 @@ def _density_plot(d: DensitySteps) -> bytes:
 
 def _render_plots(data: ReportData) -> list[tuple[str, bytes]]:
     draw = {
-        "response": lambda: _response_plot(data.response),  # type: ignore[arg-type]
+        "response": lambda: _response_plot(
+            data.response, data.device.kind is DeviceKind.PRINTER),  # type: ignore[arg-type]
         "luminance": lambda: _trend_plot(data, ("lmax", "lmin"), "L'max and L'min",
                                          "luminance (cd/m²)"),
         "ambient_ratio": lambda: _trend_plot(data, ("ambient_ratio",), "Lamb / Lmin",

@@ -47,8 +47,9 @@ def fake_display(monkeypatch: pytest.MonkeyPatch) -> list:
         except (OSError, ValueError) as exc:
             raise MeasurementError(f"{path}: not display readings ({exc})") from None
 
-    def evaluate_display(readings, criteria, kind, baseline=None, *, diagnostic=True):
-        calls.append((readings, str(criteria), kind, baseline, diagnostic))
+    def evaluate_display(readings, criteria, kind, baseline=None, *, diagnostic=True,
+                         site_limits=None):
+        calls.append((readings, str(criteria), kind, baseline, diagnostic, site_limits))
         figures = [Figure("lmax", readings["lmax"], low=170.0, source="AAPM TG18 §4.3")]
         if kind is TestKind.CONSTANCY:
             base = None if baseline is None else baseline.value("lmax")
@@ -388,3 +389,41 @@ def test_a_display_tested_for_real_then_reported(tmp_path: Path, capsys) -> None
     assert change[1:3] == ["-17.5", "%"]
     assert qa(data, "report", "RAD-1", "-o", tmp_path / "rad1.pdf") == 0
     assert (tmp_path / "rad1.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_site_limits_of_the_device_and_of_one_test(tmp_path: Path, capsys) -> None:
+    """No source at hand limits the change since the baseline: a site's limit, kept
+    with the device, judges it in every constancy test; one test may add its own."""
+    data = tmp_path / "data"
+    assert qa(data, "add-device", "RAD-1", "--kind", "display",
+              "--limit", "lmax_change=-10:10", "--limit", "white_point_distance=:0.01") == 0
+    assert "lmax_change -10:10, white_point_distance :0.01" in capsys.readouterr().out
+    device = QAStore(data / "qa.sqlite").device("RAD-1")
+    assert device.limits == {"lmax_change": (-10.0, 10.0),
+                             "white_point_distance": (None, 0.01)}
+    qa(data, "test", display_readings(tmp_path / "a.json", 400), "--device", "RAD-1",
+       "--kind", "acceptance")
+    # Lmax down 12 % on the GSDF: the criteria set passes it, the site's limit does not
+    assert qa(data, "test", display_readings(tmp_path / "b.json", 352), "--device", "RAD-1",
+              "--kind", "constancy") == 1
+    out = capsys.readouterr().out
+    [change] = [line.split() for line in out.splitlines() if line.startswith("lmax_change")]
+    assert change[3:7] == ["-10", "…", "10", "%"] and change[7] == "FAIL"
+    assert "verdict: FAIL (lmax_change)" in out
+    # this test's own limit replaces the device's
+    assert qa(data, "test", display_readings(tmp_path / "b.json", 352), "--device", "RAD-1",
+              "--kind", "constancy", "--limit", "lmax_change=-15:15") == 0
+    capsys.readouterr()
+    for bad in ("lmax_change=-10", "lmax_change=a:b"):  # argparse: usage and exit 2
+        with pytest.raises(SystemExit) as exit_:
+            qa(data, "test", tmp_path / "b.json", "--device", "RAD-1", "--kind", "constancy",
+               "--limit", bad)
+        assert exit_.value.code == 2
+    capsys.readouterr()
+    assert qa(data, "test", tmp_path / "b.json", "--device", "RAD-1", "--kind", "constancy",
+              "--limit", "nonsense=1:2") == 2
+    err = capsys.readouterr().err
+    assert "unknown figure 'nonsense'" in err and err.count("\n") == 1
+    assert qa(data, "add-device", "RAD-2", "--kind", "display", "--limit", "lmax=5:1") == 2
+    assert "low 5 is above high 1" in capsys.readouterr().err
+

@@ -59,6 +59,45 @@ def test_devices_are_validated_when_made() -> None:
         Device("P", DeviceKind.PRINTER, printer_ae="A" * 17)
 
 
+def test_site_limits_are_checked_and_kept(tmp_path: Path, store: QAStore) -> None:
+    d = Device("RAD-9", DeviceKind.DISPLAY, site_limits={"lmax_change": (-10, 10),
+                                                        "white_point_distance": (None, 0.01)})
+    assert d.site_limits == (("lmax_change", -10.0, 10.0),
+                             ("white_point_distance", None, 0.01))
+    store.add_device(d)
+    store.close()
+    assert QAStore(tmp_path / "qa.sqlite").device("RAD-9").limits == d.limits
+    for limits, why in [({"nope": (1, 2)}, "unknown figure"), ({"lmax": (None, None)}, "finite"),
+                        ({"lmax": (3, 1)}, "above high"), ({"lmax": (1,)}, "expected")]:
+        with pytest.raises(ValueError, match=why):
+            Device("X", DeviceKind.DISPLAY, site_limits=limits)
+
+
+def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    """The first schema had no site limits: its devices and tests read on."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE devices (id TEXT PRIMARY KEY, kind TEXT NOT NULL,
+            manufacturer TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '',
+            serial TEXT NOT NULL DEFAULT '', criteria TEXT NOT NULL,
+            diagnostic INTEGER NOT NULL DEFAULT 1, description TEXT NOT NULL DEFAULT '',
+            printer_ae TEXT NOT NULL DEFAULT '', added TEXT NOT NULL);
+        CREATE TABLE tests (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL,
+            at TEXT NOT NULL, kind TEXT NOT NULL, verdict TEXT NOT NULL, criteria TEXT NOT NULL,
+            operator TEXT NOT NULL, source TEXT NOT NULL DEFAULT '', baseline_id INTEGER,
+            result TEXT NOT NULL);
+        INSERT INTO devices VALUES ('RAD-1', 'display', 'EIZ', '', '', 'tg18', 1, '', '',
+                                    '2026-01-01T00:00:00.000000Z');
+        PRAGMA user_version = 1;""")
+    conn.close()
+    store = QAStore(path)
+    assert store.device("RAD-1").manufacturer == "EIZ" and store.device("RAD-1").limits == {}
+    store.record_test("RAD-1", display_result(), operator="jo", when=T0)
+    assert len(store.history("RAD-1")) == 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 def test_add_list_and_find_devices(store: QAStore) -> None:
     assert [d.id for d in store.devices()] == ["DRYFILM", "RAD-1"]
     rad = store.device("RAD-1")

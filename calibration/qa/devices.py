@@ -11,14 +11,16 @@ which is how the console's Printers page finds its QC.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from calibration.qa.criteria import PRINTER_CRITERIA, CriteriaSet
-from calibration.qa.results import DeviceKind
+from calibration.qa.results import FIGURE_KEYS, DeviceKind
 
 DISPLAY_CRITERIA: tuple[str, ...] = tuple(c.value for c in CriteriaSet)
 
@@ -42,7 +44,10 @@ class Device:
     ``criteria`` left empty is the kind's default (``tg18`` for displays,
     ``ps3.14-film`` for printers).  ``diagnostic`` chooses the stricter limits of a
     display used for diagnosis (TG18 primary vs secondary).  ``printer_ae`` is the
-    called AE title of a printer (printers only).
+    called AE title of a printer (printers only).  ``site_limits`` are the site's own
+    (figure key, low, high) for figures it judges beyond the criteria set — the change
+    since the baseline, say, which no source at hand limits — kept with the device so
+    that every test of it is held to the same (a mapping is accepted and sorted).
     """
 
     id: str
@@ -54,9 +59,12 @@ class Device:
     diagnostic: bool = True
     description: str = ""
     printer_ae: str = ""
+    site_limits: tuple[tuple[str, float | None, float | None], ...] = ()
 
     def __post_init__(self) -> None:
         check_device_id(self.id)
+        object.__setattr__(self, "site_limits", check_site_limits(self.site_limits,
+                                                                  f"device {self.id}"))
         try:
             kind = DeviceKind(self.kind)
         except ValueError:
@@ -86,7 +94,13 @@ class Device:
         return {"id": self.id, "kind": self.kind.value, "manufacturer": self.manufacturer,
                 "model": self.model, "serial": self.serial, "criteria": self.criteria,
                 "diagnostic": self.diagnostic, "description": self.description,
-                "printer_ae": self.printer_ae}
+                "printer_ae": self.printer_ae,
+                "site_limits": {k: [lo, hi] for k, lo, hi in self.site_limits}}
+
+    @property
+    def limits(self) -> dict[str, tuple[float | None, float | None]]:
+        """:attr:`site_limits` as ``evaluate_display(site_limits=…)`` takes them."""
+        return {k: (lo, hi) for k, lo, hi in self.site_limits}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Device:
@@ -94,7 +108,37 @@ class Device:
                    str(data.get("manufacturer", "")), str(data.get("model", "")),
                    str(data.get("serial", "")), str(data.get("criteria", "")),
                    bool(data.get("diagnostic", True)), str(data.get("description", "")),
-                   str(data.get("printer_ae", "")))
+                   str(data.get("printer_ae", "")),
+                   {k: tuple(v) for k, v in (data.get("site_limits") or {}).items()})
+
+
+SiteLimits = (Mapping[str, tuple[float | None, float | None]]
+              | tuple[tuple[str, float | None, float | None], ...])
+
+
+def check_site_limits(limits: SiteLimits, where: str = "site limits"
+                      ) -> tuple[tuple[str, float | None, float | None], ...]:
+    """``limits`` as sorted (key, low, high) triples, each a known figure key with at
+    least one finite bound and low ≤ high."""
+    items = list(limits.items()) if isinstance(limits, Mapping) else \
+        [(row[0], tuple(row[1:])) for row in limits]
+    out = []
+    for key, bounds in items:
+        if key not in FIGURE_KEYS:
+            raise ValueError(f"{where}: site limit for an unknown figure {key!r} (known: "
+                             f"{', '.join(FIGURE_KEYS)})")
+        try:
+            low, high = (None if b is None else float(b) for b in bounds)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: site limit {key}: expected (low, high), got "
+                             f"{bounds!r}") from None
+        if (low, high) == (None, None) or any(b is not None and not math.isfinite(b)
+                                              for b in (low, high)):
+            raise ValueError(f"{where}: site limit {key}: give a finite low, high or both")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"{where}: site limit {key}: low {low:g} is above high {high:g}")
+        out.append((key, low, high))
+    return tuple(sorted(out))
 
 
 def check_device_id(device_id: object) -> str:

@@ -39,7 +39,7 @@ from printscp.core.files import fsync_dir
 
 __all__ = ["SCHEMA_VERSION", "Device", "QAStore", "StoreError", "TestRecord"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -54,7 +54,8 @@ CREATE TABLE devices (
     diagnostic   INTEGER NOT NULL DEFAULT 1,
     description  TEXT NOT NULL DEFAULT '',
     printer_ae   TEXT NOT NULL DEFAULT '',
-    added        TEXT NOT NULL
+    added        TEXT NOT NULL,
+    site_limits  TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE tests (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,7 +77,14 @@ CREATE TRIGGER tests_never_deleted BEFORE DELETE ON tests
 BEGIN SELECT RAISE(ABORT, 'QA tests are append-only: a test is never deleted'); END;
 """
 
+#: Schema changes, by the version they lead to (applied in order to older files).
+_MIGRATIONS = {
+    2: ("ALTER TABLE devices ADD COLUMN site_limits TEXT NOT NULL DEFAULT '{}'",),
+}
+
 _TEST_COLUMNS = "id, device_id, at, operator, source, baseline_id, result"
+_DEVICE_COLUMNS = ("id, kind, manufacturer, model, serial, criteria, diagnostic, "
+                   "description, printer_ae, site_limits")
 
 
 class StoreError(RuntimeError):
@@ -175,7 +183,11 @@ class QAStore:
                     raise StoreError(f"{self.path}: a SQLite file but not a QA store")
                 for statement in _statements(_SCHEMA):
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            else:  # an older QA store: its migrations, in order
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[target]:
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -217,11 +229,12 @@ class QAStore:
             raise TypeError(f"expected a Device, got {type(device).__name__}")
         try:
             self._write(
-                "INSERT INTO devices (id, kind, manufacturer, model, serial, criteria, "
-                "diagnostic, description, printer_ae, added) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO devices ({_DEVICE_COLUMNS}, added) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (device.id, device.kind.value, device.manufacturer, device.model,
                  device.serial, device.criteria, int(device.diagnostic), device.description,
-                 device.printer_ae, _at(datetime.now(UTC))))
+                 device.printer_ae, json.dumps(device.to_json()["site_limits"]),
+                 _at(datetime.now(UTC))))
         except sqlite3.IntegrityError:
             raise ValueError(f"device {device.id!r} already exists in {self.path}") from None
         return device
@@ -229,7 +242,7 @@ class QAStore:
     def device(self, device_id: str) -> Device:
         """The device ``device_id``; :class:`KeyError` naming the known ids."""
         row = self._conn().execute(
-            "SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone()
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE id = ?", (device_id,)).fetchone()
         if row is None:
             known = [r[0] for r in self._conn().execute("SELECT id FROM devices ORDER BY id")]
             raise KeyError(f"no device {device_id!r} in {self.path} (known: "
@@ -239,14 +252,15 @@ class QAStore:
     def devices(self) -> list[Device]:
         """Every device, by id."""
         return [self._device(r) for r in
-                self._conn().execute("SELECT * FROM devices ORDER BY id")]
+                self._conn().execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY id")]
 
     @staticmethod
     def _device(row: tuple[Any, ...]) -> Device:
         (id_, kind, manufacturer, model, serial, criteria, diagnostic, description,
-         printer_ae, _added) = row
+         printer_ae, site_limits) = row
         return Device(id_, DeviceKind(kind), manufacturer, model, serial, criteria,
-                      bool(diagnostic), description, printer_ae)
+                      bool(diagnostic), description, printer_ae,
+                      {k: tuple(v) for k, v in json.loads(site_limits).items()})
 
     # -- tests -------------------------------------------------------------------------
     def record_test(self, device_id: str, result: TestResult, *, operator: str,

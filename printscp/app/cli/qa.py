@@ -75,6 +75,27 @@ def _when(text: str, end_of_day: bool = False) -> datetime:
     return when if when.tzinfo else when.astimezone()
 
 
+def _limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
+    """``--limit KEY=LOW:HIGH`` (either bound may be left out: ``lmax_change=-10:10``,
+    ``white_point_distance=:0.01``)."""
+    key, sep, bounds = text.partition("=")
+    low, colon, high = bounds.partition(":")
+    if not sep or not colon:
+        raise argparse.ArgumentTypeError(
+            f"expected FIGURE=LOW:HIGH such as lmax_change=-10:10, got {text!r}")
+    try:
+        return key.strip(), tuple(float(b) if b.strip() else None  # type: ignore[return-value]
+                                  for b in (low, high))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers in {text!r} (FIGURE=LOW:HIGH, either may be empty)") from None
+
+
+LIMIT_HELP = ("a site's limit FIGURE=LOW:HIGH (either bound may be empty) for a figure the "
+              "criteria set does not limit, e.g. lmax_change=-10:10 or "
+              "white_point_distance=:0.01; repeatable")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``printscp qa …`` (called by :mod:`printscp.app.cli.main`)."""
     p = sub.add_parser("qa", help="QA program: devices, acceptance/constancy tests, status",
@@ -107,6 +128,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--printer-ae", metavar="AE", default="",
                    help="printer: the called AE title that reaches it")
     a.add_argument("--description", default="", help="where it is, what it is for")
+    a.add_argument("--limit", dest="limits", type=_limit, action="append", default=[],
+                   metavar="FIGURE=LOW:HIGH",
+                   help=LIMIT_HELP + "; every test of the device is held to them")
 
     h = qsub.add_parser("history", parents=[common], help="every test of a device",
                         description="The tests of a device, oldest first.")
@@ -128,6 +152,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--operator", default=os.environ.get("USER") or "unknown",
                    help="who ran the test (default $USER)")
     t.add_argument("--json", metavar="FILE", help="also write the record as JSON")
+    t.add_argument("--limit", dest="limits", type=_limit, action="append", default=[],
+                   metavar="FIGURE=LOW:HIGH",
+                   help=LIMIT_HELP + "; for this test, over the device's own")
 
     s = qsub.add_parser("status", parents=[common], help="what is due and what is overdue",
                         description="Every device, its last test and verdict, when the next "
@@ -213,6 +240,10 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def bounds_text(low: float | None, high: float | None) -> str:
+    return ":".join("" if b is None else f"{b:g}" for b in (low, high))
+
+
 def value_text(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -268,7 +299,8 @@ def cmd_add_device(args: argparse.Namespace) -> int:
     try:
         device = Device(args.device_id, kind, criteria=args.criteria or "",
                         diagnostic=args.diagnostic, description=args.description,
-                        printer_ae=args.printer_ae, **identity)
+                        printer_ae=args.printer_ae, site_limits=dict(args.limits),
+                        **identity)
     except ValueError as err:
         raise UsageError(str(err)) from None
     store = open_store(args, create=True)
@@ -284,6 +316,8 @@ def cmd_add_device(args: argparse.Namespace) -> int:
         flags += ", diagnostic" if device.diagnostic else ", non-diagnostic"
     elif device.printer_ae:
         flags += f", AE {device.printer_ae}"
+    for key, low, high in device.site_limits:
+        flags += f", {key} {bounds_text(low, high)}"
     print(f"added {kind.value} {device.id}{f' ({what})' if what else ''}: criteria {flags}; "
           f"store {store.path}")
     return 0
@@ -326,9 +360,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     baseline = store.baseline(device.id) if kind is TestKind.CONSTANCY else None
     try:
         readings = read_display_readings(args.measurements)
+        site = {**device.limits, **dict(args.limits)}
         result = evaluate_display(readings, criteria, kind,
                                   None if baseline is None else baseline.result,
-                                  diagnostic=device.diagnostic)
+                                  diagnostic=device.diagnostic, site_limits=site)
     except (MeasurementError, ValueError, OSError) as err:
         raise UsageError(str(err)) from None
     record = store.record_test(device.id, result, operator=args.operator,

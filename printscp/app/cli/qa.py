@@ -172,15 +172,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also store it in the node's archive as Encapsulated PDF under "
                    "the QA patient")
 
-    try:
-        from printscp.app.cli import qa_printer
-    except ImportError:  # until the printer commands land
-        return
+    from printscp.app.cli import qa_printer  # print-test, test-printer, rollback
+
     qa_printer.add_printer_commands(qsub)
-    COMMANDS.update(getattr(qa_printer, "COMMANDS", {}))
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the ``qa`` command: ours from :data:`COMMANDS`, the printer commands by the
+    ``qa_func`` their parsers set."""
     func = COMMANDS.get(args.qa_command) or getattr(args, "qa_func", None)
     if func is None:
         raise AssertionError(f"no qa command {args.qa_command}")

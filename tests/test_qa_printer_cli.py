@@ -222,3 +222,29 @@ def test_passing_test_needs_no_recalibration(node: dict, capsys) -> None:
                  "--recalibrate"]) == 0
     assert "not needed" in capsys.readouterr().out
     assert profiles.versions(node["data"], "laser1") == []
+
+
+@pytest.mark.dcmtk("dcmprscp")
+def test_print_test_on_a_dcmtk_printer(node: dict, capsys) -> None:
+    """``--to``: the QC film goes to a real third-party Print SCP (DCMTK's dcmprscp) as
+    ``printscp print`` sends films; what dcmprscp stores is the 32-step wedge."""
+    import pydicom
+    from helpers.upstream import running_dcmprscp
+
+    (node["tmp"] / "upstream").mkdir()
+    with running_dcmprscp(node["tmp"] / "upstream") as (port, db):
+        code = main(["qa", *node["common"], "print-test", "--printer", "laser1",
+                     "--to", f"UPSTREAM@127.0.0.1:{port}", "--dpi", "60"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "Film Box N-ACTION (print): 0x0000" in out
+    [sp] = db.glob("SP_*.dcm")
+    film_box = pydicom.dcmread(sp)[0x21300030][0]
+    assert film_box.ImageDisplayFormat == "STANDARD\\1,1"
+    assert film_box.FilmSizeID == "8INX10IN"
+    [hg] = db.glob("HG_*.dcm")
+    pixels = pydicom.dcmread(hg).pixel_array.astype(np.int64)
+    film = qc_film(*pixels.shape)
+    got = [int(pixels[p.centre]) for p in film.steps]
+    assert got == sorted(got) and len(set(got)) == 32  # 32 distinct steps, in order
+    assert not spooled(node["data"])  # nothing printed locally

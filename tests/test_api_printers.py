@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from helpers.http import console_client
@@ -173,3 +174,25 @@ destination = "PRINTSCP@127.0.0.1:{upstream.port}"
     assert out["ok"] is True, out
     detail = out["targets"][0]["detail"]
     assert "Printer Status NORMAL" in detail and "C-ECHO: 0x0000" in detail
+
+
+def test_the_qa_profile_version_in_use(client: TestClient, console: Console,
+                                       tmp_path: Path) -> None:
+    """After ``qa test-printer --recalibrate`` new jobs render with a QA profile version:
+    the page and its JSON twin say which, and still show the configured one."""
+    from calibration.qa import profiles
+    from lut import device as lut_device
+
+    assert client.get("/api/printers/DRYFILM").json()["qa_profile"] is None
+    curve = lut_device.CharacteristicCurve(
+        lut_device.DeviceKind.PRINTER, 255, np.arange(256),
+        np.linspace(3.0, 0.2, 256), ambient=10.0, illumination=2000.0)
+    version = profiles.add_version(console.data_dir, "DRYFILM", curve,
+                                   note="recalibrated from week49.csv")
+    qa = client.get("/api/printers/DRYFILM").json()["qa_profile"]
+    assert qa["version"] == version.name == "v0001"
+    assert qa["note"] == "recalibrated from week49.csv"
+    assert client.get("/api/printers/printscp").json()["qa_profile"] is None
+    page = client.get("/printers").text
+    section = page[page.index('data-printer="DRYFILM"'):]
+    assert "QA version <code>v0001</code>" in section[:section.index("</dl>")]

@@ -195,6 +195,19 @@ def printer_qc(qc: dict[str, dict[str, Any]], p: PrinterConfig) -> dict[str, Any
     return qc.get(p.name) or qc.get("*")
 
 
+def qa_profile(data_dir: Path, printer: str) -> dict[str, str] | None:
+    """The printer profile version ``printscp qa test-printer --recalibrate`` made current
+    (new jobs render with it instead of the configured ``output_profile``), None when
+    QA has made none."""
+    from calibration.qa.profiles import current_version
+
+    version = current_version(data_dir, printer)
+    if version is None:
+        return None
+    return {"version": version.name, "path": str(version.path), "created": version.created,
+            "note": version.note}
+
+
 def printer_status(config: NodeConfig, section: str, p: PrinterConfig,
                    free: int | None = None,
                    qc: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -221,6 +234,7 @@ def printer_status(config: NodeConfig, section: str, p: PrinterConfig,
         "min_density_range": list(p.min_density_range),
         "max_density_range": list(p.max_density_range),
         "output_profile": p.output_profile or "pdf-srgb (built in)",
+        "qa_profile": qa_profile(data_dir, p.name),
         "targets": target_states(data_dir, p.name, targets),
         "calibration": calibration(data_dir),
         "qc": printer_qc(qc, p),

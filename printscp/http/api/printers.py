@@ -54,6 +54,13 @@ class QualityControl(BaseModel):
     error: str = Field("", description="Why the QA store could not be read")
 
 
+class QAProfile(BaseModel):
+    version: str = Field(description="e.g. v0002")
+    path: str
+    created: str = ""
+    note: str = ""
+
+
 class Printer(BaseModel):
     name: str = Field(description="Printer Name; what jobs record and reprints name")
     section: str = Field(description="Its configuration section")
@@ -73,6 +80,9 @@ class Printer(BaseModel):
     min_density_range: list[int]
     max_density_range: list[int]
     output_profile: str
+    qa_profile: QAProfile | None = Field(None, description="The profile version "
+                                       "printscp qa test-printer --recalibrate made "
+                                       "current: new jobs render with it")
     targets: list[TargetState]
     calibration: Calibration | None
     qc: QualityControl | None = Field(None, description="Its last QC test (printscp qa); "

@@ -202,6 +202,19 @@ def test_printer_dmax_falls_and_failing_films_are_marked() -> None:
     assert conditions["reflected ambient light La"] == "10 cd/m²"
 
 
+def test_a_period_after_the_acceptance_test_with_its_baseline_given() -> None:
+    records = drifting_display()
+    later = records[6:]  # --from after the acceptance test
+    data = report_data(DISPLAY, later)
+    assert data.baseline is None
+    assert dict(data.conditions)["baseline"] == "acceptance test #1 (not among the tests given)"
+    assert np.isnan(data.trends["lmax"].baseline_low).all()
+    data = report_data(DISPLAY, later, baselines=records[:1])
+    assert data.baseline is records[0] and data.test_count == 7
+    np.testing.assert_allclose(data.trends["lmax"].baseline_low, LMAX0 * 0.9)
+    assert dict(data.conditions)["baseline"].startswith("acceptance test #1 of 2025-01-06")
+
+
 def test_an_acceptance_report_and_a_constancy_test_without_baseline() -> None:
     first = records_of(DISPLAY.id, [display_result(TestKind.ACCEPTANCE, LMAX0, None)])
     data = report_data(DISPLAY, first)

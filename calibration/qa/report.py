@@ -260,10 +260,12 @@ def _series(result: TestResult, name: str) -> NDArray[np.float64] | None:
     return arr if arr.size else None
 
 
-def _baselines(records: Sequence[TestRecord]) -> list[TestRecord | None]:
-    """Each test's baseline: the record its baseline_id names, else the last acceptance
-    test before it (an acceptance test is its own baseline)."""
-    by_id = {r.id: r for r in records}
+def _baselines(records: Sequence[TestRecord],
+               extra: Sequence[TestRecord] = ()) -> list[TestRecord | None]:
+    """Each test's baseline: the record its baseline_id names (among the records or the
+    ``extra`` ones), else the last acceptance test before it (an acceptance test is its
+    own baseline)."""
+    by_id = {r.id: r for r in extra} | {r.id: r for r in records}
     out: list[TestRecord | None] = []
     last_acceptance: TestRecord | None = None
     for r in records:
@@ -299,6 +301,8 @@ def _trends(records: Sequence[TestRecord],
     base_index = np.fromiter((base_pos.get(b.id, -1) if b is not None else -1
                               for b in baselines), dtype=np.int64, count=n)
     has_base = base_index >= 0
+    # baselines before the period reported (``baselines=``, a report --from after them)
+    outside = [(t, b) for t, b in enumerate(baselines) if b is not None and base_index[t] < 0]
     trends: dict[str, Trend] = {}
     for key, k in index.items():
         if not seen[k]:
@@ -306,12 +310,8 @@ def _trends(records: Sequence[TestRecord],
         values = block[0, k]
         base = np.full(n, np.nan)
         base[has_base] = values[base_index[has_base]]
-        # a baseline outside the records given (a report --from after it)
-        outside = [t for t, b in enumerate(baselines)
-                   if b is not None and base_index[t] < 0]
-        for t in outside:
-            b = baselines[t]
-            base[t] = _num(b.result.value(key)) if b is not None else math.nan
+        for t, b in outside:
+            base[t] = _num(b.result.value(key))
         base_low = np.full(n, np.nan)
         base_high = np.full(n, np.nan)
         if key in CHANGE_OF and seen[index[CHANGE_OF[key][0]]]:
@@ -457,9 +457,13 @@ def _conditions(device: Device, latest: TestRecord,
     if latest.source:
         out.append(("measurements", latest.source))
     if result.kind is TestKind.CONSTANCY:
-        out.append(("baseline", "none: the change figures are not judged" if baseline is None
-                    else f"acceptance test #{baseline.id} of "
-                         f"{_when(baseline).strftime('%Y-%m-%d')}"))
+        if baseline is not None:
+            text = f"acceptance test #{baseline.id} of {_when(baseline):%Y-%m-%d}"
+        elif latest.baseline_id is not None:
+            text = f"acceptance test #{latest.baseline_id} (not among the tests given)"
+        else:
+            text = "none: the changes since the acceptance test are not judged"
+        out.append(("baseline", text))
     return tuple(out)
 
 
@@ -484,12 +488,15 @@ PLOTS: dict[str, str] = {
 }
 
 
-def report_data(device: Device, records: Sequence[TestRecord]) -> ReportData:
+def report_data(device: Device, records: Sequence[TestRecord], *,
+                baselines: Sequence[TestRecord] = ()) -> ReportData:
     """The data behind the report of ``device`` over ``records`` (any order).
 
     The latest record is the test the report is about (its figures, verdict and
-    conditions); all records make the trends.  ValueError when there are none, or
-    when a record is of another device.
+    conditions); all records make the trends.  ``baselines``: acceptance tests the
+    records name (``baseline_id``) that are not among them — a report of a period after
+    the acceptance test — for the band the change limits draw.  ValueError when there
+    are no records, or when a record is of another device.
     """
     if not records:
         raise ValueError(f"device {device.id}: no tests to report (none recorded in the "
@@ -499,12 +506,12 @@ def report_data(device: Device, records: Sequence[TestRecord]) -> ReportData:
         raise ValueError(f"report of {device.id}: tests of other devices given "
                          f"({', '.join(sorted(others))})")
     ordered = sorted(records, key=lambda r: (_when(r), r.id))
-    baselines = _baselines(ordered)
-    latest, baseline = ordered[-1], baselines[-1]
+    base_of = _baselines(ordered, baselines)
+    latest, baseline = ordered[-1], base_of[-1]
     result = latest.result
     kind = "Acceptance" if result.kind is TestKind.ACCEPTANCE else "Constancy"
     device_word = "display" if device.kind is DeviceKind.DISPLAY else "printer"
-    trends = _trends(ordered, baselines)
+    trends = _trends(ordered, base_of)
     data = ReportData(
         device=device,
         title=f"{kind} test report — {device_word} {device.id}",
@@ -711,7 +718,8 @@ def _white_point_plot(w: WhitePointDrift) -> bytes:
     import matplotlib.dates as mdates
 
     cbar = fig.colorbar(order, cax=fig.add_axes((_LEFT / _WIDTH, 0.08, 0.45, 0.03)),
-                        orientation="horizontal", label="date of the test")
+                        orientation="horizontal")
+    cbar.ax.set_title("date of the test", fontsize=8)
     locator = mdates.AutoDateLocator(minticks=2, maxticks=4)
     cbar.ax.xaxis.set_major_locator(locator)
     cbar.ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -786,8 +794,11 @@ def _esc(text: str) -> str:
 
 
 def report_pdf(device: Device, records: Sequence[TestRecord], *,
+               baselines: Sequence[TestRecord] = (),
                compress: bool = True) -> tuple[ReportData, bytes]:
-    """The report as PDF bytes (for the archive's Encapsulated PDF) and its data."""
+    """The report as PDF bytes (for the archive's Encapsulated PDF) and its data
+    (``baselines`` as :func:`report_data`; ``compress`` False leaves the page streams
+    readable, for a look at the PDF's text)."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -803,7 +814,7 @@ def report_pdf(device: Device, records: Sequence[TestRecord], *,
         TableStyle,
     )
 
-    data = report_data(device, records)
+    data = report_data(device, records, baselines=baselines)
     plain, bold = _fonts()
     base = getSampleStyleSheet()
     body = ParagraphStyle("qa-body", parent=base["BodyText"], fontName=plain, fontSize=8.5,
@@ -904,9 +915,10 @@ def report_pdf(device: Device, records: Sequence[TestRecord], *,
 
 
 def write_report(path: str | os.PathLike[str], device: Device,
-                 records: Sequence[TestRecord], *, compress: bool = True) -> ReportData:
+                 records: Sequence[TestRecord], *, baselines: Sequence[TestRecord] = (),
+                 compress: bool = True) -> ReportData:
     """Write the PDF report to ``path`` (whole or not at all) and return its data."""
-    data, pdf = report_pdf(device, records, compress=compress)
+    data, pdf = report_pdf(device, records, baselines=baselines, compress=compress)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pdf", dir=target.parent)

@@ -291,3 +291,24 @@ def test_recalibrated_curve_recovers_the_printer() -> None:
 def test_simulated_readings() -> None:
     r = simulated_readings([0, 128, 255], lambda lv: 3.0 - lv / 100.0, base_fog=0.2)
     assert r.density == (3.0, 1.72, 0.45) and r.p_values == (0, 2048, 4095)
+
+
+def test_site_limit_on_the_dmax_change_catches_a_slow_fall() -> None:
+    """A printer's Dmax falls 0.06 OD a week; the films' Max Density is not given, so only
+    the site's limit on the change since the acceptance film judges it, and the first
+    film more than 0.2 OD down is the first to fail."""
+    r = ideal()
+    site = {"dmax_change": (-0.2, None)}
+    baseline = evaluate_film(r, TestKind.ACCEPTANCE, site_limits=site)
+    verdicts = []
+    for week in range(1, 9):
+        top = round(3.0 - 0.06 * week, 2)
+        worn = FilmReadings(r.steps, tuple(min(v, top) for v in r.density), r.p_values,
+                            r.base_fog, top, f"week {week}")
+        result = evaluate_film(worn, TestKind.CONSTANCY, baseline, site_limits=site)
+        change = result.figure("dmax_change")
+        assert change.source == "site limit" and change.value == pytest.approx(-0.06 * week)
+        verdicts.append(change.passed)
+    assert verdicts == [True] * 3 + [False] * 5
+    with pytest.raises(ValueError, match="unknown figure 'dmax_drop'"):
+        evaluate_film(r, TestKind.ACCEPTANCE, site_limits={"dmax_drop": (0, 1)})

@@ -248,3 +248,29 @@ def test_print_test_on_a_dcmtk_printer(node: dict, capsys) -> None:
     got = [int(pixels[p.centre]) for p in film.steps]
     assert got == sorted(got) and len(set(got)) == 32  # 32 distinct steps, in order
     assert not spooled(node["data"])  # nothing printed locally
+
+
+def test_the_devices_site_limits_judge_its_films(tmp_path: Path, node: dict, capsys) -> None:
+    """A printer added with ``--limit dmax_change=-0.2:`` has every film held to it; a
+    ``--limit`` on the command line adds to the device's for that test."""
+    common = [*node["common"], "--qa-db", str(tmp_path / "site.sqlite")]
+    assert main(["qa", *common, "add-device", "laser1", "--kind", "printer",
+                 "--limit", "dmax_change=-0.2:"]) == 0
+    ok, _ = print_and_read(node, response(), "acceptance")
+    assert main(["qa", *common, "test-printer", str(ok), "--device", "laser1",
+                 "--max-density", "2.0"]) == 0  # Max Density 2.0: Dmax 3.1 is judged fine
+    worn, _ = print_and_read(node, response(dmax=3.1), "worn")
+    out = tmp_path / "worn.json"
+    code = main(["qa", *common, "test-printer", str(worn), "--device", "laser1",
+                 "--max-density", "2.0", "--json", str(out)])
+    figures = {f["key"]: f for f in json.loads(out.read_text())["result"]["figures"]}
+    assert figures["dmax_change"]["source"] == "site limit"
+    assert -0.35 < figures["dmax_change"]["value"] < -0.2  # Dmax 3.4 -> about 3.1
+    assert code == 1 and "dmax_change" in capsys.readouterr().out
+    main(["qa", *common, "test-printer", str(worn), "--device", "laser1",
+          "--max-density", "2.0", "--limit", "dmax_change=-0.5:", "--json", str(out)])
+    result = json.loads(out.read_text())["result"]
+    change = next(f for f in result["figures"] if f["key"] == "dmax_change")
+    assert change["low"] == -0.5 and change["value"] > -0.5
+    assert main(["qa", *common, "test-printer", str(worn), "--device", "laser1",
+                 "--limit", "nonsense=1:2"]) == 2

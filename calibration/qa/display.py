@@ -348,19 +348,12 @@ def uniformity_deviation(reading: UniformityReading, definition: Uniformity,
 def _figure(key: str, value: float | None, rows: Mapping[str, Limit],
             site: Mapping[str, tuple[float | None, float | None]], note: str = "") -> Figure:
     """A figure held to the site's limit if one is given, else to the set's row."""
-    notes = [note] if note else []
-    if key in site:
-        low, high = site[key]
-        row = rows.get(key)
-        if row is not None and row.judged:
-            notes.append(f"the set's limit ({row.source}) replaced by the site's")
-        return Figure(key, value, low, high, "site limit", "; ".join(notes))
     row = rows.get(key)
     if row is None:
-        return Figure(key, value, note=note)
-    if row.note:
-        notes.append(row.note)
-    return Figure(key, value, row.low, row.high, row.source, "; ".join(notes))
+        return Figure(key, value, note=note).held_to(dict(site))
+    notes = [n for n in (note, "" if key in site else row.note) if n]
+    return Figure(key, value, row.low, row.high, row.source, "; ".join(notes)).held_to(
+        dict(site))
 
 
 def evaluate_display(readings: DisplayReadings, criteria: CriteriaSet | str, kind: TestKind,

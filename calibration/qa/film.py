@@ -50,7 +50,14 @@ import numpy as np
 
 from calibration import analysis
 from calibration.measurements import MeasurementError
-from calibration.qa.results import DeviceKind, Figure, TestKind, TestResult
+from calibration.qa.results import (
+    FIGURE_KEYS,
+    DeviceKind,
+    Figure,
+    SiteLimits,
+    TestKind,
+    TestResult,
+)
 from lut import density as lut_density
 
 #: The criteria string of printer tests (``calibration.qa.criteria.PRINTER_CRITERIA``).
@@ -292,7 +299,8 @@ def evaluate_film(readings: FilmReadings, kind: TestKind, baseline: TestResult |
                   *, min_density: float | None = None, max_density: float | None = None,
                   illumination: float | None = None, ambient: float | None = None,
                   limit: float = analysis.DIAGNOSTIC_LIMIT,
-                  intervals: int = FILM_INTERVALS) -> TestResult:
+                  intervals: int = FILM_INTERVALS,
+                  site_limits: SiteLimits | None = None) -> TestResult:
     """Judge a QC film's readings (criteria ``ps3.14-film``); see the module docstring.
 
     ``min_density``/``max_density``: the Min/Max Density (OD) the films are printed
@@ -300,8 +308,14 @@ def evaluate_film(readings: FilmReadings, kind: TestKind, baseline: TestResult |
     La in cd/m² (None: PS3.3's defaults 2000 and 10, with a note).  A constancy test
     compares the indices with ``baseline`` (a printer test, normally the acceptance
     test); without one the change figures have no value and a note says why.  Raises
-    :class:`MeasurementError` when the film shows no contrast at all.
+    :class:`MeasurementError` when the film shows no contrast at all.  ``site_limits``
+    (figure key -> (low, high)) replace the limits above, or add some (for the change
+    of Dmax, which no source at hand limits), as for displays.
     """
+    site = dict(site_limits or {})
+    for key in site:
+        if key not in FIGURE_KEYS:
+            raise ValueError(f"site limit for an unknown figure {key!r}")
     notes: list[str] = []
     if illumination is None:
         illumination = lut_density.DEFAULT_ILLUMINATION
@@ -384,8 +398,10 @@ def evaluate_film(readings: FilmReadings, kind: TestKind, baseline: TestResult |
     inputs = {"readings": readings.to_json(), "illumination": illumination,
               "ambient": ambient, "min_density": min_density, "max_density": max_density,
               "limit": limit, "intervals": intervals}
-    return TestResult(DeviceKind.PRINTER, kind, CRITERIA, tuple(figures), series, inputs,
-                      tuple(notes))
+    if site:
+        inputs["site_limits"] = {k: list(v) for k, v in site.items()}
+    return TestResult(DeviceKind.PRINTER, kind, CRITERIA,
+                      tuple(f.held_to(site) for f in figures), series, inputs, tuple(notes))
 
 
 def _target_density(p: np.ndarray, bits: int, min_density: float | None,

@@ -29,6 +29,10 @@ class DeviceKind(StrEnum):
     PRINTER = "printer"
 
 
+#: A site's own limits by figure key: (low, high), either None.
+SiteLimits = dict[str, tuple[float | None, float | None]]
+
+
 class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
@@ -107,6 +111,17 @@ class Figure:
         if self.high is not None:
             return f"≤ {self.high:g}{unit}"
         return ""
+
+    def held_to(self, site: SiteLimits) -> Figure:
+        """This figure held to the site's limit for its key, if ``site`` has one (its
+        source then says "site limit", and the note says which limit it replaced)."""
+        if self.key not in site:
+            return self
+        low, high = site[self.key]
+        notes = [self.note] if self.note else []
+        if self.judged:
+            notes.append(f"the set's limit ({self.source or self.limit}) replaced by the site's")
+        return Figure(self.key, self.value, low, high, "site limit", "; ".join(notes))
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "value": self.value, "low": self.low, "high": self.high,

@@ -75,7 +75,7 @@ def _when(text: str, end_of_day: bool = False) -> datetime:
     return when if when.tzinfo else when.astimezone()
 
 
-def _limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
+def parse_site_limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
     """``--limit KEY=LOW:HIGH`` (either bound may be left out: ``lmax_change=-10:10``,
     ``white_point_distance=:0.01``)."""
     key, sep, bounds = text.partition("=")
@@ -128,7 +128,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--printer-ae", metavar="AE", default="",
                    help="printer: the called AE title that reaches it")
     a.add_argument("--description", default="", help="where it is, what it is for")
-    a.add_argument("--limit", dest="limits", type=_limit, action="append", default=[],
+    a.add_argument("--limit", dest="limits", type=parse_site_limit, action="append", default=[],
                    metavar="FIGURE=LOW:HIGH",
                    help=LIMIT_HELP + "; every test of the device is held to them")
 
@@ -152,7 +152,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--operator", default=os.environ.get("USER") or "unknown",
                    help="who ran the test (default $USER)")
     t.add_argument("--json", metavar="FILE", help="also write the record as JSON")
-    t.add_argument("--limit", dest="limits", type=_limit, action="append", default=[],
+    t.add_argument("--limit", dest="limits", type=parse_site_limit, action="append", default=[],
                    metavar="FIGURE=LOW:HIGH",
                    help=LIMIT_HELP + "; for this test, over the device's own")
 

@@ -40,6 +40,16 @@ if TYPE_CHECKING:
 QA_AE = "PRINTSCP-QA"
 
 
+def _response_or_site_limit(text: str) -> str | tuple[str, tuple[float | None, float | None]]:
+    """``--limit diagnostic|other`` (as ``calibrate analyze``) or ``--limit FIGURE=LOW:HIGH``
+    (as ``qa test``)."""
+    if text in ("diagnostic", "other"):
+        return text
+    from printscp.app.cli.qa import parse_site_limit
+
+    return parse_site_limit(text)
+
+
 def add_printer_commands(qsub: argparse._SubParsersAction) -> None:
     """Register the printer commands under ``printscp qa`` (called by its module)."""
     common = common_options()
@@ -71,8 +81,11 @@ def add_printer_commands(qsub: argparse._SubParsersAction) -> None:
                    help="default: constancy when the printer has a baseline, else acceptance")
     t.add_argument("--steps", type=int, default=32, metavar="N",
                    help="steps of the printed film, for readings without p_value (default 32)")
-    t.add_argument("--limit", choices=["diagnostic", "other"], default="diagnostic",
-                   help="contrast response limit: ±10%% (default) or ±20%%")
+    t.add_argument("--limit", dest="limits", type=_response_or_site_limit, action="append",
+                   default=[], metavar="diagnostic|other|FIGURE=LOW:HIGH",
+                   help="contrast response limit: diagnostic ±10%% (default) or other "
+                   "±20%%; or a site's limit FIGURE=LOW:HIGH for one figure, e.g. "
+                   "dmax_change=-0.2: (added to the device's own; repeatable)")
     t.add_argument("--intervals", type=int, default=None, metavar="N",
                    help="judge the contrast response over N intervals (default 8; TG18's "
                    "17 asks more than 0.01 OD readings can give at the light end)")
@@ -289,8 +302,11 @@ def cmd_test_printer(args: argparse.Namespace) -> int:
         result = evaluate_film(
             readings, kind, None if baseline is None or kind is TestKind.ACCEPTANCE
             else baseline.result,
-            limit=DIAGNOSTIC_LIMIT if args.limit == "diagnostic" else OTHER_LIMIT,
-            intervals=args.intervals or FILM_INTERVALS, **conditions)
+            limit=OTHER_LIMIT if "other" in args.limits else DIAGNOSTIC_LIMIT,
+            intervals=args.intervals or FILM_INTERVALS,
+            site_limits={**device.limits, **dict(x for x in args.limits
+                                                  if isinstance(x, tuple))},
+            **conditions)
     except (MeasurementError, ValueError) as err:
         raise UsageError(str(err)) from None
     record = store.record_test(device.id, result, operator=args.operator,

@@ -30,7 +30,7 @@ def display_result(kind: TestKind, lmax: float, baseline_lmax: float | None, *,
     """A TG18-like display test: response, Lmax/Lmin with the change since the baseline,
     ambient ratio, 5-point uniformity and the white point."""
     levels = np.linspace(0, 255, 18)
-    error = np.linspace(-0.04, 0.05, 17)
+    error = np.linspace(-4.0, 5.0, 17)  # in %
     lmin = 1.2
     figures = [
         Figure("response_max_error", 5.0, high=10.0, source=SRC),
@@ -155,7 +155,7 @@ def test_display_response_uniformity_and_white_point_plots_hold_the_latest_data(
     r = data.response
     assert r is not None and r.test_id == 13 and r.limit == 10.0
     assert r.midpoints.size == 17 and r.midpoints[0] == pytest.approx(7.5)
-    np.testing.assert_allclose(r.error[[0, -1]], [-4.0, 5.0])  # fraction -> %
+    np.testing.assert_allclose(r.error[[0, -1]], [-4.0, 5.0])
     assert not r.failed.any()
     # non-uniform corners: 39 % at the latest, the centre 0, placed on the 3x3 grid
     u = data.uniformity

@@ -392,7 +392,7 @@ def evaluate_film(readings: FilmReadings, kind: TestKind, baseline: TestResult |
         "steps": list(readings.steps), "p_values": [int(v) for v in readings.p_values],
         "density": [float(v) for v in d], "target_density": target,
         "luminance": [float(v) for v in lum],
-        "levels": r.levels.tolist(), "error": r.error.tolist(),
+        "levels": r.levels.tolist(), "error": (100.0 * r.error).tolist(),
         "index_steps": steps,
     }
     inputs = {"readings": readings.to_json(), "illumination": illumination,

@@ -340,17 +340,6 @@ def _limit_of(result: TestResult, key: str) -> float | None:
     return None if fig is None else fig.high
 
 
-def _error_scale(result: TestResult, error: NDArray[np.float64]) -> float:
-    """100 when the error series is a fraction (δm/δe - 1, as calibration.analysis and
-    the film test keep it), 1 when it is in % (the display test): told by the figure in
-    % that is the largest of it; without that figure, a fraction is never above 5."""
-    worst = float(np.max(np.abs(error))) if error.size else 0.0
-    figure = result.value("response_max_error")
-    if worst > 0 and figure is not None and figure > 0:
-        return 100.0 if figure / worst > 10 else 1.0
-    return 100.0 if worst <= 5 else 1.0
-
-
 def _response(records: Sequence[TestRecord]) -> ResponseErrors | None:
     record = _latest_with(records, "levels", "error")
     if record is None:
@@ -362,7 +351,7 @@ def _response(records: Sequence[TestRecord]) -> ResponseErrors | None:
         return None
     midpoints = (levels[1:] + levels[:-1]) / 2
     limit = _limit_of(record.result, "response_max_error")
-    error_pct = error * _error_scale(record.result, error)
+    error_pct = error  # in % (calibration.qa.results.TestResult)
     failed = (np.abs(error_pct) > limit) if limit is not None \
         else np.zeros(error.size, dtype=bool)
     return ResponseErrors(record.id, _when(record), midpoints, error_pct, limit, failed)

@@ -138,7 +138,7 @@ class TestResult:
     """One test of one device: its figures, the series behind its plots, the verdict.
 
     ``series`` holds lists of numbers (JSON-able) by name, e.g. ``levels``,
-    ``luminance``, ``error`` (per GSDF interval), ``uniformity`` (deviation per
+    ``luminance``, ``error`` (δm/δe - 1 per GSDF interval, in %), ``uniformity`` (deviation per
     position), ``white_point`` ([u', v']); for printers ``steps``, ``density``,
     ``target_density``.  ``inputs`` is the parsed measurement input, kept with the
     test so that a figure can always be recomputed from what was measured.

@@ -200,7 +200,7 @@ def test_status_shows_verdicts_due_dates_and_overdue(tmp_path: Path, capsys) -> 
                                             "ps3.14-film", (Figure("dmax", 2.5, low=2.9),)),
                       operator="jo", when=now - timedelta(days=45))
     capsys.readouterr()
-    assert qa(data, "status") == 0
+    assert qa(data, "status") == 1  # something needs attention: a reminder for cron
     out = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line for line in out[1:-1]}
     due = (now - timedelta(days=3) + INTERVAL).astimezone().strftime("%Y-%m-%d %H:%M")
@@ -208,8 +208,8 @@ def test_status_shows_verdicts_due_dates_and_overdue(tmp_path: Path, capsys) -> 
     assert rows["RAD-1"].rstrip().endswith("ok") and " PASS " in rows["RAD-1"]
     assert rows["DRYFILM"].rstrip().endswith("OVERDUE") and " FAIL " in rows["DRYFILM"]
     assert rows["RAD-2"].rstrip().endswith("OVERDUE: never tested")
-    assert out[-1] == "3 device(s), 2 overdue"
-    assert qa(data, "status", "--json") == 0
+    assert out[-1] == "3 device(s), 2 overdue, 1 failed their last test"
+    assert qa(data, "status", "--json") == 1
     by_id = {s["device"]["id"]: s for s in json.loads(capsys.readouterr().out)}
     assert by_id["RAD-1"]["overdue"] is False and by_id["RAD-1"]["last"]["verdict"] == "pass"
     assert datetime.fromisoformat(by_id["RAD-1"]["due"]) > now
@@ -235,8 +235,9 @@ def test_report_of_a_period_and_filed_in_the_archive(tmp_path: Path, capsys,
     written: list = []
     report = types.ModuleType("calibration.qa.report")
 
-    def write_report(path, device, records):
-        written.append((device.id, [r.result.value("lmax") for r in records]))
+    def write_report(path, device, records, baselines=()):
+        written.append((device.id, [r.result.value("lmax") for r in records],
+                        [r.result.value("lmax") for r in baselines]))
         Path(path).write_bytes(PDF)
     report.write_report = write_report
     monkeypatch.setitem(sys.modules, "calibration.qa.report", report)
@@ -244,7 +245,9 @@ def test_report_of_a_period_and_filed_in_the_archive(tmp_path: Path, capsys,
     out_pdf = tmp_path / "r.pdf"
     assert qa(data, "report", "RAD-1", "--from", "2026-02-01", "--to", "2026-03-11",
               "-o", out_pdf, "--archive") == 0
-    assert written == [("RAD-1", [370.0, 340.0])]  # --to takes the whole day
+    # --to takes the whole day; the acceptance test the period's tests compare with
+    # comes along for the change bands
+    assert written == [("RAD-1", [370.0, 340.0], [400.0])]
     out = capsys.readouterr().out
     assert f"report: {out_pdf} (RAD-1, 2 test(s)" in out
     assert "archived: patient PRINTSCP-QA, study 2.25." in out
@@ -427,3 +430,55 @@ def test_site_limits_of_the_device_and_of_one_test(tmp_path: Path, capsys) -> No
     assert qa(data, "add-device", "RAD-2", "--kind", "display", "--limit", "lmax=5:1") == 2
     assert "low 5 is above high 1" in capsys.readouterr().err
 
+
+
+def test_status_is_0_when_all_is_current_and_passing(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    qa(data, "add-device", "RAD-1", "--kind", "display")
+    QAStore(data / "qa.sqlite").record_test(
+        "RAD-1", TestResult(DeviceKind.DISPLAY, TestKind.ACCEPTANCE, "tg18",
+                            (Figure("lmax", 400.0, low=170.0),)), operator="jo")
+    assert qa(data, "status") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "1 device(s), 0 overdue, 0 failed their last test"
+
+
+def test_edit_device_changes_limits_not_history(tmp_path: Path, capsys) -> None:
+    """A site tightens its limits after the acceptance test: new tests are held to the
+    new ones, recorded tests keep the limits they were judged against."""
+    data = tmp_path / "data"
+    qa(data, "add-device", "RAD-1", "--kind", "display", "--limit", "lmax_change=-10:10")
+    qa(data, "test", display_readings(tmp_path / "a.json", 400), "--device", "RAD-1",
+       "--kind", "acceptance")
+    assert qa(data, "test", display_readings(tmp_path / "b.json", 376), "--device", "RAD-1",
+              "--kind", "constancy") == 0  # -6 %
+    capsys.readouterr()
+    assert qa(data, "edit-device", "RAD-1", "--limit", "lmax_change=-5:5",
+              "--description", "reading room 3") == 0
+    out = capsys.readouterr().out
+    assert "description: '' -> 'reading room 3'" in out and "lmax_change" in out
+    assert qa(data, "test", tmp_path / "b.json", "--device", "RAD-1",
+              "--kind", "constancy") == 1  # the same -6 % fails the site's new limit
+    history = QAStore(data / "qa.sqlite").history("RAD-1")
+    highs = [r.result.figure("lmax_change").high for r in history[1:]]
+    assert highs == [10.0, 5.0]
+    assert qa(data, "edit-device", "RAD-1", "--drop-limit", "lmax_change") == 0
+    assert QAStore(data / "qa.sqlite").device("RAD-1").limits == {}
+    capsys.readouterr()
+    assert qa(data, "edit-device", "RAD-1", "--drop-limit", "lmax_change") == 2
+    assert "has no site limit for 'lmax_change'" in capsys.readouterr().err
+    assert qa(data, "edit-device", "NOPE", "--description", "x") == 2
+
+
+def test_a_display_drifting_over_twelve_constancy_tests(tmp_path: Path, capsys) -> None:
+    """Lmax falls 2 % a month; with the site's ±10 % on the change since the acceptance
+    test, the first constancy test past 10 % is the first to fail, and every later one."""
+    data = tmp_path / "data"
+    qa(data, "add-device", "RAD-1", "--kind", "display", "--limit", "lmax_change=-10:10")
+    assert qa(data, "test", display_readings(tmp_path / "a.json", 400), "--device", "RAD-1",
+              "--kind", "acceptance") == 0
+    codes = [qa(data, "test", display_readings(tmp_path / f"m{m}.json", 400 * (1 - 0.02 * m)),
+                "--device", "RAD-1", "--kind", "constancy") for m in range(1, 13)]
+    assert codes == [0] * 5 + [1] * 7  # month 6: -12 % (L'max, ambient included: about)
+    history = QAStore(data / "qa.sqlite").history("RAD-1")
+    assert [r.result.verdict.value for r in history] == ["pass"] * 6 + ["fail"] * 7

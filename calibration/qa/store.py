@@ -239,6 +239,26 @@ class QAStore:
             raise ValueError(f"device {device.id!r} already exists in {self.path}") from None
         return device
 
+    def update_device(self, device: Device) -> Device:
+        """Replace the description of device ``device.id`` (identity, criteria, site
+        limits) by ``device``'s; :class:`KeyError` when there is no such device,
+        :class:`ValueError` when the kind would change (a display's history does not
+        become a printer's).  Its tests keep the limits they were judged against: each
+        figure of a recorded test holds its own."""
+        if not isinstance(device, Device):
+            raise TypeError(f"expected a Device, got {type(device).__name__}")
+        old = self.device(device.id)
+        if old.kind is not device.kind:
+            raise ValueError(f"device {device.id!r} is a {old.kind.value}; its kind cannot "
+                             "change")
+        self._write(
+            "UPDATE devices SET manufacturer = ?, model = ?, serial = ?, criteria = ?, "
+            "diagnostic = ?, description = ?, printer_ae = ?, site_limits = ? WHERE id = ?",
+            (device.manufacturer, device.model, device.serial, device.criteria,
+             int(device.diagnostic), device.description, device.printer_ae,
+             json.dumps(device.to_json()["site_limits"]), device.id))
+        return device
+
     def device(self, device_id: str) -> Device:
         """The device ``device_id``; :class:`KeyError` naming the known ids."""
         row = self._conn().execute(

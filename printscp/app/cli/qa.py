@@ -132,6 +132,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    metavar="FIGURE=LOW:HIGH",
                    help=LIMIT_HELP + "; every test of the device is held to them")
 
+    e = qsub.add_parser("edit-device", parents=[common], help="change a device's description "
+                        "or site limits", description="Change what is known of a device "
+                        "(identity, criteria, site limits).  Its recorded tests are not "
+                        "touched: each keeps the limits it was judged against.")
+    e.add_argument("device_id", metavar="ID")
+    for option in ("--manufacturer", "--model", "--serial", "--criteria", "--printer-ae",
+                   "--description"):
+        e.add_argument(option)
+    e.add_argument("--edid", metavar="FILE", help="read manufacturer, model and serial again")
+    e.add_argument("--diagnostic", action=argparse.BooleanOptionalAction, default=None)
+    e.add_argument("--limit", dest="limits", type=parse_site_limit, action="append",
+                   default=[], metavar="FIGURE=LOW:HIGH", help=LIMIT_HELP + " (sets or "
+                   "replaces that figure's limit)")
+    e.add_argument("--drop-limit", dest="drop", action="append", default=[],
+                   metavar="FIGURE", help="remove the site's limit of FIGURE; repeatable")
+
     h = qsub.add_parser("history", parents=[common], help="every test of a device",
                         description="The tests of a device, oldest first.")
     h.add_argument("device_id", metavar="DEVICE")
@@ -158,7 +174,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     s = qsub.add_parser("status", parents=[common], help="what is due and what is overdue",
                         description="Every device, its last test and verdict, when the next "
-                        "constancy test is due, and OVERDUE when that has passed.")
+                        "constancy test is due, and OVERDUE when that has passed.  Exit "
+                        "status 0 when every device's last test passed and none is overdue, "
+                        "1 otherwise (a reminder for cron or a monitoring check).")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
 
     r = qsub.add_parser("report", parents=[common], help="write a device's QA report (PDF)",
@@ -322,6 +340,43 @@ def cmd_add_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edit_device(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from calibration.qa.devices import EdidError, read_edid
+
+    store = open_store(args)
+    device = the_device(store, args.device_id, args)
+    assert store is not None
+    changes: dict[str, object] = {}
+    if args.edid:
+        try:
+            edid = read_edid(args.edid)
+        except EdidError as err:
+            raise UsageError(str(err)) from None
+        changes.update({k: str(edid[k]) for k in ("manufacturer", "model", "serial")})
+    for key in ("manufacturer", "model", "serial", "criteria", "printer_ae", "description",
+                "diagnostic"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    limits = device.limits
+    for key in args.drop:
+        if limits.pop(key, None) is None:
+            raise UsageError(f"device {device.id} has no site limit for {key!r} (it has: "
+                             f"{', '.join(limits) or 'none'})")
+    limits.update(dict(args.limits))
+    changes["site_limits"] = limits
+    try:
+        edited = dataclasses.replace(device, **changes)
+        store.update_device(edited)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    before, after = device.to_json(), edited.to_json()
+    changed = [f"{k}: {before[k]!r} -> {after[k]!r}" for k in after if before[k] != after[k]]
+    print(f"{device.id}: " + ("; ".join(changed) if changed else "nothing changed"))
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     store = open_store(args)
     device = the_device(store, args.device_id, args)
@@ -399,9 +454,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     statuses = device_status(store) if store is not None else []
+    attention = any(s.overdue or (s.last is not None and s.last.result.verdict.value == "fail")
+                    for s in statuses)
     if args.json:
         print(json.dumps([s.to_json() for s in statuses], indent=1, ensure_ascii=False))
-        return 0
+        return 1 if attention else 0
     if not statuses:
         print(f"no devices in {store_path(args)} (add one with printscp qa add-device)")
         return 0
@@ -416,8 +473,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                      local(s.due), state])
     print(table(rows, ["device", "kind", "last test", "verdict", "due", "state"]))
     overdue = sum(s.overdue for s in statuses)
-    print(f"{len(statuses)} device(s), {overdue} overdue")
-    return 0
+    failed = sum(s.last is not None and s.last.result.verdict.value == "fail" for s in statuses)
+    print(f"{len(statuses)} device(s), {overdue} overdue, {failed} failed their last test")
+    return 1 if attention else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -429,8 +487,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = store.history(device.id, args.since, args.until)
     if not records:
         raise UsageError(f"no tests of {device.id} in that period")
+    named = {r.baseline_id for r in records} - {r.id for r in records} - {None}
+    baselines = [store.test(i) for i in sorted(named)]  # type: ignore[arg-type]
     try:
-        write_report(args.output, device, records)
+        write_report(args.output, device, records, baselines=baselines)
     except OSError as err:
         raise UsageError(f"{args.output}: {err.strerror or err}") from None
     first, last = records[0].when, records[-1].when
@@ -451,5 +511,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "devices": cmd_devices, "add-device": cmd_add_device, "history": cmd_history,
+    "devices": cmd_devices, "add-device": cmd_add_device, "edit-device": cmd_edit_device,
+    "history": cmd_history,
     "test": cmd_test, "status": cmd_status, "report": cmd_report}

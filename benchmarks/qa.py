@@ -181,14 +181,16 @@ def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
     return times
 
 
-def run_cli(args: list[str], cwd: Path) -> Callable[[], None]:
-    """The command, importing printscp from this tree (PYTHONPATH), not an installed copy."""
+def run_cli(args: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> Callable[[], None]:
+    """The command, importing printscp from this tree (PYTHONPATH), not an installed copy;
+    ``ok``: the exit statuses that mean it ran (``qa status`` exits 1 when a device
+    needs attention, as most of these synthetic ones do)."""
     cmd = printscp_command() + args
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def go() -> None:
         done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
+        if done.returncode not in ok:
             raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n"
                                f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return go
@@ -254,7 +256,7 @@ def main() -> int:
 
         common = ["--data-dir", str(work), "--qa-db", str(db)]
         lines = []
-        t, err = attempt(run_cli(["qa", "status", *common], work), args.repeat)
+        t, err = attempt(run_cli(["qa", "status", *common], work, ok=(0, 1)), args.repeat)
         lines.append(row(f"printscp qa status ({DEVICES} devices), CLI", t, STATUS_GOAL, err))
         t, err = attempt(status_in_process, args.repeat)
         lines.append(row("device_status, in process", t, STATUS_GOAL, err))

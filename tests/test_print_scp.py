@@ -444,6 +444,13 @@ def test_printer_reports_the_recorded_calibration(node):
         record_calibration(node.config.data_path, Calibration(datetime(2026, 11, 26, 9, 30, 5)))
         _, ds = scu.get_printer([0x00181200, 0x00181201])
         assert ds.DateOfLastCalibration == "20261126" and ds.TimeOfLastCalibration == "093005"
+        # a printer's own calibration (qa test-printer --recalibrate) wins over the node's
+        record_calibration(node.config.data_path, Calibration(datetime(2026, 12, 8, 7, 0, 1)),
+                           node.config.printer.name)
+        record_calibration(node.config.data_path, Calibration(datetime(2026, 12, 1)),
+                           "another-printer")
+        _, ds = scu.get_printer([0x00181200, 0x00181201])
+        assert ds.DateOfLastCalibration == "20261208" and ds.TimeOfLastCalibration == "070001"
 
 
 def test_malformed_data_set_aborts_only_its_association(node):

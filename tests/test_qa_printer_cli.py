@@ -173,7 +173,8 @@ def test_closing_the_loop(node: dict, capsys) -> None:
     assert [v.name for v in versions] == ["v0001", "v0002"]
     assert versions[0].path.read_text() == (node["tmp"] / "laser1.lut").read_text()
     assert profiles.current_profile(data, "laser1") == versions[1].path
-    state = last_calibration(data)
+    state = last_calibration(data, "laser1")
+    assert last_calibration(data) is None  # the printer's own record, not the node's
     assert state is not None and state.profile == str(versions[1].path)
     assert "next QC film spooled" in text
     (folder,) = set(spooled(data)) - before

@@ -1,8 +1,12 @@
-"""The printer's persistent state in the data directory: its last calibration.
+"""The printers' persistent state in the data directory: their last calibration.
 
-``printscp calibrate analyze --record`` writes it; Printer N-GET reports it as Date
-and Time of Last Calibration (0018,1200)/(0018,1201).  Kept as a small JSON file
-written atomically, so a running server sees a new calibration at once.
+``printscp calibrate analyze --record [--printer NAME]`` and ``printscp qa test-printer
+--recalibrate`` write it; Printer N-GET reports it as Date and Time of Last Calibration
+(0018,1200)/(0018,1201).  A calibration is recorded for one printer profile (by its
+name) or for the node (no name: what ``calibrate analyze --record`` did before there
+were several printers); a printer without its own record reports the node's.  Kept as
+a small JSON file written atomically, so a running server sees a new calibration at
+once.
 """
 
 from __future__ import annotations
@@ -24,22 +28,51 @@ class Calibration:
     conforms: bool | None = None  #: verdict of the analysis, if known
 
 
-def record_calibration(data_dir: str | Path, calibration: Calibration) -> Path:
-    """Store ``calibration`` as the printer's last one."""
-    data = {"last_calibration": calibration.when.isoformat(timespec="seconds"),
+def _entry(calibration: Calibration) -> dict[str, object]:
+    return {"last_calibration": calibration.when.isoformat(timespec="seconds"),
             "profile": calibration.profile, "conforms": calibration.conforms}
+
+
+def _calibration(data: dict[str, object]) -> Calibration:
+    return Calibration(datetime.fromisoformat(str(data["last_calibration"])),
+                       str(data.get("profile") or ""), data.get("conforms"))  # type: ignore[arg-type]
+
+
+def _read(data_dir: str | Path) -> dict[str, object]:
+    try:
+        data = json.loads((Path(data_dir) / STATE_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record_calibration(data_dir: str | Path, calibration: Calibration,
+                       printer: str | None = None) -> Path:
+    """Store ``calibration`` as printer profile ``printer``'s last one (None: the
+    node's, which every printer without its own reports)."""
+    data = _read(data_dir)
+    if printer is None:
+        data.update(_entry(calibration))
+    else:
+        printers = data.get("printers")
+        data["printers"] = {**(printers if isinstance(printers, dict) else {}),
+                            printer: _entry(calibration)}
     return atomic_write(Path(data_dir) / STATE_FILE, json.dumps(data, indent=1).encode())
 
 
-def last_calibration(data_dir: str | Path) -> Calibration | None:
-    """The recorded calibration, or None when there is none (or the file is unreadable)."""
-    path = Path(data_dir) / STATE_FILE
-    try:
-        data = json.loads(path.read_text("utf-8"))
-        return Calibration(datetime.fromisoformat(data["last_calibration"]),
-                           str(data.get("profile") or ""), data.get("conforms"))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def last_calibration(data_dir: str | Path, printer: str | None = None) -> Calibration | None:
+    """Printer profile ``printer``'s recorded calibration, else the node's, or None when
+    there is none (or the file is unreadable)."""
+    data = _read(data_dir)
+    printers = data.get("printers")
+    own = printers.get(printer) if printer and isinstance(printers, dict) else None
+    for entry in (own, data):
+        try:
+            if isinstance(entry, dict) and "last_calibration" in entry:
+                return _calibration(entry)
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 #: Printer Status (2110,0010) enumerated values and the Event Type ID of each

@@ -144,10 +144,10 @@ def free_bytes(data_dir: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def calibration(data_dir: Path) -> dict[str, Any] | None:
-    """Date/Time of Last Calibration and the verdict ``printscp calibrate analyze
-    --record`` stored (None: never recorded)."""
-    cal = last_calibration(data_dir)
+def calibration(data_dir: Path, printer: str | None = None) -> dict[str, Any] | None:
+    """Date/Time of Last Calibration of ``printer`` (its own, else the node's) and the
+    verdict stored with it (None: never recorded)."""
+    cal = last_calibration(data_dir, printer)
     if cal is None:
         return None
     return {"date": cal.when.strftime("%Y%m%d"), "time": cal.when.strftime("%H%M%S"),
@@ -236,7 +236,7 @@ def printer_status(config: NodeConfig, section: str, p: PrinterConfig,
         "output_profile": p.output_profile or "pdf-srgb (built in)",
         "qa_profile": qa_profile(data_dir, p.name),
         "targets": target_states(data_dir, p.name, targets),
-        "calibration": calibration(data_dir),
+        "calibration": calibration(data_dir, p.name),
         "qc": printer_qc(qc, p),
     }
 

@@ -89,6 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--record", action="store_true",
                    help="record the calibration for Printer N-GET (Date/Time of Last "
                    "Calibration)")
+    a.add_argument("--printer", metavar="NAME",
+                   help="with --record: the printer profile calibrated (its Printer N-GET "
+                   "reports it); default: the node's record, for printers without their own")
     a.add_argument("--data-dir", default="./printscp-data",
                    help="printscp data directory for --record (default ./printscp-data)")
 
@@ -271,7 +274,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
             Path(args.data_dir).mkdir(parents=True, exist_ok=True)
             state = record_calibration(args.data_dir, Calibration(
-                when, profile=profile_path, conforms=before.conforms))
+                when, profile=profile_path, conforms=before.conforms), args.printer)
             written["record"] = str(state)
     except OSError as err:
         print(f"{prog}: {err}", file=sys.stderr)

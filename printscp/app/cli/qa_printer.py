@@ -417,7 +417,7 @@ def recalibrate(args: argparse.Namespace, config: NodeConfig, data_dir: Path,
         TestKind.ACCEPTANCE, intervals=args.intervals or FILM_INTERVALS, **conditions)
     state = record_calibration(data_dir, Calibration(
         dt.datetime.now().replace(microsecond=0), str(version.path),
-        predicted.verdict.value == "pass"))
+        predicted.verdict.value == "pass"), printer.name)
     failed = ", ".join(f.key for f in predicted.failed)
     print(f"recalibration: profile {version.name} from {len(readings.steps)} steps "
           f"(printed with {what}, {bits}-bit levels): {version.path}")

@@ -59,7 +59,7 @@ def dataset(service: Service, p: PrinterConfig) -> Dataset:
     ds.ManufacturerModelName = p.model
     ds.DeviceSerialNumber = p.serial_number
     ds.SoftwareVersions = f"printscp {__version__}"
-    cal = last_calibration(service.config.data_path)
+    cal = last_calibration(service.config.data_path, p.name)
     ds.DateOfLastCalibration = cal.when.strftime("%Y%m%d") if cal else None
     ds.TimeOfLastCalibration = cal.when.strftime("%H%M%S") if cal else None
     return ds

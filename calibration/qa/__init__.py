@@ -7,6 +7,8 @@ a criteria set (:mod:`calibration.qa.criteria`), compared with the device's base
 and kept for good in the QA store (:mod:`calibration.qa.store`), from which the status
 (what is overdue) and the reports with their trend plots are made.
 
-Pure logic and files, like the rest of :mod:`calibration`: never imports :mod:`printscp`
-(the ``printscp qa`` command lives in :mod:`printscp.app.cli.qa`).
+Pure logic and files, like the rest of :mod:`calibration`.  May import: :mod:`lut`, the
+rest of :mod:`calibration`, numpy, matplotlib, reportlab, pydicom, PIL and
+:mod:`printscp.core` (atomic writes, fsync); never the layers above (the ``printscp qa``
+command lives in :mod:`printscp.app.cli.qa`).
 """

@@ -18,82 +18,44 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from calibration.qa.criteria import CriteriaSet
-from printscp.app.cli.options import add_data_dir_options, data_dir_of
+from printscp.app.cli.options import data_dir_of
+from printscp.app.cli.qa_common import (
+    LIMIT_HELP,
+    UsageError,
+    bounds_text,
+    common_options,
+    local,
+    open_store,
+    parse_site_limit,
+    parse_when,
+    print_test,
+    store_options,
+    store_path,
+    table,
+    the_device,
+)
 
 if TYPE_CHECKING:
-    from calibration.qa.results import TestResult
-    from calibration.qa.store import QAStore, TestRecord
+    pass
 
 DISPLAY_CRITERIA = tuple(c.value for c in CriteriaSet)
-QA_DB = "qa.sqlite"
 
 
-class UsageError(Exception):
-    """Bad input to a ``qa`` command: one line on stderr, exit status 2."""
 
 
 # -- options ----------------------------------------------------------------------------
-def _store_options(parser: argparse.ArgumentParser, default: Any) -> None:
-    """``--data-dir``, ``--config`` and ``--qa-db``: on ``qa`` itself (before the
-    command) and again on each command (after it), so both orders work."""
-    if default is None:
-        add_data_dir_options(parser)
-    else:
-        parser.add_argument("--data-dir", metavar="DIR", default=default,
-                            help="the node's data directory")
-        parser.add_argument("--config", metavar="FILE", default=default,
-                            help="the node's TOML configuration, for its data directory")
-    parser.add_argument("--qa-db", metavar="FILE", default=default,
-                        help=f"the QA store (default: <data-dir>/{QA_DB})")
 
 
-def common_options() -> argparse.ArgumentParser:
-    """A parent parser giving a ``qa`` command the store options after its name
-    (``printscp qa status --data-dir DIR``); for :mod:`printscp.app.cli.qa_printer`
-    too (``parents=[common_options()]``)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    _store_options(parent, argparse.SUPPRESS)
-    return parent
 
 
-def _when(text: str, end_of_day: bool = False) -> datetime:
-    """``--from``/``--to``: an ISO date or date and time, local unless it says its
-    zone; a date alone ``--to`` means through the end of that day."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a date such as 2026-01-31 or 2026-01-31T14:00, got {text!r}") from None
-    if end_of_day and len(text.strip()) <= 10:
-        when = datetime.combine(when.date() + timedelta(days=1), time()) - \
-            timedelta(microseconds=1)
-    return when if when.tzinfo else when.astimezone()
 
 
-def parse_site_limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
-    """``--limit KEY=LOW:HIGH`` (either bound may be left out: ``lmax_change=-10:10``,
-    ``white_point_distance=:0.01``)."""
-    key, sep, bounds = text.partition("=")
-    low, colon, high = bounds.partition(":")
-    if not sep or not colon:
-        raise argparse.ArgumentTypeError(
-            f"expected FIGURE=LOW:HIGH such as lmax_change=-10:10, got {text!r}")
-    try:
-        return key.strip(), tuple(float(b) if b.strip() else None  # type: ignore[return-value]
-                                  for b in (low, high))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers in {text!r} (FIGURE=LOW:HIGH, either may be empty)") from None
 
 
-LIMIT_HELP = ("a site's limit FIGURE=LOW:HIGH (either bound may be empty) for a figure the "
-              "criteria set does not limit, e.g. lmax_change=-10:10 or "
-              "white_point_distance=:0.01; repeatable")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -101,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("qa", help="QA program: devices, acceptance/constancy tests, status",
                        description="Acceptance and constancy tests of displays and printers, "
                        "their history, what is due, and reports (docs/qa.md).")
-    _store_options(p, None)
+    store_options(p, None)
     p.set_defaults(func=run)
     qsub = p.add_subparsers(dest="qa_command", required=True, metavar="COMMAND")
     common = common_options()
@@ -151,8 +113,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h = qsub.add_parser("history", parents=[common], help="every test of a device",
                         description="The tests of a device, oldest first.")
     h.add_argument("device_id", metavar="DEVICE")
-    h.add_argument("--from", dest="since", type=_when, metavar="DATE")
-    h.add_argument("--to", dest="until", type=lambda t: _when(t, True), metavar="DATE")
+    h.add_argument("--from", dest="since", type=parse_when, metavar="DATE")
+    h.add_argument("--to", dest="until", type=lambda t: parse_when(t, True), metavar="DATE")
     h.add_argument("--json", action="store_true", help="print the records as JSON")
 
     t = qsub.add_parser("test", parents=[common], help="test a display and record it",
@@ -183,8 +145,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         description="The acceptance/constancy report of a device with its "
                         "trend plots, over its tests from --from to --to.")
     r.add_argument("device_id", metavar="DEVICE")
-    r.add_argument("--from", dest="since", type=_when, metavar="DATE")
-    r.add_argument("--to", dest="until", type=lambda t: _when(t, True), metavar="DATE")
+    r.add_argument("--from", dest="since", type=parse_when, metavar="DATE")
+    r.add_argument("--to", dest="until", type=lambda t: parse_when(t, True), metavar="DATE")
     r.add_argument("-o", "--output", required=True, metavar="PDF")
     r.add_argument("--archive", action="store_true",
                    help="also store it in the node's archive as Encapsulated PDF under "
@@ -209,76 +171,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- the store ---------------------------------------------------------------------------
-def store_path(args: argparse.Namespace) -> Path:
-    """``--qa-db``, else ``<data-dir>/qa.sqlite``."""
-    if getattr(args, "qa_db", None):
-        return Path(args.qa_db)
-    return data_dir_of(args) / QA_DB
 
 
-def open_store(args: argparse.Namespace, *, create: bool = False) -> QAStore | None:
-    """The QA store of the options; None when it does not exist and ``create`` is
-    false (nothing recorded yet: the reading commands need not make one)."""
-    from calibration.qa.store import QAStore, StoreError
-
-    path = store_path(args)
-    try:
-        return QAStore(path, create=create)
-    except FileNotFoundError:
-        return None
-    except (StoreError, OSError) as err:
-        raise UsageError(str(err)) from None
-    except Exception as err:  # sqlite3.DatabaseError: not a database at all
-        raise UsageError(f"{path}: {err}") from None
 
 
-def the_device(store: QAStore | None, device_id: str, args: argparse.Namespace) -> Any:
-    """The device ``device_id``; unknown is one line naming it (exit 2)."""
-    if store is None:
-        raise UsageError(f"unknown device {device_id!r}: no QA store at {store_path(args)} "
-                         "(add devices with printscp qa add-device)")
-    try:
-        return store.device(device_id)
-    except KeyError:
-        known = ", ".join(d.id for d in store.devices()) or "none"
-        raise UsageError(f"unknown device {device_id!r} (known: {known})") from None
 
 
 # -- output helpers -------------------------------------------------------------------
-def local(when: datetime | None) -> str:
-    return "—" if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """Left-aligned columns, two spaces apart."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
-    return "\n".join(lines)
 
 
-def bounds_text(low: float | None, high: float | None) -> str:
-    return ":".join("" if b is None else f"{b:g}" for b in (low, high))
 
 
-def value_text(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.4g}{' ' + unit if unit else ''}"
 
 
-def figures_table(result: TestResult) -> str:
-    """Each figure, its value, its limit, pass/fail (``—``: informative, or not
-    computed) and the source of the limit; then each figure's note (why it was not
-    computed, what it was computed from)."""
-    rows = []
-    for f in result.figures:
-        outcome = {True: "pass", False: "FAIL", None: "—"}[f.passed]
-        rows.append([f.key, value_text(f.value, f.unit), f.limit or "—", outcome,
-                     f.source or "—"])
-    lines = [table(rows, ["figure", "value", "limit", "result", "source"])]
-    lines += [f"  {f.key}: {f.note}" for f in result.figures if f.note]
-    return "\n".join(lines)
 
 
 # -- commands -------------------------------------------------------------------------
@@ -433,20 +340,6 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0 if result.verdict.value == "pass" else 1
 
 
-def print_test(record: TestRecord, baseline: TestRecord | None) -> None:
-    """What ``qa test`` (and ``qa test-printer``) print of a recorded test."""
-    result = record.result
-    against = ""
-    if result.kind.value == "constancy":
-        against = (f"; baseline #{baseline.id} of {local(baseline.when)}" if baseline
-                   else "; no baseline yet (record an acceptance test first)")
-    print(f"{record.device_id}: {result.kind.value} test ({result.criteria}), recorded as "
-          f"#{record.id} at {local(record.when)} by {record.operator}{against}")
-    print(figures_table(result))
-    for note in result.notes:
-        print(f"note: {note}")
-    failed = ", ".join(f.key for f in result.failed)
-    print(f"verdict: {result.verdict.value.upper()}" + (f" ({failed})" if failed else ""))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

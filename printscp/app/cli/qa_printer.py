@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from printscp.app.cli.qa import UsageError, common_options
+from printscp.app.cli.qa_common import UsageError, common_options
 
 if TYPE_CHECKING:
     from calibration.qa.film import FilmReadings
@@ -45,7 +45,7 @@ def _response_or_site_limit(text: str) -> str | tuple[str, tuple[float | None, f
     (as ``qa test``)."""
     if text in ("diagnostic", "other"):
         return text
-    from printscp.app.cli.qa import parse_site_limit
+    from printscp.app.cli.qa_common import parse_site_limit
 
     return parse_site_limit(text)
 
@@ -281,7 +281,7 @@ def cmd_test_printer(args: argparse.Namespace) -> int:
     from calibration.measurements import MeasurementError
     from calibration.qa.film import FILM_INTERVALS, evaluate_film, read_film_readings
     from calibration.qa.results import DeviceKind, TestKind
-    from printscp.app.cli.qa import open_store, print_test, the_device
+    from printscp.app.cli.qa_common import open_store, print_test, the_device
 
     config, data_dir = _node(args)
     printer = _printer(config, args.device)

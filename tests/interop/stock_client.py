@@ -2,7 +2,9 @@
 
 printscp patches pynetdicom's classes in its own process (event-driven reactor loops,
 race workarounds), so its in-process test clients are not what a user's script is.
-This script is: it never imports ``printscp`` and uses only pynetdicom's public API.
+This script is: it never imports ``printscp`` and uses pynetdicom's public API, with one
+exception, :class:`ReactorCheckpoint`: a workaround for pynetdicom 3.0's requestor race
+that otherwise loses a response now and then on a busy machine (pynetdicom #875).
 
 Usage::
 
@@ -47,6 +49,7 @@ assert "printscp" not in sys.modules, "the stock client must not load printscp"
 
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -105,7 +108,80 @@ def _associate(ae: AE, job: dict[str, Any], **kwargs: Any) -> Any:
     assoc = ae.associate(job["host"], job["port"], ae_title=job["called_ae"], **kwargs)
     if not assoc.is_established:
         raise Failed("association rejected, aborted or never connected")
+    assoc._reactor_checkpoint = ReactorCheckpoint(assoc)
     return assoc
+
+
+class ReactorCheckpoint:
+    """``Association._reactor_checkpoint`` that a sender closes only once the reactor has
+    stopped at it: the one thing of pynetdicom's this client replaces.
+
+    pynetdicom 3.0.4 parks its reactor thread while a ``send_*()`` waits for the answer:
+    the sender clears the checkpoint, waits for ``_is_paused`` and reads the next
+    message off the DIMSE queue (``association.py`` 2800-2808 in ``send_n_delete``, the
+    same in every ``send_*()`` and in ``release()``, 610-612); the reactor sets
+    ``_is_paused = True``, waits at the checkpoint, sets it False and takes a message
+    off the same queue (``_run_reactor``, 723-731).  Two ways let both threads read
+    the queue at once, and the reactor then takes the response, logs "Received
+    unexpected N-DELETE service message" and drops it (``_serve_request``, 3507-3510);
+    the sender gets nothing until its DIMSE timeout and aborts (``_handle_no_response``):
+
+    * a sender that follows another: the first one's ``set()`` wakes the reactor, but
+      ``threading.Event.wait`` returns True even if the flag is cleared again before the
+      woken thread runs, and until it runs ``_is_paused`` is still True.  On a busy
+      machine the next ``send_*()`` goes through before it does, and a fast server's
+      answer is back before the reactor reads the queue;
+    * an N-EVENT-REPORT: pynetdicom serves it on a thread of its own
+      (``dimse.py`` 289-298) running ``_serve_request``, which sets ``_is_paused``
+      True, then False (``association.py`` 3552-3554), whatever the reactor is doing:
+      a sender may go ahead while the reactor runs (the response taken, as above), or
+      wait for ever for a reactor that is parked but now reads as not paused
+      (pynetdicom #820; #875 is the first race).
+
+    Here the reactor leaves the checkpoint only while it is open, marks itself paused
+    again while it waits (the N-EVENT-REPORT thread may have reset that), and a
+    sender's ``clear()`` returns only once the reactor is stopped, so the queue has
+    one reader at a time.  Nothing on the wire changes; the reactor's own sends (a
+    handler calling ``send_*()``) close it without waiting, as pynetdicom does.
+    """
+
+    TICK = 0.005
+
+    def __init__(self, assoc: Any) -> None:
+        self._assoc = assoc
+        self._cond = threading.Condition()
+        self._open = True
+        self._parked = False  # the reactor waits in wait(), the checkpoint closed
+
+    def is_set(self) -> bool:
+        return self._open
+
+    def set(self) -> None:
+        with self._cond:
+            self._open = True
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        """Close; from any thread but the reactor's, return once the reactor has
+        stopped here (or ended)."""
+        with self._cond:
+            self._open = False
+            if threading.current_thread() is self._assoc:
+                return
+            while not self._parked and self._assoc.is_alive():
+                self._cond.wait(self.TICK)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """The reactor's stop (``association.py`` 724, 769): left only while open."""
+        with self._cond:
+            while not self._open:
+                if not self._parked:
+                    self._parked = True
+                    self._cond.notify_all()
+                self._assoc._is_paused = True
+                self._cond.wait(self.TICK)
+            self._parked = False
+        return True
 
 
 def _value(value: Any) -> Any:
@@ -414,6 +490,11 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    # pynetdicom's warnings and errors ("Received unexpected ... service message", "DIMSE
+    # timeout reached") on stderr, which the tests show when an operation fails.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s %(threadName)s %(name)s %(levelname)s "
+                               "%(message)s")
     job = json.loads(argv[1] if len(argv) > 1 else sys.stdin.read())
     json.dump(run(job), sys.stdout, indent=1)
     sys.stdout.write("\n")

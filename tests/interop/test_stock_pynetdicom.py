@@ -8,6 +8,21 @@ with the Print Job's N-EVENT-REPORTs and N-GETs.  The node is in-process (as in
 ``tests/conftest.py``).  To keep the module fast, one client process stores the
 studies, then runs every query and retrieve (each on its own association); each print
 case runs its own.
+
+The client replaces one thing of pynetdicom's, its requestor's reactor checkpoint
+(``stock_client.ReactorCheckpoint``), and nothing that goes on the wire.  Stock
+pynetdicom 3.0.4 lets its reactor thread read the DIMSE queue while a ``send_*()``
+waits on it: a sender reads the ``_is_paused`` the reactor left before it was woken
+by the previous request's ``set()`` (``association.py`` 723-731 against 2800-2808), or
+the one pynetdicom's N-EVENT-REPORT thread sets (``dimse.py`` 289-298,
+``association.py`` 3552-3554).  The reactor then took the response ("Received
+unexpected N-DELETE service message", ``association.py`` 3507-3510) and the client
+waited its 20 s DIMSE timeout: the Film Box N-DELETE in about 1 of 34 CI runs, and
+in 5 of 21 runs of the print cases here beside three busy loops, at any of the
+session's requests, in ``12bit-meta-only`` too, where no event is sent.  Delaying
+the woken reactor by 5 ms made it happen in each of 5 runs, also to C-STORE and
+N-GET.  The server had answered every time: the client logged the answer it dropped
+(the client's stderr, with pynetdicom's warnings, shows when an operation fails).
 """
 
 from __future__ import annotations

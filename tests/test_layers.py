@@ -75,13 +75,23 @@ def _violations(path: Path, product: bool) -> list[str]:
     return found
 
 
+#: The one exception, by file and name: the stock pynetdicom client of the interop tests
+#: (``tests/interop/stock_client.py``) stands for a user's script, so it may not import
+#: printscp, and it has to mend pynetdicom 3.0's own requestor race (#875, #820: its
+#: reactor thread takes a response off the DIMSE queue while ``send_*()`` waits for
+#: it) in its own process, or the test fails about once in 30 runs on a busy machine.
+ALLOWED = {"tests/interop/stock_client.py": {"_reactor_checkpoint", "_is_paused"}}
+
+
 def test_pynetdicoms_private_names_are_used_only_in_the_network_layer():
     found = []
     for path in _python_files("printscp", "lut", "calibration"):
         if NET not in path.parents:
             found += _violations(path, product=True)
     for path in _python_files("tests", "benchmarks"):
-        found += _violations(path, product=False)
+        allowed = ALLOWED.get(str(path.relative_to(ROOT)), set())
+        found += [v for v in _violations(path, product=False)
+                  if v.rsplit(" ", 1)[-1] not in allowed or "private name" not in v]
     assert not found, "outside printscp/net:\n" + "\n".join(found)
 
 

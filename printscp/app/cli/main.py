@@ -20,7 +20,7 @@ from printscp.app.cli.dispatch import dispatch
 __all__ = ["SUBCOMMANDS", "build_parser", "dispatch", "main", "setup_logging"]
 
 SUBCOMMANDS = ("serve", "film", "print_films", "jobs", "archive", "media", "mpps", "worklist",
-               "calibrate", "qa", "users", "audit")
+               "calibrate", "qa", "users", "audit", "hl7")
 """The subcommands' modules (in this package), in the order ``printscp --help`` lists them."""
 
 

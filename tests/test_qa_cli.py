@@ -80,7 +80,8 @@ def test_add_devices_from_edid_and_list_them(tmp_path: Path, capsys) -> None:
     edid = tmp_path / "edid.bin"
     edid.write_bytes(make_edid())
     assert qa(data, "add-device", "RAD-1", "--kind", "display", "--edid", edid,
-              "--criteria", "din6868-157", "--no-diagnostic", "--description", "room 3") == 0
+              "--criteria", "din6868-157", "--no-diagnostic", "--description", "room 3",
+              "--interval-days", "30") == 0
     assert "added display RAD-1 (EIZ TEST MON, serial SN-0042)" in capsys.readouterr().out
     # the options go after the command too; the command line wins over the EDID
     assert main(["qa", "add-device", "DRYFILM", "--kind", "printer", "--printer-ae", "DRY1",
@@ -89,10 +90,11 @@ def test_add_devices_from_edid_and_list_them(tmp_path: Path, capsys) -> None:
     assert qa(data, "devices") == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["id", "kind", "criteria", "model", "serial", "AE",
-                              "description"]
-    assert out[1].split() == ["DRYFILM", "printer", "ps3.14-film", "DryView", "—", "DRY1"]
+                              "interval", "description"]
+    assert out[1].split() == ["DRYFILM", "printer", "ps3.14-film", "DryView", "—", "DRY1",
+                              "—"]
     assert out[2].split() == ["RAD-1", "display", "din6868-157", "(non-diagnostic)", "EIZ",
-                              "TEST", "MON", "SN-0042", "—", "room", "3"]
+                              "TEST", "MON", "SN-0042", "—", "30", "d", "room", "3"]
     store = QAStore(data / "qa.sqlite")
     assert not store.device("RAD-1").diagnostic and store.device("DRYFILM").model == "DryView"
 
@@ -482,3 +484,25 @@ def test_a_display_drifting_over_twelve_constancy_tests(tmp_path: Path, capsys) 
     assert codes == [0] * 5 + [1] * 7  # month 6: -12 % (L'max, ambient included: about)
     history = QAStore(data / "qa.sqlite").history("RAD-1")
     assert [r.result.verdict.value for r in history] == ["pass"] * 6 + ["fail"] * 7
+
+
+def test_a_devices_own_schedule(tmp_path: Path, capsys) -> None:
+    """A site tests a display every 10 days: 11 days after its last test it is overdue,
+    though its criteria set's interval (30 days in this module) is longer."""
+    data = tmp_path / "data"
+    qa(data, "add-device", "RAD-1", "--kind", "display", "--interval-days", "10")
+    qa(data, "add-device", "RAD-2", "--kind", "display")
+    store = QAStore(data / "qa.sqlite")
+    when = datetime.now(UTC) - timedelta(days=11)
+    for device in ("RAD-1", "RAD-2"):
+        store.record_test(device, TestResult(DeviceKind.DISPLAY, TestKind.ACCEPTANCE, "tg18",
+                                             (Figure("lmax", 400.0, low=170.0),)),
+                          operator="jo", when=when)
+    capsys.readouterr()
+    assert qa(data, "status", "--json") == 1
+    by_id = {s["device"]["id"]: s for s in json.loads(capsys.readouterr().out)}
+    assert by_id["RAD-1"]["overdue"] is True and by_id["RAD-2"]["overdue"] is False
+    assert qa(data, "edit-device", "RAD-1", "--interval-days", "0") == 0
+    capsys.readouterr()
+    assert qa(data, "status") == 0
+    assert qa(data, "edit-device", "RAD-1", "--interval-days", "-3") == 2

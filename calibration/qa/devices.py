@@ -48,6 +48,8 @@ class Device:
     (figure key, low, high) for figures it judges beyond the criteria set — the change
     since the baseline, say, which no source at hand limits — kept with the device so
     that every test of it is held to the same (a mapping is accepted and sorted).
+    ``interval_days`` is the site's own schedule: days a test keeps the device current
+    (0: its criteria set's interval, :func:`calibration.qa.criteria.constancy_interval`).
     """
 
     id: str
@@ -60,6 +62,7 @@ class Device:
     description: str = ""
     printer_ae: str = ""
     site_limits: tuple[tuple[str, float | None, float | None], ...] = ()
+    interval_days: int = 0
 
     def __post_init__(self) -> None:
         check_device_id(self.id)
@@ -89,13 +92,18 @@ class Device:
                                  "is not an AE title (at most 16 characters, no backslash)")
         if not isinstance(self.diagnostic, bool):
             raise ValueError(f"device {self.id}: diagnostic must be true or false")
+        if (isinstance(self.interval_days, bool) or not isinstance(self.interval_days, int)
+                or not 0 <= self.interval_days <= 3660):
+            raise ValueError(f"device {self.id}: interval_days {self.interval_days!r} is not "
+                             "a number of days 0-3660 (0: the criteria set's)")
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind.value, "manufacturer": self.manufacturer,
                 "model": self.model, "serial": self.serial, "criteria": self.criteria,
                 "diagnostic": self.diagnostic, "description": self.description,
                 "printer_ae": self.printer_ae,
-                "site_limits": {k: [lo, hi] for k, lo, hi in self.site_limits}}
+                "site_limits": {k: [lo, hi] for k, lo, hi in self.site_limits},
+                "interval_days": self.interval_days}
 
     @property
     def limits(self) -> dict[str, tuple[float | None, float | None]]:
@@ -109,7 +117,8 @@ class Device:
                    str(data.get("serial", "")), str(data.get("criteria", "")),
                    bool(data.get("diagnostic", True)), str(data.get("description", "")),
                    str(data.get("printer_ae", "")),
-                   {k: tuple(v) for k, v in (data.get("site_limits") or {}).items()})
+                   {k: tuple(v) for k, v in (data.get("site_limits") or {}).items()},
+                   int(data.get("interval_days", 0)))
 
 
 SiteLimits = (Mapping[str, tuple[float | None, float | None]]

@@ -63,7 +63,8 @@ def device_status(store: QAStore, now: datetime | None = None, *,
                   interval_of: IntervalOf | None = None) -> list[DeviceStatus]:
     """Every device's status at ``now`` (an aware time; default now), by device id.
 
-    The interval after a device's last test is ``intervals[criteria]`` when given
+    The interval after a device's last test is the device's own ``interval_days``
+    when set (the site's schedule for it), else ``intervals[criteria]`` when given
     (a configured schedule), else ``interval_of(criteria, kind)`` (default
     :func:`calibration.qa.criteria.constancy_interval`), for the device's criteria
     and the last test's kind.
@@ -80,8 +81,9 @@ def device_status(store: QAStore, now: datetime | None = None, *,
         if last is None:
             out.append(DeviceStatus(device, None, None, True))
             continue
-        interval = overrides.get(device.criteria) or interval_of(device.criteria,
-                                                                  last.result.kind)
+        interval = (timedelta(days=device.interval_days) if device.interval_days else
+                    overrides.get(device.criteria) or interval_of(device.criteria,
+                                                                  last.result.kind))
         due = last.when + interval
         out.append(DeviceStatus(device, last, due, now > due))
     return out

@@ -39,7 +39,7 @@ from printscp.core.files import fsync_dir
 
 __all__ = ["SCHEMA_VERSION", "Device", "QAStore", "StoreError", "TestRecord"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -55,7 +55,8 @@ CREATE TABLE devices (
     description  TEXT NOT NULL DEFAULT '',
     printer_ae   TEXT NOT NULL DEFAULT '',
     added        TEXT NOT NULL,
-    site_limits  TEXT NOT NULL DEFAULT '{}'
+    site_limits  TEXT NOT NULL DEFAULT '{}',
+    interval_days INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE tests (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,11 +81,12 @@ BEGIN SELECT RAISE(ABORT, 'QA tests are append-only: a test is never deleted'); 
 #: Schema changes, by the version they lead to (applied in order to older files).
 _MIGRATIONS = {
     2: ("ALTER TABLE devices ADD COLUMN site_limits TEXT NOT NULL DEFAULT '{}'",),
+    3: ("ALTER TABLE devices ADD COLUMN interval_days INTEGER NOT NULL DEFAULT 0",),
 }
 
 _TEST_COLUMNS = "id, device_id, at, operator, source, baseline_id, result"
 _DEVICE_COLUMNS = ("id, kind, manufacturer, model, serial, criteria, diagnostic, "
-                   "description, printer_ae, site_limits")
+                   "description, printer_ae, site_limits, interval_days")
 
 
 class StoreError(RuntimeError):
@@ -230,11 +232,11 @@ class QAStore:
         try:
             self._write(
                 f"INSERT INTO devices ({_DEVICE_COLUMNS}, added) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (device.id, device.kind.value, device.manufacturer, device.model,
                  device.serial, device.criteria, int(device.diagnostic), device.description,
                  device.printer_ae, json.dumps(device.to_json()["site_limits"]),
-                 _at(datetime.now(UTC))))
+                 device.interval_days, _at(datetime.now(UTC))))
         except sqlite3.IntegrityError:
             raise ValueError(f"device {device.id!r} already exists in {self.path}") from None
         return device
@@ -253,10 +255,11 @@ class QAStore:
                              "change")
         self._write(
             "UPDATE devices SET manufacturer = ?, model = ?, serial = ?, criteria = ?, "
-            "diagnostic = ?, description = ?, printer_ae = ?, site_limits = ? WHERE id = ?",
+            "diagnostic = ?, description = ?, printer_ae = ?, site_limits = ?, "
+            "interval_days = ? WHERE id = ?",
             (device.manufacturer, device.model, device.serial, device.criteria,
              int(device.diagnostic), device.description, device.printer_ae,
-             json.dumps(device.to_json()["site_limits"]), device.id))
+             json.dumps(device.to_json()["site_limits"]), device.interval_days, device.id))
         return device
 
     def device(self, device_id: str) -> Device:
@@ -277,10 +280,11 @@ class QAStore:
     @staticmethod
     def _device(row: tuple[Any, ...]) -> Device:
         (id_, kind, manufacturer, model, serial, criteria, diagnostic, description,
-         printer_ae, site_limits) = row
+         printer_ae, site_limits, interval_days) = row
         return Device(id_, DeviceKind(kind), manufacturer, model, serial, criteria,
                       bool(diagnostic), description, printer_ae,
-                      {k: tuple(v) for k, v in json.loads(site_limits).items()})
+                      {k: tuple(v) for k, v in json.loads(site_limits).items()},
+                      int(interval_days))
 
     # -- tests -------------------------------------------------------------------------
     def record_test(self, device_id: str, result: TestResult, *, operator: str,

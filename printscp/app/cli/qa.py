@@ -93,6 +93,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--limit", dest="limits", type=parse_site_limit, action="append", default=[],
                    metavar="FIGURE=LOW:HIGH",
                    help=LIMIT_HELP + "; every test of the device is held to them")
+    a.add_argument("--interval-days", type=int, default=0, metavar="N",
+                   help="the site's schedule: a test keeps the device current N days "
+                   "(default 0: its criteria set's interval)")
 
     e = qsub.add_parser("edit-device", parents=[common], help="change a device's description "
                         "or site limits", description="Change what is known of a device "
@@ -109,6 +112,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "replaces that figure's limit)")
     e.add_argument("--drop-limit", dest="drop", action="append", default=[],
                    metavar="FIGURE", help="remove the site's limit of FIGURE; repeatable")
+    e.add_argument("--interval-days", type=int, metavar="N",
+                   help="days a test keeps the device current (0: its criteria set's)")
 
     h = qsub.add_parser("history", parents=[common], help="every test of a device",
                         description="The tests of a device, oldest first.")
@@ -198,8 +203,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
     rows = [[d.id, d.kind.value, d.criteria + ("" if d.diagnostic or d.kind.value ==
                                                 "printer" else " (non-diagnostic)"),
              " ".join(x for x in (d.manufacturer, d.model) if x) or "—", d.serial or "—",
-             d.printer_ae or "—", d.description] for d in devices]
-    print(table(rows, ["id", "kind", "criteria", "model", "serial", "AE", "description"]))
+             d.printer_ae or "—", f"{d.interval_days} d" if d.interval_days else "—",
+             d.description] for d in devices]
+    print(table(rows, ["id", "kind", "criteria", "model", "serial", "AE", "interval",
+                       "description"]))
     return 0
 
 
@@ -224,6 +231,7 @@ def cmd_add_device(args: argparse.Namespace) -> int:
         device = Device(args.device_id, kind, criteria=args.criteria or "",
                         diagnostic=args.diagnostic, description=args.description,
                         printer_ae=args.printer_ae, site_limits=dict(args.limits),
+                        interval_days=args.interval_days,
                         **identity)
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -263,7 +271,7 @@ def cmd_edit_device(args: argparse.Namespace) -> int:
             raise UsageError(str(err)) from None
         changes.update({k: str(edid[k]) for k in ("manufacturer", "model", "serial")})
     for key in ("manufacturer", "model", "serial", "criteria", "printer_ae", "description",
-                "diagnostic"):
+                "diagnostic", "interval_days"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     limits = device.limits

@@ -18,7 +18,7 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(console: Console) -> FastAPI:
     """The application serving ``console``; ``app.state.console`` is it."""
-    from printscp.http import login, ops, pages, pages_jobs
+    from printscp.http import dicomweb, login, ops, pages, pages_jobs
     from printscp.http.api import archive, jobs, node, printers, workflow
 
     app = FastAPI(title="printscp", version=__version__, openapi_url="/api/openapi.json",
@@ -30,6 +30,7 @@ def create_app(console: Console) -> FastAPI:
     for module in (jobs, printers, archive, workflow, node):
         app.include_router(module.router, prefix="/api")
     app.include_router(ops.router)
+    app.include_router(dicomweb.router)  # /dicom-web: QIDO-RS, WADO-RS, STOW-RS (PS3.18)
     app.include_router(pages_jobs.router)
     app.include_router(pages.router)
     login.install(app)  # sessions, API tokens, CSRF, /login and /logout

@@ -292,7 +292,10 @@ def stored_frames(ds: Dataset, syntax: str) -> list[bytes]:
     """Every frame as stored: native (little endian) or one compressed frame each."""
     if syntax in mp.NATIVE:
         return native_frames(ds, syntax)
-    return list(generate_frames(ds.PixelData, number_of_frames=frame_count(ds)))
+    frames = generate_frames(ds.PixelData, number_of_frames=frame_count(ds))
+    # An odd-length codestream is padded to even length in its fragment (PS3.5 A.4):
+    # the pad after a JPEG / JPEG-LS / JPEG 2000 end-of-image marker is not the image's.
+    return [f[:-1] if f.endswith(b"\xff\xd9\x00") else f for f in frames]
 
 
 def frame_media_type(syntax: str) -> str:

@@ -353,3 +353,20 @@ def test_escapes_repetitions_and_components_are_parsed_by_the_library() -> None:
     assert p.value(nte, 3) == "a|b&c~d\\eA"
     assert p.value(pid, 3, 4, 2) == "1.2.3" and p.value(pid, 3, 1, 1, 2) == "2"
     assert p.value(pid, 40) == "" and p.value(pid, 3, 9) == ""
+
+
+def test_settings_as_the_config_section_builds_them(tmp_path: Path) -> None:
+    """``[hl7.stations]`` and ``[hl7.senders.NAME]`` with ``*_field = "SEG-N"`` keys."""
+    settings = Hl7Settings(stations={"CT": "CT01"},
+                           senders={"RIS": {"accession_field": "ORC-3.1"}})
+    assert settings.mapping_for("RIS").accession == ("ORC-3.1",)
+    assert settings.mapping_for("RIS").station_aes["CT"] == "CT01"
+    assert settings.mapping_for("OTHER").accession[0] == "OBR-18"
+    inbox = Inbox(tmp_path, settings)
+    assert msa(inbox.receive(orm()))[1] == "AA"
+    (item,) = inbox.store.items()
+    assert (item.accession_number, item.station_ae) == ("FL9001", "CT01")
+    with pytest.raises(ValueError, match=r"senders\[RIS\].*OBR"):
+        Hl7Settings(senders={"RIS": {"accession_field": "OBR"}})
+    with pytest.raises(ValueError, match="stations"):
+        Hl7Settings(stations={"CT": "A" * 17})

@@ -91,6 +91,9 @@ class OrderMapping:
     def with_overrides(self, overrides: Mapping[str, Any]) -> OrderMapping:
         """This mapping with some keys replaced (unknown keys are an error)."""
         known = {f.name for f in fields(self)}
+        # ``accession_field = "OBR-18"`` reads as well as ``accession = ["OBR-18"]``.
+        overrides = {k.removesuffix("_field") if k.removesuffix("_field") in known else k: v
+                     for k, v in overrides.items()}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"unknown mapping keys: {', '.join(unknown)} "
@@ -107,6 +110,8 @@ class Hl7Settings:
     ``senders``: overrides per sending application (MSH-3, namespace ID), each a
     mapping of :class:`OrderMapping` keys or an :class:`OrderMapping`.
     ``update_archive``: whether A08/A40 change the archive's patient level too.
+    ``stations``: modality -> Scheduled Station AE Title, added to every mapping's
+    ``station_aes`` (``[hl7.stations]``).
     """
 
     application: str = "PRINTSCP"
@@ -114,10 +119,17 @@ class Hl7Settings:
     mapping: OrderMapping = field(default_factory=OrderMapping)
     senders: Mapping[str, Any] = field(default_factory=dict)
     update_archive: bool = True
+    stations: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.mapping, Mapping):
             object.__setattr__(self, "mapping", OrderMapping().with_overrides(self.mapping))
+        if self.stations:
+            try:
+                object.__setattr__(self, "mapping", self.mapping.with_overrides(
+                    {"station_aes": {**self.mapping.station_aes, **dict(self.stations)}}))
+            except ValueError as exc:
+                raise ValueError(f"stations: {exc}") from None
         built: dict[str, OrderMapping] = {}
         for app, value in dict(self.senders).items():
             try:

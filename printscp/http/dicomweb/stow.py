@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
 import struct
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -62,8 +64,10 @@ STUDY_MISMATCH = 0xA900
 #: Room for the preamble, File Meta Information and part headers beyond the data set's
 #: own limit (max_dataset_mb measures the data set).
 PART_OVERHEAD = 64 << 10
-#: Bytes read from the socket between checks of the buffer for the next boundary.
-_READ = 1 << 20
+#: Parts of one request being stored at once, and the most bytes they may hold (one
+#: part larger than that is stored alone).
+PIPELINE = 4
+PIPELINE_BYTES = 64 << 20
 
 _RETRIEVE_URL, _REFERENCED, _FAILED = "00081190", "00081199", "00081198"
 _SOP_CLASS, _SOP_INSTANCE = "00081150", "00081155"
@@ -81,6 +85,7 @@ class Part:
     data: bytes | None
     size: int
     content_type: str = ""
+    sha256: str | None = None  #: of ``data``, taken while it was read
 
 
 @dataclass
@@ -177,29 +182,30 @@ async def parts(stream: AsyncIterator[bytes], boundary: str, limit: int
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-type":
                 content_type = value.strip().decode("latin-1")
-        # The body of the part: up to the next delimiter.
-        size, kept, over = 0, bytearray(), False
-        searched = 0
-        while (at := buffer.find(delimiter, searched)) < 0:
+        # The body of the part: up to the next delimiter, hashed as it comes (as the
+        # DIMSE side hashes a C-STORE's PDVs), so storing it need not read it again.
+        size, kept, hasher = 0, [], hashlib.sha256()
+        while (at := buffer.find(delimiter)) < 0:
             safe = max(0, len(buffer) - len(delimiter) + 1)
             size += safe
-            if size > limit:
-                over = True
-                kept.clear()
+            if size <= limit:
+                piece = bytes(buffer[:safe])
+                kept.append(piece)
+                hasher.update(piece)
             else:
-                kept += buffer[:safe]
+                kept.clear()
             del buffer[:safe]
-            searched = 0
             if not await more():
                 raise BadRequest("the body ends inside a part (no closing boundary)")
         size += at
-        if not over and size <= limit:
-            kept += buffer[:at]
-            data: bytes | None = bytes(kept)
-        else:
-            data = None
+        data: bytes | None = None
+        if size <= limit:
+            piece = bytes(buffer[:at])
+            kept.append(piece)
+            hasher.update(piece)
+            data = b"".join(kept)
         del buffer[:at + len(delimiter)]
-        yield Part(data, size, content_type)
+        yield Part(data, size, content_type, hasher.hexdigest() if data is not None else None)
 
 
 def meta_uids(data: bytes) -> tuple[str, str] | None:
@@ -225,6 +231,33 @@ def meta_uids(data: bytes) -> tuple[str, str] | None:
     if 2 not in found or 3 not in found:
         return None
     return found[2], found[3]
+
+
+def with_preamble(data: bytes) -> bytes:
+    """``data`` as a Part 10 file: a part that starts with its File Meta Information
+    (group 0002, explicit VR little endian) but lacks the 128-byte preamble, ``DICM``
+    or the group length (0002,0000) gets them: pydicom's ``dcmwrite`` writes a data set
+    that was never read from a file so, and dicomweb-client sends what it writes.
+    Stored as the file it means to be; anything else is left as it is."""
+    if data[128:132] == b"DICM" or data[:2] != b"\x02\x00":
+        return data
+    pos = 0
+    try:
+        while pos + 8 <= len(data) and data[pos:pos + 2] == b"\x02\x00":
+            element, vr = struct.unpack_from("<H2s", data, pos + 2)
+            if vr in (b"OB", b"OW", b"UN", b"UT", b"SQ", b"UC", b"UR"):
+                length, header = struct.unpack_from("<L", data, pos + 8)[0], 12
+            else:
+                length, header = struct.unpack_from("<H", data, pos + 6)[0], 8
+            if element == 0:  # a group length there already: only the preamble lacks
+                return bytes(128) + b"DICM" + data
+            pos += header + length
+    except struct.error:
+        return data
+    if pos > len(data):
+        return data
+    group_length = b"\x02\x00\x00\x00UL\x04\x00" + struct.pack("<L", pos)
+    return bytes(128) + b"DICM" + group_length + data
 
 
 def stow_archive(request: Request) -> Archive:
@@ -255,14 +288,15 @@ def _store_one(archive: Archive, part: Part, study: str | None, source: str) -> 
         return Stored("", "", Outcome(OUT_OF_RESOURCES,
                                       f"part of {part.size} bytes over the {max_mb} MiB "
                                       "accepted"))
-    uids = meta_uids(part.data)
+    data = with_preamble(part.data)
+    uids = meta_uids(data)
     if uids is None:
         return Stored("", "", Outcome(CANNOT_UNDERSTAND,
                                       "not a DICOM Part 10 file (no File Meta Information)"))
     sop_class, sop_instance = uids
     if study is not None:
         try:
-            found = str(part10.uid_value(part10.read(part.data, 1024), 0x0020000D) or "")
+            found = str(part10.uid_value(part10.read(data, 1024), 0x0020000D) or "")
         except Exception as exc:
             return Stored(sop_class, sop_instance, Outcome(
                 CANNOT_UNDERSTAND, f"cannot decode the data set: {exc}"[:64]))
@@ -270,7 +304,8 @@ def _store_one(archive: Archive, part: Part, study: str | None, source: str) -> 
             return Stored(sop_class, sop_instance, Outcome(
                 STUDY_MISMATCH, f"StudyInstanceUID {found or '(missing)'} is not the URL's",
                 offending=(0x0020000D,)))
-    outcome = archive.receive(part.data, sop_class, sop_instance, source)
+    outcome = archive.receive(data, sop_class, sop_instance, source,
+                              sha256=part.sha256 if data is part.data else None)
     series = ""
     if outcome.status == SUCCESS:
         record = archive.index.instance(sop_instance)
@@ -317,32 +352,39 @@ async def _stow(request: Request, user: User, study: str | None) -> Response:
         raise ApiError(400, "the multipart/related media type has no boundary parameter")
     archive = stow_archive(request)
     source = user.name
-    results: list[Stored] = []
-    pending: asyncio.Task[Stored] | None = None
+    results: list[asyncio.Future[Stored]] = []
+    pending: deque[tuple[asyncio.Future[Stored], int]] = deque()
+    held = 0  # bytes of the parts being stored
     limit = (archive.limits.max_bytes + PART_OVERHEAD) if archive.limits.max_bytes else 1 << 62
     try:
         async for part in parts(request.stream(), boundary, limit):
-            if pending is not None:
-                results.append(await pending)
+            # Stored by worker threads while the next parts arrive: their fsyncs overlap
+            # (as those of parallel associations do), within a memory budget.
+            while pending and (len(pending) >= PIPELINE or held + part.size > PIPELINE_BYTES):
+                done, size = pending.popleft()
+                await done
+                held -= size
             if part.content_type and content_type_params(part.content_type)[0] != DICOM:
-                results.append(Stored("", "", Outcome(
-                    CANNOT_UNDERSTAND, f"a part of type {part.content_type!r}, not "
-                    f"{DICOM}")))
-                pending = None
+                refused = asyncio.get_running_loop().create_future()
+                refused.set_result(Stored("", "", Outcome(
+                    CANNOT_UNDERSTAND, f"a part of type {part.content_type!r}, not {DICOM}")))
+                results.append(refused)
                 continue
-            pending = asyncio.ensure_future(run_in_threadpool(
+            task = asyncio.ensure_future(run_in_threadpool(
                 _store_one, archive, part, study, source))
-        if pending is not None:
-            results.append(await pending)
-            pending = None
+            results.append(task)
+            pending.append((task, part.size))
+            held += part.size
     except BadRequest as exc:
-        if pending is not None:
-            results.append(await pending)
-        if not any(r.outcome.status == SUCCESS for r in results):
+        await asyncio.gather(*results)
+        if not any(r.result().outcome.status == SUCCESS for r in results):
             raise ApiError(400, str(exc)) from None
         LOGGER.warning("STOW-RS from %s: %s (after %d parts)", source, exc, len(results))
-    _audit(request, user, results)
-    return _response(request, results, study)
+    finally:  # a client gone mid-body: what was handed to a thread still completes
+        await asyncio.gather(*results, return_exceptions=True)
+    stored = [r.result() for r in results]
+    _audit(request, user, stored)
+    return _response(request, stored, study)
 
 
 def _audit(request: Request, user: User, results: list[Stored]) -> None:

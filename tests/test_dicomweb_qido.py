@@ -226,3 +226,21 @@ def test_query_is_audited(client, console, studies):
     assert line["EventID"]["meaning"] == "Query" and line["user"] == "local"
     query = line["ParticipantObjectIdentification"][-1]["ParticipantObjectQuery"]
     assert query == {"PatientID": "P1"}
+
+
+@pytest.mark.parametrize(("host", "server", "extra", "expected"), [
+    ("node:8042", ("10.0.0.1", 8042), {}, "http://node:8042/dicom-web"),
+    # dicomweb-client sends its host name alone: the port the request came in on
+    ("127.0.0.1", ("127.0.0.1", 8042), {}, "http://127.0.0.1:8042/dicom-web"),
+    ("pacs.example", ("127.0.0.1", 8042), {"x-forwarded-for": "1.2.3.4"},
+     "http://pacs.example/dicom-web"),  # a proxy's Host is the public one
+    ("node", ("10.0.0.1", 80), {}, "http://node/dicom-web"),
+])
+def test_base_url_of_retrieve_and_bulk_data_uris(host, server, extra, expected):
+    from starlette.requests import Request
+
+    from printscp.http.dicomweb.qido import base_url
+    headers = [(b"host", host.encode())] + [(k.encode(), v.encode()) for k, v in extra.items()]
+    scope = {"type": "http", "scheme": "http", "server": server, "path": "/dicom-web/studies",
+             "root_path": "", "query_string": b"", "headers": headers}
+    assert base_url(Request(scope)) == expected

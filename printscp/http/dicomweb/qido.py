@@ -215,8 +215,20 @@ def _count(value: str, place: str, *, minimum: int) -> int:
 
 def base_url(request: Request) -> str:
     """The absolute URL of ``/dicom-web`` as the request reached it (Retrieve URLs and
-    BulkDataURIs are absolute, PS3.18 8.4 / F.2.6)."""
-    return str(request.base_url).rstrip("/") + "/dicom-web"
+    BulkDataURIs are absolute, PS3.18 8.4 / F.2.6).
+
+    A Host header without a port (dicomweb-client sends its host name alone, whatever
+    the port) is completed with the port the request came in on, unless a proxy
+    forwarded it (``Forwarded`` / ``X-Forwarded-*``), whose Host is the public one."""
+    base = request.base_url
+    host = request.headers.get("host", "")
+    server = request.scope.get("server")
+    proxied = any(name in request.headers for name in (
+        "forwarded", "x-forwarded-host", "x-forwarded-for", "x-forwarded-proto"))
+    if (host and not proxied and server and base.port is None and ":" not in host
+            and server[1] not in (None, 80 if base.scheme == "http" else 443)):
+        base = base.replace(port=server[1])
+    return str(base).rstrip("/") + "/dicom-web"
 
 
 def who(request: Request) -> tuple[str, str]:

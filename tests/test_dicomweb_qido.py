@@ -244,3 +244,15 @@ def test_base_url_of_retrieve_and_bulk_data_uris(host, server, extra, expected):
     scope = {"type": "http", "scheme": "http", "server": server, "path": "/dicom-web/studies",
              "root_path": "", "query_string": b"", "headers": headers}
     assert base_url(Request(scope)) == expected
+
+
+def test_more_than_a_response_holds_warns(client, studies, monkeypatch):
+    from printscp.http.dicomweb import qido
+    monkeypatch.setattr(qido, "MAX_RESULTS", 4)
+    response = client.get("/dicom-web/instances")
+    assert len(response.json()) == 4 and response.headers["warning"] == qido.MORE_WARNING
+    exact = client.get("/dicom-web/instances?limit=3")
+    assert len(exact.json()) == 3 and "warning" not in exact.headers
+    rest = client.get("/dicom-web/instances?offset=4")
+    assert len(rest.json()) == 4  # 10 instances in all: 4 more, then 2
+    assert len(client.get("/dicom-web/instances?offset=8").json()) == 2

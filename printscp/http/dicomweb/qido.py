@@ -49,6 +49,11 @@ CONTROL = frozenset({LIMIT, OFFSET, INCLUDEFIELD, FUZZY})
 #: The Warning header for fuzzymatching=true (PS3.18 8.3.4.4.2 / 8.3.3.1, status 299).
 FUZZY_WARNING = ('299 printscp: "The fuzzymatching parameter is not supported. '
                  'Only literal matching has been performed."')
+#: The most matches one response holds (a search without ``limit`` included).
+MAX_RESULTS = 10_000
+#: The Warning header when more matched than one response holds (PS3.18 8.3.4.4.2).
+MORE_WARNING = ('299 printscp: "The number of results exceeded the maximum supported by '
+                'the server. Additional results can be requested."')
 
 
 class Resource(StrEnum):
@@ -264,14 +269,18 @@ def search(request: Request, resource: Resource, **path_keys: str) -> Response:
     base = base_url(request)
     results: list[dict[str, Any]] = []
     skipped = 0
+    most = min(query.limit or MAX_RESULTS, MAX_RESULTS)
+    warnings = [FUZZY_WARNING] if query.fuzzy else []
     for merged, _ in archive.index.query(query.level, query.identifier):
         if skipped < query.offset:
             skipped += 1
             continue
-        results.append(query.result(merged, base))
-        if query.limit is not None and len(results) >= query.limit:
+        if len(results) >= most:
+            if query.limit is None or query.limit > MAX_RESULTS:
+                warnings.append(MORE_WARNING)
             break
-    headers = {"Warning": FUZZY_WARNING} if query.fuzzy else {}
+        results.append(query.result(merged, base))
+    headers = {"Warning": ", ".join(warnings)} if warnings else {}
     if not results:
         return Response(status_code=204, headers=headers)
     return Response(json.dumps(results, separators=(",", ":")), media_type=DICOM_JSON,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from printscp.http.auth import viewer
-from printscp.http.dicomweb import qido, rendered, wado
+from printscp.http.dicomweb import qido, rendered, stow, wado
 
 __all__ = ["router"]
 
@@ -25,9 +25,4 @@ router.include_router(qido.router)
 # rendered before wado: ``.../frames/{frames}/rendered`` is not a frame list.
 router.include_router(rendered.router)
 router.include_router(wado.router)
-try:  # STOW-RS: the dw-stow helper's module, included once it exists
-    from printscp.http.dicomweb import stow
-except ImportError:  # pragma: no cover - until stow.py lands
-    stow = None  # type: ignore[assignment]
-if stow is not None:
-    router.include_router(stow.router)
+router.include_router(stow.router)

@@ -370,3 +370,40 @@ def test_settings_as_the_config_section_builds_them(tmp_path: Path) -> None:
         Hl7Settings(senders={"RIS": {"accession_field": "OBR"}})
     with pytest.raises(ValueError, match="stations"):
         Hl7Settings(stations={"CT": "A" * 17})
+
+
+def test_the_same_message_on_two_connections_at_once_is_applied_once(tmp_path: Path) -> None:
+    """Two connections (threads, each its own Inbox as MLLP workers would have) deliver
+    one message at the same moment: one applies it, the other gets its ACK."""
+    import threading
+
+    inboxes = [Inbox(tmp_path, SETTINGS) for _ in range(4)]
+    barrier = threading.Barrier(len(inboxes))
+    acks: list[bytes] = []
+
+    def send(inbox: Inbox) -> None:
+        barrier.wait()
+        acks.append(inbox.receive(orm()))
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in inboxes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(acks)) == 1 and msa(acks[0])[1] == "AA"
+    statuses = sorted(e.status for e in inboxes[0].log.entries())
+    assert statuses == ["AA", "DUPLICATE", "DUPLICATE", "DUPLICATE"]
+
+
+def test_orders_per_second(inbox: Inbox) -> None:
+    """A figure for the report (not a goal): NW orders applied with their ACKs."""
+    import time
+
+    n = 200
+    start = time.perf_counter()
+    for i in range(n):
+        ack = inbox.receive(orm(cid=f"P{i}", accession=f"A{i}", zds=f"1.2.3.{i}"))
+        assert b"MSA|AA|" in ack
+    rate = n / (time.perf_counter() - start)
+    print(f"\nHL7 inbox: {rate:.0f} orders/s (NW, durable, in process)")
+    assert inbox.store.count() == n

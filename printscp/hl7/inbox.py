@@ -34,7 +34,7 @@ from printscp.archive.index import Index
 from printscp.core import audit
 from printscp.hl7.log import HL7Log, Status
 from printscp.hl7.messages import (
-    _CHARSETS,
+    CHARSETS,
     AckCode,
     ErrorCode,
     Header,
@@ -249,7 +249,7 @@ class Inbox:
 
     @staticmethod
     def _encode(ack: str, header: Header) -> bytes:
-        codec = _CHARSETS.get(header.charset.strip().upper(), "utf-8")
+        codec = CHARSETS.get(header.charset.strip().upper(), "utf-8")
         try:
             return ack.encode(codec)
         except (UnicodeEncodeError, LookupError):

@@ -28,6 +28,7 @@ from enum import IntEnum, StrEnum
 import hl7
 
 __all__ = [
+    "CHARSETS",
     "AckCode",
     "ErrorCode",
     "Header",
@@ -230,7 +231,8 @@ def raw_value(segment: hl7.Segment, fld: int, component: int = 1, subcomponent: 
     return node
 
 
-_CHARSETS = {"UNICODE UTF-8": "utf-8", "UNICODE": "utf-8", "UTF-8": "utf-8",
+#: MSH-18 Character Set (HL7 table 0211) -> Python codec.
+CHARSETS = {"UNICODE UTF-8": "utf-8", "UNICODE": "utf-8", "UTF-8": "utf-8",
              "8859/1": "latin-1", "8859/15": "iso8859-15", "ASCII": "ascii",
              "8859/2": "iso8859-2", "8859/5": "iso8859-5", "8859/7": "iso8859-7",
              "8859/9": "iso8859-9", "ISO IR100": "latin-1", "ISO IR192": "utf-8"}
@@ -245,7 +247,7 @@ def _decode(raw: bytes) -> str:
         fields = first.split(first[3:4])
         if len(fields) > 17:
             charset = fields[17].split(first[4:5] or b"^")[0].decode("ascii", "replace")
-    codec = _CHARSETS.get(charset.strip().upper())
+    codec = CHARSETS.get(charset.strip().upper())
     if codec:
         try:
             return raw.decode(codec)

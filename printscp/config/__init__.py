@@ -25,6 +25,7 @@ from printscp.config.model import (
     AuditConfig,
     CompletedSteps,
     DuplicatePolicy,
+    Hl7Config,
     HttpConfig,
     LimitsConfig,
     NodeConfig,
@@ -39,7 +40,7 @@ from printscp.jobs.targets import DEFAULT_TARGETS
 
 __all__ = [
     "DEFAULT_TARGETS", "NODE_KEYS", "SECTIONS", "AccessConfig", "ArchiveConfig",
-    "AuditConfig", "CompletedSteps", "ConfigError", "DuplicatePolicy", "HttpConfig",
+    "AuditConfig", "CompletedSteps", "ConfigError", "DuplicatePolicy", "Hl7Config", "HttpConfig",
     "LimitsConfig", "NodeConfig", "PrinterConfig", "RemoteAE", "Replaceable", "TlsConfig",
     "WorklistConfig", "apply_overrides", "load_config",
     "read_config",

@@ -30,6 +30,7 @@ from printscp.config.model import (
     AccessConfig,
     ArchiveConfig,
     AuditConfig,
+    Hl7Config,
     HttpConfig,
     LimitsConfig,
     NodeConfig,
@@ -49,8 +50,8 @@ from printscp.jobs.targets import TargetError, TargetKind, parse_targets, target
 from printscp.worklist.items import WorklistConfig
 
 #: Top-level tables of the file; everything but ``node`` is a field of NodeConfig.
-SECTIONS = ("node", "access", "archive", "worklist", "http", "tls", "limits", "audit", "remote",
-            "printer", "printers")
+SECTIONS = ("node", "access", "archive", "worklist", "http", "tls", "limits", "audit", "hl7",
+            "remote", "printer", "printers")
 #: ``[node]`` keys: NodeConfig's fields that are not sections.
 NODE_KEYS = tuple(f.name for f in fields(NodeConfig) if f.name not in SECTIONS)
 #: ``[[remote]]`` keys (RemoteAE lives in printscp.core, below these rules).
@@ -116,7 +117,8 @@ def node_from_toml(raw: Mapping[str, Any], base: Path) -> NodeConfig:
     kwargs: dict[str, Any] = dict(_table(raw.get("node", {}), "node", NODE_KEYS))
     for name, cls in (("access", AccessConfig), ("archive", ArchiveConfig),
                       ("worklist", WorklistConfig), ("http", HttpConfig),
-                      ("limits", LimitsConfig), ("audit", AuditConfig)):
+                      ("limits", LimitsConfig), ("audit", AuditConfig),
+                      ("hl7", Hl7Config)):
         if name in raw:
             kwargs[name] = build(cls, raw[name], name)
     if "tls" in raw:

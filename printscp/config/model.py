@@ -68,6 +68,7 @@ __all__ = [
     "AuditConfig",
     "CompletedSteps",
     "DuplicatePolicy",
+    "Hl7Config",
     "HttpConfig",
     "LimitsConfig",
     "NodeConfig",
@@ -404,6 +405,103 @@ class HttpConfig(_Checked):
         return is_loopback(self.bind)
 
 
+HL7_BIND_RULE = '"" (the node\'s bind) or a host name or IP address'
+HL7_OVERRIDE_RULE = ('a field reference ("OBR-18"), a list of them tried in order, a '
+                     "string, or a table of strings")
+
+
+def _hl7_bind(value: Any, key: str) -> str:
+    return value if value == "" else check_host(value, key)
+
+
+def _hl7_override(value: Any, key: str) -> Any:
+    """A mapping override's value, as :class:`~printscp.hl7.settings.OrderMapping` takes
+    it (it checks the field references themselves)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return dict(value)
+    raise wrong_type(value, HL7_OVERRIDE_RULE, key)
+
+
+HL7_MAPPING = TableOf(Custom(_hl7_override, HL7_OVERRIDE_RULE),
+                      describe='a table of mapping name = field, e.g. accession = "OBR-18"')
+
+
+def _settings_error(exc: Exception, key: str) -> ConfigError:
+    """Hl7Settings' ``ValueError("name: problem")`` as a ConfigError naming the key."""
+    text = str(exc)
+    name, sep, rest = text.partition(": ")
+    name = name.split("[", 1)[0]
+    if sep and name.isidentifier():
+        return ConfigError(rest, sub(key, name))
+    return ConfigError(text, key)
+
+
+@dataclass(frozen=True)
+class Hl7Config(_Checked):
+    """HL7 v2 over MLLP (``[hl7]``): orders and patient updates from the RIS into the
+    worklist (:mod:`printscp.hl7`).  Off by default: a node takes orders only when
+    told where from.  ``mapping``, ``senders`` and ``stations`` are the overrides of
+    :class:`printscp.hl7.settings.Hl7Settings`: ``[hl7.mapping]`` for every sender,
+    ``[hl7.senders.RIS]`` for one (MSH-3), ``[hl7.stations]`` modality = station AE."""
+
+    _own_prefix: ClassVar[str] = "hl7"
+
+    enabled: bool = field(default=False, metadata=expects(Boolean()))
+    #: 2575: the port IANA registered for HL7 over MLLP.
+    port: int = field(default=2575, metadata=expects(PORT_OR_ZERO))
+    bind: str = field(default="", metadata=expects(Custom(_hl7_bind, HL7_BIND_RULE)))
+    #: A larger message closes the connection (with a log line).
+    max_message_kb: int = field(default=1024, metadata=expects(Integer(1, 65536)))
+    #: Seconds a connection may stay silent before it is closed.
+    idle_timeout: float = field(default=300.0, metadata=expects(TIMEOUT))
+    max_connections: int = field(default=16, metadata=expects(Integer(1, 1024)))
+    #: MLLP inside TLS, with the node's [tls] certificate, key and CA certificates.
+    tls: bool = field(default=False, metadata=expects(Boolean()))
+    #: This node's names in ACKs (MSH-3/4) when a message's MSH-5/6 are empty.
+    application: str = field(default="PRINTSCP", metadata=expects(Text(nonempty=True,
+                                                                       max_len=227)))
+    facility: str = field(default="", metadata=expects(Text(max_len=227)))
+    #: A08/A40 change the archive's patient level too, not only the worklist.
+    update_archive: bool = field(default=True, metadata=expects(Boolean()))
+    #: Overrides of the IHE mapping for every sender: name = field reference(s).
+    mapping: dict[str, Any] = field(default_factory=dict, metadata=expects(HL7_MAPPING))
+    #: Per sending application (MSH-3): overrides of the mapping for its messages.
+    senders: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=expects(
+        TableOf(HL7_MAPPING, describe="a table of [hl7.senders.APP] tables")))
+    #: Modality = Scheduled Station AE Title, when a message names no station.
+    stations: dict[str, str] = field(default_factory=dict, metadata=expects(
+        TableOf(Custom(check_ae_title, AE_TITLE_RULE),
+                describe=f"a table of modality = {AE_TITLE_RULE}")))
+
+    def _check(self) -> None:
+        self.settings()  # a bad override: one line naming its key, at load time
+
+    def settings(self) -> Any:
+        """The :class:`~printscp.hl7.settings.Hl7Settings` of this section (keys
+        relative to it in errors)."""
+        from printscp.hl7.settings import Hl7Settings, OrderMapping
+
+        try:  # checked part by part, so that the error names the key
+            mapping = OrderMapping().with_overrides(self.mapping)
+        except (ValueError, TypeError) as exc:
+            raise _settings_error(exc, "mapping") from None
+        for app, overrides in self.senders.items():
+            try:
+                mapping.with_overrides(overrides)
+            except (ValueError, TypeError) as exc:
+                raise _settings_error(exc, sub("senders", app)) from None
+        try:
+            return Hl7Settings(application=self.application, facility=self.facility,
+                               mapping=mapping, senders=self.senders,
+                               update_archive=self.update_archive, stations=self.stations)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(str(exc), "") from None
+
+
 @dataclass(frozen=True)
 class PrinterConfig(_Checked):
     """One printer profile.  ``[printer]`` is the node's default printer; each
@@ -566,6 +664,8 @@ class NodeConfig(_Checked):
         Instance(LimitsConfig, "a [limits] table")))
     audit: AuditConfig = field(default_factory=AuditConfig, metadata=expects(
         Instance(AuditConfig, "an [audit] table")))
+    hl7: Hl7Config = field(default_factory=Hl7Config, metadata=expects(
+        Instance(Hl7Config, "an [hl7] table")))
     #: Peers by AE title (``[[remote]]`` tables, and ``--remote AE@HOST:PORT``): where
     #: C-MOVE sends, where storage commitment results go.
     remote: tuple[RemoteAE, ...] = field(default=(), metadata=expects(ListOf(
@@ -590,6 +690,9 @@ class NodeConfig(_Checked):
                                   f"uses ({seen.get(printer.ae_title, 'node.ae_title')} "
                                   "has it)", key)
             seen[printer.ae_title] = key
+        if self.hl7.tls and not (self.tls.certificate and self.tls.private_key):
+            raise ConfigError("needs the node's certificate: set [tls] certificate and "
+                              "private_key", "hl7.tls")
         titles: dict[str, int] = {}
         for i, remote in enumerate(self.remote):
             if remote.ae_title in titles:
@@ -676,6 +779,11 @@ class NodeConfig(_Checked):
     @property
     def worker_count(self) -> int:
         return self.workers or min(4, os.cpu_count() or 1)
+
+    @property
+    def hl7_bind(self) -> str:
+        """Where the MLLP listener binds: ``[hl7] bind``, else the node's."""
+        return self.hl7.bind or self.bind
 
     @property
     def data_path(self) -> Path:

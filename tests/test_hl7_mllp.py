@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.net import HOST, port_open, refusing_port, wait_until
 
 from printscp.hl7.mllp import (
     END,
@@ -31,7 +32,6 @@ from printscp.hl7.mllp import (
     send_messages,
     split_messages,
 )
-from tests.helpers.net import HOST, port_open, refusing_port, wait_until
 
 
 def message(control: str, body: str = "") -> bytes:
@@ -228,9 +228,10 @@ def test_port_in_use_raises_at_start() -> None:
 def test_tls_with_the_node_certificate(tmp_path: Path) -> None:
     import ssl
 
+    from helpers.tls import make_pki
+
     from printscp.config import TlsConfig
     from printscp.core.tls import server_context
-    from tests.helpers.tls import make_pki
 
     pki = make_pki(tmp_path / "pki")
     context = server_context(TlsConfig(

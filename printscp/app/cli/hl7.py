@@ -2,7 +2,7 @@
 for testing an interface.
 
 Registered by :func:`add_parser` (called by :mod:`printscp.app.cli.main`).
-Exit status: ``log`` 0; ``replay`` 0 applied (AA), 1 not (AE/AR), 2 no such message;
+Exit status: ``log`` 0 (2 no database); ``replay`` 0 applied (AA), 1 not (AE/AR), 2 no such message;
 ``send`` 0 every message answered AA (or CA), 1 any AE/AR (CE/CR), 2 the peer could not be
 reached or dropped the connection.  Bad options or configuration: 2.
 """
@@ -21,8 +21,10 @@ from typing import Any
 from printscp.app.cli.dispatch import dispatch
 from printscp.app.cli.options import add_data_dir_options, data_dir_of
 
-#: Outcomes ``hl7 log --status`` filters on (printscp.hl7.log's statuses).
-STATUSES = ("applied", "rejected", "error")
+#: Outcomes ``hl7 log --status`` filters on, and the log's status each means
+#: (:class:`printscp.hl7.log.Status`: the ACK code, or the row's state).
+STATUSES = {"applied": "AA", "error": "AE", "rejected": "AR", "duplicate": "DUPLICATE",
+            "received": "RECEIVED", "undone": "UNDONE"}
 #: Acknowledgement codes that mean "applied" (original and enhanced mode).
 ACCEPTED = ("AA", "CA")
 
@@ -59,7 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data_dir_options(log)
     log.add_argument("--since", type=_day, metavar="DATE",
                      help="messages received on or after DATE (YYYY-MM-DD)")
-    log.add_argument("--status", choices=STATUSES, help="only messages with this outcome")
+    log.add_argument("--status", choices=tuple(STATUSES), help="only messages with this "
+                     "outcome: applied (AA), error (AE), rejected (AR), duplicate (a resent "
+                     "control id, answered with the original's ACK), received (being applied, "
+                     "or the node stopped meanwhile), undone (a merge undone)")
     log.add_argument("--limit", type=int, default=200, metavar="N",
                      help="at most N messages, the newest (default 200)")
     log.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -97,7 +102,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _as_dict(entry: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
+    if hasattr(entry, "to_dict"):
+        out = entry.to_dict(raw=False)
+    elif dataclasses.is_dataclass(entry) and not isinstance(entry, type):
         out = dataclasses.asdict(entry)
     elif isinstance(entry, dict):
         out = dict(entry)
@@ -109,11 +116,10 @@ def _as_dict(entry: Any) -> dict[str, Any]:
 
 
 #: Columns of ``hl7 log``'s table: the first of each tuple's names an entry has.
-COLUMNS = (("id", ("id",)), ("received", ("received", "received_at", "time")),
-           ("peer", ("peer",)), ("sender", ("sender", "sending_application")),
-           ("type", ("message_type", "type")), ("control id", ("control_id",)),
-           ("status", ("status", "outcome")), ("ack", ("ack_code", "ack")),
-           ("detail", ("detail", "error", "errors", "text")))
+COLUMNS = (("id", ("id",)), ("received", ("received_at",)), ("peer", ("peer",)),
+           ("sender", ("sending_application",)), ("type", ("message_type",)),
+           ("control id", ("control_id",)), ("status", ("status",)),
+           ("detail", ("error",)))
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -133,9 +139,15 @@ def cmd_log(args: argparse.Namespace) -> int:
     from printscp.hl7.log import HL7Log
 
     data_dir = data_dir_of(args)
-    since = datetime.combine(args.since, datetime.min.time()) if args.since else None
-    entries = [_as_dict(e) for e in HL7Log(data_dir).entries(since=since, status=args.status,
-                                                               limit=args.limit)]
+    if not (data_dir / "index.sqlite").exists():
+        print(f"printscp hl7 log: no database in {data_dir}", file=sys.stderr)
+        return 2
+    # --since is a local day: its midnight, in UTC as the log keeps times.
+    since = datetime.combine(args.since, datetime.min.time()).astimezone() \
+        if args.since else None
+    status = STATUSES[args.status] if args.status else None
+    entries = [_as_dict(e) for e in HL7Log.for_data_dir(data_dir).entries(
+        since=since, status=status, limit=args.limit)]
     if args.json:
         print(json.dumps(entries, indent=2, default=str))
     elif not entries:

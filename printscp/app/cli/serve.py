@@ -183,6 +183,24 @@ def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) ->
             node.stop()
         print(f"printscp serve: {err}", file=sys.stderr)
         return 2
+    hl7: Any = None
+    if config.hl7.enabled:
+        from printscp.app.hl7_listener import start_hl7, stop_hl7
+
+        try:
+            hl7 = start_hl7(config)
+        except (OSError, ValueError) as err:
+            if console is not None:
+                console.stop()
+            node.stop()
+            print(f"printscp serve: HL7 cannot listen on {config.hl7_bind}:"
+                  f"{config.hl7.port}: {getattr(err, 'strerror', None) or err}",
+                  file=sys.stderr)
+            return 2
+        where_hl7 = f"; HL7 MLLP{' with TLS' if config.hl7.tls else ''} on " \
+            f"{config.hl7_bind}:{hl7.port}"
+    else:
+        where_hl7 = ""
     films = (config.data_path / "films").resolve()
     where = f"; console at {console_url(config, console_socket)}" \
         if console_socket is not None else ""
@@ -195,7 +213,7 @@ def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) ->
         listening = f"{config.bind}:{tls_port} with TLS only"
     print(f"printscp {__version__}: {config.ae_title} listening on {listening}; "
           f"films go to {films} ({workers} worker process{'es' if workers > 1 else ''})"
-          f"{where}", flush=True)
+          f"{where}{where_hl7}", flush=True)
     from functools import partial
 
     from printscp.core.background import Background, IdleWatch
@@ -224,6 +242,8 @@ def _serve(args: argparse.Namespace, config: NodeConfig, stopping: list[int]) ->
                 warming = None
     print("printscp: stopping (jobs not yet rendered stay spooled for the next start)",
           flush=True)
+    if hl7 is not None:
+        stop_hl7(hl7)
     if console is not None:
         console.stop()
     node.stop()

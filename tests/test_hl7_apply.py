@@ -316,7 +316,7 @@ def test_application_errors_get_ae_naming_the_field(inbox: Inbox, change, code: 
 
 def test_no_station_for_the_modality_is_an_ae(tmp_path: Path) -> None:
     ack = Inbox(tmp_path).receive(orm())
-    assert msa(ack)[1] == "AE" and "station_aes" in errs(ack)[0][8]
+    assert msa(ack)[1] == "AE" and "[hl7.stations]" in errs(ack)[0][8]
 
 
 def test_replay_applies_again_and_logs(inbox: Inbox) -> None:

@@ -362,7 +362,7 @@ def order_items(msg: Parsed, mapping: OrderMapping) -> list[tuple[str, OrderGrou
         if not station:
             raise Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING,
                            f"no Scheduled Station AE for modality {modality}: the message "
-                           "names none and [hl7] station_aes has no entry for it",
+                           "names none and [hl7.stations] has no entry for it",
                            Location("OBR", 24, sequence=obr_seq))
         step.ScheduledStationAETitle = station
         _set(step, "ScheduledStationName", ((msg.value(ipc, 7) if ipc is not None else "")

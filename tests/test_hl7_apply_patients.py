@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 from test_hl7_apply import SETTINGS, msa, orm
 
 from printscp.archive.archive import Archive
-from printscp.archive.index import Index
+from printscp.archive.index import Index, Level
 from printscp.core import audit
 from printscp.hl7.inbox import Inbox
 
@@ -124,9 +124,17 @@ def test_a08_updates_the_archive_patient_level(inbox: Inbox, tmp_path: Path) -> 
     study = _archive_patient(tmp_path, "PAT123", "Muller^Hans")
     ack = inbox.receive(adt("A08", "PID|1||PAT123||Meier^Hanna||19650413|F", cid="A08-9"))
     assert msa(ack)[1] == "AA"
-    names = _archive_names(tmp_path)
-    assert names["PAT123"] == ("MEIER^HANNA", [study.study_uid]) or \
-        names["PAT123"][0].upper() == "MEIER^HANNA"
+    assert _archive_names(tmp_path)["PAT123"] == ("Meier^Hanna", [study.study_uid])
+    # A C-FIND at PATIENT level finds the new name and no longer the old one.
+    index = Index(tmp_path / "index.sqlite")
+    for name, found in (("Meier*", 1), ("Muller*", 0)):
+        identifier = Dataset()
+        identifier.PatientName = name
+        identifier.PatientBirthDate = ""
+        matches = list(index.query(Level.PATIENT, identifier))
+        assert len(matches) == found
+        if found:
+            assert matches[0][0].PatientBirthDate == "19650413"
     record = inbox.log.entries()[0].record
     assert record["archive"] and json.loads(record["archive"][0]["before"])
 

@@ -376,15 +376,25 @@ async def _stow(request: Request, user: User, study: str | None) -> Response:
             pending.append((task, part.size))
             held += part.size
     except BadRequest as exc:
-        await asyncio.gather(*results)
-        if not any(r.result().outcome.status == SUCCESS for r in results):
+        await asyncio.gather(*results, return_exceptions=True)
+        if not any(_outcome_of(r).outcome.status == SUCCESS for r in results):
             raise ApiError(400, str(exc)) from None
         LOGGER.warning("STOW-RS from %s: %s (after %d parts)", source, exc, len(results))
-    finally:  # a client gone mid-body: what was handed to a thread still completes
+    finally:  # even for a client gone mid-body: what was stored is audited
         await asyncio.gather(*results, return_exceptions=True)
-    stored = [r.result() for r in results]
-    _audit(request, user, stored)
+        stored = [_outcome_of(r) for r in results]
+        _audit(request, user, stored)
     return _response(request, stored, study)
+
+
+def _outcome_of(task: asyncio.Future[Stored]) -> Stored:
+    """What a store task gave; an unexpected error is the C-STORE handler's 0xC211
+    (logged, as the DIMSE side logs it)."""
+    if not task.cancelled() and task.exception() is None:
+        return task.result()
+    error = None if task.cancelled() else task.exception()
+    LOGGER.error("STOW-RS: unexpected error storing a part", exc_info=error)
+    return Stored("", "", Outcome(0xC211, "unexpected error"))
 
 
 def _audit(request: Request, user: User, results: list[Stored]) -> None:

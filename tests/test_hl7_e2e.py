@@ -202,3 +202,38 @@ def test_one_worker_hl7_port_in_use_refuses_to_start(tmp_path: Path) -> None:
              "--workers", "1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert f"HL7 cannot listen on {HOST}:{port}" in done.stderr
+
+
+def test_mllp_inside_tls_with_the_node_certificate(tmp_path: Path) -> None:
+    """``[hl7] tls = true``: the node's [tls] certificate, its client-certificate rule."""
+    from helpers.tls import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    config = tmp_path / "printscp.toml"
+    config.write_text(
+        f'[tls]\nenabled = true\nport = 0\ncertificate = "{pki.cert("server")}"\n'
+        f'private_key = "{pki.key("server")}"\nca_certificates = "{pki.ca}"\n'
+        '[hl7]\nenabled = true\nport = 0\ntls = true\n[hl7.stations]\nCT = "CT01"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "printscp", "serve", "--config", str(config), "--port", "0",
+         "--bind", HOST, "--data-dir", str(tmp_path / "data"), "--no-http", "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        found = re.search(r"HL7 MLLP with TLS on 127\.0\.0\.1:(\d+)", line)
+        assert found, line + proc.stderr.read()
+        port = found.group(1)
+        orders = tmp_path / "orders.hl7"
+        orders.write_bytes(orm("T1", "NW", "ACC-T"))
+        base = [sys.executable, "-m", "printscp", "hl7", "send", str(orders), "--to",
+                f"{HOST}:{port}", "--timeout", "10", "--tls", "--ca", pki.ca]
+        sent = subprocess.run([*base, "--certificate", pki.cert("client"), "--private-key",
+                               pki.key("client")], capture_output=True, text=True, timeout=60)
+        assert (sent.returncode, sent.stdout.strip()) == (0, "1 T1: MSA AA"), sent.stderr
+        # without a client certificate the handshake fails: unreachable, exit 2
+        refused = subprocess.run(base, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2, refused.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0

@@ -86,6 +86,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     send.add_argument("--tls", action="store_true",
                       help="MLLP inside TLS (the system's CAs verify the listener)")
     send.add_argument("--ca", metavar="PEM", help="with --tls: the CA bundle to verify with")
+    send.add_argument("--certificate", metavar="PEM",
+                      help="with --tls: our client certificate (a listener with [tls] "
+                      "require_client_certificate asks for one)")
+    send.add_argument("--private-key", metavar="PEM", help="with --tls: its private key")
     send.add_argument("-q", "--quiet", action="store_true", help="print only what is not AA")
 
 
@@ -189,7 +193,13 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.tls:
         import ssl
 
-        ssl_context = ssl.create_default_context(cafile=args.ca)
+        try:
+            ssl_context = ssl.create_default_context(cafile=args.ca)
+            if args.certificate:
+                ssl_context.load_cert_chain(args.certificate, args.private_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"printscp hl7 send: TLS: {exc}", file=sys.stderr)
+            return 2
     host, port = args.to
     try:
         acks = send_messages(host, port, messages, timeout=args.timeout,

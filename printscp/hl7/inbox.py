@@ -19,14 +19,16 @@ It never raises for what a peer sends: anything unexpected is an AE with 207
 (application internal error), logged.  It blocks (SQLite, fsync): an asyncio caller
 runs it in a thread.
 
-Merges are audited (Patient Record, update) and undone by :meth:`Inbox.unmerge` from
-the record the log keeps.
+Patient updates and merges are audited (Patient Record, update; written with an fsync
+once the writer lock is released, so other writers do not wait on the audit file), and
+undone by :meth:`Inbox.unmerge` from the record the log keeps.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,15 @@ class Inbox:
     def receive(self, message: bytes, peer: str = "") -> bytes:
         """Apply one message; its ACK, after what it changed is on disk."""
         raw_text = _text(message)
+        after: list[Callable[[], None]] = []  # audit lines: written once the lock is free
+        try:
+            return self._receive(message, raw_text, peer, after)
+        finally:
+            for done in after:
+                done()
+
+    def _receive(self, message: bytes, raw_text: str, peer: str,
+                 after: list[Callable[[], None]]) -> bytes:
         with self.log._writer():  # held to the end; the WAL is flushed on leaving
             try:
                 parsed = parse(message)
@@ -110,7 +121,7 @@ class Inbox:
                 self.log.finish(entry, Status.DUPLICATE, original.ack,
                                 error=f"already received as #{original.id}")
                 return self._encode(original.ack, header)
-            return self._apply(parsed, peer)
+            return self._apply(parsed, peer, after=after)
 
     def replay(self, message_id: int) -> bytes:
         """Apply the logged message ``message_id`` again (no de-duplication); its new
@@ -118,6 +129,7 @@ class Inbox:
         entry = self.log.get(message_id)
         if entry is None:
             raise KeyError(f"no HL7 message #{message_id} in the log")
+        after: list[Callable[[], None]] = []
         with self.log._writer():
             try:
                 parsed = parse(entry.raw)
@@ -128,7 +140,10 @@ class Inbox:
             if refusal is not None:
                 return self._finish_new(parsed.text, "replay", parsed.header,
                                         AckCode.REJECT, [refusal], original_id=entry.id)
-            return self._apply(parsed, "replay", original_id=entry.id)
+            ack = self._apply(parsed, "replay", original_id=entry.id, after=after)
+        for done in after:
+            done()
+        return ack
 
     def unmerge(self, message_id: int) -> dict[str, int]:
         """Undo what the logged message ``message_id`` (an applied A40, or A08/A31)
@@ -174,7 +189,8 @@ class Inbox:
                             Location("MSH", 11))
         return None
 
-    def _apply(self, parsed: Parsed, peer: str, original_id: int | None = None) -> bytes:
+    def _apply(self, parsed: Parsed, peer: str, original_id: int | None = None, *,
+               after: list[Callable[[], None]]) -> bytes:
         header = parsed.header
         entry = self.log.start(parsed.text, peer=peer,
                                sending_application=header.sending_application,
@@ -205,7 +221,7 @@ class Inbox:
         notes = "; ".join(record.get("notes", []))
         ack = self._ack(header, AckCode.ACCEPT, [], text=notes)
         self.log.finish(entry, Status.ACCEPTED, ack, error=notes, changes=record)
-        self._audit(header, peer, entry, record)
+        after.append(lambda: self._audit(header, peer, entry, record))
         return self._encode(ack, header)
 
     def _audit(self, header: Header, peer: str, entry: int, record: dict[str, Any]) -> None:

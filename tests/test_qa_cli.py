@@ -506,3 +506,13 @@ def test_a_devices_own_schedule(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert qa(data, "status") == 0
     assert qa(data, "edit-device", "RAD-1", "--interval-days", "-3") == 2
+
+
+def test_a_criteria_set_without_limits_records_nothing(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    qa(data, "add-device", "RAD-1", "--kind", "display")
+    capsys.readouterr()
+    assert qa(data, "test", display_readings(tmp_path / "a.json", 400), "--device", "RAD-1",
+              "--kind", "acceptance", "--criteria", "iec62563-2") == 2
+    assert "no figure of this test is held to a limit" in capsys.readouterr().err
+    assert QAStore(data / "qa.sqlite").history("RAD-1") == []

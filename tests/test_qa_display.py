@@ -59,7 +59,24 @@ def readings(tmp_path: Path, **changes: Any) -> DisplayReadings:
 # ------------------------------------------------------------------ known displays
 
 
-@pytest.mark.parametrize("criteria", list(CriteriaSet))
+JUDGING = [c for c in CriteriaSet if c is not CriteriaSet.IEC62563_2]
+
+
+def test_a_set_without_limits_gives_no_verdict(tmp_path: Path) -> None:
+    """IEC 62563-2's numbers were not at hand: its tests hold no figure to a limit, so
+    they cannot pass (a PASS would make any display its own baseline) unless the site
+    gives limits of its own."""
+    from calibration.qa.results import Unjudged
+
+    bad = readings(tmp_path)
+    with pytest.raises(Unjudged, match="no figure of this test is held to a limit"):
+        evaluate_display(bad, CriteriaSet.IEC62563_2, TestKind.ACCEPTANCE)
+    result = evaluate_display(bad, CriteriaSet.IEC62563_2, TestKind.ACCEPTANCE,
+                              site_limits={"response_max_error": (None, 10.0)})
+    assert result.verdict is Verdict.PASS and result.figure("response_max_error").judged
+
+
+@pytest.mark.parametrize("criteria", JUDGING)
 @pytest.mark.parametrize("diagnostic", [True, False])
 def test_a_perfect_gsdf_display_passes_each_set(tmp_path: Path, criteria: CriteriaSet,
                                                 diagnostic: bool) -> None:

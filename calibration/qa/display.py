@@ -440,7 +440,7 @@ def evaluate_display(readings: DisplayReadings, criteria: CriteriaSet | str, kin
                       readings.to_json() | {"diagnostic": diagnostic,
                                             "site_limits": {k: list(v) for k, v in
                                                             site.items()}},
-                      tuple(notes))
+                      tuple(notes)).judged()
 
 
 def _lamb_note(readings: DisplayReadings) -> str:

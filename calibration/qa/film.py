@@ -401,7 +401,8 @@ def evaluate_film(readings: FilmReadings, kind: TestKind, baseline: TestResult |
     if site:
         inputs["site_limits"] = {k: list(v) for k, v in site.items()}
     return TestResult(DeviceKind.PRINTER, kind, CRITERIA,
-                      tuple(f.held_to(site) for f in figures), series, inputs, tuple(notes))
+                      tuple(f.held_to(site) for f in figures), series, inputs,
+                      tuple(notes)).judged()
 
 
 def _target_density(p: np.ndarray, bits: int, min_density: float | None,

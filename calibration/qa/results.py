@@ -133,6 +133,10 @@ class Figure:
                    str(data.get("source", "")), str(data.get("note", "")))
 
 
+class Unjudged(ValueError):
+    """A test none of whose figures has a limit: it cannot pass or fail."""
+
+
 @dataclass(frozen=True)
 class TestResult:
     """One test of one device: its figures, the series behind its plots, the verdict.
@@ -158,6 +162,19 @@ class TestResult:
         keys = [f.key for f in self.figures]
         if len(keys) != len(set(keys)):
             raise ValueError(f"a figure is reported twice: {keys}")
+
+
+    def judged(self) -> TestResult:
+        """This result, if at least one figure was held to a limit; else :class:`Unjudged`.
+
+        A verdict needs a limit: a criteria set whose numbers were not at hand (IEC
+        62563-2 here) would otherwise pass any device, and become its baseline."""
+        if not any(f.passed is not None for f in self.figures):
+            raise Unjudged(f"criteria {self.criteria}: no figure of this test is held to a "
+                           "limit (the set's numbers are not at hand; see docs/qa.md), so "
+                           "it has no verdict: choose another criteria set or give site "
+                           "limits (--limit FIGURE=LOW:HIGH)")
+        return self
 
     @property
     def verdict(self) -> Verdict:

@@ -407,3 +407,28 @@ def test_orders_per_second(inbox: Inbox) -> None:
     rate = n / (time.perf_counter() - start)
     print(f"\nHL7 inbox: {rate:.0f} orders/s (NW, durable, in process)")
     assert inbox.store.count() == n
+
+
+def test_utf8_per_msh18_and_framing_left_on_the_message(inbox: Inbox) -> None:
+    raw = b"\x0b" + orm(accession="U1", zds="1.2.3.77").replace(
+        b"|DE|8859/1", b"|JP|UNICODE UTF-8").replace(
+        "Müller^Hans".encode("latin-1"), "山田^太郎".encode()) + b"\x1c\r"
+    ack = inbox.receive(raw)
+    assert msa(ack)[1] == "AA", ack
+    assert ack.decode("utf-8").split("\r")[0].endswith("|UNICODE UTF-8")
+    (ds,) = query(inbox.store, AccessionNumber="U1")
+    assert str(ds.PatientName) == "山田^太郎^^Dr"
+    assert ds.SpecificCharacterSet == "ISO_IR 192"  # the store says how it is encoded
+
+
+@pytest.mark.parametrize(("change", "ack_code", "err_code", "where"), [
+    (lambda m: m.replace(b"\rPID|", b"\rpid|"), "AR", "100", "pid^2"),
+    (lambda m: m.replace(b"\rORC|NW|PL9001|FL9001||", b"\rNTE|1|"), "AE", "100", "OBR^1"),
+    (lambda m: m.replace(b"\rPID|", b"\rPXD|"), "AE", "100", "PID"),
+])
+def test_segment_errors(inbox: Inbox, change, ack_code: str, err_code: str,
+                        where: str) -> None:
+    ack = inbox.receive(change(orm()))
+    assert msa(ack)[1] == ack_code, ack
+    (err,) = errs(ack)
+    assert err[3].split("^")[0] == err_code and err[2].startswith(where), err

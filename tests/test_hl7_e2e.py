@@ -15,8 +15,10 @@ import json
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pydicom
@@ -182,16 +184,20 @@ def test_orders_reach_findscu_mpps_completes_cancel_removes(tmp_path: Path, work
                                 capture_output=True, text=True, timeout=60)
         assert (replay.returncode, replay.stdout.strip()) == (0, f"{m2}: AA"), replay.stderr
         assert set(by_accession(findscu(dicom, tmp_path / "rsp4"))) == {"ACC-B"}
+        # A connection left open (the RIS keeps one) does not hold the stop up.
+        idle = socket.create_connection((HOST, mllp), timeout=30)
     finally:
+        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    assert time.monotonic() - started < 20
+    with idle:
+        assert idle.recv(1) == b""  # closed by the node
     assert not port_open(mllp) and not port_open(dicom)
 
 
 def test_one_worker_hl7_port_in_use_refuses_to_start(tmp_path: Path) -> None:
-    import socket
-
     with socket.create_server((HOST, 0)) as busy:
         port = busy.getsockname()[1]
         config = tmp_path / "printscp.toml"

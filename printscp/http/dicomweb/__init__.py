@@ -22,7 +22,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/dicom-web", tags=["dicomweb"], dependencies=[Depends(viewer)])
 router.include_router(qido.router)
-# rendered before wado: ``.../frames/{frames}/rendered`` is not a frame list.
 router.include_router(rendered.router)
 router.include_router(wado.router)
 router.include_router(stow.router)

@@ -192,19 +192,41 @@ class Search:
     def result(self, merged: Dataset, base: str) -> dict[str, Any]:
         """A match as a DICOM JSON object: the return attributes it has, and the two
         the server fills (Retrieve URL, Instance Availability)."""
-        out = Dataset()
-        for elem in merged:
-            if self.include_all or elem.tag in self.returned:
-                out.add(elem)
+        out: dict[str, Any] = {}
+        # The elements as the index merged them (whole DataElements, parsed from its
+        # JSON): not through Dataset.__iter__, which sorts and looks up each again.
+        for tag, elem in merged._dict.items():
+            if self.include_all or tag in self.returned:
+                out[f"{tag:08X}"] = element_json(elem)
         study = merged.get("StudyInstanceUID", "")
         url = f"{base}/studies/{study}"
         if self.level in (Level.SERIES, Level.IMAGE):
             url += f"/series/{merged.get('SeriesInstanceUID', '')}"
         if self.level is Level.IMAGE:
             url += f"/instances/{merged.get('SOPInstanceUID', '')}"
-        out.InstanceAvailability = "ONLINE"
-        out.RetrieveURL = url
-        return out.to_json_dict()
+        out["00080056"] = {"vr": "CS", "Value": ["ONLINE"]}
+        out["00081190"] = {"vr": "UR", "Value": [url]}
+        return dict(sorted(out.items()))
+
+
+#: DICOM JSON of elements already converted, by identity: the index hands out the same
+#: parsed element objects for a record while its row is unchanged (its parse cache), and
+#: the study and series attributes repeat on every instance of a search, so a search
+#: converts each value once (pydicom's conversion was most of a search's time).
+_ELEMENT_JSON: dict[int, tuple[DataElement, dict[str, Any]]] = {}
+_ELEMENT_JSON_MAX = 200_000
+
+
+def element_json(elem: DataElement) -> dict[str, Any]:
+    """``elem`` as DICOM JSON (PS3.18 F.2.2), binary values inline."""
+    hit = _ELEMENT_JSON.get(id(elem))
+    if hit is not None and hit[0] is elem:
+        return hit[1]
+    value = elem.to_json_dict(None, 1 << 62)
+    if len(_ELEMENT_JSON) >= _ELEMENT_JSON_MAX:
+        _ELEMENT_JSON.clear()
+    _ELEMENT_JSON[id(elem)] = (elem, value)  # the reference keeps the id from reuse
+    return value
 
 
 def _count(value: str, place: str, *, minimum: int) -> int:

@@ -132,11 +132,26 @@ def test_tests_are_never_updated_or_deleted(tmp_path: Path, store: QAStore) -> N
     store.record_test("RAD-1", display_result(lmax=300), operator="jo", when=T0)
     assert [r.result.value("lmax") for r in store.history("RAD-1")] == [400.0, 300.0]
     conn = sqlite3.connect(tmp_path / "qa.sqlite")
-    for sql in ("UPDATE tests SET verdict = 'pass'", "DELETE FROM tests"):
+    for sql in ("UPDATE tests SET verdict = 'pass'", "DELETE FROM tests",
+                # REPLACE deletes the row it conflicts with without firing DELETE triggers
+                "INSERT OR REPLACE INTO tests (id, device_id, at, kind, verdict, criteria, "
+                "operator, source, baseline_id, result) SELECT id, device_id, at, kind, "
+                "'pass', criteria, 'forger', source, baseline_id, result FROM tests "
+                "WHERE id = 1"):
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             conn.execute(sql)
+    # nor may a device go, taking its history with it, or its id pass to another
+    for sql, message in (
+            ("DELETE FROM devices WHERE id = 'RAD-1'", "never deleted"),
+            ("INSERT OR REPLACE INTO devices (id, kind, criteria, added) "
+             "VALUES ('RAD-1', 'display', 'tg18', 'x')", "never reused"),
+            ("UPDATE devices SET id = 'RAD-9' WHERE id = 'RAD-1'", "keeps its id"),
+            ("UPDATE devices SET kind = 'printer' WHERE id = 'RAD-1'", "keeps its id")):
+        with pytest.raises(sqlite3.DatabaseError, match=message):
+            conn.execute(sql)
     conn.close()
-    assert len(store.history("RAD-1")) == 2
+    assert [(r.operator, r.result.value("lmax")) for r in store.history("RAD-1")] == \
+        [("jo", 400.0), ("jo", 300.0)]
 
 
 def test_history_is_oldest_first_and_bounded(store: QAStore) -> None:

@@ -39,7 +39,7 @@ from printscp.core.files import fsync_dir
 
 __all__ = ["SCHEMA_VERSION", "Device", "QAStore", "StoreError", "TestRecord"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -78,10 +78,39 @@ CREATE TRIGGER tests_never_deleted BEFORE DELETE ON tests
 BEGIN SELECT RAISE(ABORT, 'QA tests are append-only: a test is never deleted'); END;
 """
 
+_GUARDS = """
+CREATE TRIGGER tests_never_replaced BEFORE INSERT ON tests
+WHEN EXISTS (SELECT 1 FROM tests WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'QA tests are append-only: a test is never replaced'); END;
+CREATE TRIGGER devices_never_deleted BEFORE DELETE ON devices
+BEGIN SELECT RAISE(ABORT, 'QA devices are never deleted: their history stays theirs'); END;
+CREATE TRIGGER devices_never_replaced BEFORE INSERT ON devices
+WHEN EXISTS (SELECT 1 FROM devices WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'a QA device id is never reused'); END;
+CREATE TRIGGER devices_keep_their_id BEFORE UPDATE OF id, kind ON devices
+WHEN NEW.id IS NOT OLD.id OR NEW.kind IS NOT OLD.kind
+BEGIN SELECT RAISE(ABORT, 'a QA device keeps its id and kind'); END;
+"""
+_SCHEMA += _GUARDS
+
+def _statements(script: str) -> list[str]:
+    """The statements of :data:`_SCHEMA` (triggers hold a ``;`` inside BEGIN…END)."""
+    out, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
+
+
 #: Schema changes, by the version they lead to (applied in order to older files).
 _MIGRATIONS = {
     2: ("ALTER TABLE devices ADD COLUMN site_limits TEXT NOT NULL DEFAULT '{}'",),
     3: ("ALTER TABLE devices ADD COLUMN interval_days INTEGER NOT NULL DEFAULT 0",),
+    # INSERT OR REPLACE went round the UPDATE/DELETE triggers (its delete fires none),
+    # and devices could be deleted and their ids reused, inheriting a history.
+    4: tuple(_statements(_GUARDS)),
 }
 
 _TEST_COLUMNS = "id, device_id, at, operator, source, baseline_id, result"
@@ -368,13 +397,3 @@ class QAStore:
         return TestRecord(id_, device_id, _when(at), operator, source,
                           TestResult.from_json(json.loads(result)), baseline_id)
 
-
-def _statements(script: str) -> list[str]:
-    """The statements of :data:`_SCHEMA` (triggers hold a ``;`` inside BEGIN…END)."""
-    out, current = [], ""
-    for line in script.strip().splitlines():
-        current += line + "\n"
-        if sqlite3.complete_statement(current):
-            out.append(current.strip())
-            current = ""
-    return out

@@ -432,3 +432,15 @@ def test_segment_errors(inbox: Inbox, change, ack_code: str, err_code: str,
     assert msa(ack)[1] == ack_code, ack
     (err,) = errs(ack)
     assert err[3].split("^")[0] == err_code and err[2].startswith(where), err
+
+
+def test_a_reused_control_id_with_another_message_is_applied(inbox: Inbox) -> None:
+    """RISes reset their counters: same MSH-10, different order -> not a duplicate."""
+    first = inbox.receive(orm())
+    second = inbox.receive(orm(accession="ACC2002", zds="1.2.3.2002"))
+    assert msa(second)[1] == "AA" and second != first
+    assert inbox.store.count() == 2
+    newest = inbox.log.entries()[0]
+    assert newest.status == "AA" and "already used by" in (newest.error or "")
+    # A retransmission of the second is still a duplicate of the second.
+    assert inbox.receive(orm(accession="ACC2002", zds="1.2.3.2002")) == second

@@ -7,9 +7,11 @@ message at once apply it once):
 
 1. parse (:func:`printscp.hl7.messages.parse`); not HL7, a bad MSH, a message type or
    version not supported: AR with the ERR naming the field;
-2. de-duplicate: a message whose (MSH-3, MSH-4, MSH-10) was applied before (AA or AE)
-   is not applied again: the ACK sent then is sent again, and the receipt logged as
-   DUPLICATE;
+2. de-duplicate: a message whose (MSH-3, MSH-4, MSH-10) and text were applied before
+   (AA or AE) is not applied again: the ACK sent then is sent again, and the receipt
+   logged as DUPLICATE.  The text counts too because RISes reuse control ids (counters
+   reset at a restart or each day): a different message under a used id is applied,
+   and its log row says the id was seen before;
 3. log the message as RECEIVED; apply it (orders: :mod:`printscp.hl7.orders`; patient
    updates: :mod:`printscp.hl7.patients`); log the outcome with its ACK;
 4. flush the database's WAL (``fdatasync``) when the writer lock is released: the log
@@ -110,7 +112,8 @@ class Inbox:
             if refusal is not None:
                 return self._finish_new(parsed.text, peer, header, AckCode.REJECT, [refusal])
             original = self.log.original(header.sending_application,
-                                         header.sending_facility, header.control_id)
+                                         header.sending_facility, header.control_id,
+                                         parsed.text)
             if original is not None and original.ack:
                 entry = self.log.start(parsed.text, peer=peer,
                                        sending_application=header.sending_application,
@@ -121,7 +124,10 @@ class Inbox:
                 self.log.finish(entry, Status.DUPLICATE, original.ack,
                                 error=f"already received as #{original.id}")
                 return self._encode(original.ack, header)
-            return self._apply(parsed, peer, after=after)
+            reused = self.log.original(header.sending_application,
+                                       header.sending_facility, header.control_id)
+            note = f"control id already used by #{reused.id}" if reused is not None else ""
+            return self._apply(parsed, peer, after=after, note=note)
 
     def replay(self, message_id: int) -> bytes:
         """Apply the logged message ``message_id`` again (no de-duplication); its new
@@ -190,7 +196,7 @@ class Inbox:
         return None
 
     def _apply(self, parsed: Parsed, peer: str, original_id: int | None = None, *,
-               after: list[Callable[[], None]]) -> bytes:
+               after: list[Callable[[], None]], note: str = "") -> bytes:
         header = parsed.header
         entry = self.log.start(parsed.text, peer=peer,
                                sending_application=header.sending_application,
@@ -220,7 +226,8 @@ class Inbox:
             return self._encode(ack, header)
         notes = "; ".join(record.get("notes", []))
         ack = self._ack(header, AckCode.ACCEPT, [], text=notes)
-        self.log.finish(entry, Status.ACCEPTED, ack, error=notes, changes=record)
+        self.log.finish(entry, Status.ACCEPTED, ack, error="; ".join(filter(None, (
+            notes, note))), changes=record)
         after.append(lambda: self._audit(header, peer, entry, record))
         return self._encode(ack, header)
 

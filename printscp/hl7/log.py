@@ -139,14 +139,18 @@ class HL7Log(Database):
                        (str(status), entry_id))
 
     # -- reading -------------------------------------------------------------------
-    def original(self, sending_application: str, sending_facility: str, control_id: str
-                 ) -> LogEntry | None:
-        """The first finished (AA or AE) row of a message with this key, if any."""
-        row = self._connect().execute(
-            f"SELECT {_COLUMNS} FROM hl7_messages WHERE sending_application = ? AND"
-            " sending_facility = ? AND control_id = ? AND status IN ('AA', 'AE', 'UNDONE')"
-            " AND original_id IS NULL ORDER BY id LIMIT 1",
-            (sending_application, sending_facility, control_id)).fetchone()
+    def original(self, sending_application: str, sending_facility: str, control_id: str,
+                 raw: str | None = None) -> LogEntry | None:
+        """The first finished (AA, AE, UNDONE) row of a message with this key (and this
+        text, when ``raw`` is given), if any."""
+        sql = (f"SELECT {_COLUMNS} FROM hl7_messages WHERE sending_application = ? AND"
+               " sending_facility = ? AND control_id = ? AND status IN ('AA', 'AE', 'UNDONE')"
+               " AND original_id IS NULL")
+        params = [sending_application, sending_facility, control_id]
+        if raw is not None:
+            sql += " AND raw = ?"
+            params.append(raw)
+        row = self._connect().execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
         return LogEntry(*row) if row else None
 
     def get(self, entry_id: int) -> LogEntry | None:

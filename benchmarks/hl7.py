@@ -18,6 +18,10 @@ measures:
    send to the end of the first ``findscu`` that returned the item, with the median of
    a ``findscu`` alone (process start, association, query) beside it for scale: the
    difference is what the order itself costs.
+   And the same without findscu's process start: a pynetdicom client on one open
+   association polls Modality Worklist C-FIND for the accession in a loop while the order
+   is sent; the time from the send to the first answer holding the item (median of the
+   same count; each poll's own round trip printed beside it).
 3. For scale, the MLLP layer alone: the same burst against an in-process
    :class:`~printscp.hl7.mllp.MllpServer` whose handler returns a fixed ACK (client and
    server in one interpreter): what framing, the event loop and the apply thread's
@@ -103,6 +107,50 @@ def findscu(port: int, accession: str) -> int:
     return len(re.findall(r"\(0008,0050\) SH \[", res.stdout + res.stderr))
 
 
+def poll_latency(dicom: int, mllp: int, count: int) -> tuple[list[float], list[float]]:
+    """(send -> item returned by a polling C-FIND, one C-FIND's round trip), per order."""
+    import threading
+
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.sop_class import ModalityWorklistInformationFind
+
+    from printscp.hl7.mllp import send_messages
+
+    ae = AE(ae_title="CT01")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate(HOST, dicom, ae_title="PRINTSCP")
+    if not assoc.is_established:
+        raise SystemExit("no worklist association")
+
+    def found(accession: str) -> bool:
+        query = Dataset()
+        query.AccessionNumber = accession
+        query.PatientName = ""
+        query.ScheduledProcedureStepSequence = [Dataset()]
+        return any(status.Status == 0xFF00 for status, _ in
+                   assoc.send_c_find(query, ModalityWorklistInformationFind))
+
+    out, rtts = [], []
+    try:
+        for i in range(count):
+            accession = f"W{i:07d}"
+            t = time.perf_counter()
+            found(accession)
+            rtts.append(time.perf_counter() - t)
+            message = orm(f"W{i}", accession, f"R{i:07d}")
+            sender = threading.Thread(target=send_messages, args=(HOST, mllp, [message]))
+            start = time.perf_counter()
+            sender.start()
+            while not found(accession):
+                pass
+            out.append(time.perf_counter() - start)
+            sender.join()
+    finally:
+        assoc.release()
+    return out, rtts
+
+
 def main() -> int:
     from printscp.hl7.mllp import ack_code, send_messages
 
@@ -147,10 +195,14 @@ def main() -> int:
                 findscu(dicom, accession)
                 alone.append(time.perf_counter() - t3)
             ms = lambda xs: 1000 * statistics.median(xs)  # noqa: E731
+            polled, rtts = poll_latency(dicom, mllp, args.latency)
             print(f"latency, median of {args.latency}: send -> AA {ms(to_ack):.1f} ms; "
                   f"send -> findscu -W returns the item {ms(to_visible):.1f} ms "
                   f"(a findscu -W alone: {ms(alone):.1f} ms; found by the first findscu "
                   f"in {polls.count(1)} of {args.latency})")
+            print(f"latency, median of {args.latency}: send -> a C-FIND polling on an open "
+                  f"association returns the item {ms(polled):.1f} ms (one C-FIND "
+                  f"{ms(rtts):.2f} ms)")
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=60)

@@ -23,6 +23,8 @@ from printscp.http.context import Console
 from printscp.http.dicomweb.multipart import parse_accept, split_related
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 
 @pytest.fixture
@@ -97,6 +99,27 @@ def test_study_and_series_are_every_file(client, console, study):
 def test_transfer_syntax_negotiation(client, console, study, accept, status):
     response = client.get(url_of(records(console, study)[0]), headers={"Accept": accept})
     assert response.status_code == status
+
+
+def test_implicit_little_endian_given_as_stored_or_explicit(client, console):
+    study = Study("P7", "IMPLICIT^IVY", "20240303", "ACC7")
+    ds = instance(study, 0, 1)
+    ds.file_meta.TransferSyntaxUID = IMPLICIT_LE
+    receive(console, ds)
+    record = console.archive.index.instance(str(ds.SOPInstanceUID))
+    assert record.transfer_syntax == IMPLICIT_LE
+    stored = client.get(url_of(record), headers={
+        "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+    [(headers, body)] = parts(stored)
+    assert headers["content-type"].endswith(f"transfer-syntax={IMPLICIT_LE}")
+    assert body == console.archive.path_of(record).read_bytes()
+    explicit = client.get(url_of(record), headers={
+        "Accept": f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT_LE}'})
+    [(headers, body)] = parts(explicit)
+    assert headers["content-type"].endswith(f"transfer-syntax={EXPLICIT_LE}")
+    again = pydicom.dcmread(io.BytesIO(body))
+    assert again.file_meta.TransferSyntaxUID == EXPLICIT_LE and not again.is_implicit_VR
+    assert again.PixelData == ds.PixelData and again.PatientName == "IMPLICIT^IVY"
 
 
 def test_unknown_resources_are_404(client, console, study):

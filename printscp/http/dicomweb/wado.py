@@ -4,7 +4,8 @@ and frames, from the archive.
 - **Instances** go out as ``multipart/related; type="application/dicom"``, each part the
   stored file byte for byte in its stored Transfer Syntax (named by the part's
   ``transfer-syntax`` parameter).  An Accept naming a Transfer Syntax other than the
-  stored one (and not ``*``) gets 406: the node does not transcode.
+  stored one (and not ``*``) gets 406: the node does not transcode, but for Implicit VR
+  Little Endian files asked for in Explicit VR Little Endian (the header re-encoded).
 - **Metadata** is DICOM JSON (PS3.18 F.2) of every attribute but the File Meta group;
   Pixel Data and binary values longer than :data:`BULK_THRESHOLD` bytes are given as a
   BulkDataURI (``.../bulkdata/{tag}``) instead of their value.
@@ -19,6 +20,7 @@ Instances (PS3.15 A.5.3.3), one line per study, word ``dicomweb.wado``.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,19 +118,37 @@ def audit_retrieve(request: Request, records: list[InstanceRecord], what: str) -
 
 
 # -- instances ---------------------------------------------------------------------
-def _dicom_syntax(ranges: list[mp.MediaRange], syntaxes: set[str], header: str | None
-                  ) -> None:
-    """Check that some acceptable range takes application/dicom in the stored
-    ``syntaxes``; 406 otherwise."""
+#: Transfer Syntaxes the node re-encodes a stored file from, and to: Implicit VR Little
+#: Endian (what storescu and many modalities send) to Explicit VR Little Endian (the
+#: default of application/dicom, PS3.18 Table 8.7.3-2) changes the encoding of the
+#: header only, never the pixel data.  Nothing else is transcoded.
+TRANSCODABLE = {(mp.IMPLICIT_LE, mp.EXPLICIT_LE)}
+
+
+def _given_syntax(r: mp.MediaRange, stored: str) -> str | None:
+    """The Transfer Syntax range ``r`` gets a file stored in ``stored`` in, or None."""
+    if r.takes_syntax(stored):
+        return stored
+    wanted = r.transfer_syntax
+    return wanted if (stored, wanted) in TRANSCODABLE else None
+
+
+def _dicom_syntaxes(ranges: list[mp.MediaRange], records: list[InstanceRecord],
+                    header: str | None) -> list[str]:
+    """The Transfer Syntax each record goes out in: the first acceptable range that
+    takes every one of them (as stored or re-encoded); 406 when none does."""
     for r in ranges:
         dicom = r.media_type in ("*/*", "multipart/*") or (
             r.media_type == mp.MULTIPART_RELATED
             and r.related_type in (None, mp.DICOM, "*/*", "application/*"))
-        if dicom and all(r.takes_syntax(ts) for ts in syntaxes):
-            return
+        if not dicom:
+            continue
+        given = [_given_syntax(r, record.transfer_syntax) for record in records]
+        if all(given):
+            return given  # type: ignore[return-value]
     raise mp.not_acceptable(
         'multipart/related; type="application/dicom" in the stored Transfer Syntax ('
-        + ", ".join(sorted(syntaxes)) + ')', header)
+        + ", ".join(sorted({r.transfer_syntax for r in records})) + ")", header)
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -137,10 +157,19 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
+def _reencoded(path: Path, syntax: str) -> Iterator[bytes]:
+    """The file at ``path`` written again in ``syntax`` (see :data:`TRANSCODABLE`)."""
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = syntax
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    yield out.getvalue()
+
+
 def _retrieve(request: Request, records: list[InstanceRecord], what: str
               ) -> StreamingResponse:
     header = request.headers.get("accept")
-    _dicom_syntax(mp.parse_accept(header), {r.transfer_syntax for r in records}, header)
+    syntaxes = _dicom_syntaxes(mp.parse_accept(header), records, header)
     archive = archive_of(request)
     paths = [archive.path_of(r) for r in records]
     for record, path in zip(records, paths, strict=True):
@@ -149,10 +178,12 @@ def _retrieve(request: Request, records: list[InstanceRecord], what: str
                            "printscp archive verify)")
     audit_retrieve(request, records, what)
     boundary = mp.new_boundary()
-    parts = ((mp.part_header(f"{mp.DICOM}; transfer-syntax={r.transfer_syntax}",
-                             Content_Location=f"{base_url(request)}/studies/{r.study_uid}"
+    base = base_url(request)
+    parts = ((mp.part_header(f"{mp.DICOM}; transfer-syntax={ts}",
+                             Content_Location=f"{base}/studies/{r.study_uid}"
                              f"/series/{r.series_uid}/instances/{r.sop_uid}"),
-              _file_chunks(p)) for r, p in zip(records, paths, strict=True))
+              _file_chunks(p) if ts == r.transfer_syntax else _reencoded(p, ts))
+             for r, p, ts in zip(records, paths, syntaxes, strict=True))
     return StreamingResponse(mp.related(parts, boundary),
                              media_type=mp.related_content_type(mp.DICOM, boundary))
 

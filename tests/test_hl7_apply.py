@@ -444,3 +444,9 @@ def test_a_reused_control_id_with_another_message_is_applied(inbox: Inbox) -> No
     assert newest.status == "AA" and "already used by" in (newest.error or "")
     # A retransmission of the second is still a duplicate of the second.
     assert inbox.receive(orm(accession="ACC2002", zds="1.2.3.2002")) == second
+
+
+def test_the_legal_name_of_several(inbox: Inbox) -> None:
+    msg = orm(name="Alias^Al^^^^^A~Legal^Lena^^^^^L")
+    assert msa(inbox.receive(msg))[1] == "AA"
+    assert inbox.store.items()[0].patient_name == "Legal^Lena"

@@ -223,7 +223,9 @@ def patient_dataset(msg: Parsed, pid: hl7.Segment, mapping: OrderMapping,
         others.append(item)
     if others:
         ds.OtherPatientIDsSequence = others
-    name = xpn(msg, pid, 5)
+    reps = max(1, msg.repetitions(pid, 5))  # the legal name (XPN-7 "L") when several
+    legal = next((r for r in range(1, reps + 1) if msg.value(pid, 5, 7, 1, r) == "L"), 1)
+    name = xpn(msg, pid, 5, legal)
     if not name:
         raise Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING, "PID-5 has no patient name",
                        Location("PID", 5))

@@ -85,7 +85,11 @@ class Inbox:
 
     # -- receiving -------------------------------------------------------------------
     def receive(self, message: bytes, peer: str = "") -> bytes:
-        """Apply one message; its ACK, after what it changed is on disk."""
+        """Apply one message; its ACK, after what it changed is on disk.
+
+        Never raises for what the message holds (AR/AE instead); raises only when the
+        database cannot be written (``sqlite3.Error``, ``OSError``): then nothing may be
+        acknowledged, and the MLLP server sends no ACK, so the sender tries again."""
         raw_text = _text(message)
         after: list[Callable[[], None]] = []  # audit lines: written once the lock is free
         try:

@@ -95,6 +95,7 @@ def test_all_studies_with_default_attributes(client, studies):
     assert smith["00081190"]["Value"][0].endswith(
         f"/dicom-web/studies/{studies['smith'].study_uid}")
     assert "00080060" not in smith and "0020000E" not in smith  # not study attributes
+    assert smith["00080201"] == {"vr": "SH"}  # Timezone Offset: none, sent empty (Type 2)
 
 
 @pytest.mark.parametrize(("query", "expected"), [

@@ -5,7 +5,8 @@ keys empty) and answered by :meth:`printscp.archive.index.Index.query`, the very
 the C-FIND SCP makes, so a QIDO search and a C-FIND with the same keys match the same
 records (PS3.4 C.2: single value, wildcard, range, UID list, universal; fuzzy matching
 off).  Results are DICOM JSON (PS3.18 F.2) with the default return attributes of
-PS3.18 Tables 10.6.3-3/-4/-5, plus ``includefield`` attributes (or ``all``).
+PS3.18 Tables 10.6.3-3/-4/-5, plus ``includefield`` attributes (or ``all``); a return
+attribute a record has no value for is sent empty, as C-FIND fills its return keys.
 
 Status codes (PS3.18 10.6.3.2 / 8.3.3.1): 200 with the matches; 204 No Content when none
 (PS3.18 8.3.4.4.1 as published; CP-2473 proposes 200 with an empty array, which
@@ -176,6 +177,9 @@ class Search:
         for elem in matching:
             self.identifier.add(elem)
         self.returned = frozenset(returned) | {elem.tag for elem in matching}
+        #: What a record without a value of a return attribute gets: the attribute,
+        #: empty, as the C-FIND SCP fills its return keys.
+        self.empty = {f"{tag:08X}": {"vr": self.identifier[tag].VR} for tag in self.returned}
 
     def default_attributes(self, path_keys: dict[str, str]) -> tuple[str, ...]:
         """Tables 10.6.3-3/4/5; a search of all series or instances also returns the
@@ -204,6 +208,8 @@ class Search:
             url += f"/series/{merged.get('SeriesInstanceUID', '')}"
         if self.level is Level.IMAGE:
             url += f"/instances/{merged.get('SOPInstanceUID', '')}"
+        for key, empty in self.empty.items():
+            out.setdefault(key, empty)
         out["00080056"] = {"vr": "CS", "Value": ["ONLINE"]}
         out["00081190"] = {"vr": "UR", "Value": [url]}
         return dict(sorted(out.items()))

@@ -174,6 +174,7 @@ def test_closing_the_loop(node: dict, capsys) -> None:
     assert versions[0].path.read_text() == (node["tmp"] / "laser1.lut").read_text()
     assert profiles.current_profile(data, "laser1") == versions[1].path
     state = last_calibration(data, "laser1")
+    assert state is not None and state.conforms is None  # a prediction is no verdict
     assert last_calibration(data) is None  # the printer's own record, not the node's
     assert state is not None and state.profile == str(versions[1].path)
     assert "next QC film spooled" in text
@@ -188,14 +189,18 @@ def test_closing_the_loop(node: dict, capsys) -> None:
     out = node["tmp"] / "after.json"
     assert main(["qa", *common, "test-printer", str(readings), "--device", "laser1",
                  "--json", str(out)]) == 0, capsys.readouterr().out
+    assert "sets the new baseline" in capsys.readouterr().out
     after = json.loads(out.read_text())["result"]
     figures = {f["key"]: f for f in after["figures"]}
     assert figures["response_max_error"]["value"] < 10
-    assert abs(figures["speed_change"]["value"]) < 0.15  # back at the baseline
+    # the printer was recalibrated on purpose: this film is its new acceptance test
+    assert after["kind"] == "acceptance" and "speed_change" not in figures
 
     # Rollback: v0001 is current again, and new jobs render with it; nothing deleted.
     assert main(["qa", *common, "rollback", "laser1"]) == 0
     assert "v0002 -> v0001" in capsys.readouterr().out
+    rolled = last_calibration(data, "laser1")  # N-GET: the calibration now in effect
+    assert rolled is not None and rolled.profile == str(versions[0].path)
     assert profiles.current_profile(data, "laser1") == versions[0].path
     cfg = load_config(node["config"])
     assert cfg.job_printing(cfg.printer)["output_profile"] == str(versions[0].path)

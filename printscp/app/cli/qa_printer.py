@@ -291,8 +291,17 @@ def cmd_test_printer(args: argparse.Namespace) -> int:
     if device.kind is not DeviceKind.PRINTER:
         raise UsageError(f"device {device.id} is a display: test it with printscp qa test")
     baseline = store.baseline(device.id)
+    recalibrated = _recalibrated_since(data_dir, printer.name, baseline)
     kind = TestKind(args.kind) if args.kind else (
-        TestKind.CONSTANCY if baseline is not None else TestKind.ACCEPTANCE)
+        TestKind.CONSTANCY if baseline is not None and not recalibrated
+        else TestKind.ACCEPTANCE)
+    if recalibrated and not args.kind:
+        print(f"profile {recalibrated} is newer than the acceptance test: this film sets "
+              "the new baseline (acceptance test)")
+    elif baseline is not None and kind is TestKind.CONSTANCY and \
+            baseline.result.verdict.value == "fail":
+        print(f"note: the baseline, acceptance test #{baseline.id}, failed; the changes "
+              "below are measured from a failing film (record a passing acceptance test)")
     conditions = _conditions(printer)
     for key in ("min_density", "max_density", "illumination", "ambient"):
         if getattr(args, key) is not None:
@@ -415,9 +424,10 @@ def recalibrate(args: argparse.Namespace, config: NodeConfig, data_dir: Path,
                            steps=readings.steps, p_values=readings.p_values,
                            base_fog=readings.base_fog),
         TestKind.ACCEPTANCE, intervals=args.intervals or FILM_INTERVALS, **conditions)
+    # The verdict of a calibration is the next film's test, not this prediction: the
+    # record keeps none (the console said "conforms" beside a failing QC test).
     state = record_calibration(data_dir, Calibration(
-        dt.datetime.now().replace(microsecond=0), str(version.path),
-        predicted.verdict.value == "pass"), printer.name)
+        dt.datetime.now().replace(microsecond=0), str(version.path), None), printer.name)
     failed = ", ".join(f.key for f in predicted.failed)
     print(f"recalibration: profile {version.name} from {len(readings.steps)} steps "
           f"(printed with {what}, {bits}-bit levels): {version.path}")
@@ -434,9 +444,27 @@ def recalibrate(args: argparse.Namespace, config: NodeConfig, data_dir: Path,
     if not args.no_print:
         job_id, _ = spool_qc_film(config, data_dir, printer, steps=len(readings.steps))
         print(f"recalibration: next QC film spooled as print job {job_id} (profile "
-              f"{version.name})")
+              f"{version.name}); its readings make the new acceptance test")
         done["print_job"] = job_id
     return done
+
+
+def _recalibrated_since(data_dir: Path, printer: str, baseline: Any) -> str:
+    """The current QA profile version's name when it was made current (recalibrated, or
+    rolled back to) after the ``baseline`` test: the printer's response was changed on
+    purpose, so the next film is a new acceptance test, not a constancy test against
+    the old one."""
+    from calibration.qa.profiles import CURRENT, current_version, profile_dir
+
+    version = current_version(data_dir, printer)
+    if version is None or baseline is None:
+        return ""
+    try:  # made current: by --recalibrate, or by qa rollback
+        made = dt.datetime.fromtimestamp((profile_dir(data_dir, printer) / CURRENT)
+                                         .stat().st_mtime, dt.UTC)
+    except OSError:
+        return ""
+    return version.name if made > baseline.when else ""
 
 
 # -- rollback -------------------------------------------------------------------------
@@ -451,6 +479,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         raise UsageError(str(err.args[0])) from None
     print(f"printer {args.printer}: profile {before.name if before else '-'} -> "
           f"{version.name} ({version.note or 'no note'}); new jobs render with {version.path}")
+    from printscp.core.printer_state import Calibration, record_calibration
+
+    try:
+        when = dt.datetime.fromisoformat(version.created).astimezone().replace(tzinfo=None)
+    except ValueError:
+        when = dt.datetime.now().replace(microsecond=0)
+    record_calibration(data_dir, Calibration(when, str(version.path), None), args.printer)
+    print(f"printer {args.printer}: Date/Time of Last Calibration now {when:%Y-%m-%d %H:%M:%S} "
+          f"(when {version.name} was made)")
     return 0
 
 

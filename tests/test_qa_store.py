@@ -324,6 +324,34 @@ def test_edid_identity(tmp_path: Path) -> None:
     assert read_edid(dump) == parse_edid(bare, "x")
 
 
+def test_edid_from_the_whole_output_of_xrandr_and_edid_decode(tmp_path: Path) -> None:
+    """What a technician saves: all of ``xrandr --verbose`` (several connectors, the EDID
+    under one of them) or all of ``edid-decode``'s report, not a bare hex block."""
+    edid = make_edid()
+    rows = [edid[i:i + 16] for i in range(0, 128, 16)]
+    xrandr = tmp_path / "xrandr.txt"
+    xrandr.write_text(
+        "Screen 0: minimum 320 x 200, current 2560 x 1440, maximum 16384 x 16384\n"
+        "HDMI-1 disconnected (normal left inverted right x axis y axis)\n"
+        "\tIdentifier: 0x43\n\tTimestamp:  5049\n\tSubpixel:   unknown\n"
+        "DP-1 connected primary 2560x1440+0+0 (0x46) normal 597mm x 336mm\n"
+        "\tEDID: \n" + "".join(f"\t\t{r.hex()}\n" for r in rows) +
+        "\tBroadcast RGB: Automatic\n\t\tsupported: Automatic, Full, Limited 16:235\n"
+        "\tCRTC:       0\n")
+    decode = tmp_path / "edid-decode.txt"
+    decode.write_text(
+        "edid-decode (hex):\n\n" + "".join(" ".join(f"{b:02x}" for b in r) + "\n"
+                                              for r in rows) +
+        "\n----------------\n\nBlock 0, Base EDID:\n  EDID Structure Version & "
+        "Revision: 1.4\n  Vendor & Product Identification:\n    Manufacturer: EIZ\n")
+    for path in (xrandr, decode):
+        assert read_edid(path) == parse_edid(edid, "x"), path.name
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the panel of room 3\n00 11 22\n")
+    with pytest.raises(EdidError, match=r"notes\.txt: not an EDID"):
+        read_edid(notes)
+
+
 def test_bad_edid_names_the_file(tmp_path: Path) -> None:
     good = make_edid()
     cases = {"short.bin": good[:100], "header.bin": b"\x01" + good[1:],

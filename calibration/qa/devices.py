@@ -194,17 +194,38 @@ def read_edid(path: str | os.PathLike[str]) -> dict[str, Any]:
     return parse_edid(data, str(path))
 
 
+_HEX_LINE = re.compile(r"^(?:[0-9a-fA-F]{2}\s*)+$")
+_HEADER = "00ffffffffffff00"
+
+
 def _from_hex(data: bytes, path: Path) -> bytes:
-    """The bytes of a hex dump (whitespace and an ``EDID:`` label allowed)."""
+    """The EDID in a hex dump: a bare hex block (an ``EDID:`` label and ``0x`` allowed),
+    or the block inside the whole output of ``xrandr --verbose`` (per connector, under
+    ``EDID:``) or ``edid-decode`` (under ``edid-decode (hex):``): the first run of hex
+    lines that holds the header ``00 FF FF FF FF FF FF 00``, from the header on."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
         raise EdidError(f"{path}: not an EDID (no 00 FF FF FF FF FF FF 00 header)") from None
-    text = re.sub(r"(?i)edid:|0x|[\s:,]", "", text)
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise EdidError(f"{path}: not an EDID (neither binary nor a hex dump)") from None
+    blocks, run = [], ""
+    for line in text.splitlines():
+        line = re.sub(r"(?i)^\s*edid:|0x|[,:]", " ", line).strip()
+        if line and _HEX_LINE.match(line):
+            run += re.sub(r"\s", "", line)
+        elif not line and run and not run.lower().startswith(_HEADER):
+            continue  # a blank line inside a block that has not started yet
+        else:
+            if run:
+                blocks.append(run)
+            run = ""
+    if run:
+        blocks.append(run)
+    for block in blocks:
+        start = block.lower().find(_HEADER)
+        if start >= 0 and start % 2 == 0:
+            return bytes.fromhex(block[start:])
+    raise EdidError(f"{path}: not an EDID (neither binary nor a hex dump holding the "
+                    "00 FF FF FF FF FF FF 00 header)")
 
 
 def parse_edid(data: bytes, name: str = "EDID") -> dict[str, Any]:

@@ -189,8 +189,17 @@ def test_compressed_frames_as_stored_or_406(client, console):
     [(headers, body)] = parts(response)
     assert headers["content-type"] == f"image/jpeg; transfer-syntax={JPEG_BASELINE}"
     assert body == jpeg.getvalue()
+    decoded = client.get(base + "/frames/1", headers={
+        "Accept": 'multipart/related; type="application/octet-stream"'})
+    [(headers, body)] = parts(decoded)  # decompressed, pydicom decoding with Pillow
+    assert headers["content-type"] == ("application/octet-stream; "
+                                       "transfer-syntax=1.2.840.10008.1.2.1")
+    assert len(body) == 64 and abs(int(np.frombuffer(body, np.uint8).mean()) - 128) <= 2
     assert client.get(base + "/frames/1", headers={
-        "Accept": 'multipart/related; type="application/octet-stream"'}).status_code == 406
+        "Accept": 'multipart/related; type="image/jls"'}).status_code == 406
+    png = client.get(base + "/rendered?window=128,256", headers={"Accept": "image/png"})
+    shown = np.asarray(Image.open(io.BytesIO(png.content)))  # a compressed image rendered
+    assert abs(int(shown.mean()) - 128) <= 2
     [meta] = client.get(base + "/metadata").json()
     assert meta["7FE00010"]["vr"] == "OB"
 

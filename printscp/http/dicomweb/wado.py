@@ -11,8 +11,9 @@ and frames, from the archive.
   BulkDataURI (``.../bulkdata/{tag}``) instead of their value.
 - **Frames** of native pixel data are ``application/octet-stream`` (Explicit VR Little
   Endian byte order); of an encapsulated Transfer Syntax, the stored compressed frame
-  with its media type (``image/jpeg``, ``image/jls``, ``image/jp2``...), or 406 when only
-  another form is acceptable.
+  with its media type (``image/jpeg``, ``image/jls``, ``image/jp2``...), or decompressed
+  to ``application/octet-stream`` when that is asked for and pydicom can decode it; else
+  406.
 
 Each retrieval is audited as the DIMSE side audits a C-GET: Begin Transferring DICOM
 Instances (PS3.15 A.5.3.3), one line per study, word ``dicomweb.wado``.
@@ -336,8 +337,10 @@ def frame_media_type(syntax: str) -> str:
 
 def _frames_acceptable(ranges: list[mp.MediaRange], syntax: str, header: str | None
                        ) -> tuple[str, str]:
-    """(part media type, its transfer syntax) that the Accept ranges take; 406 when the
-    stored form is not among them (the node does not transcode frames)."""
+    """(part media type, its transfer syntax) that the Accept ranges take, the stored
+    form preferred; a compressed instance's frames may also go out decompressed
+    (``application/octet-stream``, Explicit VR Little Endian) when a range asks for
+    that and pydicom can decode them (:func:`frames_in`); 406 otherwise."""
     media = frame_media_type(syntax)
     given_ts = mp.EXPLICIT_LE if syntax in mp.NATIVE else syntax
     for r in ranges:
@@ -351,8 +354,26 @@ def _frames_acceptable(ranges: list[mp.MediaRange], syntax: str, header: str | N
             return media, given_ts
         if kind == mp.OCTET_STREAM and r.transfer_syntax == "*":
             return media, given_ts
+        if kind == mp.OCTET_STREAM and r.transfer_syntax in (None, mp.EXPLICIT_LE):
+            return mp.OCTET_STREAM, mp.EXPLICIT_LE  # decompressed
     raise mp.not_acceptable(f'multipart/related; type="{media}"; transfer-syntax={given_ts}',
                             header)
+
+
+def frames_in(ds: Dataset, stored: str, syntax: str) -> list[bytes]:
+    """Every frame in ``syntax``: as stored, or a compressed instance's decoded to
+    native little-endian values; 406 when they cannot be decoded here."""
+    if syntax == stored or stored in mp.NATIVE:
+        return stored_frames(ds, stored)
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:
+        raise ApiError(406, f"cannot decompress {stored} frames here ({exc}); ask for "
+                       f"transfer-syntax={stored}", "header.accept") from None
+    if frame_count(ds) == 1:
+        pixels = pixels[None, ...]
+    dtype = pixels.dtype.newbyteorder("<")
+    return [frame.astype(dtype, copy=False).tobytes() for frame in pixels]
 
 
 def parse_frames(text: str, count: int) -> list[int]:
@@ -394,7 +415,7 @@ def retrieve_frames(request: Request, study: str, series: str, instance: str, fr
     header = request.headers.get("accept")
     media, syntax = _frames_acceptable(mp.parse_accept(header), record.transfer_syntax,
                                        header)
-    every = stored_frames(ds, record.transfer_syntax)
+    every = frames_in(ds, record.transfer_syntax, syntax)
     audit_retrieve(request, [record], "frames")
     return _parts_response([every[n - 1] for n in numbers], media, syntax,
                            str(request.url))
@@ -417,7 +438,7 @@ def retrieve_bulkdata(request: Request, study: str, series: str, instance: str, 
     audit_retrieve(request, [record], "bulkdata")
     if wanted == PIXEL_DATA:
         media, syntax = _frames_acceptable(ranges, record.transfer_syntax, header)
-        return _parts_response(stored_frames(ds, record.transfer_syntax), media, syntax,
+        return _parts_response(frames_in(ds, record.transfer_syntax, syntax), media, syntax,
                                str(request.url))
     if not any(r.media_type in ("*/*", "multipart/*") or (
             r.media_type == mp.MULTIPART_RELATED

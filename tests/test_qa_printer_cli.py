@@ -280,3 +280,19 @@ def test_the_devices_site_limits_judge_its_films(tmp_path: Path, node: dict, cap
     assert change["low"] == -0.5 and change["value"] > -0.5
     assert main(["qa", *common, "test-printer", str(worn), "--device", "laser1",
                  "--limit", "nonsense=1:2"]) == 2
+
+
+def test_a_printer_device_takes_its_identity_from_its_profile(node: dict, capsys) -> None:
+    """With the node's configuration, a printer's device is its printer profile: its
+    manufacturer, model, serial number and called AE title come from there, and a name
+    that is no profile of the node is refused."""
+    from calibration.qa.store import QAStore
+
+    device = QAStore(node["data"] / "qa.sqlite").device("laser1")
+    cfg = load_config(node["config"])
+    assert (device.manufacturer, device.model, device.serial) == (
+        cfg.printer.manufacturer, cfg.printer.model, cfg.printer.serial_number)
+    assert device.printer_ae == cfg.ae_title.strip()
+    capsys.readouterr()
+    assert main(["qa", *node["common"], "add-device", "laserX", "--kind", "printer"]) == 2
+    assert "no printer profile 'laserX'" in capsys.readouterr().err

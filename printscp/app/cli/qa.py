@@ -210,6 +210,24 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _from_printer_profile(args: argparse.Namespace, identity: dict[str, str],
+                          printer_ae: str) -> tuple[dict[str, str], str]:
+    """A printer's identity from its printer profile in ``--config`` (the device id is
+    the profile's name): manufacturer, model, serial number and the called AE title that
+    reaches it; a name that is no profile of the node is refused, naming the known."""
+    from printscp.config import load_config
+
+    config = load_config(args.config)
+    try:
+        profile = config.printer_named(args.device_id)
+    except KeyError as err:
+        raise UsageError(f"{err.args[0]} in {args.config}: a printer's device id is its "
+                         "printer profile name") from None
+    called = profile.ae_title or config.ae_title.strip()
+    return ({"manufacturer": profile.manufacturer, "model": profile.model,
+             "serial": profile.serial_number}, printer_ae or called)
+
+
 def cmd_add_device(args: argparse.Namespace) -> int:
     from calibration.qa.devices import Device, EdidError, read_edid
     from calibration.qa.results import DeviceKind
@@ -224,13 +242,16 @@ def cmd_add_device(args: argparse.Namespace) -> int:
         except EdidError as err:
             raise UsageError(str(err)) from None
         identity = {k: str(edid[k]) for k in identity}
+    printer_ae = args.printer_ae
+    if kind is DeviceKind.PRINTER and getattr(args, "config", None):
+        identity, printer_ae = _from_printer_profile(args, identity, printer_ae)
     for key in identity:
         if getattr(args, key) is not None:
             identity[key] = getattr(args, key)
     try:
         device = Device(args.device_id, kind, criteria=args.criteria or "",
                         diagnostic=args.diagnostic, description=args.description,
-                        printer_ae=args.printer_ae, site_limits=dict(args.limits),
+                        printer_ae=printer_ae, site_limits=dict(args.limits),
                         interval_days=args.interval_days,
                         **identity)
     except ValueError as err:

@@ -62,12 +62,13 @@ def query(store: WorklistStore, **keys: str) -> list[Dataset]:
 
 
 def msa(ack: bytes) -> list[str]:
-    lines = ack.decode().split("\r")
+    lines = ack.decode("latin-1").split("\r")  # the fields looked at are ASCII
     return next(line for line in lines if line.startswith("MSA")).split("|")
 
 
 def errs(ack: bytes) -> list[list[str]]:
-    return [line.split("|") for line in ack.decode().split("\r") if line.startswith("ERR")]
+    return [line.split("|") for line in ack.decode("latin-1").split("\r")
+            if line.startswith("ERR")]
 
 
 @pytest.fixture
@@ -304,6 +305,11 @@ def test_rejected_messages_get_ar_naming_the_field(inbox: Inbox, raw: bytes, cod
     (lambda m: m.replace(b"ORC|NW|", b"ORC|ZZ|"), "103", "ORC^1^1"),          # order control
     (lambda m: m.replace(b"PAT123^^^HOSP^MR~998877^^^NATIONAL", b""), "101", "PID^1^3"),
     (lambda m: m.replace(b"|ACC1001|", b"|ACC1001ACC1001ACC1001|"), "102", "OBR^1^18"),
+    (lambda m: m.replace(b"ZDS|1.2.826.0.1.3680043.9.7133.1001", b"ZDS|1.2.03.x"), "102",
+     "ZDS^1^1"),
+    (lambda m: m.replace(b"|19650412|", b"|19651312|"), "102", "PID^1^7"),
+    (lambda m: m.replace(b"^^^20260302083000^^R", b"^^^20260232083000^^R"), "102",
+     "OBR^1^27^1^4"),
 ])
 def test_application_errors_get_ae_naming_the_field(inbox: Inbox, change, code: str,
                                                     where: str) -> None:
@@ -450,3 +456,22 @@ def test_the_legal_name_of_several(inbox: Inbox) -> None:
     msg = orm(name="Alias^Al^^^^^A~Legal^Lena^^^^^L")
     assert msa(inbox.receive(msg))[1] == "AA"
     assert inbox.store.items()[0].patient_name == "Legal^Lena"
+
+
+def test_whatever_a_peer_sends_gets_an_ack(tmp_path: Path) -> None:
+    """Mangled messages (cut, bytes flipped, delimiters swapped) never raise."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    inbox = Inbox(tmp_path, SETTINGS)
+    base = orm()
+
+    @settings(max_examples=150, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, len(base)), st.binary(max_size=8), st.integers(0, len(base)))
+    def mangle(cut: int, junk: bytes, at: int) -> None:
+        raw = (base[:at] + junk + base[at:])[:max(cut, 1)]
+        ack = inbox.receive(raw)
+        assert ack.startswith(b"MSH|^~\\&|") and msa(ack)[1] in ("AA", "AE", "AR")
+
+    mangle()

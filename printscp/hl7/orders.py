@@ -61,8 +61,10 @@ Requested Procedure Priority                TQ1-9 / OBR-27.6 / ORC-7.6: S STAT, 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import hl7
@@ -80,6 +82,9 @@ ORDER_TYPES = {("ORM", "O01"), ("OMI", "O23")}
 #: A namespace for Study Instance UIDs derived from accession numbers (stable forever:
 #: a re-sent order must find the item it made).
 _UID_NAMESPACE = uuid.UUID("6f1c8a52-2d0e-4b8e-9a57-8b1f0e3c2a91")
+
+#: A UID (PS3.5 9.1): digits in components without leading zeros.
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 #: Steps that may still be cancelled or discontinued.
 _TO_DO = {"SCHEDULED", "ARRIVED", "READY"}
@@ -189,6 +194,14 @@ def _dtm(text: str) -> tuple[str, str]:
     return date, time or ("000000" if date else "")
 
 
+def _valid_date(text: str) -> bool:
+    try:
+        datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        return False
+    return True
+
+
 def _set(ds: Dataset, keyword: str, value: Any) -> None:
     if value not in (None, "", []):
         setattr(ds, keyword, value)
@@ -230,7 +243,11 @@ def patient_dataset(msg: Parsed, pid: hl7.Segment, mapping: OrderMapping,
         raise Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING, "PID-5 has no patient name",
                        Location("PID", 5))
     ds.PatientName = name
-    _set(ds, "PatientBirthDate", _dtm(msg.value(pid, 7))[0])
+    birth = _dtm(msg.value(pid, 7))[0]
+    if birth and not _valid_date(birth):
+        raise Hl7Error(ErrorCode.DATA_TYPE_ERROR, f"PID-7 {msg.value(pid, 7)!r} is no date",
+                       Location("PID", 7))
+    _set(ds, "PatientBirthDate", birth)
     sex = msg.value(pid, 8).strip().upper()
     _set(ds, "PatientSex", {"M": "M", "F": "F", "O": "O", "A": "O"}.get(sex, ""))
     return ds
@@ -332,6 +349,13 @@ def order_items(msg: Parsed, mapping: OrderMapping) -> list[tuple[str, OrderGrou
         study_uid = (msg.value(ipc, 3) if ipc is not None else "") or \
             _first_of(msg, group, mapping.study_uid) or \
             derived_study_uid(accession, procedure_id)
+        if not _UID.match(study_uid) or len(study_uid) > 64:
+            ref = "IPC-3" if ipc is not None and msg.value(ipc, 3) else \
+                next((r for r in mapping.study_uid if _ref_value(msg, group, r)), "ZDS-1")
+            seg_name, fld, _, _ = parse_ref(ref)
+            raise Hl7Error(ErrorCode.DATA_TYPE_ERROR,
+                           f"Study Instance UID {study_uid[:70]!r} is not a UID",
+                           Location(seg_name, fld))
         ds.StudyInstanceUID = study_uid
         placer = msg.value(group.orc, 2).strip() or msg.value(obr, 2).strip()
         filler = msg.value(group.orc, 3).strip() or msg.value(obr, 3).strip()
@@ -372,8 +396,20 @@ def order_items(msg: Parsed, mapping: OrderMapping) -> list[tuple[str, OrderGrou
         start = (msg.value(tq1, 7) if tq1 is not None else "") or msg.value(obr, 27, 4) \
             or msg.value(group.orc, 7, 4) or msg.value(obr, 36) or msg.value(obr, 6) \
             or msg.header.time
-        step.ScheduledProcedureStepStartDate, step.ScheduledProcedureStepStartTime = \
-            _dtm(start)
+        if not start.strip():
+            raise Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING,
+                           "no start date/time (TQ1-7, OBR-27.4, ORC-7.4, OBR-36, OBR-6, MSH-7)",
+                           Location("OBR", 27, 4, sequence=obr_seq))
+        start_date, start_time = _dtm(start)
+        if not _valid_date(start_date) or int(start_time[:2] or 0) > 23 or \
+                int(start_time[2:4] or 0) > 59 or int(start_time[4:6] or 0) > 60:
+            raise Hl7Error(ErrorCode.DATA_TYPE_ERROR,
+                           f"start date/time {start!r} is no date and time",
+                           Location("TQ1" if tq1 is not None else "OBR",
+                                    7 if tq1 is not None else 27, 0 if tq1 is not None else 4,
+                                    sequence=obr_seq))
+        step.ScheduledProcedureStepStartDate = start_date
+        step.ScheduledProcedureStepStartTime = start_time
         _set(step, "ScheduledPerformingPhysicianName", xcn(msg, obr, 34))
         protocol = _code(msg, ipc, 6) if ipc is not None else None
         protocol = protocol or _code(msg, obr, 4)
@@ -391,6 +427,20 @@ def order_items(msg: Parsed, mapping: OrderMapping) -> list[tuple[str, OrderGrou
         ds.ScheduledProcedureStepSequence = [step]
         out.append((control, group, ds))
     return out
+
+
+#: Where an attribute the worklist's validation names came from (the ERR's location).
+_FIELD_OF = {
+    "PatientBirthDate": Location("PID", 7), "PatientName": Location("PID", 5),
+    "PatientID": Location("PID", 3), "PatientSex": Location("PID", 8),
+    "ReferringPhysicianName": Location("PV1", 8), "RequestingPhysician": Location("ORC", 12),
+    "ScheduledProcedureStepStartDate": Location("OBR", 27, 4),
+    "ScheduledProcedureStepStartTime": Location("OBR", 27, 4),
+    "ScheduledPerformingPhysicianName": Location("OBR", 34),
+    "ScheduledStationAETitle": Location("OBR", 24), "Modality": Location("OBR", 24),
+    "RequestedProcedureID": Location("OBR", 19),
+    "ScheduledProcedureStepID": Location("OBR", 20),
+}
 
 
 @dataclass
@@ -471,8 +521,11 @@ def apply_order(msg: Parsed, mapping: OrderMapping, store: WorklistStore,
         try:
             store.add_many(upserts, source=source)
         except ItemRejected as exc:
-            raise Hl7Error(ErrorCode.DATA_TYPE_ERROR, f"not a valid worklist item: {exc}",
-                           Location("OBR")) from None
+            text = str(exc)
+            where = next((loc for keyword, loc in _FIELD_OF.items() if keyword in text),
+                         Location("OBR"))
+            raise Hl7Error(ErrorCode.DATA_TYPE_ERROR, f"not a valid worklist item: {text}",
+                           where) from None
     if removals:
         store.remove(item_ids=removals)
     for pk in marks:

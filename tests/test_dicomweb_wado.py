@@ -232,6 +232,21 @@ def test_rendered_png_is_the_windowed_pixels(client, console, study):
     assert np.array_equal(got, 255 - windowed(values, 500, 300))
 
 
+def test_rendered_through_the_data_sets_voi_lut(client, console, study):
+    ds = instance(study, 1, 9)
+    item = pydicom.Dataset()
+    item.LUTDescriptor = [4096, 0, 12]
+    item.add_new("LUTData", "US", (4095 - np.arange(4096, dtype=np.uint16)).tolist())  # inverts
+    ds.VOILUTSequence = [item]
+    receive(console, ds)
+    url = (f"/dicom-web/studies/{study.study_uid}/series/{study.series_uids[1]}/instances/"
+           f"{ds.SOPInstanceUID}/rendered")
+    got = np.asarray(Image.open(io.BytesIO(client.get(url, headers={
+        "Accept": "image/png"}).content)))
+    expected = np.rint((4095 - ds.pixel_array.astype(np.float64)) * 255 / 4095)
+    assert np.array_equal(got, expected.astype(np.uint8))
+
+
 def test_rendered_jpeg_viewport_and_parameters(client, console, study):
     url = url_of(records(console, study)[0]) + "/rendered"
     response = client.get(url + "?viewport=64,32&quality=80")

@@ -5,6 +5,7 @@ printscp.app.cli.mpps`` both run their subcommands through it)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from printscp.core.errors import ConfigError, UnsupportedPynetdicom
@@ -20,3 +21,9 @@ def dispatch(args: argparse.Namespace) -> int:
     except (ConfigError, UnsupportedPynetdicom) as err:
         print(f"printscp: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``printscp qa history | head -1``): it has what it wanted.
+        # No traceback; stdout pointed at /dev/null so that the interpreter's own flush at
+        # exit does not raise again (the Python documentation's recipe for SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -408,7 +408,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     assert store is not None
     records = store.history(device.id, args.since, args.until)
     if not records:
-        raise UsageError(f"no tests of {device.id} in that period")
+        raise UsageError(f"no tests of {device.id} in that period" if args.since or
+                         args.until else f"no tests of {device.id} recorded yet")
     named = {r.baseline_id for r in records} - {r.id for r in records} - {None}
     baselines = [store.test(i) for i in sorted(named)]  # type: ignore[arg-type]
     try:

@@ -48,7 +48,8 @@ LABELS: dict[str, str] = {
     "luminance_ratio": "L'max / L'min",
     "lamb": "Ambient luminance Lamb",
     "ambient_ratio": "Lamb / Lmin",
-    "uniformity_max_dev": "Uniformity: largest deviation from the centre",
+    "uniformity_max_dev": "Uniformity (as the criteria set defines it; the map shows each "
+                          "position against the centre)",
     "white_point_distance": "White point: Δu'v' from the target",
     "white_point_drift": "White point: Δu'v' since the baseline",
     "lmax_change": "L'max change since the baseline",

@@ -70,8 +70,10 @@ class Inbox:
     def __init__(self, data_dir: Path, config: Hl7Settings | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.settings = config or Hl7Settings()
-        self.log = HL7Log.for_data_dir(self.data_dir)
         self.store = WorklistStore.for_data_dir(self.data_dir)
+        # The log writes with the store's connection: a message's log rows and worklist
+        # change are flushed to disk by one fdatasync (HL7Log.writer), not one each.
+        self.log = HL7Log(self.store.path, share=self.store)
         self._index: Index | None = None
 
     @property
@@ -100,7 +102,7 @@ class Inbox:
 
     def _receive(self, message: bytes, raw_text: str, peer: str,
                  after: list[Callable[[], None]]) -> bytes:
-        with self.log._writer():  # held to the end; the WAL is flushed on leaving
+        with self.log.writer():  # held to the end; the WAL is flushed on leaving
             try:
                 parsed = parse(message)
             except Hl7Error as err:
@@ -140,7 +142,7 @@ class Inbox:
         if entry is None:
             raise KeyError(f"no HL7 message #{message_id} in the log")
         after: list[Callable[[], None]] = []
-        with self.log._writer():
+        with self.log.writer():
             try:
                 parsed = parse(entry.raw)
             except Hl7Error as err:
@@ -165,7 +167,7 @@ class Inbox:
         if entry.status != Status.ACCEPTED or not entry.message_type.startswith("ADT"):
             raise ValueError(f"message #{message_id} is {entry.message_type} "
                              f"{entry.status}: only an applied ADT update or merge is undone")
-        with self.log._writer():
+        with self.log.writer():
             restored = undo(entry.record, self.store, self.index)
             self.log.set_status(message_id, Status.UNDONE)
         record = entry.record

@@ -15,7 +15,9 @@ merge is undone (:meth:`printscp.hl7.inbox.Inbox.unmerge`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -104,8 +106,21 @@ _COLUMNS = ("id, received_at, peer, sending_application, sending_facility, messa
 class HL7Log(Database):
     """The log in the SQLite file at ``path`` (the node's ``index.sqlite``)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, share: Database | None = None) -> None:
         super().__init__(Path(path), SCHEMA)
+        #: Whose connection and writer the rows are written with: ``share`` (the
+        #: worklist store of the same file) puts the log's commits and the worklist's
+        #: under one writer, flushed to disk once when :meth:`writer` is left.
+        self._db: Database = share if share is not None else self
+        if share is not None and Path(share.path).absolute() != self.path.absolute():
+            raise ValueError(f"{share.path} is not {self.path}: no writer to share")
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the database's writer lock around several writes (the log's and those
+        of the Database shared): one WAL flush when it is left."""
+        with self._db._writer():
+            yield
 
     @classmethod
     def for_data_dir(cls, data_dir: Path | str) -> HL7Log:
@@ -116,7 +131,7 @@ class HL7Log(Database):
               sending_facility: str = "", message_type: str = "", control_id: str = "",
               original_id: int | None = None) -> int:
         """A RECEIVED row for a message about to be applied; its id."""
-        with self._write() as db:
+        with self._db._write() as db:
             cur = db.execute(
                 "INSERT INTO hl7_messages (received_at, peer, sending_application,"
                 " sending_facility, message_type, control_id, status, raw, original_id)"
@@ -127,14 +142,14 @@ class HL7Log(Database):
 
     def finish(self, entry_id: int, status: Status | str, ack: str, *, error: str = "",
                changes: dict[str, Any] | None = None) -> None:
-        with self._write() as db:
+        with self._db._write() as db:
             db.execute("UPDATE hl7_messages SET status = ?, ack = ?, error = ?, changes = ?,"
                        " finished_at = ? WHERE id = ?",
                        (str(status), ack, error or None,
                         json.dumps(changes) if changes else None, _now(), entry_id))
 
     def set_status(self, entry_id: int, status: Status | str) -> None:
-        with self._write() as db:
+        with self._db._write() as db:
             db.execute("UPDATE hl7_messages SET status = ? WHERE id = ?",
                        (str(status), entry_id))
 

@@ -191,6 +191,8 @@ def test_closing_the_loop(node: dict, capsys) -> None:
                  "--json", str(out)]) == 0, capsys.readouterr().out
     assert "sets the new baseline" in capsys.readouterr().out
     after = json.loads(out.read_text())["result"]
+    assert after["inputs"]["profile"] == "v0002"  # what the film was printed with
+    assert "film printed with profile v0002" in after["notes"]
     figures = {f["key"]: f for f in after["figures"]}
     assert figures["response_max_error"]["value"] < 10
     # the printer was recalibrated on purpose: this film is its new acceptance test

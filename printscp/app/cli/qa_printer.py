@@ -318,6 +318,14 @@ def cmd_test_printer(args: argparse.Namespace) -> int:
             **conditions)
     except (MeasurementError, ValueError) as err:
         raise UsageError(str(err)) from None
+    import dataclasses
+
+    # The profile the film was printed with belongs to its record: a report over months
+    # must show where a recalibration or a rollback changed the printer's response.
+    profile = args.printed_with or _profile_label(data_dir, printer)
+    result = dataclasses.replace(
+        result, inputs={**result.inputs, "profile": profile},
+        notes=(*result.notes, f"film printed with profile {profile}"))
     record = store.record_test(device.id, result, operator=args.operator,
                                source=str(args.readings))
     print_test(record, baseline if kind is TestKind.CONSTANCY else None)

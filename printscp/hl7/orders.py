@@ -65,6 +65,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import hl7
@@ -96,13 +97,17 @@ ORDER_STATUS = {"SC": "SCHEDULED", "IP": "STARTED", "CM": "COMPLETED",
 PRIORITY = {"S": "STAT", "A": "HIGH", "R": "ROUTINE", "T": "HIGH", "P": "MEDIUM"}
 
 
-class OrderControl:
+class OrderControl(StrEnum):
+    """ORC-1 Order Control (HL7 table 0119), the values RAD-4/RAD-13 use."""
+
     NEW = "NW"
     CHANGE = "XO"
     CANCEL = "CA"
     DISCONTINUE = "DC"
     STATUS_CHANGE = "SC"
-    ALL = ("NW", "XO", "CA", "DC", "SC")
+
+
+_CONTROLS = tuple(OrderControl)
 
 
 @dataclass
@@ -300,10 +305,10 @@ def order_items(msg: Parsed, mapping: OrderMapping) -> list[tuple[str, OrderGrou
     for group in groups:
         control = msg.value(group.orc, 1).strip().upper()
         orc_loc = Location("ORC", 1, sequence=_seq(msg, group.orc))
-        if control not in OrderControl.ALL:
+        if control not in _CONTROLS:
             raise Hl7Error(ErrorCode.TABLE_VALUE_NOT_FOUND,
                            f"order control {control or '(empty)'!r} is not one of "
-                           f"{', '.join(OrderControl.ALL)}", orc_loc)
+                           f"{', '.join(_CONTROLS)}", orc_loc)
         if group.obr is None:
             raise Hl7Error(ErrorCode.SEGMENT_SEQUENCE_ERROR,
                            "order group without OBR", Location("ORC", sequence=orc_loc.sequence))

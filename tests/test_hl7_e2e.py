@@ -26,7 +26,7 @@ import pytest
 from helpers.clients import associate
 from helpers.dcmtk import tool
 from helpers.mpps import completion, create_ds, series_item
-from helpers.net import HOST, port_open
+from helpers.net import HOST, port_open, wait_until
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
@@ -173,6 +173,8 @@ def test_orders_reach_findscu_mpps_completes_cancel_removes(tmp_path: Path, work
                                 "--data-dir", str(tmp_path / "data"), "--status", "error"],
                                capture_output=True, text=True, timeout=60).stdout.splitlines()
         assert table[0].split()[:3] == ["ID", "RECEIVED", "PEER"] and len(table) == 2
+        # audited in the listener's process too (the workers' parent, without console)
+        assert '"110109"' in (tmp_path / "data" / "audit" / "audit.jsonl").read_text()
         assert " M4 " in table[1] and " AE " in table[1]
 
         # printscp hl7 replay: the NW of ACC-B applied again brings its item back.
@@ -239,6 +241,8 @@ def test_mllp_inside_tls_with_the_node_certificate(tmp_path: Path) -> None:
         # without a client certificate the handshake fails: unreachable, exit 2
         refused = subprocess.run(base, capture_output=True, text=True, timeout=60)
         assert refused.returncode == 2, refused.stdout
+        trail = tmp_path / "data" / "audit" / "audit.jsonl"
+        wait_until(lambda: "HL7 MLLP TLS handshake failed" in trail.read_text())
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

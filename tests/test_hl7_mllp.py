@@ -248,6 +248,34 @@ def test_tls_with_the_node_certificate(tmp_path: Path) -> None:
     assert [m for m, _ in handler.received] == [message("T1"), message("T2")]
 
 
+def test_tls_handshake_failure_is_logged(tmp_path: Path, caplog) -> None:
+    """A client without the certificate the node requires: refused, one log line (and a
+    Security Alert where the process has an audit trail)."""
+    import ssl
+
+    from helpers.tls import make_pki
+
+    from printscp.config import TlsConfig
+    from printscp.core.tls import server_context
+
+    caplog.set_level(logging.WARNING, "printscp.hl7.mllp")
+    pki = make_pki(tmp_path / "pki")
+    context = server_context(TlsConfig(
+        enabled=True, certificate=pki.cert("server"), private_key=pki.key("server"),
+        ca_certificates=pki.ca))
+    handler = StandIn()
+    with MllpServer(handler, HOST, 0, ssl_context=context) as server:
+        client = ssl.create_default_context(cafile=pki.ca)
+        with pytest.raises(OSError):
+            send_messages(HOST, server.port, [message("N1")], timeout=5, ssl_context=client)
+        wait_until(lambda: "TLS handshake failed" in caplog.text)
+        client.load_cert_chain(pki.cert("client"), pki.key("client"))
+        (ack,) = send_messages(HOST, server.port, [message("Y1")], timeout=5,
+                               ssl_context=client)
+        assert ack_code(ack)[0] == "AA"
+    assert [m for m, _ in handler.received] == [message("Y1")]
+
+
 # -- printscp hl7 send, a second process --------------------------------------------------
 def _send(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "printscp", "hl7", "send", *args],

@@ -19,9 +19,13 @@ def start_hl7(config: NodeConfig) -> Any:
     """The running :class:`~printscp.hl7.mllp.MllpServer` on ``[hl7]`` bind:port (the
     node's bind by default); OSError if it cannot listen, ConfigError for a bad
     certificate."""
+    from printscp.core import audit
     from printscp.hl7.inbox import Inbox
     from printscp.hl7.mllp import MllpLimits, MllpServer
 
+    if not audit.configured():  # the workers' parent, without a console: the inbox's
+        # order and patient record events, and refused TLS handshakes, are audited here
+        audit.configure(config.data_path, config.audit, ae_title=config.ae_title)
     c = config.hl7
     ssl_context = None
     if c.tls:

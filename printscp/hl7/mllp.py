@@ -93,6 +93,16 @@ class MllpLimits:
     max_connections: int = 16
 
 
+class _TlsFirst(asyncio.StreamReaderProtocol):
+    """Reads nothing until :meth:`MllpServer._start_tls` starts TLS: a ClientHello read
+    into the stream's buffer first would be lost to the TLS layer (and the handshake
+    would hang)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]
+        super().connection_made(transport)
+
+
 class MllpServer:
     """``start()`` listens (the port is then known) and serves in a thread;
     ``stop()`` closes every connection, lets a message being applied finish, and
@@ -145,10 +155,14 @@ class MllpServer:
         asyncio.set_event_loop(loop)
         where = {"sock": self._sock} if self._sock is not None else \
             {"host": self.host, "port": self._port, "reuse_address": True}
-        try:
-            self._server = loop.run_until_complete(asyncio.start_server(
-                self._connection, limit=self.limits.max_message_bytes + 2,
-                ssl=self.ssl_context, **where))  # type: ignore[arg-type]
+        def protocol() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=self.limits.max_message_bytes + 2, loop=loop)
+            cls = _TlsFirst if self.ssl_context is not None else asyncio.StreamReaderProtocol
+            return cls(reader, self._connection, loop=loop)
+
+        try:  # TLS is started per connection (_start_tls): see there
+            self._server = loop.run_until_complete(loop.create_server(
+                protocol, **where))  # type: ignore[arg-type]
         except BaseException as exc:
             self._error = exc
             loop.close()
@@ -201,6 +215,8 @@ class MllpServer:
         self._tasks.add(task)  # type: ignore[arg-type]
         LOGGER.info("HL7 connection from %s", peer)
         try:
+            if self.ssl_context is not None and not await self._start_tls(writer, peer):
+                return
             await self._serve(reader, writer, peer)
         except asyncio.CancelledError:
             pass
@@ -211,6 +227,27 @@ class MllpServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _start_tls(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """The TLS handshake, here rather than by ``start_server(ssl=...)``: there a
+        failed handshake (no, an untrusted or an expired client certificate) is only
+        logged by asyncio at DEBUG; here it is a log line and a Security Alert in the
+        audit trail, as on the DICOM side."""
+        assert self.ssl_context is not None
+        try:
+            await asyncio.wait_for(writer.start_tls(self.ssl_context),
+                                   min(self.limits.idle_timeout, 60.0))
+        except (OSError, TimeoutError, EOFError) as exc:
+            reason = "no handshake in time" if isinstance(exc, TimeoutError) else \
+                getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            LOGGER.warning("HL7 connection from %s: TLS handshake failed: %s", peer, reason)
+            with contextlib.suppress(Exception):
+                from printscp.core import audit
+
+                audit.node_authentication_failed(peer.rpartition(":")[0],
+                                                 f"HL7 MLLP TLS handshake failed: {reason}")
+            return False
+        return True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      peer: str) -> None:

@@ -27,7 +27,6 @@ from printscp.hl7.mllp import (
     MllpLimits,
     MllpServer,
     ack_code,
-    fallback_ack,
     frame,
     send_messages,
     split_messages,
@@ -192,15 +191,25 @@ def test_connections_beyond_the_limit_are_closed(served) -> None:
             s.close()
 
 
-def test_handler_failure_answers_ae() -> None:
-    def broken(msg: bytes, peer: str) -> bytes:
-        raise RuntimeError("disk on fire")
+def test_handler_failure_closes_unanswered(caplog) -> None:
+    """The inbox raises only when it cannot record a message: no ACK (an AE or AR could
+    make the RIS give up), the connection closed, so that the RIS sends it again."""
+    failing = [True]
+    handler = StandIn()
 
-    with MllpServer(broken, HOST, 0) as server:
+    def flaky(msg: bytes, peer: str) -> bytes:
+        if failing:
+            raise OSError(28, "No space left on device")
+        return handler(msg, peer)
+
+    with MllpServer(flaky, HOST, 0) as server:
+        with pytest.raises(ConnectionError):
+            send_messages(HOST, server.port, [message("F1")], timeout=5)
+        assert "closing the connection unanswered" in caplog.text
+        failing.clear()  # space again: the resend is applied
         (ack,) = send_messages(HOST, server.port, [message("F1")], timeout=5)
-    code, text = ack_code(ack)
-    assert code == "AE" and "disk on fire" in text
-    assert b"MSA|AE|F1" in ack and b"ACK^O01^ACK" in ack
+    assert ack_code(ack)[0] == "AA"
+    assert [m for m, _ in handler.received] == [message("F1")]
 
 
 def test_stop_leaves_no_thread_and_closes_port() -> None:
@@ -320,4 +329,3 @@ def test_ack_code() -> None:
            b"ERR||PID^1^3|101^Required field missing^HL70357|E||||patient id missing\r")
     assert ack_code(ack) == ("AE", "PID^1^3 patient id missing")
     assert ack_code(b"MSH|^~\\&|A\r") == ("", "no MSA segment in the answer")
-    assert ack_code(fallback_ack(b"garbage", "boom"))[0] == "AE"

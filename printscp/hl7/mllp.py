@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import re
 import socket
@@ -54,33 +53,6 @@ Handler = Callable[[bytes, str], bytes]
 def frame(message: bytes) -> bytes:
     """``message`` as one MLLP block."""
     return START_BLOCK + message + END
-
-
-def fallback_ack(message: bytes, text: str) -> bytes:
-    """An AE acknowledgement (HL7 v2.5.1 2.9.2, ERR-3 207 "application internal error")
-    for a message the handler failed on: the sender learns it was not applied and may
-    send it again, rather than waiting for an ACK that never comes."""
-    fields = [b""] * 12
-    field_sep = b"|"
-    start = message.find(b"MSH")
-    if start >= 0 and len(message) > start + 3:
-        field_sep = message[start + 3:start + 4]
-        header = re.split(rb"[\r\n]", message[start:], maxsplit=1)[0]
-        fields = header.split(field_sep) + [b""] * 12
-    encoding = fields[1] or b"^~\\&"
-    component = encoding[:1] or b"^"
-    trigger = fields[8].split(component)[1:2] if fields[8] else []
-    now = dt.datetime.now().strftime("%Y%m%d%H%M%S").encode()
-    control = fields[9]
-    sep = field_sep
-    msh = sep.join([b"MSH", encoding, fields[4], fields[5], fields[2], fields[3], now, b"",
-                    b"ACK" + (component + trigger[0] if trigger else b"") + component + b"ACK",
-                    b"ACK" + control[:16], fields[10] or b"P", fields[11] or b"2.5.1"])
-    clean = re.sub(rb"[^ -~]", b" ", text.encode("ascii", "replace"))[:80]
-    msa = sep.join([b"MSA", b"AE", control])
-    err = sep.join([b"ERR", b"", b"", b"207" + component + b"Application internal error"
-                    + component + b"HL70357", b"E", b"", b"", b"", clean])
-    return b"\r".join([msh, msa, err]) + b"\r"
 
 
 @dataclass(frozen=True)
@@ -281,16 +253,24 @@ class MllpServer:
                 LOGGER.info("HL7 from %s: %d bytes before <VT> discarded", peer, start)
             message = block[start + 1:-len(END)]
             ack = await loop.run_in_executor(self._executor, self._apply, message, peer)
+            if ack is None:
+                return  # closed unanswered: the sender sends it again
             writer.write(frame(ack))
             await writer.drain()
             self.answered += 1
 
-    def _apply(self, message: bytes, peer: str) -> bytes:
+    def _apply(self, message: bytes, peer: str) -> bytes | None:
+        """The handler's ACK; None when it raised.  The inbox answers bad input itself
+        (AE/AR); it raises only when it cannot record the message (the database cannot
+        be written).  Then no ACK is sent and the connection is closed: the sender,
+        waiting for an ACK, sends the message again (MLLP's retry), where an AE or AR
+        could make it give up on a message that was never looked at."""
         try:
             return self.handler(message, peer)
-        except Exception as exc:  # the handler answers bad input itself; this is a bug
-            LOGGER.exception("HL7 message from %s not applied", peer)
-            return fallback_ack(message, f"{type(exc).__name__}: {exc}")
+        except Exception:
+            LOGGER.exception("HL7 message from %s not applied: closing the connection "
+                             "unanswered, so that the sender sends it again", peer)
+            return None
 
     def __enter__(self) -> MllpServer:
         return self.start()

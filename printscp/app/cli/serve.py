@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "serve", help="run the DICOM print server",
         description="Run the printscp node: Verification, Print Management (grayscale "
         "and color, Presentation LUT), Storage and Query/Retrieve (FIND, MOVE, GET). Films "
-        "are written as PDF under DATA_DIR/films/, stored instances under DATA_DIR/archive/.",
+        "are written as PDF under DATA_DIR/films/, stored instances under DATA_DIR/archive/. "
+        "With [hl7] enabled, also HL7 v2 orders and patient updates over MLLP (port 2575).",
     )
     p.add_argument("--config", metavar="FILE", help="TOML configuration (docs/configuration.md)")
     p.add_argument("--port", type=int, help="TCP port (default 11112)")

@@ -334,6 +334,80 @@ class Index(Database):
         return self._connect().execute("SELECT 1 FROM instances WHERE sop_uid = ?",
                                        (sop_uid,)).fetchone() is not None
 
+    def update_patient(self, patient_id: str, attrs: Dataset, issuer: str | None = None
+                       ) -> list[tuple[str, str]]:
+        """Set the patient-level attributes in ``attrs`` (only keywords of the PATIENT
+        level; Patient ID and Issuer are the row's key and stay) on every patient row
+        with ``patient_id`` (and ``issuer`` when given, "" for none): an HL7 ADT^A08.
+        Returns (patient_key, attrs JSON before) per row changed, for an undo."""
+        keep = set(LEVEL_KEYWORDS[Level.PATIENT]) - {"PatientID", "IssuerOfPatientID"}
+        changed: list[tuple[str, str]] = []
+        with self._write() as db:
+            rows = db.execute("SELECT pk, patient_key, attrs FROM patients WHERE"
+                              " patient_id = ?", (patient_id,)).fetchall()
+            for pk, key, before in rows:
+                if issuer is not None and key != f"{patient_id}\\{issuer}":
+                    continue
+                ds = _from_json(before)
+                for elem in attrs:
+                    if elem.keyword in keep:
+                        ds[elem.tag] = elem
+                db.execute("UPDATE patients SET patient_name = ?, birth_date = ?, sex = ?,"
+                           " attrs = ? WHERE pk = ?",
+                           (_column(ds, "PatientName"), _column(ds, "PatientBirthDate"),
+                            _column(ds, "PatientSex"),
+                            _json(level_dataset(ds, Level.PATIENT)), pk))
+                changed.append((key, before))
+        self._levels.clear()  # a store must rewrite the row it remembered
+        return changed
+
+    def move_studies(self, from_key: str, to_key: str, attrs: Dataset | None = None,
+                     study_uids: Iterable[str] | None = None) -> list[str]:
+        """Move the studies of the patient row ``from_key`` ("PatientID\\Issuer"; all,
+        or ``study_uids``) to the row ``to_key``, made from ``attrs`` (patient level)
+        when there is none; ``from_key``'s row goes when no study is left: an HL7 A40
+        merge.  Returns the study UIDs moved (the reverse call with them undoes it)."""
+        with self._write() as db:
+            source = db.execute("SELECT pk FROM patients WHERE patient_key = ?",
+                                (from_key,)).fetchone()
+            if source is None:
+                return []
+            target = db.execute("SELECT pk FROM patients WHERE patient_key = ?",
+                                (to_key,)).fetchone()
+            if target is None:
+                ds = Dataset() if attrs is None else level_dataset(attrs, Level.PATIENT)
+                patient_id, _, issuer = to_key.partition("\\")
+                ds.PatientID = patient_id
+                if issuer:
+                    ds.IssuerOfPatientID = issuer
+                elif "IssuerOfPatientID" in ds:
+                    del ds.IssuerOfPatientID
+                db.execute("INSERT INTO patients (patient_key, patient_id, patient_name,"
+                           " birth_date, sex, attrs) VALUES (?, ?, ?, ?, ?, ?)",
+                           (to_key, _column(ds, "PatientID"), _column(ds, "PatientName"),
+                            _column(ds, "PatientBirthDate"), _column(ds, "PatientSex"),
+                            _json(level_dataset(ds, Level.PATIENT))))
+                target = db.execute("SELECT pk FROM patients WHERE patient_key = ?",
+                                    (to_key,)).fetchone()
+            sql = "SELECT study_uid FROM studies WHERE patient_pk = ?"
+            params: list[object] = [source[0]]
+            if study_uids is not None:
+                uids = list(study_uids)
+                if not uids:
+                    return []
+                sql += f" AND study_uid IN ({', '.join('?' * len(uids))})"
+                params.extend(uids)
+            moved = [uid for (uid,) in db.execute(sql, params)]
+            for uid in moved:
+                db.execute("UPDATE studies SET patient_pk = ? WHERE study_uid = ?",
+                           (target[0], uid))
+            left = db.execute("SELECT COUNT(*) FROM studies WHERE patient_pk = ?",
+                              (source[0],)).fetchone()[0]
+            if not left:
+                db.execute("DELETE FROM patients WHERE pk = ?", (source[0],))
+        self._levels.clear()
+        return moved
+
     def store(self, ds: Dataset, transfer_syntax: str, staged: StagedFile, files: ArchiveFiles,
               *, replace: bool = True, source_ae: str = "", attrs: str | None = None
               ) -> StoreResult:

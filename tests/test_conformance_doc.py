@@ -16,6 +16,7 @@ from printscp.config import (
     AccessConfig,
     ArchiveConfig,
     AuditConfig,
+    Hl7Config,
     HttpConfig,
     LimitsConfig,
     NodeConfig,
@@ -80,7 +81,7 @@ def test_defined_terms_are_documented():
 def test_every_configuration_key_is_documented_and_the_example_loads():
     text = (DOCS / "configuration.md").read_text()
     for cls in (NodeConfig, AccessConfig, ArchiveConfig, WorklistConfig, HttpConfig,
-                TlsConfig, LimitsConfig, AuditConfig, RemoteAE, PrinterConfig):
+                TlsConfig, LimitsConfig, AuditConfig, RemoteAE, PrinterConfig, Hl7Config):
         for f in dataclasses.fields(cls):
             if f.name not in SECTIONS:
                 assert f"`{f.name}`" in text, f.name
@@ -92,7 +93,7 @@ def test_every_configuration_key_is_documented_and_the_example_loads():
     raw = tomllib.loads(example.read_text())
     assert set(raw["node"]) == {f.name for f in dataclasses.fields(NodeConfig)} - set(SECTIONS)
     for name, cls in (("http", HttpConfig), ("tls", TlsConfig), ("limits", LimitsConfig),
-                      ("audit", AuditConfig), ("access", AccessConfig)):
+                      ("audit", AuditConfig), ("access", AccessConfig), ("hl7", Hl7Config)):
         assert set(raw[name]) == {f.name for f in dataclasses.fields(cls)}, name
     assert set(raw["archive"]) == {f.name for f in dataclasses.fields(ArchiveConfig)}
     assert set(raw["worklist"]) == {f.name for f in dataclasses.fields(WorklistConfig)}

@@ -4,6 +4,7 @@ a merge is audited and undone from the record the log keeps."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,6 @@ from printscp.archive.archive import Archive
 from printscp.archive.index import Index, Level
 from printscp.core import audit
 from printscp.hl7.inbox import Inbox
-
-ARCHIVE_METHODS = hasattr(Index, "update_patient") and hasattr(Index, "move_studies")
-needs_archive = pytest.mark.skipif(not ARCHIVE_METHODS,
-                                   reason="Index.update_patient/move_studies not there yet")
 
 
 def adt(trigger: str, pid: str, *, cid: str, mrg: str = "") -> bytes:
@@ -119,7 +116,6 @@ def _archive_names(tmp_path: Path) -> dict[str, tuple[str, list[str]]]:
         for pk, pid, name in db.execute("SELECT pk, patient_id, patient_name FROM patients")}
 
 
-@needs_archive
 def test_a08_updates_the_archive_patient_level(inbox: Inbox, tmp_path: Path) -> None:
     study = _archive_patient(tmp_path, "PAT123", "Muller^Hans")
     ack = inbox.receive(adt("A08", "PID|1||PAT123||Meier^Hanna||19650413|F", cid="A08-9"))
@@ -139,7 +135,6 @@ def test_a08_updates_the_archive_patient_level(inbox: Inbox, tmp_path: Path) -> 
     assert record["archive"] and json.loads(record["archive"][0]["before"])
 
 
-@needs_archive
 def test_a40_moves_archive_studies_and_unmerge_moves_them_back(inbox: Inbox,
                                                                 tmp_path: Path) -> None:
     study = _archive_patient(tmp_path, "PAT123", "Muller^Hans")
@@ -154,10 +149,11 @@ def test_a40_moves_archive_studies_and_unmerge_moves_them_back(inbox: Inbox,
     assert study.study_uid in names["PAT123"][1]
 
 
-def test_without_archive_methods_the_log_says_so(tmp_path: Path) -> None:
-    if ARCHIVE_METHODS:
-        pytest.skip("the archive has its methods")
-    inbox = Inbox(tmp_path, SETTINGS)
+def test_update_archive_off_leaves_the_archive_alone(tmp_path: Path) -> None:
+    _archive_patient(tmp_path, "PAT123", "Muller^Hans")
+    inbox = Inbox(tmp_path, replace(SETTINGS, update_archive=False))
     inbox.receive(orm())
     ack = inbox.receive(adt("A08", "PID|1||PAT123||Meier^Hanna", cid="A08-7"))
-    assert msa(ack)[1] == "AA" and "archive not updated" in msa(ack)[3]
+    assert msa(ack)[1] == "AA"
+    assert inbox.store.items()[0].patient_name == "Meier^Hanna"
+    assert _archive_names(tmp_path)["PAT123"][0] == "Muller^Hans"

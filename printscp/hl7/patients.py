@@ -11,9 +11,8 @@ Every change keeps what it replaced (the item's stored attributes; the archive
 patient row's attributes and the studies moved), which the HL7 log stores with the
 message: :func:`undo` puts it back (``Inbox.unmerge``).  Only the index of the archive
 changes (the stored files keep the attributes they were sent with), as dcm4chee-arc's
-patient updates do; the archive's methods for it are
-``Index.update_patient`` / ``Index.move_studies``: when the archive has none, the log
-says so and the worklist is updated alone.
+patient updates do (:meth:`Index.update_patient`, :meth:`Index.move_studies`); with
+``update_archive = false`` only the worklist follows.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from printscp.archive.index import Index
 from printscp.hl7.messages import ErrorCode, Hl7Error, Location, Parsed
 from printscp.hl7.orders import patient_dataset
 from printscp.hl7.settings import OrderMapping
@@ -76,7 +76,7 @@ def _update_items(store: WorklistStore, patient_id: str, issuer: str, patient: D
 
 
 def apply_adt(msg: Parsed, mapping: OrderMapping, store: WorklistStore,
-              index: Any | None) -> dict[str, Any]:
+              index: Index | None) -> dict[str, Any]:
     """Apply an A08/A31/A40; the record of what changed (JSON-able, for :func:`undo`)."""
     trigger = msg.header.trigger.upper()
     record: dict[str, Any] = {"items": [], "archive": [], "notes": []}
@@ -121,38 +121,30 @@ def apply_adt(msg: Parsed, mapping: OrderMapping, store: WorklistStore,
     return record
 
 
-def _archive_update(index: Any, patient_id: str, issuer: str, patient: Dataset,
+def _archive_update(index: Index, patient_id: str, issuer: str, patient: Dataset,
                     record: dict[str, Any]) -> None:
-    update = getattr(index, "update_patient", None)
-    if update is None:
-        record["notes"].append("archive not updated: Index has no update_patient")
-        return
     attrs = Dataset()
     for keyword in PATIENT_KEYWORDS:
         if keyword in patient and keyword not in ("PatientID", "IssuerOfPatientID"):
             attrs[keyword] = patient[keyword]
-    for key, before in update(patient_id, attrs, issuer or None):
+    for key, before in index.update_patient(patient_id, attrs, issuer or None):
         record["archive"].append({"action": "updated", "patient_key": key,
                                   "before": before})
 
 
-def _archive_merge(index: Any, prior: str, prior_issuer: str, patient: Dataset,
+def _archive_merge(index: Index, prior: str, prior_issuer: str, patient: Dataset,
                    record: dict[str, Any]) -> None:
-    move = getattr(index, "move_studies", None)
-    if move is None:
-        record["notes"].append("archive not merged: Index has no move_studies")
-        return
     from_key = f"{prior}\\{prior_issuer}"
     to_key = f"{patient.PatientID}\\{patient.get('IssuerOfPatientID', '') or ''}"
-    before = index.patient_by_id(prior) if hasattr(index, "patient_by_id") else None
-    moved = move(from_key, to_key, patient)
+    before = index.patient_by_id(prior)
+    moved = index.move_studies(from_key, to_key, patient)
     record["archive"].append({"action": "merged", "from_key": from_key, "to_key": to_key,
                               "studies": list(moved),
                               "before": json.dumps(before.to_json_dict())
                               if before is not None else None})
 
 
-def undo(record: dict[str, Any], store: WorklistStore, index: Any | None) -> dict[str, int]:
+def undo(record: dict[str, Any], store: WorklistStore, index: Index | None) -> dict[str, int]:
     """Put back what a record says was changed: items as they were (keeping a status
     they reached since), archive patient rows and moved studies.  Counts restored."""
     restored = {"items": 0, "archive": 0}
@@ -176,12 +168,12 @@ def undo(record: dict[str, Any], store: WorklistStore, index: Any | None) -> dic
     if index is None:
         return restored
     for change in reversed(record.get("archive", [])):
-        if change["action"] == "merged" and hasattr(index, "move_studies"):
+        if change["action"] == "merged":
             before = Dataset.from_json(change["before"]) if change.get("before") else None
             index.move_studies(change["to_key"], change["from_key"], before,
                                change["studies"])
             restored["archive"] += 1
-        elif change["action"] == "updated" and hasattr(index, "update_patient"):
+        elif change["action"] == "updated":
             before = Dataset.from_json(change["before"])
             patient_id, _, issuer = change["patient_key"].partition("\\")
             index.update_patient(patient_id, before, issuer)

@@ -157,3 +157,20 @@ def test_update_archive_off_leaves_the_archive_alone(tmp_path: Path) -> None:
     assert msa(ack)[1] == "AA"
     assert inbox.store.items()[0].patient_name == "Meier^Hanna"
     assert _archive_names(tmp_path)["PAT123"][0] == "Muller^Hans"
+
+
+def test_hl7_issuers_match_archive_rows_without_one(inbox: Inbox, tmp_path: Path) -> None:
+    """The RIS names PID-3's assigning authority, the modality's instances do not."""
+    study = _archive_patient(tmp_path, "PAT123", "Muller^Hans")
+    good = _archive_patient(tmp_path, "GOOD1", "Good^Patient")
+    ack = inbox.receive(adt("A08", "PID|1||PAT123^^^HOSP||Meier^Hanna", cid="A08-i"))
+    assert msa(ack)[1] == "AA"
+    assert _archive_names(tmp_path)["PAT123"][0] == "Meier^Hanna"
+    ack = inbox.receive(adt("A40", "PID|1||GOOD1^^^HOSP||Good^Patient",
+                            mrg="MRG|PAT123^^^HOSP", cid="A40-i"))
+    assert msa(ack)[1] == "AA"
+    names = _archive_names(tmp_path)
+    assert set(names["GOOD1"][1]) == {study.study_uid, good.study_uid}  # the existing row
+    assert "PAT123" not in names
+    inbox.unmerge(inbox.log.entries()[0].id)
+    assert _archive_names(tmp_path)["PAT123"][1] == [study.study_uid]

@@ -127,17 +127,30 @@ def _archive_update(index: Index, patient_id: str, issuer: str, patient: Dataset
     for keyword in PATIENT_KEYWORDS:
         if keyword in patient and keyword not in ("PatientID", "IssuerOfPatientID"):
             attrs[keyword] = patient[keyword]
-    for key, before in index.update_patient(patient_id, attrs, issuer or None):
+    changed = index.update_patient(patient_id, attrs, issuer or None)
+    if not changed and issuer:  # instances often carry no Issuer of Patient ID
+        changed = index.update_patient(patient_id, attrs, "")
+    for key, before in changed:
         record["archive"].append({"action": "updated", "patient_key": key,
                                   "before": before})
 
 
 def _archive_merge(index: Index, prior: str, prior_issuer: str, patient: Dataset,
                    record: dict[str, Any]) -> None:
-    from_key = f"{prior}\\{prior_issuer}"
-    to_key = f"{patient.PatientID}\\{patient.get('IssuerOfPatientID', '') or ''}"
+    # Instances often carry no Issuer of Patient ID where HL7 has one: the archive's
+    # rows without an issuer stand for the same patients when none has the issuer.
+    into = str(patient.PatientID)
+    into_issuer = str(patient.get("IssuerOfPatientID", "") or "")
+    to_key = f"{into}\\{into_issuer}"
+    existing = index.patient_by_id(into)
+    if into_issuer and existing is not None and not existing.get("IssuerOfPatientID"):
+        to_key = f"{into}\\"
     before = index.patient_by_id(prior)
+    from_key = f"{prior}\\{prior_issuer}"
     moved = index.move_studies(from_key, to_key, patient)
+    if not moved and prior_issuer:
+        from_key = f"{prior}\\"
+        moved = index.move_studies(from_key, to_key, patient)
     record["archive"].append({"action": "merged", "from_key": from_key, "to_key": to_key,
                               "studies": list(moved),
                               "before": json.dumps(before.to_json_dict())

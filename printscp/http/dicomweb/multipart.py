@@ -149,15 +149,31 @@ def part_header(content_type: str, **headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
+#: The body of a multipart response is sent in pieces of about this size.
+PIECE = 1 << 20
+
+
 def related(parts: Iterable[tuple[bytes, Iterable[bytes]]], boundary: str) -> Iterator[bytes]:
     """The body of a multipart/related message: each part is (its header, made by
-    :func:`part_header`, and its content in chunks), streamed."""
+    :func:`part_header`, and its content in chunks), streamed in pieces of about
+    :data:`PIECE` bytes.  Starlette hands each piece of a synchronous body to a worker
+    thread and back: delimiters, headers and small files are gathered into one piece
+    rather than sent one by one (four hand-offs per instance, before, for a CT study)."""
     sep = f"--{boundary}\r\n".encode("ascii")
+    piece = bytearray()
     for header, chunks in parts:
-        yield sep + header
-        yield from chunks
-        yield b"\r\n"
-    yield f"--{boundary}--\r\n".encode("ascii")
+        piece += sep + header
+        for chunk in chunks:
+            if piece and len(piece) + len(chunk) > PIECE:
+                yield bytes(piece)
+                piece.clear()
+            if not piece and len(chunk) >= PIECE:
+                yield chunk
+            else:
+                piece += chunk
+        piece += b"\r\n"
+    piece += f"--{boundary}--\r\n".encode("ascii")
+    yield bytes(piece)
 
 
 def split_related(body: bytes, content_type: str) -> list[tuple[dict[str, str], bytes]]:

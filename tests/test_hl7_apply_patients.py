@@ -174,3 +174,22 @@ def test_hl7_issuers_match_archive_rows_without_one(inbox: Inbox, tmp_path: Path
     assert "PAT123" not in names
     inbox.unmerge(inbox.log.entries()[0].id)
     assert _archive_names(tmp_path)["PAT123"][1] == [study.study_uid]
+
+
+def test_the_unmerge_command(inbox: Inbox, capsys) -> None:
+    """``printscp hl7 unmerge ID`` undoes an applied merge from its log record; a second
+    time, or on an order, is one line and exit status 2."""
+    from printscp.app.cli.main import main
+
+    assert msa(inbox.receive(orm(cid="O1"), peer="ris"))[1] == "AA"
+    assert msa(inbox.receive(adt("A40", "PID|1||GOOD1^^^HOSP||Good^Patient||19600101|M",
+                                 mrg="MRG|PAT123^^^HOSP", cid="A40-9"), peer="ris"))[1] == "AA"
+    merged = next(e for e in inbox.log.entries() if e.control_id == "A40-9")
+    order = next(e for e in inbox.log.entries() if e.control_id == "O1")
+    data = ["--data-dir", str(inbox.data_dir)]
+    assert main(["hl7", "unmerge", *data, str(merged.id)]) == 0
+    assert capsys.readouterr().out.startswith(f"{merged.id}: undone (")
+    assert inbox.log.get(merged.id).status == "UNDONE"
+    assert main(["hl7", "unmerge", *data, str(merged.id)]) == 2
+    assert main(["hl7", "unmerge", *data, str(order.id)]) == 2
+    assert "only an applied ADT update or merge is undone" in capsys.readouterr().err

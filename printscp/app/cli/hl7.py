@@ -73,6 +73,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "again, as if it had just arrived, and print its MSA.")
     add_data_dir_options(replay)
     replay.add_argument("id", type=int, help="the message's id in printscp hl7 log")
+    unmerge = cmds.add_parser("unmerge", help="undo an applied patient update or merge",
+                              description="Undo what the applied ADT message with this id "
+                              "(an A40 merge, or an A08/A31 update) changed, from the record "
+                              "it left in the log: worklist items and archive patient rows "
+                              "as they were (items keep a status reached since).  Audited; "
+                              "the message is then listed as undone.")
+    add_data_dir_options(unmerge)
+    unmerge.add_argument("id", type=int, help="the message's id in printscp hl7 log")
     send = cmds.add_parser("send", help="send a message file over MLLP",
                            description="Send each message of FILE (MLLP blocks, or segments "
                            "one a line, each message beginning with MSH) over one MLLP "
@@ -176,6 +184,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if code in ACCEPTED else 1
 
 
+def cmd_unmerge(args: argparse.Namespace) -> int:
+    from printscp.hl7.inbox import Inbox
+
+    inbox = Inbox(data_dir_of(args), _settings(args))
+    try:
+        restored = inbox.unmerge(args.id)
+    except (KeyError, ValueError) as exc:
+        print(f"printscp hl7 unmerge: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    done = ", ".join(f"{k} {v}" for k, v in restored.items()) or "nothing left to restore"
+    print(f"{args.id}: undone ({done})")
+    return 0
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from printscp.hl7.mllp import ack_code, send_messages, split_messages
 
@@ -232,7 +254,7 @@ def _control_id(message: bytes) -> str:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "log": cmd_log, "replay": cmd_replay, "send": cmd_send}
+    "log": cmd_log, "replay": cmd_replay, "unmerge": cmd_unmerge, "send": cmd_send}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -192,7 +192,7 @@ def test_needs_an_admin(console, tmp_path):
 
 def test_parser_keeps_one_part():
     """The parser yields each part as soon as its delimiter arrives."""
-    import asyncio
+    from helpers.net import run_coroutine
 
     body = multipart(b"A" * 100, b"B" * 50)
     seen: list[int] = []
@@ -205,7 +205,7 @@ def test_parser_keeps_one_part():
     async def collect():
         return [(p.data, len(seen)) async for p in stow.parts(stream(), BOUNDARY, 1 << 20)]
 
-    got = asyncio.run(collect())
+    got = run_coroutine(collect())
     assert [d for d, _ in got] == [b"A" * 100, b"B" * 50]
     assert got[0][1] < len(range(0, len(body), 3))  # before the body ended
 

@@ -9,7 +9,6 @@ one behind ``printscp serve``): AA, or AR for a message holding ``REJECT``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.net import HOST, port_open, refusing_port, wait_until
+from helpers.net import HOST, port_open, refusing_port, run_coroutine, wait_until
 
 from printscp.hl7.mllp import (
     END,
@@ -114,7 +113,7 @@ def test_library_client_several_messages_one_connection(served) -> None:
         await writer.wait_closed()
         return acks
 
-    acks = asyncio.run(talk())
+    acks = run_coroutine(talk())
     assert [ack_code(a)[0] for a in acks] == ["AA"] * 5
     assert [a.split(b"MSA|AA|")[1].strip() for a in acks] == [f"C{i}".encode()
                                                               for i in range(5)]

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -60,3 +60,14 @@ def wait_for_port(port: int, timeout: float = 10.0,
 
     if not wait_until(ready, timeout):
         raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+def run_coroutine(coro: Any) -> Any:
+    """``asyncio.run(coro)`` on a thread of its own.  A session's Playwright (the browser
+    tests) keeps an event loop running in the main thread of the xdist worker it ran in,
+    and ``asyncio.run`` refuses to start beside it."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

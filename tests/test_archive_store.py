@@ -238,3 +238,18 @@ def test_every_storage_class_is_offered(node, client):
                    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
                    calling="PROBE")
     assert len(assoc.accepted_contexts) == 3
+
+
+def test_a_path_outside_the_archive_is_refused(tmp_path):
+    """The index only names files under the archive; a path that leads out of it (``..``,
+    absolute, a symbolic link to elsewhere) is refused rather than read."""
+    import os
+
+    from printscp.archive.files import ArchiveFiles
+
+    files = ArchiveFiles(tmp_path / "archive")
+    assert files.absolute("1.2/3.4/5.dcm") == (tmp_path / "archive/1.2/3.4/5.dcm").resolve()
+    os.symlink("/etc", tmp_path / "archive" / "elsewhere")
+    for bad in ("../x.dcm", "/etc/passwd", "", "a/../../b", "elsewhere/passwd"):
+        with pytest.raises(ValueError, match="outside the archive"):
+            files.absolute(bad)

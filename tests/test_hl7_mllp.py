@@ -328,3 +328,17 @@ def test_ack_code() -> None:
            b"ERR||PID^1^3|101^Required field missing^HL70357|E||||patient id missing\r")
     assert ack_code(ack) == ("AE", "PID^1^3 patient id missing")
     assert ack_code(b"MSH|^~\\&|A\r") == ("", "no MSA segment in the answer")
+
+
+def test_send_messages_from_a_thread_whose_loop_runs(served) -> None:
+    """``send_messages`` called where an event loop is running (an asyncio application;
+    Playwright's loop in the browser tests' worker) still sends and returns the ACKs."""
+    import asyncio
+
+    server, _ = served
+
+    async def inside_a_loop() -> list[bytes]:
+        return send_messages(HOST, server.port, [message("L1")], timeout=5)
+
+    (ack,) = asyncio.run(inside_a_loop())
+    assert ack_code(ack)[0] == "AA"

@@ -29,6 +29,7 @@ as they arrive.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import re
@@ -344,9 +345,18 @@ def send_messages(host: str, port: int, messages: Iterable[bytes], *, timeout: f
                   ssl_context: ssl.SSLContext | None = None) -> list[bytes]:
     """Send ``messages`` in order over one MLLP connection; their ACKs, in order.
     OSError (refused, unreachable, timed out) when the peer cannot be reached or drops
-    the connection."""
+    the connection.  Callable from any thread, also one whose event loop is running (a
+    caller's asyncio application, a test beside Playwright): the exchange then runs on a
+    thread of its own."""
+    batch = list(messages)
     try:
-        return asyncio.run(_send(host, port, list(messages), timeout, ssl_context))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop here: the usual case, the command line
+            return asyncio.run(_send(host, port, batch, timeout, ssl_context))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(lambda: asyncio.run(
+                _send(host, port, batch, timeout, ssl_context))).result()
     except TimeoutError:
         raise TimeoutError(f"no answer from {host}:{port} in {timeout:g} s") from None
     except asyncio.IncompleteReadError:

@@ -333,12 +333,10 @@ def test_ack_code() -> None:
 def test_send_messages_from_a_thread_whose_loop_runs(served) -> None:
     """``send_messages`` called where an event loop is running (an asyncio application;
     Playwright's loop in the browser tests' worker) still sends and returns the ACKs."""
-    import asyncio
-
     server, _ = served
 
     async def inside_a_loop() -> list[bytes]:
         return send_messages(HOST, server.port, [message("L1")], timeout=5)
 
-    (ack,) = asyncio.run(inside_a_loop())
+    (ack,) = run_coroutine(inside_a_loop())  # a loop runs where it is called
     assert ack_code(ack)[0] == "AA"

@@ -80,24 +80,29 @@ def _aspect(ds: pydicom.Dataset) -> tuple[int, int]:
 
 
 def grayscale_to_print(
-    frame: NDArray, ds: pydicom.Dataset, window: tuple[float, float] | None
+    frame: NDArray, ds: pydicom.Dataset,
+    window: tuple[float, float] | tuple[float, float, str] | None, *, bits: int = PRINT_BITS
 ) -> NDArray[np.uint16]:
-    """Modality LUT then VOI LUT of one grayscale frame, to 12-bit values."""
+    """Modality LUT then VOI LUT of one grayscale frame, to ``bits``-bit values (12 for
+    print; 8 for DICOMweb's rendered images): ``window`` (center, width[, function])
+    when given, else the data set's own window, its VOI LUT, or its data range."""
     values = apply_modality_lut(frame, ds)
     if window is not None:
-        return voi.window(values, window[0], window[1], bits=PRINT_BITS)
+        center, width, *fn = window
+        return voi.window(values, center, width, function=fn[0] if fn else "LINEAR",
+                          bits=bits)
     own = _window_of(ds)
     if own is not None:
         center, width, fn = own
         try:
-            return voi.window(values, center, width, function=fn, bits=PRINT_BITS)
+            return voi.window(values, center, width, function=fn, bits=bits)
         except ValueError:
             pass  # an unusable stored window falls back to the VOI LUT or the data range
     if "VOILUTSequence" in ds:
         item = ds.VOILUTSequence[0]
         out_bits = int(item.LUTDescriptor[2])
-        return voi.rescale_bits(apply_voi(values, ds), out_bits, PRINT_BITS)
-    return voi.full_range(values, bits=PRINT_BITS)
+        return voi.rescale_bits(apply_voi(values, ds), out_bits, bits)
+    return voi.full_range(values, bits=bits)
 
 
 def _color_to_rgb8(frame: NDArray, ds: pydicom.Dataset) -> NDArray[np.uint8]:

@@ -14,6 +14,8 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from printscp.archive.archive import IMPLICIT
+from printscp.archive.archive import NATIVE as ARCHIVE_NATIVE
 from printscp.http.errors import ApiError
 
 #: PS3.18 8.7 media types.
@@ -28,9 +30,9 @@ PDF = "application/pdf"
 #: Explicit VR Little Endian: the default Transfer Syntax of application/dicom and of
 #: uncompressed bulk data (PS3.18 Table 8.7.3-2).
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-#: Transfer Syntaxes whose pixel data are native (not encapsulated).
-NATIVE = frozenset({IMPLICIT_LE, EXPLICIT_LE, "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
+IMPLICIT_LE = IMPLICIT
+#: Transfer Syntaxes whose pixel data are native (not encapsulated): the archive's table.
+NATIVE = frozenset(ARCHIVE_NATIVE)
 
 #: The media type of one frame of each encapsulated Transfer Syntax (PS3.18 Table 8.7.3-4).
 FRAME_MEDIA_TYPES = {

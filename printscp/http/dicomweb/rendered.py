@@ -1,11 +1,11 @@
 """Rendered resources (PS3.18 9.5 / 10.4.1.1.5): an instance or one of its frames as a
 consumer-format image, and a printed film as its PDF.
 
-Images: modality values (Rescale Slope/Intercept) through the VOI window, the one the
-request gives (``window=center,width[,function]``, PS3.18 8.3.5.1.4) or else the data
-set's first Window Center/Width, or its first VOI LUT (:func:`lut.apply.apply_lut`), or
-else the frame's full range, to 8-bit grey
-(:func:`lut.voi.window`, the same code ``printscp film`` uses), MONOCHROME1 inverted;
+Images: modality values (the Modality LUT) through the VOI window, the one the request
+gives (``window=center,width[,function]``, PS3.18 8.3.5.1.4) or else the data set's
+first Window Center/Width, or its first VOI LUT, or else the frame's full range, to
+8-bit grey by the print path's own code
+(:func:`printscp.printing.images.grayscale_to_print`), MONOCHROME1 inverted;
 colour images as they are.  ``viewport=vw,vh`` scales the image to fit that box, keeping
 its aspect ratio; ``quality`` (1-100) is the JPEG quality.  Media types: ``image/jpeg``
 (the default, PS3.18 Table 9.5.1-1 for single frames) and ``image/png``.
@@ -23,7 +23,6 @@ import io
 import re
 import shutil
 import subprocess
-from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -31,8 +30,7 @@ from fastapi.responses import Response, StreamingResponse
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from lut.apply import apply_lut
-from lut.voi import VOI_FUNCTIONS, full_range, rescale_bits, window
+from lut.voi import VOI_FUNCTIONS
 from printscp.archive.documents import ENCAPSULATED_PDF
 from printscp.http.dicomweb import multipart as mp
 from printscp.http.dicomweb.wado import (
@@ -43,6 +41,7 @@ from printscp.http.dicomweb.wado import (
     read_instance,
 )
 from printscp.http.errors import ApiError
+from printscp.printing.images import grayscale_to_print
 
 router = APIRouter()
 
@@ -99,62 +98,14 @@ class Rendering:
                 raise ApiError(400, "quality must be 1..100", "query.quality")
 
 
-def _first(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str | int | float):  # multi-valued: the first window
-        value = value[0] if len(value) else None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 def grey_levels(ds: Dataset, frame: np.ndarray, rendering: Rendering) -> np.ndarray:
-    """8-bit display values of a monochrome ``frame`` (stored values)."""
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    values = frame.astype(np.float64) * slope + intercept
-    if rendering.window is not None:
-        center, width, function = rendering.window
-        out = window(values, center, width, function=function, bits=8)
-    else:
-        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
-        function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-        table = voi_lut(ds)
-        if center is not None and width is not None and width >= 1 \
-                and function in VOI_FUNCTIONS:
-            out = window(values, center, width, function=function, bits=8)
-        elif table is not None:
-            first, bits, data = table
-            index = np.clip(np.rint(values) - first, 0, len(data) - 1).astype(np.uint32)
-            out = rescale_bits(apply_lut(data, index), bits, bits=8)
-        else:
-            out = full_range(values, bits=8)
-    grey = out.astype(np.uint8)
+    """8-bit display values of a monochrome ``frame`` (stored values): the print path's
+    Modality LUT and VOI (:func:`printscp.printing.images.grayscale_to_print`), so a
+    rendered image and a printed one window the same way."""
+    grey = grayscale_to_print(frame, ds, rendering.window, bits=8).astype(np.uint8)
     if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
         grey = np.uint8(255) - grey
     return grey
-
-
-def voi_lut(ds: Dataset) -> tuple[int, int, np.ndarray] | None:
-    """(first mapped value, bits, table) of the data set's first VOI LUT (PS3.3
-    C.11.2.1.1), or None when it has none usable."""
-    try:
-        item = ds.VOILUTSequence[0]
-        entries, first, bits = (int(v) for v in item.LUTDescriptor)
-        raw = item.LUTData
-    except (AttributeError, IndexError, TypeError, ValueError, KeyError):
-        return None
-    entries = entries or 65536
-    if isinstance(raw, bytes):
-        data = np.frombuffer(raw, "<u2" if bits > 8 or len(raw) >= 2 * entries else "u1")
-    else:
-        data = np.asarray(raw if isinstance(raw, list | tuple) else [raw], dtype=np.uint16)
-    if len(data) < entries or not 8 <= bits <= 16:
-        return None
-    first = first - 65536 if first > 32767 and ds.get("PixelRepresentation", 0) else first
-    return first, bits, np.ascontiguousarray(data[:entries], dtype=np.uint16)
 
 
 def render_frame(ds: Dataset, number: int, rendering: Rendering) -> Image.Image:

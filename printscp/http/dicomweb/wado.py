@@ -36,6 +36,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.tag import BaseTag
 
+from printscp.archive.archive import BIG_ENDIAN
 from printscp.archive.index import InstanceRecord, Level
 from printscp.core import audit
 from printscp.core.audit import AuditEvent, EventActionCode, Outcome, RoleIDCode
@@ -52,7 +53,6 @@ CHUNK = 1 << 20
 BULK_THRESHOLD = 1024
 BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 PIXEL_DATA = BaseTag(0x7FE00010)
-BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 
 # -- finding instances -------------------------------------------------------------

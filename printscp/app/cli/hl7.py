@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from printscp.app.cli.dispatch import dispatch
-from printscp.app.cli.options import add_data_dir_options, data_dir_of
+from printscp.app.cli.options import add_data_dir_options, data_dir_of, parse_day
 
 #: Outcomes ``hl7 log --status`` filters on, and the log's status each means
 #: (:class:`printscp.hl7.log.Status`: the ACK code, or the row's state).
@@ -27,15 +27,6 @@ STATUSES = {"applied": "AA", "error": "AE", "rejected": "AR", "duplicate": "DUPL
             "received": "RECEIVED", "undone": "UNDONE"}
 #: Acknowledgement codes that mean "applied" (original and enhanced mode).
 ACCEPTED = ("AA", "CA")
-
-
-def _day(text: str) -> date:
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD or YYYYMMDD, got {text!r}")
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -48,7 +39,8 @@ def _host_port(text: str) -> tuple[str, int]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``printscp hl7 log|replay|send`` (called by :mod:`printscp.app.cli.main`)."""
+    """Register ``printscp hl7 log|replay|unmerge|send`` (called by
+    :mod:`printscp.app.cli.main`)."""
     p = sub.add_parser("hl7", help="HL7 v2 orders received over MLLP; send messages",
                        description="The HL7 v2 messages printscp serve received on its "
                        "[hl7] MLLP port (orders, patient updates) with their outcome; apply "
@@ -59,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           description="One line per received message: id, time, sender, "
                           "type, control id, outcome (applied, rejected, error) and why.")
     add_data_dir_options(log)
-    log.add_argument("--since", type=_day, metavar="DATE",
+    log.add_argument("--since", type=parse_day, metavar="DATE",
                      help="messages received on or after DATE (YYYY-MM-DD)")
     log.add_argument("--status", choices=tuple(STATUSES), help="only messages with this "
                      "outcome: applied (AA), error (AE), rejected (AR), duplicate (a resent "

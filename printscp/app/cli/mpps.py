@@ -11,28 +11,18 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
 
 from printscp.app.cli.dispatch import dispatch
-from printscp.app.cli.options import add_data_dir_options, data_dir_of
+from printscp.app.cli.options import add_data_dir_options, data_dir_of, parse_day
 from printscp.mpps.report import format_list, format_usage, list_steps, usage
 from printscp.mpps.steps import STATUSES, MppsStore
 
 
-def _day(text: str) -> date:
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD or YYYYMMDD, got {text!r}")
-
-
 def _common(p: argparse.ArgumentParser) -> None:
     add_data_dir_options(p)
-    p.add_argument("--from", dest="since", type=_day, metavar="DATE",
+    p.add_argument("--from", dest="since", type=parse_day, metavar="DATE",
                    help="steps started on or after DATE (YYYY-MM-DD)")
-    p.add_argument("--to", dest="until", type=_day, metavar="DATE",
+    p.add_argument("--to", dest="until", type=parse_day, metavar="DATE",
                    help="steps started on or before DATE (YYYY-MM-DD)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

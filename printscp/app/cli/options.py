@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date, datetime
 from pathlib import Path
 
 from printscp.printing.enums import (
@@ -36,6 +37,16 @@ def data_dir_of(args: argparse.Namespace) -> Path:
 
         return load_config(args.config).data_path
     return Path(DEFAULT_DATA_DIR)
+
+
+def parse_day(text: str) -> date:
+    """A day on the command line: ``YYYY-MM-DD`` or ``YYYYMMDD`` (``mpps``, ``hl7 log``)."""
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD or YYYYMMDD, got {text!r}")
 
 
 def parse_window(text: str) -> tuple[float, float]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.analysis import DIAGNOSTIC_LIMIT, OTHER_LIMIT, TG18_INTERVALS
+from printscp.app.cli.options import parse_nonnegative, parse_od
 from printscp.printing.enums import FilmOrientation, FilmSize
 
 LIMITS = {"diagnostic": DIAGNOSTIC_LIMIT, "other": OTHER_LIMIT}
@@ -21,26 +22,6 @@ LIMITS = {"diagnostic": DIAGNOSTIC_LIMIT, "other": OTHER_LIMIT}
 PATTERN_NAMES = {"qc": "TG18-QC", "unl10": "TG18-UNL10", "unl80": "TG18-UNL80",
                  "ct": "TG18-CT", "ad": "TG18-AD", "mp": "TG18-MP", "pqc": "TG270-pQC"}
 PATTERN_CHOICES = ["ln", *PATTERN_NAMES, "tg18", "all"]
-
-
-def _od(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected an optical density such as 0.2") from None
-    if not 0 <= value <= 10:
-        raise argparse.ArgumentTypeError("density out of range 0..10 OD")
-    return value
-
-
-def _nonneg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,19 +40,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="CSV (ddl,luminance or ddl,density), JSON, or DCMTK .lut file")
     a.add_argument("--kind", choices=["display", "printer"],
                    help="device kind (default: from the file)")
-    a.add_argument("--ambient", type=_nonneg, metavar="L",
+    a.add_argument("--ambient", type=parse_nonnegative, metavar="L",
                    help="ambient luminance Lamb (display) or reflected ambient light La "
                    "(printer), cd/m²; overrides the file")
-    a.add_argument("--illumination", type=_nonneg, metavar="L0",
+    a.add_argument("--illumination", type=parse_nonnegative, metavar="L0",
                    help="printer: light box luminance, cd/m² (default file, else 2000)")
     a.add_argument("--includes-ambient", action="store_true",
                    help="display luminances already include the ambient light")
     a.add_argument("--max-ddl", type=int, metavar="N",
                    help="largest driving level of the device (default 255, 1023... above "
                    "the highest measured level)")
-    a.add_argument("--min-density", type=_od, metavar="OD",
+    a.add_argument("--min-density", type=parse_od, metavar="OD",
                    help="printer: the film's Min Density the printer must reach")
-    a.add_argument("--max-density", type=_od, metavar="OD",
+    a.add_argument("--max-density", type=parse_od, metavar="OD",
                    help="printer: the film's Max Density the printer must reach")
     a.add_argument("--limit", choices=sorted(LIMITS), default="diagnostic",
                    help="contrast error limit of the verdict: diagnostic ±10%% (default), "

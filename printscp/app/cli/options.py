@@ -49,6 +49,28 @@ def parse_day(text: str) -> date:
     raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD or YYYYMMDD, got {text!r}")
 
 
+def parse_od(text: str) -> float:
+    """An optical density on the command line, in OD (0-10): ``calibrate``, ``qa``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an optical density such as 0.2") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError("density out of range 0..10 OD")
+    return value
+
+
+def parse_nonnegative(text: str) -> float:
+    """A number >= 0 (a luminance in cd/m²)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
 def parse_window(text: str) -> tuple[float, float]:
     """``--window CENTER,WIDTH``."""
     try:

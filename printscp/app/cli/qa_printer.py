@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from printscp.app.cli.options import parse_nonnegative, parse_od
 from printscp.app.cli.qa_common import UsageError, common_options
 
 if TYPE_CHECKING:
@@ -89,13 +90,13 @@ def add_printer_commands(qsub: argparse._SubParsersAction) -> None:
     t.add_argument("--intervals", type=int, default=None, metavar="N",
                    help="judge the contrast response over N intervals (default 8; TG18's "
                    "17 asks more than 0.01 OD readings can give at the light end)")
-    t.add_argument("--illumination", type=float, metavar="L0",
+    t.add_argument("--illumination", type=parse_nonnegative, metavar="L0",
                    help="light box luminance cd/m² (default: the printer's film box default)")
-    t.add_argument("--ambient", type=float, metavar="La",
+    t.add_argument("--ambient", type=parse_nonnegative, metavar="La",
                    help="reflected ambient light cd/m² (default: the printer's)")
-    t.add_argument("--min-density", type=float, metavar="OD",
+    t.add_argument("--min-density", type=parse_od, metavar="OD",
                    help="Min Density of the films (default: the printer's)")
-    t.add_argument("--max-density", type=float, metavar="OD",
+    t.add_argument("--max-density", type=parse_od, metavar="OD",
                    help="Max Density of the films (default: the printer's)")
     t.add_argument("--operator", default=os.environ.get("USER") or "unknown",
                    help="who ran the test (default $USER)")

@@ -34,7 +34,13 @@ from pydicom.tag import BaseTag
 from printscp.archive import part10
 from printscp.archive.files import ArchiveFiles, PendingWrite, sha256_of, valid_uid
 from printscp.archive.index import Index, InstanceRecord, StoreResult
-from printscp.core.limits import DataSetLimits, mib, pixel_bytes, sequence_depth
+from printscp.core.limits import (
+    UNDEFINED,
+    DataSetLimits,
+    mib,
+    pixel_bytes,
+    sequence_depth,
+)
 from printscp.core.status import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
@@ -52,7 +58,6 @@ NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
 #: Values longer than this are left unread when a data set is decoded.
 DEFER_SIZE = 64 << 10
 
-_UNDEFINED_LENGTH = 0xFFFFFFFF
 _SOP_CLASS, _SOP_INSTANCE = BaseTag(0x00080016), BaseTag(0x00080018)
 _STUDY, _SERIES = BaseTag(0x0020000D), BaseTag(0x0020000E)
 _PIXEL_DATA = BaseTag(0x7FE00010)
@@ -335,7 +340,7 @@ def element_overrun(ds: Dataset) -> str | None:
         return None
     tag = next(reversed(ds._dict))
     elem = ds._dict[tag]
-    if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
+    if not isinstance(elem, RawDataElement) or elem.length == UNDEFINED:
         return None
     if elem.value is not None:
         have = len(elem.value)
@@ -357,7 +362,7 @@ def pixel_data_length(ds: Dataset) -> int:
         if elem.value is not None:
             return len(elem.value)
         buffer = getattr(ds, "buffer", None)
-        if elem.length != _UNDEFINED_LENGTH and buffer is not None:
+        if elem.length != UNDEFINED and buffer is not None:
             size = buffer.seek(0, io.SEEK_END)  # the stream read: inflated if deflated
             return max(0, min(elem.length, size - elem.value_tell))
     return len(ds.PixelData)

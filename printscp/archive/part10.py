@@ -36,12 +36,13 @@ from pydicom.tag import BaseTag, SequenceDelimiterTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_string
 
+from printscp.core.limits import ITEM_END, UNDEFINED
+
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 #: Transfer syntaxes pydicom reads otherwise than as explicit VR little endian, apart
 #: from implicit VR little endian (which this module reads too).
 _OTHER_READING = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}) | {
     str(uid) for uid in pydicom.uid.PrivateTransferSyntaxes}
-_UNDEFINED = 0xFFFFFFFF
 _CHARSET = 0x00080005
 _EXPLICIT_HEADER = struct.Struct("<HH2sH")
 _IMPLICIT_HEADER = struct.Struct("<HHL")
@@ -138,10 +139,10 @@ def _elements(encoded: bytes, pos: int, implicit: bool, defer_size: int, *,
         if meta and group != 2:
             return elements, pos
         tag = group << 16 | number
-        if tag == 0xFFFEE00D:
+        if tag == ITEM_END:
             raise _Fallback  # an item delimiter at the top level: pydicom stops there
         value_tell = pos + header
-        if length == _UNDEFINED:
+        if length == UNDEFINED:
             if meta or buffer is None:
                 raise _Fallback
             elements[BaseTag(tag)], pos = _undefined(buffer, tag, vr, implicit, value_tell,
@@ -177,11 +178,11 @@ def _undefined(buffer: io.BytesIO, tag: int, vr: str | None, implicit: bool,
         raise _Fallback
     buffer.seek(value_tell)
     if vr == "SQ":
-        seq = read_sequence(buffer, implicit, True, _UNDEFINED, encoding)
+        seq = read_sequence(buffer, implicit, True, UNDEFINED, encoding)
         return DataElement(BaseTag(tag), vr, seq, value_tell, is_undefined_length=True), \
             buffer.tell()
     value = read_undefined_length_value(buffer, True, SequenceDelimiterTag, defer_size)
-    return RawDataElement(BaseTag(tag), vr, _UNDEFINED, value, value_tell, implicit, True), \
+    return RawDataElement(BaseTag(tag), vr, UNDEFINED, value, value_tell, implicit, True), \
         buffer.tell()
 
 

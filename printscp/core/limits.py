@@ -19,8 +19,10 @@ import struct
 from dataclasses import dataclass
 
 #: (FFFE,E000) Item, (FFFE,E00D) Item Delimitation, (FFFE,E0DD) Sequence Delimitation.
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_UNDEFINED = 0xFFFFFFFF
+#: Item, Item Delimitation and Sequence Delimitation tags (PS3.5 7.5), and the
+#: undefined length: shared by every decoder of raw data sets here.
+ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+UNDEFINED = 0xFFFFFFFF
 #: Explicit VRs whose length is 4 bytes after 2 reserved ones (PS3.5 7.1.2), as encoded.
 LONG_LENGTH_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
                        b"UN", b"UR", b"UT", b"UV"))
@@ -96,22 +98,22 @@ def _walk(data: bytes, pos: int, implicit_vr: bool, little_endian: bool, limit: 
             tag = group << 16 | element
             if kind != _DATA_SET:  # items of a sequence, or fragments
                 pos += 8
-                if tag == _SEQUENCE_END and end is None:
+                if tag == SEQUENCE_END and end is None:
                     stack.pop()
                     depth -= kind == _SEQUENCE
-                elif tag != _ITEM:
+                elif tag != ITEM:
                     raise ValueError("not an item")
                 elif kind == _SEQUENCE:
-                    item_end = None if length == _UNDEFINED else pos + length
+                    item_end = None if length == UNDEFINED else pos + length
                     if item_end is not None and item_end > stop:
                         raise ValueError("item overruns its sequence")
                     stack.append((_DATA_SET, item_end, implicit, little))
-                elif length == _UNDEFINED:
+                elif length == UNDEFINED:
                     raise ValueError("fragment of undefined length")
                 else:
                     pos += length
                 continue
-            if tag == _ITEM_END and end is None:
+            if tag == ITEM_END and end is None:
                 pos += 8
                 stack.pop()
                 continue
@@ -128,7 +130,7 @@ def _walk(data: bytes, pos: int, implicit_vr: bool, little_endian: bool, limit: 
                 else:
                     length = struct.unpack_from(e + "H", data, pos + 6)[0]
             pos += 8
-            if length == _UNDEFINED:
+            if length == UNDEFINED:
                 if vr in (b"", b"SQ", b"UN"):
                     # A UN of undefined length is an Implicit VR Little Endian sequence
                     # (PS3.5 6.2.2); in implicit VR, undefined length is a sequence.
@@ -172,7 +174,7 @@ def _plain_elements(data: bytes, pos: int, stop: int, implicit: bool) -> int:
         unpack = _IMPLICIT.unpack_from
         while pos + 8 <= stop:
             group, _, length = unpack(data, pos)
-            if length == _UNDEFINED or group == 0xFFFE or (
+            if length == UNDEFINED or group == 0xFFFE or (
                     length >= 8 and data.startswith(_ITEM_BYTES[True], pos + 8)):
                 return pos
             pos += 8 + length
@@ -186,7 +188,7 @@ def _plain_elements(data: bytes, pos: int, stop: int, implicit: bool) -> int:
             if pos + 12 > stop:
                 return pos
             length = long_length(data, pos + 8)[0]
-            if length == _UNDEFINED:
+            if length == UNDEFINED:
                 return pos
             pos += 12 + length
         else:

@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
-from printscp.core.limits import LONG_LENGTH_VRS
+from printscp.core.limits import ITEM, ITEM_END, LONG_LENGTH_VRS, SEQUENCE_END, UNDEFINED
 
 #: The image sequences of the Basic Grayscale and Basic Color Image Box.
 IMAGE_SEQUENCES = frozenset({0x20200110, 0x20200111})
@@ -34,10 +34,6 @@ US_TAGS = frozenset({0x20200010, 0x00280002, 0x00280006, 0x00280010, 0x00280011,
 CS_TAGS = frozenset({0x20200020, 0x20100060, 0x20100080, 0x20200040, 0x00280004})
 PIXEL_DATA = 0x7FE00010
 
-_ITEM = 0xFFFEE000
-_ITEM_END = 0xFFFEE00D
-_SEQUENCE_END = 0xFFFEE0DD
-_UNDEFINED = 0xFFFFFFFF
 _HEADER = struct.Struct("<HHL")  # implicit VR: group, element, length
 _EXPLICIT = struct.Struct("<HH2sH")  # explicit VR, short form: group, element, VR, length
 _US = struct.Struct("<H")
@@ -83,9 +79,9 @@ def _elements(view: memoryview, pos: int, stop: int | None, implicit: bool, *,
     limit = len(view) if stop is None else stop
     while pos < limit:
         tag, vr, length, value = _header(view, pos, implicit)
-        if stop is None and tag == _ITEM_END:
+        if stop is None and tag == ITEM_END:
             return ds, value
-        if tag <= previous or (length == _UNDEFINED and tag not in IMAGE_SEQUENCES):
+        if tag <= previous or (length == UNDEFINED and tag not in IMAGE_SEQUENCES):
             raise _Unknown
         previous = tag
         if top and tag in IMAGE_SEQUENCES:
@@ -130,17 +126,17 @@ def _elements(view: memoryview, pos: int, stop: int | None, implicit: bool, *,
 def _sequence(view: memoryview, pos: int, length: int, implicit: bool
               ) -> tuple[Sequence, int]:
     """Exactly one item (several: pydicom reads them, the handler refuses them)."""
-    stop = None if length == _UNDEFINED else pos + length
+    stop = None if length == UNDEFINED else pos + length
     tag, _, item_length, value = _header(view, pos, True)
-    if tag != _ITEM:
+    if tag != ITEM:
         raise _Unknown
-    if item_length == _UNDEFINED:
+    if item_length == UNDEFINED:
         item, pos = _elements(view, value, None, implicit, top=False)
     else:
         item, pos = _elements(view, value, value + item_length, implicit, top=False)
     if stop is None:
         tag, _, end_length, after = _header(view, pos, True)
-        if tag != _SEQUENCE_END or end_length != 0:
+        if tag != SEQUENCE_END or end_length != 0:
             raise _Unknown
         pos = after
     elif pos != stop:

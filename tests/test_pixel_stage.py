@@ -195,3 +195,35 @@ def test_a_stage_discarded_inside_a_deferring_block_leaves_nothing(tmp_path):
         stage.add(np.zeros((8, 8), np.uint16), "box1")
         stage.discard()
     assert not stages(tmp_path)
+
+
+def test_a_stage_that_breaks_while_n_action_waits_for_it_writes_from_memory(node, monkeypatch):
+    """The last image's write fails on the stage's thread only after the N-ACTION has
+    chosen the stage (CI hit this by chance): the job is written from the pixels in
+    memory, as when the stage broke earlier, and the N-ACTION succeeds."""
+    import time as _time
+
+    real = staging.os.pwritev
+    calls = []
+
+    def second_fails_late(fd, buffers, offset):
+        calls.append(offset)
+        if len(calls) == 2:
+            _time.sleep(0.5)  # the N-ACTION arrives meanwhile
+            raise OSError(5, "Input/output error")
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(staging.os, "pwritev", second_fails_late)
+    wedge = step_wedge(bits=12)
+    with PrintSCU(node.port) as scu:
+        scu.film_session()
+        fb_uid, boxes, _ = scu.film_box("STANDARD\\1,2", FilmSizeID="8INX10IN")
+        for position, uid in enumerate(boxes, start=1):
+            assert scu.image(uid, position, wedge, bits=12)[0].Status == 0
+        assert scu.action(uids.BASIC_FILM_BOX, fb_uid)[0].Status == status.SUCCESS
+        assert not stages(node.spool.spool_dir)
+    assert len(calls) == 2
+    [job] = printed_jobs(node)
+    assert job["status"] == "DONE"
+    assert [b["pixels"] for b in job["films"][0]["image_boxes"]] == [
+        "film1-box1", "film1-box2"]

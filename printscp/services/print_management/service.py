@@ -209,8 +209,20 @@ class PrintService:
                 if events_context is not None:
                     self._watchers[job.job_id] = (assoc, events_context)
                 try:
-                    self.spool.submit(job, arrays, stage=stage,
-                                      staged=list(staged.values()) if staged else ())
+                    try:
+                        self.spool.submit(job, arrays, stage=stage,
+                                          staged=list(staged.values()) if staged else ())
+                    except OSError:
+                        if not _broke_before_commit(stage):
+                            raise
+                        # A write on the stage's thread failed after the images were
+                        # answered: nothing of the job is on disk yet, and its pixels are
+                        # in memory, so they are written now, as without a stage.
+                        entries[0].drop_stage()
+                        stage, staged, arrays = None, None, {}
+                        job.films = [film_box_record(e.film_box, arrays, f"film{i}")
+                                     for i, e in enumerate(entries, start=1)]
+                        self.spool.submit(job, arrays)
                 except BaseException:
                     self._watchers.pop(job.job_id, None)
                     if stage is not None and not stage.usable:
@@ -223,7 +235,7 @@ class PrintService:
             raise StatusError(status.PRINT_QUEUE_FULL, f"print queue is full ({exc})") from None
         except OSError as exc:
             raise StatusError(status.RESOURCE_LIMITATION,
-                             f"cannot spool the job: {exc.strerror}") from None
+                             f"cannot spool the job: {exc.strerror or exc}"[:64]) from None
         for e in entries:
             e.printed = True
             e.drop_stage()  # used by this job (now its spool folder), or of no more use
@@ -232,3 +244,9 @@ class PrintService:
         return job
 
 
+def _broke_before_commit(stage: Any) -> bool:
+    """Whether ``stage`` failed before committing anything (a pixel write on its
+    thread), so that the job may still be written from memory; a failure while it was
+    being committed is the spool's (0x0213), as for any job."""
+    return stage is not None and not stage.usable and \
+        not str(stage.broken or "").startswith("cannot commit")
